@@ -1,0 +1,61 @@
+// Exactly what the native addon (build/Release/cbloss.node) exports. lib/native.ts loads it in one
+// place and is the only module that calls it; everything here trusts lib/ to have validated the
+// arguments (the addon re-checks sizes so that a wrong call throws instead of touching memory).
+
+export interface NativeCpuInfo {
+  /** Threads a CPU call may use. */
+  threads: number;
+  /** Logical processors the OS reports. */
+  hardwareThreads: number;
+  /** Vector instruction level of the CPU kernels: 'scalar', 'avx2', 'avx512'. */
+  simd: string;
+}
+
+export interface NativeCudaStatus {
+  /** The addon was built with nvcc. */
+  compiled: boolean;
+  /** A driver and at least one device answered. */
+  available: boolean;
+  /** Why CUDA is not available ('' when it is). */
+  reason: string;
+  runtimeVersion: number;
+  driverVersion: number;
+  deviceCount: number;
+}
+
+export interface NativeBackendInfo {
+  cpu: NativeCpuInfo;
+  cuda: NativeCudaStatus;
+}
+
+export interface NativeDevice {
+  index: number;
+  name: string;
+  totalMemory: number;
+  computeCapability: string;
+  multiprocessors: number;
+}
+
+export interface NativeBinding {
+  /**
+   * `config` holds the scalars: [loss kind, rows, classes, divisor, balance, alpha, gamma,
+   * labelSmoothing, ignoreIndex, gradOutput scalar] (the enums of native/core/problem.h).
+   * Evaluates one loss (and its gradient when `gradOut` is given) on the CPU. Returns the reduced
+   * loss, or the sum of the per-element losses for reduction 'none' (written to `lossOut`).
+   */
+  run(
+    config: Float64Array,
+    logits: Float32Array,
+    labels: Int32Array | null,
+    targets: Float32Array | null,
+    classWeight: Float64Array | null,
+    posWeight: Float64Array | null,
+    alpha: Float64Array | null,
+    balanceWeight: Float64Array | null,
+    gradOutput: Float32Array | null,
+    lossOut: Float32Array | null,
+    gradOut: Float32Array | null,
+  ): number;
+  backendInfo(): NativeBackendInfo;
+  devices(): NativeDevice[];
+}

@@ -1,0 +1,109 @@
+// Device choice (SPEC §7). 'auto' (the default, or CBLOSS_DEVICE from the environment) runs where the
+// work is fastest; 'cpu', 'cuda' and 'cuda:N' force a device. Asking for CUDA where it is not usable
+// is an Error that says why.
+import { binding } from './native';
+import { invalidType, invalidValue } from './errors';
+
+export type Device = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
+
+/** Where a loss object computes. */
+export type ResolvedDevice = { kind: 'auto' } | { kind: 'cpu' } | { kind: 'cuda'; index: number };
+
+const DEVICE_PATTERN = /^(auto|cpu|cuda)(?::(\d+))?$/;
+const EXPECTED = "'auto', 'cpu', 'cuda' or 'cuda:N'";
+
+export function resolveDevice(optionName: string, value: unknown): ResolvedDevice {
+  let name = optionName;
+  let requested = value;
+  if (requested === undefined) {
+    const env = process.env.CBLOSS_DEVICE;
+    if (env === undefined || env === '') return { kind: 'auto' };
+    name = 'CBLOSS_DEVICE (environment)';
+    requested = env;
+  }
+  if (typeof requested !== 'string') throw invalidType(name, EXPECTED, requested);
+  const match = DEVICE_PATTERN.exec(requested);
+  if (!match || (match[2] !== undefined && match[1] !== 'cuda')) throw invalidValue(name, EXPECTED, requested);
+  if (match[1] === 'auto') return { kind: 'auto' };
+  if (match[1] === 'cpu') return { kind: 'cpu' };
+  const index = match[2] === undefined ? 0 : Number(match[2]);
+  const cuda = binding.backendInfo().cuda;
+  if (!cuda.available) {
+    throw new Error(`cbloss: device '${requested}' was requested but CUDA is not usable: ${cuda.reason}`);
+  }
+  if (index >= cuda.deviceCount) {
+    throw invalidValue(name, `a CUDA device index below ${cuda.deviceCount}`, requested);
+  }
+  throw new Error(
+    `cbloss: device '${requested}' was requested; CUDA device ${index} is present, but this version of ` +
+      'cbloss has no CUDA kernels yet: use the CPU',
+  );
+}
+
+export interface BackendInfo {
+  /** The package version. */
+  version: string;
+  /** Backends compiled into the addon. */
+  compiled: { cpu: true; cuda: boolean };
+  /** Backends usable now. */
+  available: { cpu: true; cuda: boolean };
+  /** The device `'auto'` resolves to on this machine for large work. */
+  defaultDevice: 'cpu' | 'cuda';
+  /** CBLOSS_DEVICE from the environment, if set. */
+  deviceOverride: string | null;
+  cpu: { threads: number; hardwareThreads: number; simd: string };
+  cuda: {
+    compiled: boolean;
+    available: boolean;
+    /** Why CUDA is not usable ('' when it is). */
+    reason: string;
+    runtimeVersion: number;
+    driverVersion: number;
+    deviceCount: number;
+  };
+}
+
+export interface DeviceInfo {
+  /** 'cpu' or 'cuda:N' */
+  device: string;
+  name: string;
+  /** Bytes of device memory (GPUs) */
+  totalMemory?: number;
+  /** 'major.minor' (GPUs) */
+  computeCapability?: string;
+  multiprocessors?: number;
+  threads?: number;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const VERSION: string = (require('../package.json') as { version: string }).version;
+
+/** What was compiled in, what is usable now and why not, the CPU threads and SIMD level. */
+export function backendInfo(): BackendInfo {
+  const info = binding.backendInfo();
+  return {
+    version: VERSION,
+    compiled: { cpu: true, cuda: info.cuda.compiled },
+    available: { cpu: true, cuda: false },
+    defaultDevice: 'cpu',
+    deviceOverride: process.env.CBLOSS_DEVICE || null,
+    cpu: { ...info.cpu },
+    cuda: { ...info.cuda },
+  };
+}
+
+/** Usable devices: the CPU, then each CUDA device the driver reports. */
+export function devices(): DeviceInfo[] {
+  const info = binding.backendInfo();
+  const list: DeviceInfo[] = [{ device: 'cpu', name: 'CPU', threads: info.cpu.threads }];
+  for (const d of binding.devices()) {
+    list.push({
+      device: `cuda:${d.index}`,
+      name: d.name,
+      totalMemory: d.totalMemory,
+      computeCapability: d.computeCapability,
+      multiprocessors: d.multiprocessors,
+    });
+  }
+  return list;
+}

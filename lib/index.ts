@@ -1,0 +1,22 @@
+// cbloss: class-balanced, focal, cross-entropy and BCE losses with fused gradients.
+export { CrossEntropyLoss, type CrossEntropyLossOptions } from './losses/cross-entropy';
+export { BCEWithLogitsLoss, type BCEWithLogitsLossOptions } from './losses/bce';
+export { FocalLoss, type FocalLossOptions } from './losses/focal';
+export { SigmoidFocalLoss, type SigmoidFocalLossOptions } from './losses/sigmoid-focal';
+export {
+  ClassBalancedLoss,
+  type ClassBalancedLossOptions,
+  type ClassBalancedReduction,
+} from './losses/class-balanced';
+export { classBalancedWeights } from './weights';
+export {
+  Loss,
+  type Reduction,
+  type LossInput,
+  type LossTarget,
+  type LossValue,
+  type ForwardBackwardOptions,
+  type ForwardBackwardResult,
+} from './loss';
+export { backendInfo, devices, type BackendInfo, type DeviceInfo, type Device } from './device';
+export type { TensorLike } from './inputs';

@@ -1,0 +1,148 @@
+// Normalizing inputs and targets: logits to a Float32Array, class indices to a validated Int32Array,
+// element targets to a Float32Array. Nothing here copies a Float32Array or an Int32Array that can be
+// used as it is.
+import { invalidElement, invalidElementType, invalidType } from './errors';
+
+/** A tf.js tensor, or anything shaped like one: `shape`, `dtype`, `dataSync()`. */
+export interface TensorLike {
+  readonly shape: readonly number[];
+  readonly dtype: string;
+  dataSync(): ArrayLike<number>;
+}
+
+export function isTensorLike(value: unknown): value is TensorLike {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    Array.isArray((value as TensorLike).shape) &&
+    typeof (value as TensorLike).dtype === 'string' &&
+    typeof (value as TensorLike).dataSync === 'function'
+  );
+}
+
+export interface Logits {
+  data: Float32Array;
+  /** The caller's array (for overlap checks), or null when the data came from a tensor. */
+  source: ArrayBufferView | null;
+  /** C from a tensor of rank ≥ 2 (its last dimension). */
+  classesFromShape?: number;
+}
+
+/** input: Float32Array (as is), Float64Array (rounded to float32), or a float tensor. */
+export function toLogits(input: unknown): Logits {
+  if (input instanceof Float32Array) return { data: input, source: input };
+  if (input instanceof Float64Array) return { data: Float32Array.from(input), source: input };
+  if (isTensorLike(input)) {
+    if (input.dtype !== 'float32') throw invalidType('input', 'a float32 tensor', `${input.dtype} tensor`);
+    const raw = input.dataSync();
+    const data = raw instanceof Float32Array ? raw : Float32Array.from(raw);
+    const shape = input.shape;
+    const result: Logits = { data, source: null };
+    if (shape.length >= 2) result.classesFromShape = shape[shape.length - 1];
+    return result;
+  }
+  throw invalidType('input', 'a Float32Array or Float64Array of logits', input);
+}
+
+const INTEGER_ARRAYS = [
+  Int32Array,
+  Uint8Array,
+  Uint8ClampedArray,
+  Uint16Array,
+  Int16Array,
+  Int8Array,
+  Uint32Array,
+  BigInt64Array,
+  BigUint64Array,
+] as const;
+
+type IntegerArray =
+  | Int32Array
+  | Uint8Array
+  | Uint8ClampedArray
+  | Uint16Array
+  | Int16Array
+  | Int8Array
+  | Uint32Array
+  | BigInt64Array
+  | BigUint64Array;
+
+/** A target in one of its accepted forms. */
+export type Target =
+  | { kind: 'integer'; values: IntegerArray | readonly unknown[]; source: ArrayBufferView | null }
+  | { kind: 'float'; values: Float32Array | Float64Array; source: ArrayBufferView | null };
+
+export function readTarget(target: unknown): Target {
+  if (target instanceof Float32Array || target instanceof Float64Array) {
+    return { kind: 'float', values: target, source: target };
+  }
+  if (INTEGER_ARRAYS.some((ctor) => target instanceof ctor)) {
+    const values = target as IntegerArray;
+    return { kind: 'integer', values, source: values };
+  }
+  if (Array.isArray(target)) return { kind: 'integer', values: target, source: null };
+  if (isTensorLike(target)) {
+    const raw = target.dataSync();
+    if (target.dtype === 'int32' || target.dtype === 'bool') {
+      return { kind: 'integer', values: raw instanceof Int32Array ? raw : Int32Array.from(raw), source: null };
+    }
+    if (target.dtype === 'float32') {
+      return { kind: 'float', values: raw instanceof Float32Array ? raw : Float32Array.from(raw), source: null };
+    }
+    throw invalidType('target', 'an int32 or float32 tensor', `${target.dtype} tensor`);
+  }
+  throw invalidType(
+    'target',
+    'class indices (an integer typed array or number[]) or element targets (Float32Array or Float64Array)',
+    target,
+  );
+}
+
+function elementNumber(values: IntegerArray | readonly unknown[], i: number): number {
+  const v: unknown = values[i];
+  if (typeof v === 'bigint') {
+    // Outside the int32 range no class index can be valid; keep the value for the message.
+    return v >= -2147483648n && v <= 2147483647n ? Number(v) : Number.POSITIVE_INFINITY;
+  }
+  if (typeof v !== 'number' || !Number.isInteger(v)) {
+    throw invalidElementType('target', i, v, 'not an integer class index');
+  }
+  return v;
+}
+
+/**
+ * Class indices as an Int32Array, each in [0, classes) or equal to `ignoreIndex` (when given).
+ * An Int32Array is validated and returned as it is.
+ */
+export function toLabels(target: Target & { kind: 'integer' }, classes: number, ignoreIndex?: number): Int32Array {
+  const values = target.values;
+  const n = values.length;
+  const reuse = values instanceof Int32Array;
+  const labels = reuse ? values : new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const y = reuse ? values[i] : elementNumber(values, i);
+    if ((y < 0 || y >= classes) && y !== ignoreIndex) {
+      const shown = typeof values[i] === 'bigint' ? String(values[i]) : y;
+      throw invalidElement('target', i, shown, `out of range [0, ${classes})`);
+    }
+    if (!reuse) labels[i] = y;
+  }
+  return labels;
+}
+
+/** Integer element targets (0/1 per logit) as a Float32Array. */
+export function binaryTargetsFromIntegers(target: Target & { kind: 'integer' }): Float32Array {
+  const values = target.values;
+  const out = new Float32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = elementNumber(values, i);
+    if (v !== 0 && v !== 1) throw invalidElement('target', i, v, 'not 0 or 1');
+    out[i] = v;
+  }
+  return out;
+}
+
+/** Float element targets as a Float32Array (a Float64Array is rounded). */
+export function toFloatTargets(target: Target & { kind: 'float' }): Float32Array {
+  return target.values instanceof Float32Array ? target.values : Float32Array.from(target.values);
+}

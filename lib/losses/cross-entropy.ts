@@ -1,0 +1,85 @@
+// PyTorch nn.CrossEntropyLoss: class weights, ignoreIndex, label smoothing, index or probability
+// targets (SPEC §3.1).
+import { invalidLength, invalidType } from '../errors';
+import { toFloatTargets, toLabels } from '../inputs';
+import { Loss, PREPARE, TRAITS, prepareArguments, type BaseLossTraits, type PreparedCall, type Reduction } from '../loss';
+import { OptionReader } from '../options';
+import { LossKind, Divisor, basePlan } from '../plan';
+import { checkClassVector, checkElementTargetLength, shapeForElements, shapeForLabels } from '../shape';
+import { COMMON_OPTIONS, REDUCTIONS, divisorFor, readDevice, readNumClasses, type CommonOptions } from './common';
+
+export interface CrossEntropyLossOptions<R extends Reduction = Reduction> extends CommonOptions<R> {
+  /** Per-class weights (length C). */
+  weight?: ArrayLike<number>;
+  /** Rows whose class index equals this get no loss and no gradient. Default -100. */
+  ignoreIndex?: number;
+  ignore_index?: number;
+  /** ε in [0, 1]: the target mixes (1 − ε)·onehot with ε/C uniform. Default 0. */
+  labelSmoothing?: number;
+  label_smoothing?: number;
+}
+
+const OPTIONS = [...COMMON_OPTIONS, ['weight'], ['ignoreIndex', 'ignore_index'], ['labelSmoothing', 'label_smoothing']] as const;
+
+export class CrossEntropyLoss<R extends Reduction = 'mean'> extends Loss<R> {
+  readonly weight: Float64Array | undefined;
+  readonly ignoreIndex: number;
+  readonly labelSmoothing: number;
+  readonly numClasses: number | undefined;
+
+  constructor(options?: CrossEntropyLossOptions<R>) {
+    const reader = new OptionReader('CrossEntropyLoss', options, OPTIONS);
+    super(reader.choice('reduction', 'mean', REDUCTIONS) as R, readDevice(reader));
+    this.numClasses = readNumClasses(reader, 1);
+    this.weight = reader.vector('weight');
+    this.ignoreIndex = reader.number('ignoreIndex', -100, {
+      integer: true,
+      min: -2147483648,
+      max: 2147483647,
+      expected: 'a 32-bit integer',
+    });
+    this.labelSmoothing = reader.number('labelSmoothing', 0, { min: 0, max: 1, expected: 'a number in [0, 1]' });
+    if (this.numClasses !== undefined) checkClassVector(reader.nameOf('weight'), this.weight, this.numClasses);
+  }
+
+  [TRAITS](): BaseLossTraits {
+    return { numClasses: this.numClasses, vectorLength: this.weight?.length, vectorName: 'weight' };
+  }
+
+  [PREPARE](input: unknown, target: unknown, numClasses?: number): PreparedCall {
+    const args = prepareArguments(input, target);
+    const M = args.logits.data.length;
+    const known = numClasses ?? this.numClasses ?? this.weight?.length ?? args.logits.classesFromShape;
+    const t = args.target;
+
+    let plan;
+    if (t.kind === 'integer') {
+      const shape = shapeForLabels(M, known, t.values.length);
+      plan = basePlan(LossKind.CrossEntropy, args.logits.data, shape.rows, shape.classes);
+      plan.labels = toLabels(t, shape.classes, this.ignoreIndex);
+    } else {
+      if (known === undefined) {
+        throw invalidType(
+          'numClasses',
+          'a number of classes (numClasses or weight) with probability targets',
+          undefined,
+        );
+      }
+      const shape = shapeForElements(M, known);
+      if (t.values.length === shape.rows && shape.classes > 1) {
+        throw invalidType('target', `class indices as an integer array (length ${shape.rows}), or probabilities of length ${M}`, t.values);
+      }
+      checkElementTargetLength(M, t.values.length);
+      plan = basePlan(LossKind.CrossEntropy, args.logits.data, shape.rows, shape.classes);
+      plan.targets = toFloatTargets(t);
+    }
+    if (this.weight && this.weight.length !== plan.classes) {
+      throw invalidLength('weight', `${plan.classes} (one per class)`, this.weight.length);
+    }
+    plan.classWeight = this.weight ?? null;
+    plan.ignoreIndex = this.ignoreIndex;
+    plan.labelSmoothing = this.labelSmoothing;
+    plan.divisor = divisorFor(this.reduction, Divisor.LabelWeight);
+    return { plan, ...args };
+  }
+}

@@ -1,0 +1,65 @@
+// Loads the native addon — the one place that does — and turns a LossPlan into its call.
+import * as path from 'node:path';
+
+import type { NativeBinding } from '../binding';
+import type { LossPlan } from './plan';
+
+const CONFIG_SIZE = 10;
+
+function loadBinding(): NativeBinding {
+  const root = path.join(__dirname, '..');
+  const candidates = [
+    path.join(root, 'build', 'Release', 'cbloss.node'),
+    path.join(root, 'build', 'Debug', 'cbloss.node'),
+  ];
+  const failures: string[] = [];
+  for (const file of candidates) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      return require(file) as NativeBinding;
+    } catch (err) {
+      failures.push(`  ${file}: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw new Error(
+    'cbloss: the native addon could not be loaded. Tried:\n' +
+      failures.join('\n') +
+      '\nBuild it with `npm run build:native` (needs CMake and a C++17 compiler), ' +
+      'or reinstall the package.',
+  );
+}
+
+export const binding: NativeBinding = loadBinding();
+
+/** Runs a plan on the CPU; writes `gradOut`/`lossOut` when given. */
+export function runPlan(
+  plan: LossPlan,
+  gradOutput: number | Float32Array,
+  lossOut: Float32Array | null,
+  gradOut: Float32Array | null,
+): number {
+  const config = new Float64Array(CONFIG_SIZE);
+  config[0] = plan.kind;
+  config[1] = plan.rows;
+  config[2] = plan.classes;
+  config[3] = plan.divisor;
+  config[4] = plan.balance;
+  config[5] = plan.alphaScalar;
+  config[6] = plan.gamma;
+  config[7] = plan.labelSmoothing;
+  config[8] = plan.ignoreIndex;
+  config[9] = typeof gradOutput === 'number' ? gradOutput : 1;
+  return binding.run(
+    config,
+    plan.logits,
+    plan.labels,
+    plan.targets,
+    plan.classWeight,
+    plan.posWeight,
+    plan.alpha,
+    plan.balanceWeight,
+    typeof gradOutput === 'number' ? null : gradOutput,
+    lossOut,
+    gradOut,
+  );
+}

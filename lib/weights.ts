@@ -1,0 +1,39 @@
+// Class-balanced weights of Cui et al. (CVPR 2019), in float64 (SPEC §3.5).
+import { invalidElement, invalidElementType, invalidType } from './errors';
+import { checkNumber, isNumericArrayLike } from './options';
+
+/**
+ * w_c = (1 − β) / (1 − β^{n_c}) — the inverse of the effective number of samples — normalized so that
+ * the weights sum to C. β = 0 gives all ones; β = 1 is the limit, inverse frequency w_c ∝ 1/n_c.
+ */
+export function classBalancedWeights(samplesPerCls: ArrayLike<number>, beta: number): Float64Array {
+  return computeClassBalancedWeights('samplesPerCls', samplesPerCls, 'beta', beta);
+}
+
+export function computeClassBalancedWeights(
+  countsName: string,
+  counts: unknown,
+  betaName: string,
+  beta: unknown,
+): Float64Array {
+  if (!isNumericArrayLike(counts)) throw invalidType(countsName, 'an array of sample counts', counts);
+  const b = checkNumber(betaName, beta, { min: 0, max: 1, expected: 'a number in [0, 1]' });
+  const C = counts.length;
+  const weights = new Float64Array(C);
+  // 1 − β^n = −expm1(n·log β): exact for β near 1, where 1 − β^n loses digits.
+  const logBeta = Math.log(b);
+  let sum = 0;
+  for (let c = 0; c < C; c++) {
+    const n: unknown = counts[c];
+    if (typeof n !== 'number') throw invalidElementType(countsName, c, n, 'not a number');
+    if (!Number.isFinite(n) || n <= 0) throw invalidElement(countsName, c, n, 'not a finite number > 0');
+    let w: number;
+    if (b === 1) w = 1 / n;
+    else if (b === 0) w = 1;
+    else w = (1 - b) / -Math.expm1(n * logBeta);
+    weights[c] = w;
+    sum += w;
+  }
+  for (let c = 0; c < C; c++) weights[c] = (weights[c] / sum) * C;
+  return weights;
+}

@@ -1,0 +1,169 @@
+// The N-API binding: turns JavaScript arguments into a cbloss::Problem and calls a backend. All
+// argument checking that users see happens in lib/ (one error format); the checks here only make
+// sure that no call, however wrong, can read or write outside the buffers it was given.
+#include <napi.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <thread>
+
+#include "../core/backend.h"
+#include "../core/problem.h"
+
+namespace {
+
+using cbloss::Problem;
+
+// Positions in the config Float64Array (mirrored in lib/native.ts).
+enum ConfigSlot {
+  kLoss = 0,
+  kRows,
+  kClasses,
+  kDivisor,
+  kBalance,
+  kAlphaScalar,
+  kGamma,
+  kLabelSmoothing,
+  kIgnoreIndex,
+  kGradOutputScalar,
+  kConfigSize
+};
+
+[[noreturn]] void fail(Napi::Env env, const std::string& message) {
+  throw Napi::TypeError::New(env, "cbloss native: " + message);
+}
+
+template <class T, napi_typedarray_type Kind>
+T* typed_data(Napi::Env env, const Napi::Value& v, const char* name, size_t expected_length,
+              bool optional) {
+  if (optional && (v.IsNull() || v.IsUndefined())) return nullptr;
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != Kind) {
+    fail(env, std::string(name) + " has the wrong array type");
+  }
+  auto arr = v.As<Napi::TypedArrayOf<T>>();
+  if (arr.ElementLength() != expected_length) {
+    fail(env, std::string(name) + " has length " + std::to_string(arr.ElementLength()) +
+                  ", expected " + std::to_string(expected_length));
+  }
+  return arr.Data();
+}
+
+int64_t whole_number(Napi::Env env, double v, const char* name, double lo, double hi) {
+  if (!(v >= lo && v <= hi) || std::floor(v) != v) fail(env, std::string(name) + " is out of range");
+  return static_cast<int64_t>(v);
+}
+
+// run(config, logits, labels, targets, classWeight, posWeight, alpha, balanceWeight, gradOutput,
+//     lossOut, gradOut) -> reduced loss (sum of the elements for reduction 'none')
+Napi::Value Run(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 11) fail(env, "run expects 11 arguments");
+  const double* cfg = typed_data<double, napi_float64_array>(env, info[0], "config", kConfigSize, false);
+
+  Problem p;
+  p.loss = static_cast<cbloss::LossKind>(whole_number(env, cfg[kLoss], "loss", 0, 4));
+  p.rows = whole_number(env, cfg[kRows], "rows", 0, 9.0e15);
+  p.classes = whole_number(env, cfg[kClasses], "classes", 1, 9.0e15);
+  p.divisor = static_cast<cbloss::Divisor>(whole_number(env, cfg[kDivisor], "divisor", 0, 5));
+  p.balance = static_cast<cbloss::Balance>(whole_number(env, cfg[kBalance], "balance", 0, 2));
+  p.alpha_scalar = cfg[kAlphaScalar];
+  p.gamma = cfg[kGamma];
+  p.label_smoothing = cfg[kLabelSmoothing];
+  p.ignore_index = static_cast<int32_t>(
+      whole_number(env, cfg[kIgnoreIndex], "ignoreIndex", -2147483648.0, 2147483647.0));
+  p.grad_output_scalar = cfg[kGradOutputScalar];
+
+  const size_t n = static_cast<size_t>(p.rows);
+  const size_t c = static_cast<size_t>(p.classes);
+  if (c != 0 && n > SIZE_MAX / c) fail(env, "rows * classes overflows");
+  const size_t elements = n * c;
+  const size_t outputs = static_cast<size_t>(cbloss::output_elements(p));
+  const bool binary = p.loss == cbloss::LossKind::FocalBinary;
+
+  p.logits = typed_data<float, napi_float32_array>(env, info[1], "logits", elements, false);
+  p.labels = typed_data<int32_t, napi_int32_array>(env, info[2], "labels", n, true);
+  p.targets = typed_data<float, napi_float32_array>(env, info[3], "targets", elements, true);
+  p.class_weight = typed_data<double, napi_float64_array>(env, info[4], "classWeight", c, true);
+  p.pos_weight = typed_data<double, napi_float64_array>(env, info[5], "posWeight", c, true);
+  p.alpha = typed_data<double, napi_float64_array>(env, info[6], "alpha", binary ? 2 : c, true);
+  p.balance_weight =
+      typed_data<double, napi_float64_array>(env, info[7], "balanceWeight", binary ? 2 : c, true);
+  p.grad_output = typed_data<float, napi_float32_array>(env, info[8], "gradOutput", outputs, true);
+  p.loss_out = typed_data<float, napi_float32_array>(env, info[9], "lossOut", outputs, true);
+  p.grad_out = typed_data<float, napi_float32_array>(env, info[10], "gradOut", elements, true);
+
+  if ((p.labels == nullptr) == (p.targets == nullptr)) fail(env, "exactly one of labels and targets");
+  if (binary && (p.labels || c != 1)) fail(env, "the binary focal loss takes element targets");
+  if (cbloss::is_row_loss(p.loss) && p.loss != cbloss::LossKind::CrossEntropy && !p.labels) {
+    fail(env, "the softmax focal loss takes class indices");
+  }
+  if (p.balance != cbloss::Balance::Off && !p.balance_weight) fail(env, "balanceWeight missing");
+  if (p.divisor != cbloss::Divisor::None && (p.loss_out || p.grad_output)) {
+    fail(env, "lossOut and gradOutput arrays are for reduction 'none'");
+  }
+  if (p.labels) {
+    for (size_t i = 0; i < n; ++i) {
+      const int32_t y = p.labels[i];
+      const bool ignored = p.loss == cbloss::LossKind::CrossEntropy && y == p.ignore_index;
+      if (!ignored && (y < 0 || static_cast<size_t>(y) >= c)) {
+        throw Napi::RangeError::New(env, "cbloss native: label " + std::to_string(y) +
+                                             " at row " + std::to_string(i) + " is out of range");
+      }
+    }
+  }
+  return Napi::Number::New(env, cbloss::run_cpu(p));
+}
+
+Napi::Object CudaStatusObject(Napi::Env env, const cbloss::CudaStatus& s) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("compiled", s.compiled);
+  o.Set("available", s.available);
+  o.Set("reason", s.reason);
+  o.Set("runtimeVersion", s.runtime_version);
+  o.Set("driverVersion", s.driver_version);
+  o.Set("deviceCount", static_cast<double>(s.devices.size()));
+  return o;
+}
+
+// backendInfo() -> { cpu: { threads, simd }, cuda: { compiled, available, reason, ... } }
+Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object cpu = Napi::Object::New(env);
+  cpu.Set("threads", 1);
+  cpu.Set("hardwareThreads", std::thread::hardware_concurrency());
+  cpu.Set("simd", "scalar");
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("cpu", cpu);
+  o.Set("cuda", CudaStatusObject(env, cbloss::cuda_status()));
+  return o;
+}
+
+// devices() -> the CUDA devices the driver reports (empty without CUDA)
+Napi::Value Devices(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const cbloss::CudaStatus& s = cbloss::cuda_status();
+  Napi::Array arr = Napi::Array::New(env, s.devices.size());
+  for (size_t i = 0; i < s.devices.size(); ++i) {
+    const cbloss::CudaDevice& d = s.devices[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("index", d.index);
+    o.Set("name", d.name);
+    o.Set("totalMemory", static_cast<double>(d.total_memory));
+    o.Set("computeCapability", std::to_string(d.major) + "." + std::to_string(d.minor));
+    o.Set("multiprocessors", d.multiprocessors);
+    arr.Set(static_cast<uint32_t>(i), o);
+  }
+  return arr;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("run", Napi::Function::New(env, Run, "run"));
+  exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
+  exports.Set("devices", Napi::Function::New(env, Devices, "devices"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(cbloss, Init)

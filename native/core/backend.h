@@ -1,0 +1,39 @@
+// The interface every compute backend implements. Kept free of Node and CUDA headers so that the
+// binding and the tests of the core see one plain C++ API.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "problem.h"
+
+namespace cbloss {
+
+// Evaluates `p` on the CPU. Returns the reduced loss (NaN where the divisor is 0); with
+// Divisor::None the per-element losses go to p.loss_out and the return value is their sum.
+// Writes p.grad_out when it is not null. The caller has validated the problem: sizes agree,
+// labels are in [0, C) or equal ignore_index.
+double run_cpu(const Problem& p);
+
+struct CudaDevice {
+  int index = 0;
+  std::string name;
+  size_t total_memory = 0;
+  int major = 0;
+  int minor = 0;
+  int multiprocessors = 0;
+};
+
+struct CudaStatus {
+  bool compiled = false;   // the addon was built with nvcc
+  bool available = false;  // a driver and at least one device answered
+  int runtime_version = 0;
+  int driver_version = 0;
+  std::string reason;  // why not available (empty when available)
+  std::vector<CudaDevice> devices;
+};
+
+// Probes the CUDA driver once (cached): safe to call on machines without a driver or GPU.
+const CudaStatus& cuda_status();
+
+}  // namespace cbloss

@@ -1,0 +1,77 @@
+// The backend-neutral description of one loss evaluation: plain pointers and sizes, no Node types.
+// The N-API binding fills a Problem from JavaScript arguments that lib/ has already validated; a
+// backend (CPU now, CUDA later) evaluates it: loss and gradient in one pass over the logits.
+#pragma once
+
+#include <cstdint>
+
+namespace cbloss {
+
+enum class LossKind : int32_t {
+  CrossEntropy = 0,   // softmax over each row of C logits
+  BCEWithLogits = 1,  // element-wise sigmoid
+  FocalSoftmax = 2,   // Python cbloss FocalLoss, multi-class form
+  FocalBinary = 3,    // Python cbloss FocalLoss, binary form (element-wise)
+  SigmoidFocal = 4,   // torchvision sigmoid_focal_loss (element-wise)
+};
+
+// What the summed loss is divided by ('none' keeps one value per output element).
+enum class Divisor : int32_t {
+  None = 0,           // reduction 'none'
+  One = 1,            // 'sum'
+  Elements = 2,       // 'mean' over the output's elements
+  Rows = 3,           // 'batchmean': sum / N
+  LabelWeight = 4,    // CrossEntropy 'mean': sum of weight[y] over rows not ignored (N for probabilities)
+  BalanceWeight = 5,  // 'weightedmean': sum of the class-balanced row weights
+};
+
+// How class-balanced weights (Cui et al.) multiply the base loss.
+enum class Balance : int32_t {
+  Off = 0,
+  Row = 1,     // output element of row n times w_n = sum_c w_c * t_nc (w[y_n] for index targets)
+  Column = 2,  // element (n, c) of an element-wise loss times w_c
+};
+
+inline bool is_row_loss(LossKind k) {
+  return k == LossKind::CrossEntropy || k == LossKind::FocalSoftmax;
+}
+
+struct Problem {
+  LossKind loss = LossKind::CrossEntropy;
+  int64_t rows = 0;     // N
+  int64_t classes = 1;  // C: logits per row (1 for the binary focal loss)
+
+  const float* logits = nullptr;   // rows * classes
+  const int32_t* labels = nullptr; // rows class indices (or ignore_index), or null
+  const float* targets = nullptr;  // rows * classes probabilities / 0-1 targets, or null
+
+  // Loss options. Vectors are null when absent.
+  const double* class_weight = nullptr;  // C: CrossEntropy / BCE `weight`
+  const double* pos_weight = nullptr;    // C: BCE `posWeight`
+  const double* alpha = nullptr;         // FocalSoftmax: C values; FocalBinary: 2 values
+  double alpha_scalar = 1.0;             // focal alpha; SigmoidFocal: < 0 disables alpha_t
+  double gamma = 0.0;
+  double label_smoothing = 0.0;
+  int32_t ignore_index = -100;  // CrossEntropy only
+
+  // Class-balanced weighting: C normalized weights (2 for FocalBinary), or null.
+  const double* balance_weight = nullptr;
+  Balance balance = Balance::Off;
+
+  Divisor divisor = Divisor::Elements;
+
+  // Upstream gradient: one value per output element (Divisor::None), else the scalar.
+  const float* grad_output = nullptr;
+  double grad_output_scalar = 1.0;
+
+  float* loss_out = nullptr;  // Divisor::None: one value per output element; else unused
+  float* grad_out = nullptr;  // rows * classes, or null for a forward pass; may equal logits
+};
+
+// Number of output elements of the unreduced loss: one per row for softmax losses, one per logit
+// for element-wise losses.
+inline int64_t output_elements(const Problem& p) {
+  return is_row_loss(p.loss) ? p.rows : p.rows * p.classes;
+}
+
+}  // namespace cbloss

@@ -1,0 +1,263 @@
+// CPU backend: evaluates a Problem in one pass per row. Each row (softmax losses) or element
+// (element-wise losses) reads its logits, computes its loss, and writes its gradient; reductions
+// are accumulated in double over fixed chunks of rows, so the result does not depend on how the
+// chunks are later spread over threads.
+//
+// Softmax losses share one structure. With m = max_c z_c, e_c = exp(z_c - m), S = sum_c e_c and
+// s_c = e_c / S, every gradient is linear in s:
+//   CrossEntropy (index, smoothing eps, weight w):  q_c = (1-eps) w_y [c=y] + (eps/C) w_c,
+//       loss = sum_c q_c (LSE - z_c) = (1-eps) w_y (m - z_y + log S) + (eps/C)(sum_c w_c (m - z_c) + W log S)
+//       grad = Q s - q,  Q = sum_c q_c = (1-eps) w_y + (eps/C) W
+//   CrossEntropy (probabilities t):  t'_c = (1-eps) t_c + eps/C,  T = sum_c w_c t'_c,
+//       loss = sum_c w_c t'_c (m - z_c) + T log S,  grad = T s - w (.) t'
+//   FocalSoftmax:  ce = m - z_y + log S,  loss = alpha_y focal(ce),  grad = alpha_y focal'(ce) (s - onehot)
+// Writing (m - z_c) + log S instead of LSE - z_c keeps every term non-negative: no cancellation for
+// large logits. Pass 1 stores e_c in the gradient row (the row is then in cache), pass 2 turns it into
+// the gradient; neither pass reads z after writing it, so the gradient may overwrite the logits.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "../core/backend.h"
+#include "../core/math.h"
+
+namespace cbloss {
+namespace {
+
+// Rows per reduction chunk: a function of the shape only, so partial sums (and their order) are the
+// same whatever the number of threads.
+int64_t chunk_rows(const Problem& p) {
+  const int64_t target_elements = 16384;
+  return std::max<int64_t>(1, target_elements / std::max<int64_t>(1, p.classes));
+}
+
+// Class-balanced weight of row n (of element n for the binary focal loss).
+double balance_row_weight(const Problem& p, int64_t n) {
+  const double* w = p.balance_weight;
+  if (p.loss == LossKind::FocalBinary) {
+    const double t = p.targets[n];
+    return w[0] * (1.0 - t) + w[1] * t;
+  }
+  if (p.labels) {
+    const int32_t y = p.labels[n];
+    if (p.loss == LossKind::CrossEntropy && y == p.ignore_index) return 0.0;
+    return w[y];
+  }
+  const float* t = p.targets + n * p.classes;
+  double sum = 0.0;
+  for (int64_t c = 0; c < p.classes; ++c) sum += w[c] * static_cast<double>(t[c]);
+  return sum;
+}
+
+// The divisor of the reduction, computed from the targets alone (before any gradient is written,
+// since every gradient element is scaled by 1 / divisor).
+double reduction_divisor(const Problem& p) {
+  switch (p.divisor) {
+    case Divisor::None:
+    case Divisor::One:
+      return 1.0;
+    case Divisor::Elements:
+      return static_cast<double>(output_elements(p));
+    case Divisor::Rows:
+      return static_cast<double>(p.rows);
+    case Divisor::LabelWeight: {
+      if (!p.labels) return static_cast<double>(p.rows);
+      double sum = 0.0;
+      for (int64_t n = 0; n < p.rows; ++n) {
+        const int32_t y = p.labels[n];
+        if (y == p.ignore_index) continue;
+        sum += p.class_weight ? p.class_weight[y] : 1.0;
+      }
+      return sum;
+    }
+    case Divisor::BalanceWeight: {
+      double sum = 0.0;
+      for (int64_t n = 0; n < p.rows; ++n) sum += balance_row_weight(p, n);
+      return sum;
+    }
+  }
+  return 1.0;
+}
+
+struct Scaling {
+  double reduced_scale;  // gradient factor for every element when the loss is reduced
+  bool per_element;      // Divisor::None with a grad_output array
+};
+
+// Upstream gradient of output element i.
+inline double grad_scale(const Problem& p, const Scaling& s, int64_t i) {
+  return s.per_element ? static_cast<double>(p.grad_output[i]) : s.reduced_scale;
+}
+
+// One softmax row: returns its (unweighted) loss; writes k * d loss / d z to g when g is not null.
+double softmax_row(const Problem& p, int64_t n, double class_weight_sum, double k, float* g) {
+  const int64_t C = p.classes;
+  const float* z = p.logits + n * C;
+  const double eps = p.label_smoothing;
+  const double* w = p.class_weight;
+  const int32_t y = p.labels ? p.labels[n] : -1;
+  const float* t = p.targets ? p.targets + n * C : nullptr;
+
+  if (p.labels && p.loss == LossKind::CrossEntropy && y == p.ignore_index) {
+    if (g) std::fill(g, g + C, 0.0f);
+    return 0.0;
+  }
+
+  float m = z[0];
+  for (int64_t c = 1; c < C; ++c) m = z[c] > m ? z[c] : m;  // a NaN anywhere reaches S below
+  const double zy = y >= 0 ? static_cast<double>(z[y]) : 0.0;
+
+  // Pass 1: S, and the linear terms of the loss; e_c parked in the gradient row.
+  double S = 0.0;
+  double linear = 0.0;  // sum_c (weight of class c in the loss) * (m - z_c)
+  double target_mass = 0.0;  // probabilities: T = sum_c w_c t'_c
+  for (int64_t c = 0; c < C; ++c) {
+    const double d = static_cast<double>(m) - static_cast<double>(z[c]);
+    const double e = std::exp(-d);
+    S += e;
+    if (t) {
+      const double tc = (1.0 - eps) * static_cast<double>(t[c]) + eps / static_cast<double>(C);
+      const double wt = (w ? w[c] : 1.0) * tc;
+      target_mass += wt;
+      linear += wt * d;
+    } else if (eps != 0.0) {
+      linear += (w ? w[c] : 1.0) * d;
+    }
+    if (g) g[c] = static_cast<float>(e);
+  }
+  const double log_s = std::log(S);
+  const double inv_s = 1.0 / S;
+
+  if (p.loss == LossKind::FocalSoftmax) {
+    const double ce = (static_cast<double>(m) - zy) + log_s;
+    const double a = p.alpha ? p.alpha[y] : p.alpha_scalar;
+    const math::FocalFactor<double> f = math::focal_factor(ce, p.gamma);
+    if (g) {
+      const double kk = k * a * f.dloss_dce;
+      for (int64_t c = 0; c < C; ++c) {
+        const double s = static_cast<double>(g[c]) * inv_s;
+        g[c] = static_cast<float>(kk * (s - (c == y ? 1.0 : 0.0)));
+      }
+    }
+    return a * f.loss;
+  }
+
+  if (t) {  // CrossEntropy with probability targets
+    if (g) {
+      for (int64_t c = 0; c < C; ++c) {
+        const double tc = (1.0 - eps) * static_cast<double>(t[c]) + eps / static_cast<double>(C);
+        const double s = static_cast<double>(g[c]) * inv_s;
+        g[c] = static_cast<float>(k * (s * target_mass - (w ? w[c] : 1.0) * tc));
+      }
+    }
+    return linear + target_mass * log_s;
+  }
+
+  // CrossEntropy with class indices
+  const double wy = w ? w[y] : 1.0;
+  const double smooth = eps / static_cast<double>(C);
+  const double ce_y = (static_cast<double>(m) - zy) + log_s;
+  const double loss = (1.0 - eps) * wy * ce_y + smooth * (linear + class_weight_sum * log_s);
+  if (g) {
+    const double Q = (1.0 - eps) * wy + smooth * class_weight_sum;
+    for (int64_t c = 0; c < C; ++c) {
+      const double s = static_cast<double>(g[c]) * inv_s;
+      const double q = smooth * (w ? w[c] : 1.0) + (c == y ? (1.0 - eps) * wy : 0.0);
+      g[c] = static_cast<float>(k * (Q * s - q));
+    }
+  }
+  return loss;
+}
+
+// Loss and slope of one element of an element-wise loss (before class-balanced weights).
+inline math::LossAndSlope<double> element_loss(const Problem& p, int64_t c, double x, double t) {
+  switch (p.loss) {
+    case LossKind::BCEWithLogits: {
+      const double pw = p.pos_weight ? p.pos_weight[c] : 1.0;
+      const double w = p.class_weight ? p.class_weight[c] : 1.0;
+      const math::LossAndSlope<double> r = math::bce_pos_weighted(x, t, pw);
+      return {w * r.loss, w * r.slope};
+    }
+    case LossKind::SigmoidFocal: {
+      const double a = p.alpha_scalar;
+      const double at = a < 0.0 ? 1.0 : a * t + (1.0 - a) * (1.0 - t);
+      const math::LossAndSlope<double> r = math::sigmoid_focal(x, t, p.gamma);
+      return {at * r.loss, at * r.slope};
+    }
+    case LossKind::FocalBinary: {
+      const double a = p.alpha ? p.alpha[0] * (1.0 - t) + p.alpha[1] * t : p.alpha_scalar;
+      const math::LossAndSlope<double> r = math::binary_focal(x, t, p.gamma);
+      return {a * r.loss, a * r.slope};
+    }
+    default:
+      return {0.0, 0.0};
+  }
+}
+
+// Rows [begin, end): returns the sum of their (weighted) output elements.
+double run_rows(const Problem& p, const Scaling& scaling, double class_weight_sum, int64_t begin,
+                int64_t end) {
+  const int64_t C = p.classes;
+  double total = 0.0;
+  if (is_row_loss(p.loss)) {
+    for (int64_t n = begin; n < end; ++n) {
+      const double rw = p.balance != Balance::Off ? balance_row_weight(p, n) : 1.0;
+      const double k = grad_scale(p, scaling, n) * rw;
+      float* g = p.grad_out ? p.grad_out + n * C : nullptr;
+      const double loss = rw * softmax_row(p, n, class_weight_sum, k, g);
+      if (p.loss_out) p.loss_out[n] = static_cast<float>(loss);
+      total += loss;
+    }
+    return total;
+  }
+  for (int64_t n = begin; n < end; ++n) {
+    const bool by_row = p.balance == Balance::Row || p.loss == LossKind::FocalBinary;
+    const double rw = p.balance != Balance::Off && by_row ? balance_row_weight(p, n) : 1.0;
+    const int32_t y = p.labels ? p.labels[n] : -1;
+    for (int64_t c = 0; c < C; ++c) {
+      const int64_t i = n * C + c;
+      const double x = static_cast<double>(p.logits[i]);
+      const double t = p.labels ? (c == y ? 1.0 : 0.0) : static_cast<double>(p.targets[i]);
+      const double bw = p.balance == Balance::Column && !by_row ? p.balance_weight[c] : rw;
+      const math::LossAndSlope<double> r = element_loss(p, c, x, t);
+      const double loss = bw * r.loss;
+      if (p.grad_out) p.grad_out[i] = static_cast<float>(grad_scale(p, scaling, i) * bw * r.slope);
+      if (p.loss_out) p.loss_out[i] = static_cast<float>(loss);
+      total += loss;
+    }
+  }
+  return total;
+}
+
+}  // namespace
+
+double run_cpu(const Problem& p) {
+  const double divisor = reduction_divisor(p);
+  Scaling scaling{1.0, false};
+  if (p.divisor == Divisor::None) {
+    scaling.per_element = p.grad_output != nullptr;
+    scaling.reduced_scale = p.grad_output_scalar;
+  } else {
+    // A zero divisor (empty batch, every row ignored) gives a NaN loss and, as in PyTorch, a zero
+    // gradient rather than 0 * inf.
+    scaling.reduced_scale = divisor != 0.0 ? p.grad_output_scalar / divisor : 0.0;
+  }
+  double class_weight_sum = static_cast<double>(p.classes);
+  if (p.class_weight) {
+    class_weight_sum = 0.0;
+    for (int64_t c = 0; c < p.classes; ++c) class_weight_sum += p.class_weight[c];
+  }
+
+  const int64_t step = chunk_rows(p);
+  double total = 0.0;
+  for (int64_t begin = 0; begin < p.rows; begin += step) {
+    const int64_t end = std::min(p.rows, begin + step);
+    total += run_rows(p, scaling, class_weight_sum, begin, end);
+  }
+  if (p.divisor == Divisor::None) return total;
+  if (divisor == 0.0) return std::numeric_limits<double>::quiet_NaN();
+  return total / divisor;
+}
+
+}  // namespace cbloss

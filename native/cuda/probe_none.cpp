@@ -1,0 +1,15 @@
+// Stand-in for probe.cu when the addon is built without nvcc: CUDA is reported as not compiled.
+#include "../core/backend.h"
+
+namespace cbloss {
+
+const CudaStatus& cuda_status() {
+  static const CudaStatus status = [] {
+    CudaStatus s;
+    s.reason = "this build of cbloss was compiled without CUDA (nvcc was not found at build time)";
+    return s;
+  }();
+  return status;
+}
+
+}  // namespace cbloss
