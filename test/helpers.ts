@@ -1,0 +1,105 @@
+// Shared test utilities: a seeded RNG, the SPEC §5 tolerances, and building losses from specs.
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import * as cbloss from '../lib';
+import type { LossSpec } from './reference';
+
+/** mulberry32: small, seeded, good enough for test data. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Standard normal samples (Box–Muller). */
+export function normal(rand: () => number): number {
+  const u = Math.max(rand(), 1e-12);
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
+}
+
+export function randomLogits(rand: () => number, length: number, scale = 2): Float32Array {
+  return Float32Array.from({ length }, () => normal(rand) * scale);
+}
+
+/** SPEC §5: a reduced loss within 1e-5 relative (1e-6 absolute near 0); NaN matches NaN. */
+export function assertLossClose(actual: number, expected: number, what: string): void {
+  if (Number.isNaN(expected)) {
+    assert.ok(Number.isNaN(actual), `${what}: expected NaN, got ${actual}`);
+    return;
+  }
+  const tol = Math.max(1e-5 * Math.abs(expected), 1e-6);
+  assert.ok(Math.abs(actual - expected) <= tol, `${what}: got ${actual}, expected ${expected} (tolerance ${tol})`);
+}
+
+export function assertLossArrayClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < expected.length; i++) assertLossClose(actual[i], expected[i], `${what}[${i}]`);
+}
+
+/** SPEC §5: max|g − g_ref| ≤ 1e-5·max|g_ref| + 1e-7 (NaN where the reference is NaN). */
+export function assertGradClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string, rel = 1e-5): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  let maxRef = 0;
+  for (let i = 0; i < expected.length; i++) if (Number.isFinite(expected[i])) maxRef = Math.max(maxRef, Math.abs(expected[i]));
+  const tol = rel * maxRef + 1e-7;
+  for (let i = 0; i < expected.length; i++) {
+    if (Number.isNaN(expected[i])) {
+      assert.ok(Number.isNaN(actual[i]), `${what}[${i}]: expected NaN, got ${actual[i]}`);
+      continue;
+    }
+    const err = Math.abs(actual[i] - expected[i]);
+    assert.ok(err <= tol, `${what}[${i}]: got ${actual[i]}, expected ${expected[i]} (|err| ${err} > ${tol})`);
+  }
+}
+
+type AnyLoss = cbloss.Loss<string>;
+
+/** new <loss>(options), with a nested { loss, options } lossFunc built first. */
+export function buildLoss(spec: LossSpec): AnyLoss {
+  const options: Record<string, unknown> = { ...spec.options };
+  for (const key of ['lossFunc', 'loss_func']) {
+    if (options[key]) options[key] = buildLoss(options[key] as LossSpec);
+  }
+  const ctors: Record<string, new (o: never) => AnyLoss> = {
+    CrossEntropyLoss: cbloss.CrossEntropyLoss,
+    BCEWithLogitsLoss: cbloss.BCEWithLogitsLoss,
+    FocalLoss: cbloss.FocalLoss,
+    SigmoidFocalLoss: cbloss.SigmoidFocalLoss,
+    ClassBalancedLoss: cbloss.ClassBalancedLoss,
+  };
+  return new ctors[spec.loss](options as never);
+}
+
+export interface VectorCase {
+  name: string;
+  loss: LossSpec['loss'];
+  options: Record<string, unknown>;
+  N: number;
+  C: number;
+  input: number[];
+  target: number[];
+  targetType: 'int32' | 'float32';
+  gradOutput?: number | number[];
+  expected: { loss: number | null | Array<number | null>; grad: Array<number | null>; weights?: number[] };
+}
+
+/** The contract vectors, from ../shared/vectors/public.json beside the repository (or CBLOSS_VECTORS). */
+export function loadPublicVectors(): VectorCase[] {
+  const file = process.env.CBLOSS_VECTORS ?? path.join(__dirname, '..', '..', 'shared', 'vectors', 'public.json');
+  if (!fs.existsSync(file)) {
+    throw new Error(`contract vectors not found at ${file}: set CBLOSS_VECTORS to public.json`);
+  }
+  return (JSON.parse(fs.readFileSync(file, 'utf8')) as { cases: VectorCase[] }).cases;
+}
+
+/** null in the vectors means NaN. */
+export function nullToNaN(v: number | null): number {
+  return v === null ? Number.NaN : v;
+}

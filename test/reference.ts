@@ -1,0 +1,235 @@
+// An independent float64 reference of every loss, written from the SPEC's formulas (and, where the
+// kernels use a rearranged stable form, from the textbook form instead), with no code shared with
+// lib/ or native/. Gradients are checked against central finite differences of these functions.
+
+export type LossName = 'CrossEntropyLoss' | 'BCEWithLogitsLoss' | 'FocalLoss' | 'SigmoidFocalLoss' | 'ClassBalancedLoss';
+
+export interface LossSpec {
+  loss: LossName;
+  options: Record<string, unknown>;
+}
+
+export interface RefCase extends LossSpec {
+  /** Integer targets (class indices or 0/1 elements) or float targets. */
+  target: { kind: 'int'; values: number[] } | { kind: 'float'; values: number[] };
+}
+
+const log1p = Math.log1p;
+const softplus = (x: number): number => Math.max(x, 0) + log1p(Math.exp(-Math.abs(x)));
+const logSigmoid = (x: number): number => -softplus(-x);
+const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
+
+function logSoftmaxRow(z: ArrayLike<number>, off: number, C: number): number[] {
+  let m = -Infinity;
+  for (let c = 0; c < C; c++) m = Math.max(m, z[off + c]);
+  let s = 0;
+  for (let c = 0; c < C; c++) s += Math.exp(z[off + c] - m);
+  const lse = m + Math.log(s);
+  const out = new Array<number>(C);
+  for (let c = 0; c < C; c++) out[c] = z[off + c] - lse;
+  return out;
+}
+
+function num(o: Record<string, unknown>, camel: string, snake: string | undefined, fallback: number): number {
+  const v = o[camel] ?? (snake ? o[snake] : undefined);
+  return v === undefined ? fallback : (v as number);
+}
+function vec(o: Record<string, unknown>, camel: string, snake?: string): number[] | undefined {
+  const v = o[camel] ?? (snake ? o[snake] : undefined);
+  return v === undefined ? undefined : Array.from(v as ArrayLike<number>);
+}
+
+/** The per-output-element losses, and how a 'mean' of this loss divides. */
+interface Unreduced {
+  values: number[];
+  /** Element-wise losses: C columns per row; softmax: 1 value per row. */
+  perRow: number;
+  rows: number;
+  /** CrossEntropy's own 'mean' divisor (Σ valid w_y), else the element count. */
+  meanDivisor: number;
+  /** Targets as dense rows t[n][c] (for class-balanced row weights), binary: [1-t, t]. */
+  targetRows: number[][];
+  ignored: boolean[];
+}
+
+function classesOf(spec: LossSpec, M: number, targetLength: number, isInt: boolean, forced?: number): number {
+  const o = spec.options;
+  const C =
+    forced ??
+    (o.numClasses as number | undefined) ??
+    (o.num_classes as number | undefined) ??
+    (vec(o, 'weight')?.length) ??
+    (vec(o, 'posWeight', 'pos_weight')?.length);
+  if (C !== undefined) return C;
+  if (isInt && targetLength !== M) return M / targetLength;
+  return 1;
+}
+
+function unreduced(spec: LossSpec, z: ArrayLike<number>, tc: RefCase['target'], forcedC?: number): Unreduced {
+  const o = spec.options;
+  const M = z.length;
+  const t = tc.values;
+  const isInt = tc.kind === 'int';
+  if (spec.loss === 'CrossEntropyLoss') {
+    const C = classesOf(spec, M, t.length, isInt, forcedC);
+    const N = M / C;
+    const w = vec(o, 'weight') ?? new Array<number>(C).fill(1);
+    const eps = num(o, 'labelSmoothing', 'label_smoothing', 0);
+    const ignore = num(o, 'ignoreIndex', 'ignore_index', -100);
+    const values: number[] = [];
+    const targetRows: number[][] = [];
+    const ignored: boolean[] = [];
+    let meanDivisor = 0;
+    for (let n = 0; n < N; n++) {
+      const lp = logSoftmaxRow(z, n * C, C);
+      if (isInt) {
+        const y = t[n];
+        const skip = y === ignore;
+        ignored.push(skip);
+        targetRows.push(Array.from({ length: C }, (_, c) => (c === y ? 1 : 0)));
+        if (skip) {
+          values.push(0);
+          continue;
+        }
+        meanDivisor += w[y];
+        let smooth = 0;
+        for (let c = 0; c < C; c++) smooth -= w[c] * lp[c];
+        values.push(-(1 - eps) * w[y] * lp[y] + (eps / C) * smooth);
+      } else {
+        ignored.push(false);
+        const row = t.slice(n * C, n * C + C);
+        targetRows.push(row);
+        let l = 0;
+        for (let c = 0; c < C; c++) l -= w[c] * ((1 - eps) * row[c] + eps / C) * lp[c];
+        values.push(l);
+        meanDivisor += 1;
+      }
+    }
+    return { values, perRow: 1, rows: N, meanDivisor, targetRows, ignored };
+  }
+
+  if (spec.loss === 'FocalLoss') {
+    const C = (o.numClasses ?? o.num_classes) as number;
+    const gamma = num(o, 'gamma', undefined, 2);
+    const alphaOpt = o.alpha;
+    const binary = C === 2 && (!isInt || t.length === M);
+    if (binary) {
+      const values: number[] = [];
+      const targetRows: number[][] = [];
+      for (let i = 0; i < M; i++) {
+        const ti = t[i];
+        const ce = -(ti * logSigmoid(z[i]) + (1 - ti) * logSigmoid(-z[i]));
+        const a = Array.isArray(alphaOpt) || ArrayBuffer.isView(alphaOpt)
+          ? (alphaOpt as number[])[0] * (1 - ti) + (alphaOpt as number[])[1] * ti
+          : ((alphaOpt as number | undefined) ?? 1);
+        values.push(a * Math.pow(1 - Math.exp(-ce), gamma) * ce);
+        targetRows.push([1 - ti, ti]);
+      }
+      return { values, perRow: 1, rows: M, meanDivisor: M, targetRows, ignored: values.map(() => false) };
+    }
+    const N = M / C;
+    const values: number[] = [];
+    const targetRows: number[][] = [];
+    for (let n = 0; n < N; n++) {
+      const y = t[n];
+      const ce = -logSoftmaxRow(z, n * C, C)[y];
+      const a = typeof alphaOpt === 'number' ? alphaOpt : alphaOpt === undefined ? 1 : (alphaOpt as number[])[y];
+      values.push(a * Math.pow(1 - Math.exp(-ce), gamma) * ce);
+      targetRows.push(Array.from({ length: C }, (_, c) => (c === y ? 1 : 0)));
+    }
+    return { values, perRow: 1, rows: N, meanDivisor: N, targetRows, ignored: values.map(() => false) };
+  }
+
+  // Element-wise: BCEWithLogitsLoss, SigmoidFocalLoss
+  const C = classesOf(spec, M, t.length, isInt, forcedC);
+  const N = M / C;
+  const dense: number[] = isInt && t.length !== M
+    ? Array.from({ length: M }, (_, i) => (t[Math.floor(i / C)] === i % C ? 1 : 0))
+    : t.slice();
+  const values: number[] = [];
+  for (let i = 0; i < M; i++) {
+    const x = z[i];
+    const ti = dense[i];
+    const c = i % C;
+    if (spec.loss === 'BCEWithLogitsLoss') {
+      const w = vec(o, 'weight')?.[c] ?? 1;
+      const pw = vec(o, 'posWeight', 'pos_weight')?.[c] ?? 1;
+      values.push(-w * (pw * ti * logSigmoid(x) + (1 - ti) * logSigmoid(-x)));
+    } else {
+      const alpha = num(o, 'alpha', undefined, 0.25);
+      const gamma = num(o, 'gamma', undefined, 2);
+      const p = sigmoid(x);
+      const ce = -(ti * logSigmoid(x) + (1 - ti) * logSigmoid(-x));
+      const pt = p * ti + (1 - p) * (1 - ti);
+      const at = alpha >= 0 ? alpha * ti + (1 - alpha) * (1 - ti) : 1;
+      values.push(at * Math.pow(1 - pt, gamma) * ce);
+    }
+  }
+  const targetRows = Array.from({ length: N }, (_, n) => dense.slice(n * C, n * C + C));
+  return { values, perRow: C, rows: N, meanDivisor: M, targetRows, ignored: new Array<boolean>(N).fill(false) };
+}
+
+/** Class-balanced weights, the textbook way: (1-β)/(1-β^n), normalized to sum C. */
+export function referenceWeights(counts: number[], beta: number): number[] {
+  const raw = counts.map((n) => (beta === 1 ? 1 / n : (1 - beta) / (1 - Math.pow(beta, n))));
+  const sum = raw.reduce((a, b) => a + b, 0);
+  return raw.map((w) => (w / sum) * counts.length);
+}
+
+/** The loss: a number, or one value per output element for reduction 'none'. */
+export function referenceLoss(c: RefCase, z: ArrayLike<number>): number | number[] {
+  const o = c.options;
+  if (c.loss !== 'ClassBalancedLoss') {
+    const u = unreduced(c, z, c.target);
+    const reduction = (o.reduction as string | undefined) ?? (c.loss === 'SigmoidFocalLoss' ? 'none' : 'mean');
+    const sum = u.values.reduce((a, b) => a + b, 0);
+    if (reduction === 'none') return u.values;
+    if (reduction === 'sum') return sum;
+    return sum / u.meanDivisor;
+  }
+  const base = (o.lossFunc ?? o.loss_func) as LossSpec;
+  const C = (o.numClasses ?? o.num_classes) as number;
+  const w = referenceWeights(Array.from((o.samplesPerCls ?? o.samples_per_cls) as ArrayLike<number>), o.beta as number);
+  const u = unreduced(base, z, c.target, C);
+  const rowWeights = u.targetRows.map((row, n) => (u.ignored[n] ? 0 : row.reduce((a, t, k) => a + w[k] * t, 0)));
+  const byClass = o.weighting === 'class' && u.perRow > 1;
+  const weighted = u.values.map((v, i) => {
+    const n = Math.floor(i / u.perRow);
+    return v * (byClass ? w[i % u.perRow] : rowWeights[n]);
+  });
+  const sum = weighted.reduce((a, b) => a + b, 0);
+  switch ((o.reduction as string | undefined) ?? 'mean') {
+    case 'none':
+      return weighted;
+    case 'sum':
+      return sum;
+    case 'batchmean':
+      return sum / u.rows;
+    case 'weightedmean':
+      return sum / rowWeights.reduce((a, b) => a + b, 0);
+    default:
+      return sum / weighted.length;
+  }
+}
+
+/**
+ * d(Σ gradOutput·loss)/dz by central differences of referenceLoss in float64.
+ */
+export function referenceGrad(c: RefCase, z: Float64Array, gradOutput: number | number[]): Float64Array {
+  const scalarize = (v: number | number[]): number => {
+    if (typeof v === 'number') return v * (gradOutput as number);
+    return v.reduce((a, x, i) => a + x * (typeof gradOutput === 'number' ? gradOutput : gradOutput[i]), 0);
+  };
+  const g = new Float64Array(z.length);
+  const zz = Float64Array.from(z);
+  for (let i = 0; i < z.length; i++) {
+    const h = 1e-5 * Math.max(1, Math.abs(z[i]));
+    zz[i] = z[i] + h;
+    const up = scalarize(referenceLoss(c, zz));
+    zz[i] = z[i] - h;
+    const down = scalarize(referenceLoss(c, zz));
+    zz[i] = z[i];
+    g[i] = (up - down) / (2 * h);
+  }
+  return g;
+}
