@@ -10,7 +10,7 @@ export function describe(value: unknown): string {
   if (value === undefined) return 'undefined';
   if (typeof value === 'string') return `'${value}'`;
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'bigint') return String(value);
   if (typeof value === 'function') return 'a function';
   if (ArrayBuffer.isView(value)) {
     const name = value.constructor.name;

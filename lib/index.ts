@@ -12,6 +12,7 @@ export { classBalancedWeights } from './weights';
 export {
   Loss,
   type Reduction,
+  type AnyReduction,
   type LossInput,
   type LossTarget,
   type LossValue,

@@ -122,8 +122,7 @@ export function toLabels(target: Target & { kind: 'integer' }, classes: number, 
   for (let i = 0; i < n; i++) {
     const y = reuse ? values[i] : elementNumber(values, i);
     if ((y < 0 || y >= classes) && y !== ignoreIndex) {
-      const shown = typeof values[i] === 'bigint' ? String(values[i]) : y;
-      throw invalidElement('target', i, shown, `out of range [0, ${classes})`);
+      throw invalidElement('target', i, values[i], `out of range [0, ${classes})`);
     }
     if (!reuse) labels[i] = y;
   }

@@ -31,8 +31,20 @@ export type LossTarget =
   | Float64Array
   | TensorLike;
 
-/** The loss a reduction gives: one number, or one value per output element for 'none'. */
-export type LossValue<R extends string> = R extends 'none' ? Float32Array : number;
+/** What each reduction returns: one number, or one value per output element for 'none'. */
+export interface LossValueByReduction {
+  none: Float32Array;
+  mean: number;
+  sum: number;
+  batchmean: number;
+  weightedmean: number;
+}
+
+/** Every reduction name of every loss (ClassBalancedLoss adds 'batchmean' and 'weightedmean'). */
+export type AnyReduction = keyof LossValueByReduction;
+
+/** The loss a reduction gives (number | Float32Array when the reduction is not known statically). */
+export type LossValue<R extends AnyReduction> = LossValueByReduction[R];
 
 export interface ForwardBackwardOptions {
   /**
@@ -49,7 +61,7 @@ export interface ForwardBackwardOptions {
   };
 }
 
-export interface ForwardBackwardResult<R extends string> {
+export interface ForwardBackwardResult<R extends AnyReduction> {
   loss: LossValue<R>;
   /** d(reduced loss)/d(input) × gradOutput, the input's length. */
   grad: Float32Array;
@@ -75,7 +87,7 @@ export interface BaseLossTraits {
 export const PREPARE = Symbol('cbloss.prepare');
 export const TRAITS = Symbol('cbloss.traits');
 
-export abstract class Loss<R extends string = Reduction> {
+export abstract class Loss<R extends AnyReduction = AnyReduction> {
   /** The reduction applied to the per-element losses. */
   readonly reduction: R;
   /** The device option as given ('auto' unless set, or CBLOSS_DEVICE). */

@@ -59,7 +59,7 @@ export function assertGradClose(actual: ArrayLike<number>, expected: ArrayLike<n
   }
 }
 
-type AnyLoss = cbloss.Loss<string>;
+type AnyLoss = cbloss.Loss;
 
 /** new <loss>(options), with a nested { loss, options } lossFunc built first. */
 export function buildLoss(spec: LossSpec): AnyLoss {

@@ -93,13 +93,16 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
   p.loss_out = typed_data<float, napi_float32_array>(env, info[9], "lossOut", outputs, true);
   p.grad_out = typed_data<float, napi_float32_array>(env, info[10], "gradOut", elements, true);
 
-  if ((p.labels == nullptr) == (p.targets == nullptr)) fail(env, "exactly one of labels and targets");
-  if (binary && (p.labels || c != 1)) fail(env, "the binary focal loss takes element targets");
-  if (cbloss::is_row_loss(p.loss) && p.loss != cbloss::LossKind::CrossEntropy && !p.labels) {
+  // (An empty typed array may have a null data pointer: presence is read from the JS values.)
+  const auto given = [](const Napi::Value& v) { return !v.IsNull() && !v.IsUndefined(); };
+  const bool has_labels = given(info[2]);
+  if (has_labels == given(info[3])) fail(env, "exactly one of labels and targets");
+  if (binary && (has_labels || c != 1)) fail(env, "the binary focal loss takes element targets");
+  if (cbloss::is_row_loss(p.loss) && p.loss != cbloss::LossKind::CrossEntropy && !has_labels) {
     fail(env, "the softmax focal loss takes class indices");
   }
-  if (p.balance != cbloss::Balance::Off && !p.balance_weight) fail(env, "balanceWeight missing");
-  if (p.divisor != cbloss::Divisor::None && (p.loss_out || p.grad_output)) {
+  if (p.balance != cbloss::Balance::Off && !given(info[7])) fail(env, "balanceWeight missing");
+  if (p.divisor != cbloss::Divisor::None && (given(info[8]) || given(info[9]))) {
     fail(env, "lossOut and gradOutput arrays are for reduction 'none'");
   }
   if (p.labels) {

@@ -1,0 +1,90 @@
+// The package loads by its name from CommonJS and ESM, and reports its backends.
+import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
+
+import * as cbloss from '../lib';
+
+const root = path.join(__dirname, '..');
+
+describe('00 loading and backend info', () => {
+  it("require('cbloss') and import from 'cbloss' give the same classes", () => {
+    const script = `
+      const cjs = require('cbloss');
+      import('cbloss').then((esm) => {
+        const same = esm.FocalLoss === cjs.FocalLoss && esm.default === cjs;
+        const v = new esm.FocalLoss({ numClasses: 2 }).forward(new Float32Array([2.1, 0.5, 2.1, 0.5]), new Float32Array([0, 1, 1, 0]));
+        console.log(JSON.stringify({ same, v, names: Object.keys(esm).sort() }));
+      });`;
+    const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8' })) as {
+      same: boolean;
+      v: number;
+      names: string[];
+    };
+    assert.ok(out.same);
+    assert.ok(Math.abs(out.v - 0.551209) < 1e-6);
+    for (const name of ['CrossEntropyLoss', 'BCEWithLogitsLoss', 'FocalLoss', 'SigmoidFocalLoss', 'ClassBalancedLoss', 'classBalancedWeights', 'backendInfo', 'devices']) {
+      assert.ok(out.names.includes(name), name);
+    }
+  });
+
+  it('backendInfo() says what was compiled, what is available and why not', () => {
+    const info = cbloss.backendInfo();
+    assert.equal(info.compiled.cpu, true);
+    assert.equal(typeof info.compiled.cuda, 'boolean');
+    assert.ok(info.cpu.threads >= 1);
+    assert.ok(info.cpu.hardwareThreads >= 1);
+    assert.match(info.cpu.simd, /^(scalar|sse2|avx2|avx512|neon)$/);
+    assert.match(info.version, /^\d+\.\d+\.\d+/);
+    if (!info.cuda.available) {
+      assert.ok(info.cuda.reason.length > 10, 'a reason is given');
+      if (!info.compiled.cuda) assert.match(info.cuda.reason, /without CUDA/);
+    }
+    assert.equal(info.cuda.compiled, info.compiled.cuda);
+    // CBLOSS_EXPECT_CUDA_COMPILED is set by .ci/run for its two builds so that neither silently
+    // turns into the other.
+    const expected = process.env.CBLOSS_EXPECT_CUDA_COMPILED;
+    if (expected !== undefined) assert.equal(info.compiled.cuda, expected === '1');
+  });
+
+  it('devices() lists the CPU first', () => {
+    const list = cbloss.devices();
+    assert.equal(list[0].device, 'cpu');
+    for (const d of list.slice(1)) assert.match(d.device, /^cuda:\d+$/);
+  });
+
+  it("device 'cuda' where CUDA is not usable is an Error saying why", function () {
+    if (cbloss.backendInfo().cuda.available) this.skip();
+    assert.throws(
+      () => new cbloss.CrossEntropyLoss({ device: 'cuda' }),
+      (e: Error) => e.constructor === Error && /CUDA is not usable: .{10,}/.test(e.message),
+    );
+    assert.throws(() => new cbloss.CrossEntropyLoss({ device: 'cuda:1' }), /CUDA is not usable/);
+  });
+
+  it("device 'cpu' and 'auto' compute on the CPU; a bad device name is a RangeError", () => {
+    for (const device of ['cpu', 'auto'] as const) {
+      const v = new cbloss.CrossEntropyLoss({ device }).forward(new Float32Array([0, 0]), [0]);
+      assert.ok(Math.abs(v - Math.LN2) < 1e-7);
+    }
+    assert.throws(() => new cbloss.CrossEntropyLoss({ device: 'gpu' as never }), {
+      name: 'RangeError',
+      message: "Expected 'auto', 'cpu', 'cuda' or 'cuda:N' for device but received 'gpu'",
+    });
+    assert.throws(() => new cbloss.CrossEntropyLoss({ device: 3 as never }), TypeError);
+  });
+
+  it('CBLOSS_DEVICE overrides the default device', () => {
+    const saved = process.env.CBLOSS_DEVICE;
+    try {
+      process.env.CBLOSS_DEVICE = 'tpu';
+      assert.throws(() => new cbloss.FocalLoss({ numClasses: 3 }), /CBLOSS_DEVICE/);
+      process.env.CBLOSS_DEVICE = 'cpu';
+      assert.doesNotThrow(() => new cbloss.FocalLoss({ numClasses: 3 }));
+      assert.doesNotThrow(() => new cbloss.FocalLoss({ numClasses: 3, device: 'auto' }), 'an explicit device wins');
+    } finally {
+      if (saved === undefined) delete process.env.CBLOSS_DEVICE;
+      else process.env.CBLOSS_DEVICE = saved;
+    }
+  });
+});

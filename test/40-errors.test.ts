@@ -1,0 +1,195 @@
+// Every error of SPEC §4: its class and its message (the argument, what was expected, what was
+// received), thrown before anything is written.
+import { strict as assert } from 'node:assert';
+
+import { BCEWithLogitsLoss, ClassBalancedLoss, CrossEntropyLoss, FocalLoss, SigmoidFocalLoss, classBalancedWeights } from '../lib';
+
+const x6 = new Float32Array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]);
+
+function throwsExactly(fn: () => unknown, type: ErrorConstructor | TypeErrorConstructor | RangeErrorConstructor, message: string | RegExp): void {
+  assert.throws(fn, (e: Error) => {
+    assert.equal(e.constructor, type, `${e.constructor.name}: ${e.message}`);
+    if (typeof message === 'string') assert.equal(e.message, message);
+    else assert.match(e.message, message);
+    return true;
+  });
+}
+
+describe('40 errors', () => {
+  describe('input and target types', () => {
+    const ce = new CrossEntropyLoss();
+    it('input that is not a float typed array is a TypeError', () => {
+      throwsExactly(() => ce.forward([1, 2] as never, [0]), TypeError, 'Expected a Float32Array or Float64Array of logits for input but received Array(2)');
+      throwsExactly(() => ce.forward(new Int32Array(4) as never, [0]), TypeError, /for input but received Int32Array\(4\)/);
+      throwsExactly(() => ce.forward(null as never, [0]), TypeError, /for input but received null/);
+    });
+    it('a target of the wrong type is a TypeError', () => {
+      throwsExactly(() => ce.forward(x6, 'abc' as never), TypeError, /for target but received 'abc'/);
+      throwsExactly(() => ce.forward(x6, { length: 2 } as never), TypeError, /for target but received an object/);
+    });
+    it('a float array where class indices are needed is a TypeError', () => {
+      throwsExactly(() => new FocalLoss({ numClasses: 3 }).forward(x6, new Float32Array([0, 1])), TypeError, /Expected class indices .* for target but received Float32Array\(2\)/);
+      throwsExactly(() => new CrossEntropyLoss({ numClasses: 3 }).forward(x6, new Float32Array([0, 1])), TypeError, /class indices as an integer array \(length 2\)/);
+    });
+    it('non-integer class indices in a number[] are a TypeError naming the element', () => {
+      throwsExactly(() => ce.forward(x6, [0, 1.5]), TypeError, 'target[1] = 1.5 is not an integer class index');
+      throwsExactly(() => ce.forward(x6, [0, '1' as never]), TypeError, "target[1] = '1' is not an integer class index");
+    });
+    it('probability targets without a class count are a TypeError', () => {
+      throwsExactly(() => ce.forward(x6, new Float32Array(6)), TypeError, /for numClasses but received undefined/);
+    });
+  });
+
+  describe('labels and lengths', () => {
+    it('a label out of range is a RangeError naming the row and the value', () => {
+      const x = new Float32Array(18 * 3);
+      const y = new Int32Array(18);
+      y[17] = 5;
+      throwsExactly(() => new CrossEntropyLoss().forward(x, y), RangeError, 'target[17] = 5 is out of range [0, 3)');
+      throwsExactly(() => new FocalLoss({ numClasses: 3 }).forward(x, Array.from(y)), RangeError, 'target[17] = 5 is out of range [0, 3)');
+      y[17] = -1;
+      throwsExactly(() => new CrossEntropyLoss().forward(x, y), RangeError, 'target[17] = -1 is out of range [0, 3)');
+      assert.doesNotThrow(() => new CrossEntropyLoss({ ignoreIndex: -1 }).forward(x, y), 'the ignored label is accepted');
+    });
+    it('labels at ±2^31 and huge BigInts are out of range', () => {
+      throwsExactly(() => new CrossEntropyLoss().forward(x6, new Uint32Array([0, 2 ** 31])), RangeError, 'target[1] = 2147483648 is out of range [0, 3)');
+      throwsExactly(() => new CrossEntropyLoss().forward(x6, new BigInt64Array([0n, -(2n ** 40n)])), RangeError, 'target[1] = -1099511627776 is out of range [0, 3)');
+    });
+    it('integer element targets other than 0/1 are a RangeError', () => {
+      throwsExactly(() => new FocalLoss({ numClasses: 2 }).forward(x6, [0, 1, 2, 0, 1, 0]), RangeError, 'target[2] = 2 is not 0 or 1');
+    });
+    it('an input length that does not divide is a RangeError', () => {
+      throwsExactly(() => new CrossEntropyLoss({ numClasses: 4 }).forward(x6, [0]), RangeError, 'Expected length a multiple of 4 (numClasses) for input but received length 6');
+      throwsExactly(() => new CrossEntropyLoss().forward(x6, [0, 1, 2, 0]), RangeError, "Expected length a divisor of the input's length 6 (one class index per row) for target but received length 4");
+      throwsExactly(() => new CrossEntropyLoss({ numClasses: 3 }).forward(x6, [0, 1, 2]), RangeError, 'Expected length 2 (one class index per row of 3 logits) for target but received length 3');
+    });
+    it('element targets of another length are a RangeError', () => {
+      throwsExactly(() => new BCEWithLogitsLoss().forward(x6, new Float32Array(5)), RangeError, "Expected length 6 (the input's length) for target but received length 5");
+      throwsExactly(() => new SigmoidFocalLoss({ numClasses: 3 }).forward(x6, new Float64Array(3)), RangeError, /for target but received length 3/);
+      throwsExactly(() => new FocalLoss({ numClasses: 2 }).forward(x6, new Int32Array(4)), RangeError, /binary: one target per logit.*received length 4/);
+    });
+    it('a weight of the wrong length is a RangeError', () => {
+      throwsExactly(() => new CrossEntropyLoss({ weight: [1, 2] }).forward(x6, [0, 1]), RangeError, 'Expected length 3 (one class index per row of 2 logits) for target but received length 2');
+      throwsExactly(() => new CrossEntropyLoss({ numClasses: 3, weight: [1, 2] }), RangeError, 'Expected length 3 (one per class) for weight but received length 2');
+      throwsExactly(() => new BCEWithLogitsLoss({ numClasses: 3, posWeight: [1, 2] }), RangeError, 'Expected length 3 (one per class) for posWeight but received length 2');
+      throwsExactly(() => new FocalLoss({ numClasses: 3, alpha: [1, 2] }), RangeError, 'Expected length 3 (one per class) for alpha but received length 2');
+    });
+  });
+
+  describe('options', () => {
+    it('an unknown option is a TypeError (typos are caught)', () => {
+      throwsExactly(() => new FocalLoss({ numClasses: 3, gama: 2 } as never), TypeError, "Unknown option 'gama' for FocalLoss: expected one of reduction, device, numClasses, alpha, gamma");
+    });
+    it('one option under both its names is a TypeError', () => {
+      throwsExactly(() => new CrossEntropyLoss({ ignoreIndex: 1, ignore_index: 2 }), TypeError, "Option ignoreIndex of CrossEntropyLoss was given twice, as 'ignoreIndex' and as 'ignore_index': use one name");
+    });
+    it('a missing required option is a TypeError', () => {
+      throwsExactly(() => new FocalLoss({} as never), TypeError, 'Missing required option numClasses of FocalLoss: expected an integer ≥ 2');
+      throwsExactly(() => new FocalLoss(undefined as never), TypeError, /Missing required option numClasses/);
+      throwsExactly(() => new ClassBalancedLoss({ beta: 0.9, numClasses: 2, lossFunc: new FocalLoss({ numClasses: 2, reduction: 'none' }) }), TypeError, /Missing required option samplesPerCls/);
+      throwsExactly(() => new ClassBalancedLoss({ samplesPerCls: [1, 2], beta: 0.9, numClasses: 2 }), TypeError, /Missing required option lossFunc/);
+    });
+    it('options that are not an object are a TypeError', () => {
+      throwsExactly(() => new CrossEntropyLoss(5 as never), TypeError, 'Expected an object for the options of CrossEntropyLoss but received 5');
+    });
+    it('numClasses < 2 for FocalLoss is a RangeError', () => {
+      throwsExactly(() => new FocalLoss({ numClasses: 1 }), RangeError, 'Expected an integer ≥ 2 for numClasses but received 1');
+      throwsExactly(() => new FocalLoss({ numClasses: 2.5 }), RangeError, /numClasses but received 2.5/);
+      throwsExactly(() => new FocalLoss({ numClasses: '3' as never }), TypeError, /numClasses but received '3'/);
+    });
+    it('gamma < 0 is a RangeError; NaN too', () => {
+      throwsExactly(() => new FocalLoss({ numClasses: 3, gamma: -1 }), RangeError, 'Expected a finite number ≥ 0 for gamma but received -1');
+      throwsExactly(() => new SigmoidFocalLoss({ gamma: Number.NaN }), RangeError, /gamma but received NaN/);
+    });
+    it('a reduction name that does not exist is a RangeError; a non-string a TypeError', () => {
+      throwsExactly(() => new CrossEntropyLoss({ reduction: 'avg' as never }), RangeError, "Expected one of 'none', 'mean', 'sum' for reduction but received 'avg'");
+      throwsExactly(() => new CrossEntropyLoss({ reduction: 1 as never }), TypeError, /for reduction but received 1/);
+      throwsExactly(() => new FocalLoss({ numClasses: 3, reduction: 'batchmean' as never }), RangeError, /for reduction but received 'batchmean'/);
+    });
+    it('labelSmoothing outside [0, 1] is a RangeError', () => {
+      throwsExactly(() => new CrossEntropyLoss({ labelSmoothing: 1.5 }), RangeError, 'Expected a number in [0, 1] for labelSmoothing but received 1.5');
+      throwsExactly(() => new CrossEntropyLoss({ label_smoothing: -0.1 }), RangeError, 'Expected a number in [0, 1] for label_smoothing but received -0.1');
+    });
+    it('a weight with a non-finite entry is a RangeError naming the element', () => {
+      throwsExactly(() => new CrossEntropyLoss({ weight: [1, Number.NaN] }), RangeError, 'weight[1] = NaN is not a finite number');
+      throwsExactly(() => new CrossEntropyLoss({ weight: 'abc' as never }), TypeError, "Expected an array of numbers for weight but received 'abc'");
+    });
+  });
+
+  describe('class-balanced loss', () => {
+    const base = (): FocalLoss<'none'> => new FocalLoss({ numClasses: 3, reduction: 'none' });
+    it('beta outside [0, 1] is a RangeError', () => {
+      throwsExactly(() => new ClassBalancedLoss({ samplesPerCls: [1, 2, 3], beta: 1.5, numClasses: 3, lossFunc: base() }), RangeError, 'Expected a number in [0, 1] for beta but received 1.5');
+      throwsExactly(() => classBalancedWeights([1, 2], -0.1), RangeError, 'Expected a number in [0, 1] for beta but received -0.1');
+    });
+    it('a count that is not a finite number > 0 is a RangeError', () => {
+      throwsExactly(() => classBalancedWeights([1, 0, 3], 0.9), RangeError, 'samplesPerCls[1] = 0 is not a finite number > 0');
+      throwsExactly(() => classBalancedWeights([1, Infinity], 0.9), RangeError, 'samplesPerCls[1] = Infinity is not a finite number > 0');
+      throwsExactly(() => classBalancedWeights([1, -2], 0.9), RangeError, 'samplesPerCls[1] = -2 is not a finite number > 0');
+    });
+    it('samplesPerCls of another length than numClasses is a RangeError', () => {
+      throwsExactly(() => new ClassBalancedLoss({ samplesPerCls: [1, 2], beta: 0.9, numClasses: 3, lossFunc: base() }), RangeError, 'Expected length 3 (numClasses) for samplesPerCls but received length 2');
+    });
+    it('a lossFunc that is not one of these losses is a TypeError', () => {
+      throwsExactly(() => new ClassBalancedLoss({ samplesPerCls: [1, 2, 3], beta: 0.9, numClasses: 3, lossFunc: {} as never }), TypeError, /for lossFunc but received an object/);
+      throwsExactly(() => new ClassBalancedLoss({ samplesPerCls: [1, 2, 3], beta: 0.9, numClasses: 3, loss_func: (() => 0) as never }), TypeError, /for loss_func but received a function/);
+    });
+    it("a base loss whose reduction is not 'none' is a RangeError", () => {
+      throwsExactly(() => new ClassBalancedLoss({ samplesPerCls: [1, 2, 3], beta: 0.9, numClasses: 3, lossFunc: new FocalLoss({ numClasses: 3 }) as never }), RangeError, /Expected reduction 'none' for lossFunc but received 'mean'/);
+    });
+    it('a base loss with another class count is a RangeError', () => {
+      throwsExactly(() => new ClassBalancedLoss({ samplesPerCls: [1, 2, 3], beta: 0.9, numClasses: 3, lossFunc: new FocalLoss({ numClasses: 4, reduction: 'none' }) }), RangeError, /Expected numClasses 3 for lossFunc .* but received 4/);
+      throwsExactly(() => new ClassBalancedLoss({ samplesPerCls: [1, 2, 3], beta: 0.9, numClasses: 3, lossFunc: new CrossEntropyLoss({ weight: [1, 1], reduction: 'none' }) }), RangeError, 'Expected length 3 (numClasses) for lossFunc.weight but received length 2');
+    });
+  });
+
+  describe('gradOutput and out buffers', () => {
+    const ce = new CrossEntropyLoss();
+    const none = new CrossEntropyLoss({ reduction: 'none' });
+    it('an array gradOutput for a reduced loss is a TypeError', () => {
+      throwsExactly(() => ce.forwardBackward(x6, [0, 1], { gradOutput: [1, 2] }), TypeError, 'Expected a number (the loss is reduced to one value) for gradOutput but received Array(2)');
+    });
+    it('a gradOutput of the wrong length is a RangeError', () => {
+      throwsExactly(() => none.forwardBackward(x6, [0, 1], { gradOutput: [1, 2, 3] }), RangeError, 'Expected length 2 (one per output element) for gradOutput but received length 3');
+      throwsExactly(() => none.forwardBackward(x6, [0, 1], { gradOutput: 'x' as never }), TypeError, /for gradOutput but received 'x'/);
+    });
+    it('out buffers of the wrong type or length', () => {
+      throwsExactly(() => ce.forwardBackward(x6, [0, 1], { out: { grad: new Float64Array(6) as never } }), TypeError, 'Expected a Float32Array for out.grad but received Float64Array(6)');
+      throwsExactly(() => ce.forwardBackward(x6, [0, 1], { out: { grad: new Float32Array(5) } }), RangeError, "Expected length 6 (the input's length) for out.grad but received length 5");
+      throwsExactly(() => none.forwardBackward(x6, [0, 1], { out: { loss: new Float32Array(3) } }), RangeError, 'Expected length 2 (one per output element) for out.loss but received length 3');
+    });
+    it('outputs that overlap inputs (other than grad = input) are a RangeError', () => {
+      const buf = new Float32Array(12);
+      const input = buf.subarray(0, 6);
+      input.set(x6);
+      throwsExactly(() => ce.forwardBackward(input, [0, 1], { out: { grad: buf.subarray(3, 9) } }), RangeError, /out.grad not to share memory with input/);
+      const target = new Float32Array(12);
+      assert.doesNotThrow(() => new BCEWithLogitsLoss().forwardBackward(x6, target.subarray(0, 6), { out: { grad: target.subarray(6, 12) } }), 'disjoint parts of one buffer');
+      throwsExactly(() => new BCEWithLogitsLoss().forwardBackward(x6, target.subarray(0, 6), { out: { grad: target.subarray(2, 8) } }), RangeError, /out.grad not to share memory with target/);
+      const both = new Float32Array(8);
+      throwsExactly(() => none.forwardBackward(x6, [0, 1], { out: { grad: both.subarray(0, 6), loss: both.subarray(5, 7) } }), RangeError, /out.grad and out.loss not to share memory/);
+    });
+  });
+
+  describe('no partial writes', () => {
+    it('a failing call leaves the caller\'s buffers untouched', () => {
+      const x = new Float32Array(300);
+      const y = new Int32Array(100);
+      y[99] = 7;
+      const grad = new Float32Array(300).fill(42);
+      const loss = new Float32Array(100).fill(42);
+      assert.throws(() => new CrossEntropyLoss({ reduction: 'none' }).forwardBackward(x, y, { out: { grad, loss } }), RangeError);
+      assert.ok(grad.every((v) => v === 42) && loss.every((v) => v === 42));
+      assert.throws(() => new CrossEntropyLoss({ reduction: 'none' }).forwardBackward(x, new Int32Array(100), { out: { grad, loss }, gradOutput: new Float32Array(99) }), RangeError);
+      assert.ok(grad.every((v) => v === 42) && loss.every((v) => v === 42));
+    });
+  });
+
+  describe('async forms reject with the same errors', () => {
+    it('forwardAsync / forwardBackwardAsync', async () => {
+      const ce = new CrossEntropyLoss();
+      await assert.rejects(ce.forwardAsync(x6, [0, 5]), { name: 'RangeError', message: 'target[1] = 5 is out of range [0, 3)' });
+      await assert.rejects(ce.forwardBackwardAsync([1] as never, [0]), TypeError);
+    });
+  });
+});
