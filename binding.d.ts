@@ -7,8 +7,10 @@ export interface NativeCpuInfo {
   threads: number;
   /** Logical processors the OS reports. */
   hardwareThreads: number;
-  /** Vector instruction level of the CPU kernels: 'scalar', 'avx2', 'avx512'. */
+  /** Kernel level in use: 'scalar' (float64 reference path), 'sse2'/'vec128', 'avx2', 'avx512'. */
   simd: string;
+  /** The best level this CPU supports. */
+  bestSimd: string;
 }
 
 export interface NativeCudaStatus {
@@ -57,5 +59,9 @@ export interface NativeBinding {
     gradOut: Float32Array | null,
   ): number;
   backendInfo(): NativeBackendInfo;
+  /** Sets the threads CPU calls may use (1 = the calling thread); returns the number now used. */
+  setThreads(threads: number): number;
+  /** Sets the kernel level ('scalar', 'sse2', 'avx2', 'avx512'), clamped to the CPU's; returns it. */
+  setSimd(level: string): string;
   devices(): NativeDevice[];
 }

@@ -51,7 +51,7 @@ export interface BackendInfo {
   defaultDevice: 'cpu' | 'cuda';
   /** CBLOSS_DEVICE from the environment, if set. */
   deviceOverride: string | null;
-  cpu: { threads: number; hardwareThreads: number; simd: string };
+  cpu: { threads: number; hardwareThreads: number; simd: string; bestSimd: string };
   cuda: {
     compiled: boolean;
     available: boolean;
@@ -106,4 +106,26 @@ export function devices(): DeviceInfo[] {
     });
   }
   return list;
+}
+
+/** Threads CPU calls may use (default: all logical processors, or CBLOSS_NUM_THREADS). Returns the number set. */
+export function setNumThreads(threads: number): number {
+  if (typeof threads !== 'number') throw invalidType('threads', 'an integer in [1, 1024]', threads);
+  if (!Number.isInteger(threads) || threads < 1 || threads > 1024) {
+    throw invalidValue('threads', 'an integer in [1, 1024]', threads);
+  }
+  return binding.setThreads(threads);
+}
+
+export type SimdLevel = 'scalar' | 'sse2' | 'vec128' | 'neon' | 'avx2' | 'avx512';
+const SIMD_LEVELS: readonly SimdLevel[] = ['scalar', 'sse2', 'vec128', 'neon', 'avx2', 'avx512'];
+
+/**
+ * Selects the CPU kernel level (default: the best the CPU supports, or CBLOSS_SIMD). 'scalar' is the
+ * float64 reference path. A level above the CPU's is clamped; returns the level in use.
+ */
+export function setSimdLevel(level: SimdLevel): string {
+  if (typeof level !== 'string') throw invalidType('level', `one of ${SIMD_LEVELS.join(', ')}`, level);
+  if (!SIMD_LEVELS.includes(level)) throw invalidValue('level', `one of ${SIMD_LEVELS.join(', ')}`, level);
+  return binding.setSimd(level);
 }

@@ -19,5 +19,14 @@ export {
   type ForwardBackwardOptions,
   type ForwardBackwardResult,
 } from './loss';
-export { backendInfo, devices, type BackendInfo, type DeviceInfo, type Device } from './device';
+export {
+  backendInfo,
+  devices,
+  setNumThreads,
+  setSimdLevel,
+  type BackendInfo,
+  type DeviceInfo,
+  type Device,
+  type SimdLevel,
+} from './device';
 export type { TensorLike } from './inputs';

@@ -2,9 +2,9 @@
 import { strict as assert } from 'node:assert';
 
 import { ClassBalancedLoss } from '../lib';
-import { assertGradClose, assertLossArrayClose, assertLossClose, buildLoss, loadPublicVectors, nullToNaN, type VectorCase } from './helpers';
+import { assertGradClose, assertLossArrayClose, assertLossClose, buildLoss, forEachKernelLevel, loadPublicVectors, nullToNaN, type VectorCase } from './helpers';
 
-describe('10 contract vectors (shared/vectors/public.json)', () => {
+forEachKernelLevel('10 contract vectors (shared/vectors/public.json)', () => {
   let cases: VectorCase[] = [];
   let missing: Error | undefined;
   try {

@@ -2,7 +2,7 @@
 // (test/reference.ts): the loss against its value, the gradient against central finite differences.
 import { strict as assert } from 'node:assert';
 
-import { assertGradClose, assertLossArrayClose, assertLossClose, buildLoss, normal, randomLogits, rng } from './helpers';
+import { assertGradClose, assertLossArrayClose, assertLossClose, buildLoss, forEachKernelLevel, normal, randomLogits, rng } from './helpers';
 import { referenceGrad, referenceLoss, type LossSpec, type RefCase } from './reference';
 
 type TargetMaker = (rand: () => number, N: number, C: number) => RefCase['target'];
@@ -177,7 +177,7 @@ function runFamily(f: Family, seed: number): void {
   }
 }
 
-describe('20 float64 reference and finite differences', () => {
+forEachKernelLevel('20 float64 reference and finite differences', () => {
   let seed = 1000;
   for (const f of families) {
     const s = seed++;

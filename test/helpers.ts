@@ -103,3 +103,34 @@ export function loadPublicVectors(): VectorCase[] {
 export function nullToNaN(v: number | null): number {
   return v === null ? Number.NaN : v;
 }
+
+/**
+ * The CPU kernel levels this machine can run ('scalar' is the float64 path), each once: tests that
+ * loop over them check every level against the same references (SPEC: precision holds at each level).
+ */
+export function kernelLevels(): cbloss.SimdLevel[] {
+  const seen = new Set<string>();
+  const levels: cbloss.SimdLevel[] = [];
+  const initial = cbloss.backendInfo().cpu.simd as cbloss.SimdLevel;
+  for (const level of ['scalar', 'sse2', 'avx2', 'avx512'] as const) {
+    const got = cbloss.setSimdLevel(level);
+    if (!seen.has(got)) {
+      seen.add(got);
+      levels.push(got as cbloss.SimdLevel);
+    }
+  }
+  cbloss.setSimdLevel(initial);
+  return levels;
+}
+
+/** Runs a describe block once per kernel level, restoring the default level afterwards. */
+export function forEachKernelLevel(title: string, body: (level: string) => void): void {
+  const initial = cbloss.backendInfo().cpu.simd as cbloss.SimdLevel;
+  for (const level of kernelLevels()) {
+    describe(`${title} [${level}]`, () => {
+      before(() => cbloss.setSimdLevel(level));
+      after(() => cbloss.setSimdLevel(initial));
+      body(level);
+    });
+  }
+}

@@ -133,9 +133,10 @@ Napi::Object CudaStatusObject(Napi::Env env, const cbloss::CudaStatus& s) {
 Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object cpu = Napi::Object::New(env);
-  cpu.Set("threads", 1);
+  cpu.Set("threads", cbloss::cpu_threads());
   cpu.Set("hardwareThreads", std::thread::hardware_concurrency());
-  cpu.Set("simd", "scalar");
+  cpu.Set("simd", cbloss::simd_level_name(cbloss::simd_level()));
+  cpu.Set("bestSimd", cbloss::simd_level_name(cbloss::best_simd_level()));
   Napi::Object o = Napi::Object::New(env);
   o.Set("cpu", cpu);
   o.Set("cuda", CudaStatusObject(env, cbloss::cuda_status()));
@@ -160,7 +161,28 @@ Napi::Value Devices(const Napi::CallbackInfo& info) {
   return arr;
 }
 
+// setThreads(n) -> threads now used by CPU calls
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsNumber()) fail(env, "setThreads expects a number");
+  const int64_t n = whole_number(env, info[0].As<Napi::Number>().DoubleValue(), "threads", 1, 1024);
+  cbloss::set_cpu_threads(static_cast<int>(n));
+  return Napi::Number::New(env, cbloss::cpu_threads());
+}
+
+// setSimd(name) -> the level now used ('scalar', 'sse2', 'avx2', 'avx512'; clamped to the CPU's)
+Napi::Value SetSimd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsString()) fail(env, "setSimd expects a string");
+  cbloss::SimdLevel level;
+  const std::string name = info[0].As<Napi::String>().Utf8Value();
+  if (!cbloss::parse_simd_level(name.c_str(), &level)) fail(env, "unknown SIMD level " + name);
+  return Napi::String::New(env, cbloss::simd_level_name(cbloss::set_simd_level(level)));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+  exports.Set("setSimd", Napi::Function::New(env, SetSimd, "setSimd"));
   exports.Set("run", Napi::Function::New(env, Run, "run"));
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
   exports.Set("devices", Napi::Function::New(env, Devices, "devices"));

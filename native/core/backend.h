@@ -15,6 +15,18 @@ namespace cbloss {
 // labels are in [0, C) or equal ignore_index.
 double run_cpu(const Problem& p);
 
+// Vector instruction level of the CPU kernels. Scalar is the double-precision reference path.
+enum class SimdLevel : int { Scalar = 0, Vec128 = 1, Avx2 = 2, Avx512 = 3 };
+
+SimdLevel best_simd_level();         // what this CPU supports
+SimdLevel simd_level();              // what run_cpu uses (CBLOSS_SIMD or the best)
+SimdLevel set_simd_level(SimdLevel); // clamped to what the CPU supports; returns the level set
+const char* simd_level_name(SimdLevel);
+bool parse_simd_level(const char* name, SimdLevel* out);
+
+int cpu_threads();             // threads a CPU call may use
+void set_cpu_threads(int n);   // 1 = the calling thread only
+
 struct CudaDevice {
   int index = 0;
   std::string name;

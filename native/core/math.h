@@ -1,6 +1,11 @@
-// Per-element math shared by every backend. Each function is `CBL_HD`: an ordinary inline function
-// for the C++ compiler, `__host__ __device__` under nvcc, so the CPU and CUDA code evaluate the same
-// formulas. Templates over the compute type T (float or double).
+// Per-element math shared by every backend, written once. Each function is `CBL_HD`: an ordinary
+// inline function for the C++ compiler, `__host__ __device__` under nvcc.
+//
+// The templates take the compute type T: float or double, or a SIMD vector type of the CPU backend
+// (native/cpu/simd.h). They are branch-free — `select(mask, a, b)` instead of `if` — and call the
+// primitives m_exp, m_expm1, m_log, m_log1p, m_pow, m_abs unqualified: for float and double the
+// overloads below are found, for a vector type its own overloads are found by argument-dependent
+// lookup. So the CPU (scalar and SIMD) and CUDA kernels evaluate the same formulas.
 #pragma once
 
 #include <cmath>
@@ -11,34 +16,75 @@
 #define CBL_HD inline
 #endif
 
+// A translation unit compiled for a wider instruction set (the CPU's AVX-512 kernels) defines
+// CBLOSS_MATH_NS, so that its copies of these inline functions get their own names: otherwise the
+// linker could pick the AVX-512 copy of, say, focal_factor<double> for the baseline code too.
+#if defined(CBLOSS_MATH_NS)
 namespace cbloss {
-namespace math {
+namespace CBLOSS_MATH_NS {}
+namespace math = CBLOSS_MATH_NS;
+}  // namespace cbloss
+#define CBLOSS_MATH_NAMESPACE_NAME CBLOSS_MATH_NS
+#else
+#define CBLOSS_MATH_NAMESPACE_NAME math
+#endif
+
+namespace cbloss {
+namespace CBLOSS_MATH_NAMESPACE_NAME {
+
+// ---- Scalar primitives --------------------------------------------------------------------------
+CBL_HD float m_exp(float x) { return std::exp(x); }
+CBL_HD double m_exp(double x) { return std::exp(x); }
+CBL_HD float m_expm1(float x) { return std::expm1(x); }
+CBL_HD double m_expm1(double x) { return std::expm1(x); }
+CBL_HD float m_log(float x) { return std::log(x); }
+CBL_HD double m_log(double x) { return std::log(x); }
+CBL_HD float m_log1p(float x) { return std::log1p(x); }
+CBL_HD double m_log1p(double x) { return std::log1p(x); }
+CBL_HD float m_abs(float x) { return std::fabs(x); }
+CBL_HD double m_abs(double x) { return std::fabs(x); }
+// x^g for x >= 0 (pow(0, 0) = 1). Common exponents skip the exp/log pair.
+CBL_HD float m_pow(float x, float g) { return g == 2.0f ? x * x : g == 1.0f ? x : std::pow(x, g); }
+CBL_HD double m_pow(double x, double g) { return g == 2.0 ? x * x : g == 1.0 ? x : std::pow(x, g); }
+template <class T>
+CBL_HD T select(bool mask, T a, T b) {
+  return mask ? a : b;
+}
+
+// ---- Formulas -----------------------------------------------------------------------------------
 
 // max(x, 0) that lets NaN through to the caller's sum (a NaN x gives 0 here, and the caller's
 // other term, computed from x, is NaN).
 template <class T>
 CBL_HD T positive_part(T x) {
-  return x > T(0) ? x : T(0);
+  return select(x > T(0), x, T(0));
 }
 
-// softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for any x.
+// e^-|x|, the one exponential that sigmoid and softplus of either sign need.
 template <class T>
-CBL_HD T softplus(T x) {
-  return positive_part(x) + std::log1p(std::exp(-std::fabs(x)));
+CBL_HD T exp_neg_abs(T x) {
+  return m_exp(-m_abs(x));
 }
 
-// Logistic sigmoid, evaluated on the side where exp cannot overflow.
+// Logistic sigmoid of x and of -x from e = e^-|x| (no overflow for any x).
 template <class T>
-CBL_HD T sigmoid(T x) {
-  if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-  const T e = std::exp(x);
-  return e / (T(1) + e);
+struct SigmoidPair {
+  T p;   // sigmoid(x)
+  T np;  // sigmoid(-x) = 1 - sigmoid(x), without cancellation
+};
+
+template <class T>
+CBL_HD SigmoidPair<T> sigmoid_pair(T x, T e) {
+  const T big = T(1) / (T(1) + e);  // sigmoid(|x|)
+  const T small = e * big;          // sigmoid(-|x|)
+  const auto positive = x >= T(0);
+  return {select(positive, big, small), select(positive, small, big)};
 }
 
 // Binary cross-entropy with logits, BCE(x, t) = max(x, 0) - x*t + log1p(e^-|x|) (PyTorch's form).
 template <class T>
-CBL_HD T bce_with_logits(T x, T t) {
-  return positive_part(x) - x * t + std::log1p(std::exp(-std::fabs(x)));
+CBL_HD T bce_with_logits(T x, T t, T e) {
+  return positive_part(x) - x * t + m_log1p(e);
 }
 
 // The focal modulation of a cross-entropy value ce = -log q (q the probability of the truth):
@@ -52,14 +98,20 @@ struct FocalFactor {
   T dloss_dce;  // u^gamma * (1 + gamma * q * r)
 };
 
-template <class T>
-CBL_HD FocalFactor<T> focal_factor(T ce, T gamma) {
-  const T u = -std::expm1(-ce);
-  const T q = std::exp(-ce);
-  const T r = u > T(0) ? ce / u : T(1);
-  const T ug = std::pow(u, gamma);
-  return {ug * ce, ug * (T(1) + gamma * q * r)};
+template <class T, class G>
+CBL_HD FocalFactor<T> focal_factor(T ce, G gamma) {
+  const T u = -m_expm1(-ce);
+  const T q = T(1) - u;
+  const T r = select(u > T(0), ce / u, T(1));
+  const T ug = m_pow(u, gamma);
+  return {ug * ce, ug * (T(1) + T(gamma) * q * r)};
 }
+
+template <class T>
+struct LossAndSlope {
+  T loss;
+  T slope;  // d loss / d x
+};
 
 // torchvision's sigmoid focal loss for one element, without alpha_t:
 //   loss = a^gamma * BCE(x, t),  a = 1 - p_t = t*sigmoid(-x) + (1-t)*sigmoid(x)  (never 1 - p_t,
@@ -67,40 +119,37 @@ CBL_HD FocalFactor<T> focal_factor(T ce, T gamma) {
 //   d/dx = a^gamma * (p - t) + gamma * a^(gamma-1) * (1-2t) * p(1-p) * BCE
 // The second term is written a^gamma * (p(1-p)/a): for t in [0, 1], a >= min(p, 1-p) >= p(1-p), so
 // the ratio is at most 1 and no negative power of a is formed. At a = 0 the term is 0 (its limit).
-template <class T>
-struct LossAndSlope {
-  T loss;
-  T slope;  // d loss / d x
-};
-
-template <class T>
-CBL_HD LossAndSlope<T> sigmoid_focal(T x, T t, T gamma) {
-  const T p = sigmoid(x);
-  const T np = sigmoid(-x);
-  const T ce = bce_with_logits(x, t);
-  const T a = t * np + (T(1) - t) * p;
-  const T ag = std::pow(a, gamma);
-  T slope = ag * (p - t);
-  if (a != T(0)) slope += gamma * ag * (T(1) - T(2) * t) * (p * np / a) * ce;
-  return {ag * ce, slope};
+template <class T, class G>
+CBL_HD LossAndSlope<T> sigmoid_focal(T x, T t, G gamma) {
+  const T e = exp_neg_abs(x);
+  const SigmoidPair<T> s = sigmoid_pair(x, e);
+  const T ce = bce_with_logits(x, t, e);
+  const T a = t * s.np + (T(1) - t) * s.p;
+  const T ag = m_pow(a, gamma);
+  const T first = ag * (s.p - t);
+  const T second = T(gamma) * ag * (T(1) - T(2) * t) * (s.p * s.np / a) * ce;
+  return {ag * ce, select(a != T(0), first + second, first)};
 }
 
 // PyTorch's BCEWithLogits with pos_weight pw for one element (class weight applied by the caller):
 //   loss = (1-t)*x + (1 + (pw-1)*t) * softplus(-x),   d/dx = (1 + (pw-1)*t) * sigmoid(x) - pw*t
 template <class T>
 CBL_HD LossAndSlope<T> bce_pos_weighted(T x, T t, T pw) {
+  const T e = exp_neg_abs(x);
   const T l = T(1) + (pw - T(1)) * t;
-  return {(T(1) - t) * x + l * softplus(-x), l * sigmoid(x) - pw * t};
+  const T softplus_neg = positive_part(-x) + m_log1p(e);
+  return {(T(1) - t) * x + l * softplus_neg, l * sigmoid_pair(x, e).p - pw * t};
 }
 
 // Python cbloss's binary focal loss for one element (alpha applied by the caller):
 //   ce = BCE(x, t), loss = (1 - e^-ce)^gamma * ce,  d/dx = (p - t) * d focal / d ce.
-template <class T>
-CBL_HD LossAndSlope<T> binary_focal(T x, T t, T gamma) {
-  const T ce = bce_with_logits(x, t);
+template <class T, class G>
+CBL_HD LossAndSlope<T> binary_focal(T x, T t, G gamma) {
+  const T e = exp_neg_abs(x);
+  const T ce = bce_with_logits(x, t, e);
   const FocalFactor<T> f = focal_factor(ce, gamma);
-  return {f.loss, (sigmoid(x) - t) * f.dloss_dce};
+  return {f.loss, (sigmoid_pair(x, e).p - t) * f.dloss_dce};
 }
 
-}  // namespace math
+}  // namespace CBLOSS_MATH_NAMESPACE_NAME
 }  // namespace cbloss

@@ -1,7 +1,6 @@
-// CPU backend: evaluates a Problem in one pass per row. Each row (softmax losses) or element
-// (element-wise losses) reads its logits, computes its loss, and writes its gradient; reductions
-// are accumulated in double over fixed chunks of rows, so the result does not depend on how the
-// chunks are later spread over threads.
+// CPU backend: the driver (reduction divisor, per-call constants, chunks spread over the thread pool,
+// choice of kernel level) and the scalar kernels in double precision, which serve as the 'scalar'
+// level and as a check of the SIMD levels (kernels_simd.h).
 //
 // Softmax losses share one structure. With m = max_c z_c, e_c = exp(z_c - m), S = sum_c e_c and
 // s_c = e_c / S, every gradient is linear in s:
@@ -14,25 +13,25 @@
 // Writing (m - z_c) + log S instead of LSE - z_c keeps every term non-negative: no cancellation for
 // large logits. Pass 1 stores e_c in the gradient row (the row is then in cache), pass 2 turns it into
 // the gradient; neither pass reads z after writing it, so the gradient may overwrite the logits.
+//
+// Reductions are accumulated in double over chunks of rows whose size depends on the shape only;
+// the chunks' sums are added in order, so the result does not depend on the number of threads.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <vector>
 
 #include "../core/backend.h"
 #include "../core/math.h"
+#include "cpu_internal.h"
+#include "thread_pool.h"
 
 namespace cbloss {
-namespace {
+namespace cpu {
 
-// Rows per reduction chunk: a function of the shape only, so partial sums (and their order) are the
-// same whatever the number of threads.
-int64_t chunk_rows(const Problem& p) {
-  const int64_t target_elements = 16384;
-  return std::max<int64_t>(1, target_elements / std::max<int64_t>(1, p.classes));
-}
-
-// Class-balanced weight of row n (of element n for the binary focal loss).
 double balance_row_weight(const Problem& p, int64_t n) {
   const double* w = p.balance_weight;
   if (p.loss == LossKind::FocalBinary) {
@@ -49,6 +48,8 @@ double balance_row_weight(const Problem& p, int64_t n) {
   for (int64_t c = 0; c < p.classes; ++c) sum += w[c] * static_cast<double>(t[c]);
   return sum;
 }
+
+namespace {
 
 // The divisor of the reduction, computed from the targets alone (before any gradient is written,
 // since every gradient element is scaled by 1 / divisor).
@@ -80,13 +81,8 @@ double reduction_divisor(const Problem& p) {
   return 1.0;
 }
 
-struct Scaling {
-  double reduced_scale;  // gradient factor for every element when the loss is reduced
-  bool per_element;      // Divisor::None with a grad_output array
-};
-
 // Upstream gradient of output element i.
-inline double grad_scale(const Problem& p, const Scaling& s, int64_t i) {
+inline double grad_scale(const Problem& p, const RunContext& s, int64_t i) {
   return s.per_element ? static_cast<double>(p.grad_output[i]) : s.reduced_scale;
 }
 
@@ -195,9 +191,10 @@ inline math::LossAndSlope<double> element_loss(const Problem& p, int64_t c, doub
   }
 }
 
-// Rows [begin, end): returns the sum of their (weighted) output elements.
-double run_rows(const Problem& p, const Scaling& scaling, double class_weight_sum, int64_t begin,
-                int64_t end) {
+}  // namespace
+
+double rows_scalar(const Problem& p, const RunContext& scaling, int64_t begin, int64_t end) {
+  const double class_weight_sum = scaling.class_weight_sum;
   const int64_t C = p.classes;
   double total = 0.0;
   if (is_row_loss(p.loss)) {
@@ -230,30 +227,175 @@ double run_rows(const Problem& p, const Scaling& scaling, double class_weight_su
   return total;
 }
 
+// ---- kernel level ----------------------------------------------------------------------------------
+
+namespace {
+
+SimdLevel detect_best_level() {
+#if defined(CBLOSS_X86)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) {
+    return SimdLevel::Avx512;
+  }
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return SimdLevel::Avx2;
+#endif
+  return SimdLevel::Vec128;
+}
+
+std::atomic<int>& current_level() {
+  static std::atomic<int> level([] {
+    SimdLevel l = detect_best_level();
+    SimdLevel requested;
+    const char* env = std::getenv("CBLOSS_SIMD");
+    if (env && parse_simd_level(env, &requested) && requested < l) l = requested;
+    return static_cast<int>(l);
+  }());
+  return level;
+}
+
+RowsFn rows_function(SimdLevel level) {
+  switch (level) {
+#if defined(CBLOSS_X86)
+    case SimdLevel::Avx512:
+      return rows_avx512;
+    case SimdLevel::Avx2:
+      return rows_avx2;
+#else
+    case SimdLevel::Avx512:
+    case SimdLevel::Avx2:
+#endif
+    case SimdLevel::Vec128:
+      return rows_vec128;
+    case SimdLevel::Scalar:
+      break;
+  }
+  return rows_scalar;
+}
+
+// Rows per reduction chunk: a function of the shape only, so partial sums (and their order) are the
+// same whatever the number of threads.
+int64_t chunk_rows(const Problem& p) {
+  const int64_t target_elements = 32768;
+  return std::max<int64_t>(1, target_elements / std::max<int64_t>(1, p.classes));
+}
+
+// Below this many logits a call stays on the calling thread (waking workers costs more).
+constexpr int64_t kParallelThreshold = 65536;
+
 }  // namespace
+}  // namespace cpu
+
+SimdLevel best_simd_level() {
+  static const SimdLevel best = cpu::detect_best_level();
+  return best;
+}
+
+SimdLevel simd_level() { return static_cast<SimdLevel>(cpu::current_level().load()); }
+
+SimdLevel set_simd_level(SimdLevel level) {
+  const SimdLevel l = level > best_simd_level() ? best_simd_level() : level;
+  cpu::current_level().store(static_cast<int>(l));
+  return l;
+}
+
+const char* simd_level_name(SimdLevel level) {
+  switch (level) {
+    case SimdLevel::Scalar:
+      return "scalar";
+    case SimdLevel::Vec128:
+#if defined(CBLOSS_X86)
+      return "sse2";
+#else
+      return "vec128";
+#endif
+    case SimdLevel::Avx2:
+      return "avx2";
+    case SimdLevel::Avx512:
+      return "avx512";
+  }
+  return "scalar";
+}
+
+bool parse_simd_level(const char* name, SimdLevel* out) {
+  struct Entry {
+    const char* name;
+    SimdLevel level;
+  };
+  static const Entry entries[] = {{"scalar", SimdLevel::Scalar}, {"sse2", SimdLevel::Vec128},
+                                  {"vec128", SimdLevel::Vec128}, {"neon", SimdLevel::Vec128},
+                                  {"avx2", SimdLevel::Avx2},     {"avx512", SimdLevel::Avx512}};
+  for (const Entry& e : entries) {
+    if (std::strcmp(name, e.name) == 0) {
+      *out = e.level;
+      return true;
+    }
+  }
+  return false;
+}
+
+int cpu_threads() { return cpu::ThreadPool::instance().threads(); }
+
+void set_cpu_threads(int n) { cpu::ThreadPool::instance().set_threads(n); }
 
 double run_cpu(const Problem& p) {
-  const double divisor = reduction_divisor(p);
-  Scaling scaling{1.0, false};
+  using cpu::RunContext;
+  const double divisor = cpu::reduction_divisor(p);
+  RunContext ctx;
   if (p.divisor == Divisor::None) {
-    scaling.per_element = p.grad_output != nullptr;
-    scaling.reduced_scale = p.grad_output_scalar;
+    ctx.per_element = p.grad_output != nullptr;
+    ctx.reduced_scale = p.grad_output_scalar;
   } else {
     // A zero divisor (empty batch, every row ignored) gives a NaN loss and, as in PyTorch, a zero
     // gradient rather than 0 * inf.
-    scaling.reduced_scale = divisor != 0.0 ? p.grad_output_scalar / divisor : 0.0;
+    ctx.reduced_scale = divisor != 0.0 ? p.grad_output_scalar / divisor : 0.0;
   }
-  double class_weight_sum = static_cast<double>(p.classes);
+  ctx.class_weight_sum = static_cast<double>(p.classes);
   if (p.class_weight) {
-    class_weight_sum = 0.0;
-    for (int64_t c = 0; c < p.classes; ++c) class_weight_sum += p.class_weight[c];
+    ctx.class_weight_sum = 0.0;
+    for (int64_t c = 0; c < p.classes; ++c) ctx.class_weight_sum += p.class_weight[c];
   }
 
-  const int64_t step = chunk_rows(p);
+  const SimdLevel level = simd_level();
+  if (level != SimdLevel::Scalar) {
+    // float copies of the per-class vectors, laid out one after another in one buffer
+    const int64_t C = p.classes;
+    const int64_t pair = p.loss == LossKind::FocalBinary ? 2 : C;
+    std::vector<float>& s = ctx.storage;
+    s.reserve(static_cast<size_t>(2 * C + 2 * pair));
+    auto copy = [&](const double* src, int64_t n) -> size_t {
+      const size_t at = s.size();
+      for (int64_t i = 0; i < n; ++i) s.push_back(static_cast<float>(src[i]));
+      return at;
+    };
+    const size_t cw = p.class_weight ? copy(p.class_weight, C) : SIZE_MAX;
+    const size_t pw = p.pos_weight ? copy(p.pos_weight, C) : SIZE_MAX;
+    const size_t al = p.alpha ? copy(p.alpha, pair) : SIZE_MAX;
+    const size_t bw = p.balance_weight ? copy(p.balance_weight, pair) : SIZE_MAX;
+    ctx.class_weight = cw == SIZE_MAX ? nullptr : s.data() + cw;
+    ctx.pos_weight = pw == SIZE_MAX ? nullptr : s.data() + pw;
+    ctx.alpha = al == SIZE_MAX ? nullptr : s.data() + al;
+    ctx.balance_weight = bw == SIZE_MAX ? nullptr : s.data() + bw;
+  }
+  const cpu::RowsFn rows = cpu::rows_function(level);
+
+  const int64_t step = cpu::chunk_rows(p);
+  const int64_t chunks = (p.rows + step - 1) / step;
   double total = 0.0;
-  for (int64_t begin = 0; begin < p.rows; begin += step) {
-    const int64_t end = std::min(p.rows, begin + step);
-    total += run_rows(p, scaling, class_weight_sum, begin, end);
+  if (chunks <= 1) {
+    total = rows(p, ctx, 0, p.rows);
+  } else {
+    std::vector<double> partial(static_cast<size_t>(chunks), 0.0);
+    auto task = [&](int64_t i) {
+      const int64_t begin = i * step;
+      partial[static_cast<size_t>(i)] = rows(p, ctx, begin, std::min(p.rows, begin + step));
+    };
+    if (p.rows * p.classes < cpu::kParallelThreshold) {
+      for (int64_t i = 0; i < chunks; ++i) task(i);
+    } else {
+      cpu::ThreadPool::instance().run(chunks, task);
+    }
+    for (double v : partial) total += v;
   }
   if (p.divisor == Divisor::None) return total;
   if (divisor == 0.0) return std::numeric_limits<double>::quiet_NaN();

@@ -1,0 +1,40 @@
+// Shared by the CPU driver (losses_cpu.cpp) and the kernel translation units (one per SIMD level).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "../core/problem.h"
+
+namespace cbloss {
+namespace cpu {
+
+// Per-call constants, computed once before the rows are spread over threads.
+struct RunContext {
+  double reduced_scale = 1.0;  // gradient factor of every element when the loss is reduced
+  bool per_element = false;    // Divisor::None with a grad_output array
+  double class_weight_sum = 0.0;
+  // float copies of the per-class vectors for the SIMD kernels (null when absent); the kernels read
+  // these pointers only, so that no std:: template is instantiated in their translation units.
+  const float* class_weight = nullptr;
+  const float* pos_weight = nullptr;
+  const float* alpha = nullptr;
+  const float* balance_weight = nullptr;
+  std::vector<float> storage;
+};
+
+// Evaluates rows [begin, end) and returns the sum of their (weighted) output elements.
+using RowsFn = double (*)(const Problem& p, const RunContext& ctx, int64_t begin, int64_t end);
+
+double rows_scalar(const Problem& p, const RunContext& ctx, int64_t begin, int64_t end);
+#if defined(CBLOSS_X86)
+double rows_avx512(const Problem& p, const RunContext& ctx, int64_t begin, int64_t end);
+double rows_avx2(const Problem& p, const RunContext& ctx, int64_t begin, int64_t end);
+#endif
+double rows_vec128(const Problem& p, const RunContext& ctx, int64_t begin, int64_t end);
+
+// Class-balanced weight of row n (of element n for the binary focal loss), from the targets.
+double balance_row_weight(const Problem& p, int64_t n);
+
+}  // namespace cpu
+}  // namespace cbloss

@@ -1,0 +1,208 @@
+// SIMD vectors for the CPU kernels: a thin class over the GCC/Clang vector extension, W float lanes,
+// with the primitives that native/core/math.h calls (m_exp, m_log, ...), found by argument-dependent
+// lookup. One source serves every width: a translation unit compiled with -mavx512f gets zmm code
+// for W = 16, one with -mavx2 ymm code for W = 8, the baseline SSE2/NEON code for W = 4.
+//
+// The exp and log are Cephes-style polynomials (relative error about 2 ulp in float); NaN passes
+// through every function, ±Inf and 0 give their limits.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+namespace cbloss {
+namespace simd {
+
+// The raw vector types, spelled out per width (a vector_size that depends on a template parameter
+// is not reliably supported).
+template <int W>
+struct Raw;
+template <>
+struct Raw<4> {
+  typedef float f __attribute__((vector_size(16)));
+  typedef int32_t i __attribute__((vector_size(16)));
+};
+template <>
+struct Raw<8> {
+  typedef float f __attribute__((vector_size(32)));
+  typedef int32_t i __attribute__((vector_size(32)));
+};
+template <>
+struct Raw<16> {
+  typedef float f __attribute__((vector_size(64)));
+  typedef int32_t i __attribute__((vector_size(64)));
+};
+
+template <int W>
+struct Mask;
+
+template <int W>
+struct Vec {
+  typedef typename Raw<W>::f raw_t;
+  raw_t v;
+
+  Vec() : v(raw_t{}) {}
+  Vec(float x) : v(raw_t{} + x) {}  // NOLINT: broadcast, so that T(1) works in math.h
+  explicit Vec(raw_t r) : v(r) {}
+
+  static Vec load(const float* p) {
+    Vec r;
+    std::memcpy(&r.v, p, sizeof(raw_t));
+    return r;
+  }
+  void store(float* p) const { std::memcpy(p, &v, sizeof(raw_t)); }
+  float operator[](int i) const { return v[i]; }
+
+  friend Vec operator+(Vec a, Vec b) { return Vec(a.v + b.v); }
+  friend Vec operator-(Vec a, Vec b) { return Vec(a.v - b.v); }
+  friend Vec operator*(Vec a, Vec b) { return Vec(a.v * b.v); }
+  friend Vec operator/(Vec a, Vec b) { return Vec(a.v / b.v); }
+  friend Vec operator-(Vec a) { return Vec(-a.v); }
+  Vec& operator+=(Vec b) { v += b.v; return *this; }
+  Vec& operator*=(Vec b) { v *= b.v; return *this; }
+  friend Mask<W> operator>(Vec a, Vec b) { return Mask<W>(a.v > b.v); }
+  friend Mask<W> operator>=(Vec a, Vec b) { return Mask<W>(a.v >= b.v); }
+  friend Mask<W> operator<(Vec a, Vec b) { return Mask<W>(a.v < b.v); }
+  friend Mask<W> operator==(Vec a, Vec b) { return Mask<W>(a.v == b.v); }
+  friend Mask<W> operator!=(Vec a, Vec b) { return Mask<W>(a.v != b.v); }
+};
+
+template <int W>
+struct Mask {
+  typedef typename Raw<W>::i raw_t;
+  raw_t m;
+  explicit Mask(raw_t r) : m(r) {}
+  friend Mask operator&(Mask a, Mask b) { return Mask(a.m & b.m); }
+  friend Mask operator|(Mask a, Mask b) { return Mask(a.m | b.m); }
+};
+
+template <int W>
+inline Vec<W> select(Mask<W> mask, Vec<W> a, Vec<W> b) {
+  return Vec<W>(mask.m ? a.v : b.v);
+}
+
+template <int W>
+inline Vec<W> vmax(Vec<W> a, Vec<W> b) {
+  return Vec<W>(a.v > b.v ? a.v : b.v);
+}
+
+template <int W>
+inline float hmax(Vec<W> a) {
+  float m = a[0];
+  for (int i = 1; i < W; ++i) m = a[i] > m ? a[i] : m;
+  return m;
+}
+
+template <int W>
+inline double hsum(Vec<W> a) {
+  double s = 0.0;
+  for (int i = 0; i < W; ++i) s += static_cast<double>(a[i]);
+  return s;
+}
+
+template <int W>
+inline Vec<W> m_abs(Vec<W> x) {
+  typedef typename Mask<W>::raw_t I;
+  typedef typename Vec<W>::raw_t F;
+  const I bits = (I)x.v & 0x7fffffff;
+  return Vec<W>((F)bits);
+}
+
+// e^x: x = n ln2 + r, |r| <= ln2/2; e^r by a degree-6 polynomial; 2^n built in the exponent bits.
+template <int W>
+inline Vec<W> m_exp(Vec<W> x) {
+  typedef typename Vec<W>::raw_t F;
+  typedef typename Mask<W>::raw_t I;
+  const F xv = x.v;
+  F fx = xv * 1.44269504088896341f;
+  fx = fx < -127.0f ? F{} - 127.0f : fx;  // keeps NaN
+  fx = fx > 127.0f ? F{} + 127.0f : fx;
+  const F n = (fx + 12582912.0f) - 12582912.0f;  // round to nearest
+  F r = xv - n * 0.693359375f;
+  r = r + n * 2.12194440e-4f;
+  F p = F{} + 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const I ni = __builtin_convertvector(n, I);
+  const I bits = (ni + 127) << 23;
+  F result = p * (F)bits;
+  result = xv < -87.3365448f ? F{} : result;
+  result = xv > 88.7228391f ? F{} + std::numeric_limits<float>::infinity() : result;
+  return Vec<W>(result);
+}
+
+// e^x - 1: a Taylor polynomial for |x| < 0.5 (no cancellation near 0), e^x - 1 elsewhere.
+template <int W>
+inline Vec<W> m_expm1(Vec<W> x) {
+  const Vec<W> e = m_exp(x) - Vec<W>(1.0f);
+  Vec<W> p(1.0f / 40320.0f);
+  p = p * x + Vec<W>(1.0f / 5040.0f);
+  p = p * x + Vec<W>(1.0f / 720.0f);
+  p = p * x + Vec<W>(1.0f / 120.0f);
+  p = p * x + Vec<W>(1.0f / 24.0f);
+  p = p * x + Vec<W>(1.0f / 6.0f);
+  p = p * x + Vec<W>(0.5f);
+  p = p * x * x + x;
+  return select(m_abs(x) < Vec<W>(0.5f), p, e);
+}
+
+// log x: x = 2^e m, m in [sqrt(1/2), sqrt(2)); log(m) by a degree-9 polynomial in m - 1.
+template <int W>
+inline Vec<W> m_log(Vec<W> x) {
+  typedef typename Vec<W>::raw_t F;
+  typedef typename Mask<W>::raw_t I;
+  const F xv = x.v;
+  const I bits = (I)xv;
+  I ex = ((bits >> 23) & 0xff) - 126;
+  const I mbits = (bits & 0x007fffff) | 0x3f000000;  // m in [0.5, 1)
+  F m = (F)mbits;
+  const I small = m < 0.707106781186547524f;
+  ex = small ? ex - 1 : ex;
+  m = small ? m + m - 1.0f : m - 1.0f;
+  const F e = __builtin_convertvector(ex, F);
+  const F z = m * m;
+  F p = F{} + 7.0376836292e-2f;
+  p = p * m - 1.1514610310e-1f;
+  p = p * m + 1.1676998740e-1f;
+  p = p * m - 1.2420140846e-1f;
+  p = p * m + 1.4249322787e-1f;
+  p = p * m - 1.6668057665e-1f;
+  p = p * m + 2.0000714765e-1f;
+  p = p * m - 2.4999993993e-1f;
+  p = p * m + 3.3333331174e-1f;
+  F y = m * z * p;
+  y = y - e * 2.12194440e-4f;
+  y = y - z * 0.5f;
+  F result = m + y + e * 0.693359375f;
+  const float inf = std::numeric_limits<float>::infinity();
+  result = xv == 0.0f ? F{} - inf : result;
+  result = xv < 0.0f ? F{} + std::numeric_limits<float>::quiet_NaN() : result;
+  result = xv == inf ? F{} + inf : result;
+  result = xv != xv ? xv : result;  // NaN stays NaN
+  return Vec<W>(result);
+}
+
+// log(1 + x), exact to rounding for small x: log(u) * x / (u - 1) with u = 1 + x.
+template <int W>
+inline Vec<W> m_log1p(Vec<W> x) {
+  const Vec<W> u = x + Vec<W>(1.0f);
+  const Vec<W> d = u - Vec<W>(1.0f);
+  return select(d == Vec<W>(0.0f), x, m_log(u) * (x / d));
+}
+
+// x^g for x >= 0 (0^0 = 1, 0^g = 0 for g > 0).
+template <int W>
+inline Vec<W> m_pow(Vec<W> x, float g) {
+  if (g == 2.0f) return x * x;
+  if (g == 1.0f) return x;
+  if (g == 0.0f) return Vec<W>(1.0f);
+  return m_exp(Vec<W>(g) * m_log(x));
+}
+
+}  // namespace simd
+}  // namespace cbloss

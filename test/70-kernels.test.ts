@@ -1,0 +1,123 @@
+// The SIMD kernel levels against the float64 scalar path (itself checked against the reference in
+// 20-reference) over the shapes that select their code paths: one row per lane (C <= 2W), one row in
+// blocks (larger C, several blocks past 4096), element blocks and row slices (C > 2048), vector tails.
+// And: results do not depend on the number of threads; the thread pool survives resizing.
+import { strict as assert } from 'node:assert';
+
+import * as cbloss from '../lib';
+import { assertGradClose, assertLossArrayClose, assertLossClose, buildLoss, kernelLevels, randomLogits, rng } from './helpers';
+import type { LossSpec } from './reference';
+
+const SHAPES: Array<[number, number]> = [
+  [5, 1], [17, 2], [9, 3], [33, 7], [20, 8], [19, 15], [40, 16], [18, 17], [7, 31], [6, 32], [5, 33],
+  [4, 63], [3, 100], [3, 257], [2, 4097], [2, 9000], [1, 20000],
+];
+
+interface Family {
+  name: string;
+  spec: (C: number, rand: () => number) => LossSpec;
+  target: 'index' | 'ignore' | 'probs' | 'elements';
+  minC?: number;
+}
+
+const w = (C: number, rand: () => number): number[] => Array.from({ length: C }, () => Math.fround(0.3 + rand()));
+
+const FAMILIES: Family[] = [
+  { name: 'CE weight smoothing ignore', spec: (C, r) => ({ loss: 'CrossEntropyLoss', options: { weight: w(C, r), labelSmoothing: 0.1, reduction: 'none' } }), target: 'ignore' },
+  { name: 'CE probabilities weight smoothing', spec: (C, r) => ({ loss: 'CrossEntropyLoss', options: { numClasses: C, weight: w(C, r), labelSmoothing: 0.05, reduction: 'sum' } }), target: 'probs' },
+  { name: 'focal softmax gamma 0.5 alpha vector', spec: (C, r) => ({ loss: 'FocalLoss', options: { numClasses: C, gamma: 0.5, alpha: w(C, r), reduction: 'none' } }), target: 'index', minC: 3 },
+  { name: 'focal softmax gamma 2', spec: (C) => ({ loss: 'FocalLoss', options: { numClasses: C } }), target: 'index', minC: 3 },
+  { name: 'BCE weight posWeight', spec: (C, r) => ({ loss: 'BCEWithLogitsLoss', options: { weight: w(C, r), posWeight: w(C, r), reduction: 'none' } }), target: 'elements' },
+  { name: 'BCE index targets', spec: (C) => ({ loss: 'BCEWithLogitsLoss', options: { numClasses: C } }), target: 'index' },
+  { name: 'sigmoid focal gamma 1.5', spec: () => ({ loss: 'SigmoidFocalLoss', options: { gamma: 1.5, reduction: 'sum' } }), target: 'elements' },
+  { name: 'binary focal gamma 0.5 alpha pair', spec: () => ({ loss: 'FocalLoss', options: { numClasses: 2, gamma: 0.5, alpha: [0.3, 0.7], reduction: 'none' } }), target: 'elements' },
+  {
+    name: 'CB(BCE) class weighting',
+    spec: (C, r) => ({ loss: 'ClassBalancedLoss', options: { samplesPerCls: w(C, r).map((x) => x * 100), beta: 0.99, numClasses: C, weighting: 'class', reduction: 'weightedmean', lossFunc: { loss: 'BCEWithLogitsLoss', options: { reduction: 'none' } } } }),
+    target: 'elements',
+  },
+  {
+    name: 'CB(focal) row weighting',
+    spec: (C, r) => ({ loss: 'ClassBalancedLoss', options: { samplesPerCls: w(C, r).map((x) => x * 100), beta: 0.999, numClasses: C, reduction: 'none', lossFunc: { loss: 'FocalLoss', options: { numClasses: C, gamma: 0.5, reduction: 'none' } } } }),
+    target: 'index',
+    minC: 3,
+  },
+];
+
+function makeTarget(kind: Family['target'], rand: () => number, N: number, C: number): Int32Array | Float32Array {
+  if (kind === 'index') return Int32Array.from({ length: N }, () => Math.floor(rand() * C));
+  if (kind === 'ignore') return Int32Array.from({ length: N }, (_, n) => (n % 4 === 3 ? -100 : Math.floor(rand() * C)));
+  if (kind === 'elements') return Float32Array.from({ length: N * C }, () => (rand() < 0.3 ? 1 : Math.fround(rand() * 0.2)));
+  const t = new Float32Array(N * C);
+  for (let n = 0; n < N; n++) {
+    let s = 0;
+    for (let c = 0; c < C; c++) s += t[n * C + c] = rand();
+    for (let c = 0; c < C; c++) t[n * C + c] /= s;
+  }
+  return t;
+}
+
+describe('70 kernel levels, shapes and threads', () => {
+  const initial = cbloss.backendInfo().cpu.simd as cbloss.SimdLevel;
+  const levels = kernelLevels().filter((l) => l !== 'scalar');
+  after(() => cbloss.setSimdLevel(initial));
+
+  for (const level of levels) {
+    for (const family of FAMILIES) {
+      it(`[${level}] ${family.name}: every shape equals the float64 path`, () => {
+        const rand = rng(family.name.length * 977 + level.length);
+        for (const [N, C] of SHAPES) {
+          if (C < (family.minC ?? 1)) continue;
+          const classes = family.name.startsWith('binary') ? 2 : C;
+          const spec = family.spec(classes, rand);
+          const loss = buildLoss(spec);
+          const input = randomLogits(rand, N * C, 3);
+          const target = makeTarget(family.target, rand, N, C);
+          const gradOutput = 0.75;
+          cbloss.setSimdLevel('scalar');
+          const expected = loss.forwardBackward(input, target, { gradOutput });
+          cbloss.setSimdLevel(level);
+          const got = loss.forwardBackward(input, target, { gradOutput });
+          const what = `${family.name} N=${N} C=${C}`;
+          if (typeof expected.loss === 'number') assertLossClose(got.loss as number, expected.loss, what);
+          else assertLossArrayClose(got.loss as Float32Array, expected.loss, what);
+          assertGradClose(got.grad, expected.grad, `${what} grad`);
+          // in place: the gradient overwrites the logits
+          const work = input.slice();
+          loss.forwardBackward(work, target, { gradOutput, out: { grad: work } });
+          assert.deepEqual(work, got.grad, `${what} in place`);
+        }
+      });
+    }
+  }
+
+  it('results do not depend on the number of threads (bit for bit)', () => {
+    const rand = rng(3);
+    const threads = cbloss.backendInfo().cpu.threads;
+    const cases: Array<[cbloss.Loss, Float32Array, Int32Array | Float32Array]> = [];
+    const x = randomLogits(rand, 65536 * 10);
+    cases.push([new cbloss.CrossEntropyLoss(), x, Int32Array.from({ length: 65536 }, () => Math.floor(rand() * 10))]);
+    cases.push([new cbloss.BCEWithLogitsLoss(), x, Float32Array.from(x, () => (rand() < 0.5 ? 1 : 0))]);
+    const wide = randomLogits(rand, 64 * 5000);
+    cases.push([new cbloss.FocalLoss({ numClasses: 5000, gamma: 0.5 }), wide, Int32Array.from({ length: 64 }, () => Math.floor(rand() * 5000))]);
+    try {
+      for (const [loss, input, target] of cases) {
+        cbloss.setNumThreads(1);
+        const one = loss.forwardBackward(input, target);
+        cbloss.setNumThreads(3);
+        const three = loss.forwardBackward(input, target);
+        assert.equal(one.loss, three.loss);
+        assert.deepEqual(one.grad, three.grad);
+      }
+    } finally {
+      cbloss.setNumThreads(threads);
+    }
+    assert.equal(cbloss.backendInfo().cpu.threads, threads);
+  });
+
+  it('setNumThreads and setSimdLevel check their arguments', () => {
+    assert.throws(() => cbloss.setNumThreads(0), { name: 'RangeError', message: 'Expected an integer in [1, 1024] for threads but received 0' });
+    assert.throws(() => cbloss.setNumThreads('2' as never), TypeError);
+    assert.throws(() => cbloss.setSimdLevel('avx9000' as never), RangeError);
+  });
+});
