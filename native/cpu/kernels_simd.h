@@ -44,7 +44,16 @@ struct SimdKernels {
   using V = simd::Vec<W>;
   static constexpr int64_t kLaneRowsMaxC = 2 * W;
   static constexpr int64_t kBlock = 4096;
-  static constexpr int64_t kElementBlock = 2048;
+  // W zeros, W ones, W zeros: a window of W into it is a lane mask of 0.0 / 1.0.
+  struct StepTable {
+    float v[3 * W];
+    constexpr StepTable() : v() {
+      for (int i = 0; i < 3 * W; ++i) v[i] = i >= W && i < 2 * W ? 1.0f : 0.0f;
+    }
+  };
+  static constexpr StepTable kStep{};
+  static constexpr int64_t kTile = 4096;         // elements per tile of per-class factors
+  static constexpr int64_t kWideElements = 512;  // element losses with C >= this go row by row
 
   static double rows(const Problem& p, const RunContext& ctx, int64_t begin, int64_t end) {
     if (!is_row_loss(p.loss)) return elements(p, ctx, begin, end);
@@ -85,38 +94,42 @@ struct SimdKernels {
     const float smooth = eps / static_cast<float>(C);
     const bool focal = p.loss == LossKind::FocalSoftmax;
     const bool probs = p.targets != nullptr;
-    const bool grad = p.grad_out != nullptr;
+    const float* w = ctx.class_weight;
 
+    // Transpose the rows into column vectors z[c] (lane l = row n0 + l); padding lanes are 0.
     alignas(64) float z[kLaneRowsMaxC][W];
     alignas(64) float t[kLaneRowsMaxC][W];
-    alignas(64) float lane_zy[W], lane_wy[W], lane_alpha[W], lane_scale[W], lane_valid[W];
-    int32_t lane_y[W];
-    double lane_rw[W];
+    transpose_in(p.logits + n0 * C, C, valid, z);
+    if (probs) transpose_in(p.targets + n0 * C, C, valid, t);
 
-    for (int l = 0; l < W; ++l) {
-      const bool live = l < valid && !ignored(p, n0 + l);
-      const int64_t n = n0 + l;
-      lane_valid[l] = live ? 1.0f : 0.0f;
-      const float* row = p.logits + n * C;
-      if (l < valid) {
-        for (int64_t c = 0; c < C; ++c) z[c][l] = row[c];
-        if (probs) {
-          for (int64_t c = 0; c < C; ++c) t[c][l] = p.targets[n * C + c];
-        }
-      } else {
-        for (int64_t c = 0; c < C; ++c) z[c][l] = 0.0f;
-        if (probs) {
-          for (int64_t c = 0; c < C; ++c) t[c][l] = 0.0f;
-        }
+    // Lanes that count: real rows, not ignored. Labels as float lanes (exact: C <= 2W here).
+    V live = live_lanes(valid);
+    V yf(-1.0f);
+    if (p.labels) {
+      alignas(64) int32_t yi[W];
+      for (int l = 0; l < W; ++l) yi[l] = l < valid ? p.labels[n0 + l] : -1;
+      if (p.loss == LossKind::CrossEntropy) {
+        for (int l = 0; l < W; ++l) yi[l] = yi[l] == p.ignore_index ? -1 : yi[l];
       }
-      const int32_t y = live && p.labels ? p.labels[n] : -1;
-      lane_y[l] = y;
-      lane_zy[l] = y >= 0 ? row[y] : 0.0f;
-      lane_wy[l] = y >= 0 ? class_weight(ctx, y) : 0.0f;
-      lane_alpha[l] = y >= 0 && ctx.alpha ? ctx.alpha[y] : static_cast<float>(p.alpha_scalar);
-      const double rw = live && p.balance != Balance::Off ? balance_row_weight(p, n) : 1.0;
-      lane_rw[l] = rw;
-      lane_scale[l] = live ? static_cast<float>(row_scale(p, ctx, n, rw)) : 0.0f;
+      yf = simd::from_int32<W>(yi);
+      live = simd::select(yf >= V(0.0f), live, V(0.0f));
+    }
+
+    // Per-lane values at the label, by a vertical select over the classes.
+    V zy(0.0f), wy(0.0f), ay(static_cast<float>(p.alpha_scalar)), rw(1.0f);
+    const bool balance = p.balance != Balance::Off;
+    if (p.labels) {
+      if (balance) rw = V(0.0f);
+      for (int64_t c = 0; c < C; ++c) {
+        const auto at = yf == V(static_cast<float>(c));
+        zy = simd::select(at, V::load(z[c]), zy);
+        wy = simd::select(at, V(w ? w[c] : 1.0f), wy);
+        if (ctx.alpha) ay = simd::select(at, V(ctx.alpha[c]), ay);
+        if (balance) rw = simd::select(at, V(ctx.balance_weight[c]), rw);
+      }
+    } else if (balance) {
+      rw = V(0.0f);
+      for (int64_t c = 0; c < C; ++c) rw += V(ctx.balance_weight[c]) * V::load(t[c]);
     }
 
     // Pass 1: max, then e = exp(z - m) (kept in z) and the sums.
@@ -129,26 +142,23 @@ struct SimdKernels {
       S += e;
       e.store(z[c]);
       if (probs) {
-        const V wt = V(class_weight(ctx, c)) * (V(1.0f - eps) * V::load(t[c]) + V(smooth));
+        const V wt = V(w ? w[c] : 1.0f) * (V(1.0f - eps) * V::load(t[c]) + V(smooth));
         mass += wt;
         linear += wt * d;
         wt.store(t[c]);  // keep w_c t'_c for the gradient
       } else if (eps != 0.0f) {
-        linear += V(class_weight(ctx, c)) * d;
+        linear += V(w ? w[c] : 1.0f) * d;
       }
     }
     const V log_s = simd::m_log(S);
-    const V inv_s = V(1.0f) / S;
-    const V zy = V::load(lane_zy);
-    const V wy = V::load(lane_wy);
 
-    V loss(0.0f), coef(0.0f);
+    V loss(0.0f), coef(0.0f), hit(0.0f);
     if (focal) {
       const V ce = (m - zy) + log_s;
       const math::FocalFactor<V> f = math::focal_factor(ce, static_cast<float>(p.gamma));
-      const V a = V::load(lane_alpha);
-      loss = a * f.loss;
-      coef = a * f.dloss_dce;
+      loss = ay * f.loss;
+      coef = ay * f.dloss_dce;
+      hit = coef;
     } else if (probs) {
       loss = linear + mass * log_s;
       coef = mass;
@@ -156,40 +166,59 @@ struct SimdKernels {
       const float W_sum = static_cast<float>(ctx.class_weight_sum);
       loss = V(1.0f - eps) * wy * ((m - zy) + log_s) + V(smooth) * (linear + V(W_sum) * log_s);
       coef = V(1.0f - eps) * wy + V(smooth * W_sum);
+      hit = V(1.0f - eps) * wy;
     }
+    // Ignored and padding lanes: exactly 0 (also where their logits are NaN).
+    const auto counted = live != V(0.0f);
+    loss = simd::select(counted, rw * loss, V(0.0f));
 
     double total = 0.0;
-    for (int l = 0; l < valid; ++l) {
-      const double value = lane_valid[l] != 0.0f ? lane_rw[l] * static_cast<double>(loss[l]) : 0.0;
-      if (p.loss_out) p.loss_out[n0 + l] = static_cast<float>(value);
-      total += value;
+    alignas(64) float lane_loss[W];
+    loss.store(lane_loss);
+    for (int l = 0; l < valid; ++l) total += static_cast<double>(lane_loss[l]);
+    if (p.loss_out) {
+      for (int l = 0; l < valid; ++l) p.loss_out[n0 + l] = lane_loss[l];
     }
-    if (!grad) return total;
+    if (!p.grad_out) return total;
 
-    // Pass 2: the gradient tile, then back to row-major.
-    const V k = V::load(lane_scale);  // 0 on ignored and padding lanes
-    const V live = V::load(lane_valid);
-    const V kc = k * coef * inv_s;
+    // Pass 2: the gradient columns, then back to rows.
+    V go(static_cast<float>(ctx.reduced_scale));
+    if (ctx.per_element) go = load_tail(p.grad_output + n0, valid, 0.0f);
+    const V k = simd::select(counted, go * rw, V(0.0f));
+    const V kc = k * coef / S;
+    const V kh = k * hit;
     for (int64_t c = 0; c < C; ++c) {
       V g = kc * V::load(z[c]);
       if (probs) {
         g = g - k * V::load(t[c]);
-      } else if (!focal && eps != 0.0f) {
-        g = g - k * V(smooth * class_weight(ctx, c));
+      } else {
+        if (!focal && eps != 0.0f) g = g - k * V(smooth * (w ? w[c] : 1.0f));
+        g = simd::select(yf == V(static_cast<float>(c)), g - kh, g);
       }
-      g = simd::select(live != V(0.0f), g, V(0.0f));  // ignored rows: 0, even with NaN logits
+      g = simd::select(counted, g, V(0.0f));
       g.store(z[c]);
     }
-    for (int l = 0; l < valid; ++l) {
-      float* out = p.grad_out + (n0 + l) * C;
-      for (int64_t c = 0; c < C; ++c) out[c] = z[c][l];
-      const int32_t y = lane_y[l];
-      if (y >= 0 && !probs) {
-        const float hit = focal ? coef[l] : (1.0f - eps) * lane_wy[l];
-        out[y] -= lane_scale[l] * hit;
-      }
-    }
+    transpose_out(z, C, valid, p.grad_out + n0 * C);
     return total;
+  }
+
+  // rows (valid of them, C floats each, contiguous) -> tile[c][lane]; missing lanes 0.
+  static void transpose_in(const float* src, int64_t C, int64_t valid, float (*tile)[W]) {
+    if (valid == W) {
+      for (int l = 0; l < W; ++l) {
+        for (int64_t c = 0; c < C; ++c) tile[c][l] = src[l * C + c];
+      }
+      return;
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      for (int l = 0; l < W; ++l) tile[c][l] = l < valid ? src[l * C + c] : 0.0f;
+    }
+  }
+
+  static void transpose_out(float (*tile)[W], int64_t C, int64_t valid, float* dst) {
+    for (int l = 0; l < valid; ++l) {
+      for (int64_t c = 0; c < C; ++c) dst[l * C + c] = tile[c][l];
+    }
   }
 
   // ---- many classes: one row at a time, in blocks ------------------------------------------------
@@ -206,6 +235,132 @@ struct SimdKernels {
     for (int64_t i = 0; i < n; ++i) dst[i] = tmp[i];
   }
 
+  // A span of len >= W floats is covered by whole vectors at 0, W, 2W, ... and, when len is not a
+  // multiple of W, one more vector ending at len that overlaps the previous one. fresh_lanes(len)
+  // masks that last vector to the lanes no earlier vector covered (1.0 / 0.0).
+  static V fresh_lanes(int64_t len) { return V::load(kStep.v + len % W); }
+
+  static float span_max(const float* z, int64_t len) {
+    V m = V::load(z);
+    const int64_t full = len / W * W;
+    for (int64_t c = W; c < full; c += W) m = simd::vmax(m, V::load(z + c));
+    if (full < len) m = simd::vmax(m, V::load(z + len - W));
+    return simd::hmax(m);
+  }
+
+  struct BlockSums {
+    double sum = 0.0;     // sum_c e_c, e_c = exp(z_c - block max)
+    double linear = 0.0;  // sum_c a_c (block max - z_c), a_c the loss weight of class c
+    double mass = 0.0;    // sum_c a_c
+  };
+
+  // Pass 1 over one block: e = exp(z - mb) summed, and parked in `park` when given; with kLinear the
+  // loss weights a_c = w_c (kProbs: w_c t'_c) of the linear terms. `park` may be `z` itself: every
+  // vector of z is loaded before its e is stored (the overlapping last vector first of all).
+  template <bool kPark, bool kLinear, bool kProbs, bool kWeighted>
+  static BlockSums exp_block(const float* z, float* park, const float* w, const float* t, int64_t len, float mb,
+                             float one_minus_eps, float smooth) {
+    const V vmb(mb);
+    V s(0.0f), lin(0.0f), mass(0.0f);
+    auto weight = [&](int64_t c) __attribute__((always_inline)) {
+      V a = kWeighted ? V::load(w + c) : V(1.0f);
+      if (kProbs) a = a * (V(one_minus_eps) * V::load(t + c) + V(smooth));
+      return a;
+    };
+    const int64_t full = len / W * W;
+    const bool overlap = full < len;
+    const int64_t last = len - W;
+    const V z_last = V::load(z + last);  // before any e is parked
+    for (int64_t c = 0; c < full; c += W) {
+      // The next block is read next (its max pass): ask for it now, while this one computes.
+      __builtin_prefetch(z + c + len, 0, 3);
+      if (kPark) __builtin_prefetch(park + c + len, 1, 3);
+      const V d = vmb - V::load(z + c);
+      const V e = simd::m_exp(-d);
+      s += e;
+      if (kLinear) {
+        const V a = weight(c);
+        lin += a * d;
+        mass += a;
+      }
+      if (kPark) e.store(park + c);
+    }
+    if (overlap) {
+      const V fresh = fresh_lanes(len);
+      const V d = vmb - z_last;
+      const V e = simd::m_exp(-d);
+      s += e * fresh;
+      if (kLinear) {
+        const V a = weight(last) * fresh;
+        lin += a * d;
+        mass += a;
+      }
+      if (kPark) e.store(park + last);
+    }
+    BlockSums out;
+    out.sum = simd::hsum(s);
+    if (kLinear) {
+      out.linear = simd::hsum(lin);
+      out.mass = simd::hsum(mass);
+    }
+    return out;
+  }
+
+  // Pass 2 over one block: g = f e - k q_c, with e parked in g; q_c = 0 (kQ 0), smooth w_c (kQ 1),
+  // or w_c t'_c (kQ 2).
+  template <int kQ, bool kWeighted>
+  static void grad_block(float* g, const float* w, const float* t, int64_t len, float f, float k, float one_minus_eps,
+                         float smooth) {
+    const V vf(f), vk(k);
+    auto out = [&](int64_t c, V e) __attribute__((always_inline)) {
+      V r = vf * e;
+      if (kQ != 0) {
+        V q = kWeighted ? V::load(w + c) : V(1.0f);
+        q = kQ == 1 ? q * V(smooth) : q * (V(one_minus_eps) * V::load(t + c) + V(smooth));
+        r = r - vk * q;
+      }
+      return r;
+    };
+    const int64_t full = len / W * W;
+    const int64_t last = len - W;
+    const V tail = out(last, V::load(g + last));  // before the whole vectors overwrite its lanes
+    for (int64_t c = 0; c < full; c += W) out(c, V::load(g + c)).store(g + c);
+    if (full < len) tail.store(g + last);
+  }
+
+  template <bool kPark, bool kLinear, bool kProbs>
+  static BlockSums exp_block_w(bool weighted, const float* z, float* park, const float* w, const float* t,
+                               int64_t len, float mb, float ome, float smooth) {
+    return weighted ? exp_block<kPark, kLinear, kProbs, true>(z, park, w, t, len, mb, ome, smooth)
+                    : exp_block<kPark, kLinear, kProbs, false>(z, park, w, t, len, mb, ome, smooth);
+  }
+
+  static BlockSums exp_block_any(bool park, bool linear, bool probs, bool weighted, const float* z, float* g,
+                                 const float* w, const float* t, int64_t len, float mb, float ome, float smooth) {
+    if (probs) {
+      return park ? exp_block_w<true, true, true>(weighted, z, g, w, t, len, mb, ome, smooth)
+                  : exp_block_w<false, true, true>(weighted, z, g, w, t, len, mb, ome, smooth);
+    }
+    if (linear) {
+      return park ? exp_block_w<true, true, false>(weighted, z, g, w, t, len, mb, ome, smooth)
+                  : exp_block_w<false, true, false>(weighted, z, g, w, t, len, mb, ome, smooth);
+    }
+    return park ? exp_block_w<true, false, false>(weighted, z, g, w, t, len, mb, ome, smooth)
+                : exp_block_w<false, false, false>(weighted, z, g, w, t, len, mb, ome, smooth);
+  }
+
+  static void grad_block_any(int q, bool weighted, float* g, const float* w, const float* t, int64_t len, float f,
+                             float k, float ome, float smooth) {
+    if (q == 0) return grad_block<0, false>(g, w, t, len, f, k, ome, smooth);
+    if (q == 1) {
+      return weighted ? grad_block<1, true>(g, w, t, len, f, k, ome, smooth)
+                      : grad_block<1, false>(g, w, t, len, f, k, ome, smooth);
+    }
+    return weighted ? grad_block<2, true>(g, w, t, len, f, k, ome, smooth)
+                    : grad_block<2, false>(g, w, t, len, f, k, ome, smooth);
+  }
+
+  // One row of C > 2W logits (so every block holds at least W).
   static double wide_row(const Problem& p, const RunContext& ctx, int64_t n) {
     const int64_t C = p.classes;
     const float* z = p.logits + n * C;
@@ -213,10 +368,9 @@ struct SimdKernels {
     const float* tr = p.targets ? p.targets + n * C : nullptr;
     const bool focal = p.loss == LossKind::FocalSoftmax;
     const double eps = p.label_smoothing;
-    const float epsf = static_cast<float>(eps);
+    const float ome = static_cast<float>(1.0 - eps);
     const float smooth = static_cast<float>(eps / static_cast<double>(C));
     const float* w = ctx.class_weight;
-    const bool weighted = w != nullptr;
 
     if (ignored(p, n)) {
       if (g) {
@@ -228,72 +382,43 @@ struct SimdKernels {
     const int32_t y = p.labels ? p.labels[n] : -1;
     const double zy = y >= 0 ? static_cast<double>(z[y]) : 0.0;  // read before g may overwrite z
 
-    // Pass 1, block by block: max, e = exp(z - block max) parked in g, sums.
+    // Blocks of `block` logits; a last block shorter than W joins the one before it.
     constexpr int64_t kMaxBlocks = 1024;
+    const int64_t block = max64(kBlock, ((C + kMaxBlocks - 1) / kMaxBlocks + W - 1) / W * W);
+    int64_t blocks = (C + block - 1) / block;
+    if (blocks > 1 && C - (blocks - 1) * block < W) --blocks;
+    auto block_len = [&](int64_t b) { return b == blocks - 1 ? C - b * block : block; };
+
+    const bool linear = tr != nullptr || eps != 0.0;
     double block_max[kMaxBlocks];
     double block_sum[kMaxBlocks];
-    const int64_t block = max64(kBlock, (C + kMaxBlocks - 1) / kMaxBlocks);
-    int64_t blocks = 0;
-    double linear = 0.0;  // sum_c (loss weight of c) * (m - z_c), with m the block max for now
-    double mass = 0.0;    // sum_c (loss weight of c): W for smoothing, T for probabilities
-    double correction_weight[kMaxBlocks];
-    const bool need_linear = tr != nullptr || eps != 0.0;
-    for (int64_t c0 = 0; c0 < C; c0 += block, ++blocks) {
-      const int64_t len = min64(block, C - c0);
-      const float* zb = z + c0;
-      V vm = V(-std::numeric_limits<float>::infinity());
-      int64_t c = 0;
-      for (; c + W <= len; c += W) vm = simd::vmax(vm, V::load(zb + c));
-      float mb = simd::hmax(vm);
-      for (; c < len; ++c) mb = zb[c] > mb ? zb[c] : mb;
-      // A NaN anywhere reaches the sum below through exp(z - mb).
-      const V vmb(mb);
-      V s(0.0f), lin(0.0f), ms(0.0f);
-      auto step = [&](V zc, V wt_raw, V tv, float* park, int64_t count) {
-        const V d = vmb - zc;
-        const V e = simd::m_exp(-d);
-        V wt = wt_raw;
-        if (tr) wt = wt * (V(1.0f - epsf) * tv + V(smooth));
-        if (count == W) {
-          s += e;
-          if (need_linear) {
-            lin += wt * d;
-            ms += wt;
-          }
-          if (park) e.store(park);
-        } else {
-          const V live = live_lanes(count);
-          s += e * live;
-          if (need_linear) {
-            lin += wt * d * live;
-            ms += wt * live;
-          }
-          if (park) store_tail(park, e, count);
-        }
-      };
-      c = 0;
-      for (; c + W <= len; c += W) {
-        step(V::load(zb + c), w ? V::load(w + c0 + c) : V(1.0f), tr ? V::load(tr + c0 + c) : V(0.0f),
-             g ? g + c0 + c : nullptr, W);
-      }
-      if (c < len) {
-        const int64_t rest = len - c;
-        step(load_tail(zb + c, rest, mb), w ? load_tail(w + c0 + c, rest, 0.0f) : V(1.0f),
-             tr ? load_tail(tr + c0 + c, rest, 0.0f) : V(0.0f), g ? g + c0 + c : nullptr, rest);
-      }
-      block_max[blocks] = mb;
-      block_sum[blocks] = simd::hsum(s);
-      linear += simd::hsum(lin);
-      correction_weight[blocks] = simd::hsum(ms);
-      mass += correction_weight[blocks];
-    }
+    double block_mass[kMaxBlocks];
+    double linear_sum = 0.0;
+    double mass = 0.0;
     double m = -std::numeric_limits<double>::infinity();
-    for (int64_t b = 0; b < blocks; ++b) m = block_max[b] > m || b == 0 ? block_max[b] : m;
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t c0 = b * block;
+      const int64_t len = block_len(b);
+      const float mb = span_max(z + c0, len);  // a NaN reaches the sum through exp(z - mb)
+      const BlockSums bs = exp_block_any(g != nullptr, linear, tr != nullptr, w != nullptr, z + c0,
+                                         g ? g + c0 : nullptr, w ? w + c0 : nullptr, tr ? tr + c0 : nullptr, len,
+                                         mb, ome, smooth);
+      block_max[b] = mb;
+      block_sum[b] = bs.sum;
+      block_mass[b] = bs.mass;
+      linear_sum += bs.linear;
+      mass += bs.mass;
+      m = b == 0 || mb > m ? mb : m;
+    }
     double S = 0.0;
     for (int64_t b = 0; b < blocks; ++b) {
+      if (blocks == 1) {  // one block: its max is the row's, no rescaling
+        S = block_sum[b];
+        break;
+      }
       const double shift = m - block_max[b];
       S += block_sum[b] * std::exp(-shift);
-      linear += shift * correction_weight[b];  // (m - z) = (m_b - z) + (m - m_b)
+      linear_sum += shift * block_mass[b];  // (m - z) = (m_b - z) + (m - m_b)
     }
     const double log_s = std::log(S);
 
@@ -308,13 +433,13 @@ struct SimdKernels {
       coef = a * f.dloss_dce;
       hit = coef;
     } else if (tr) {
-      loss = linear + mass * log_s;
+      loss = linear_sum + mass * log_s;
       coef = mass;
     } else {
-      const double wy = weighted ? static_cast<double>(w[y]) : 1.0;
+      const double wy = w ? static_cast<double>(w[y]) : 1.0;
       const double W_sum = ctx.class_weight_sum;
       const double sm = eps / static_cast<double>(C);
-      loss = (1.0 - eps) * wy * ((m - zy) + log_s) + sm * (linear + W_sum * log_s);
+      loss = (1.0 - eps) * wy * ((m - zy) + log_s) + sm * (linear_sum + W_sum * log_s);
       coef = (1.0 - eps) * wy + sm * W_sum;
       hit = (1.0 - eps) * wy;
     }
@@ -322,169 +447,212 @@ struct SimdKernels {
     if (p.loss_out) p.loss_out[n] = static_cast<float>(rw * loss);
     if (!g) return rw * loss;
 
-    // Pass 2: g = k (coef e_b / S - q).
+    // Pass 2: g = k (coef s - q) with s = e_b exp(m_b - m) / S.
     const double k = row_scale(p, ctx, n, rw);
-    for (int64_t b = 0, c0 = 0; b < blocks; ++b, c0 += block) {
-      const int64_t len = min64(block, C - c0);
-      const V f(static_cast<float>(k * coef * std::exp(block_max[b] - m) / S));
-      const V kv(static_cast<float>(k));
-      float* gb = g + c0;
-      auto step = [&](V e, V wv, V tv) {
-        V out = f * e;
-        if (tr) {
-          out = out - kv * wv * (V(1.0f - epsf) * tv + V(smooth));
-        } else if (!focal && eps != 0.0) {
-          out = out - kv * V(smooth) * wv;
-        }
-        return out;
-      };
-      int64_t c = 0;
-      for (; c + W <= len; c += W) {
-        step(V::load(gb + c), w ? V::load(w + c0 + c) : V(1.0f), tr ? V::load(tr + c0 + c) : V(0.0f)).store(gb + c);
-      }
-      if (c < len) {
-        const int64_t rest = len - c;
-        const V out = step(load_tail(gb + c, rest, 0.0f), w ? load_tail(w + c0 + c, rest, 0.0f) : V(1.0f),
-                           tr ? load_tail(tr + c0 + c, rest, 0.0f) : V(0.0f));
-        store_tail(gb + c, out, rest);
-      }
+    const int q = tr ? 2 : (!focal && eps != 0.0 ? 1 : 0);
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t c0 = b * block;
+      const double rescale = blocks > 1 ? std::exp(block_max[b] - m) : 1.0;
+      grad_block_any(q, w != nullptr, g + c0, w ? w + c0 : nullptr, tr ? tr + c0 : nullptr, block_len(b),
+                     static_cast<float>(k * coef * rescale / S), static_cast<float>(k), ome, smooth);
     }
     if (y >= 0) g[y] -= static_cast<float>(k * hit);
     return rw * loss;
   }
 
-  // 1.0 in the first n lanes, 0.0 in the others.
-  static V live_lanes(int64_t n) {
-    alignas(64) float tmp[W];
-    for (int i = 0; i < W; ++i) tmp[i] = i < n ? 1.0f : 0.0f;
-    return V::load(tmp);
-  }
+  // 1.0 in the first n lanes (0 <= n <= W), 0.0 in the others.
+  static V live_lanes(int64_t n) { return V::load(kStep.v + 2 * W - n); }
 
   // ---- element-wise losses -----------------------------------------------------------------------
 
-  static double elements(const Problem& p, const RunContext& ctx, int64_t begin, int64_t end) {
-    const int64_t C = p.classes;
-    // Rows per block: a multiple of W, so that every block but the last is whole vectors.
-    const int64_t per_block = max64(W, (kElementBlock / max64(C, 1)) / W * W);
-    alignas(64) float weight[kElementBlock + 64 * W];
-    alignas(64) float pos[kElementBlock + 64 * W];
-    alignas(64) float onehot[kElementBlock + 64 * W];
-    const bool binary = p.loss == LossKind::FocalBinary;
-    const bool by_column = p.balance == Balance::Column && !binary;
-    const bool by_row = p.balance == Balance::Row && !binary;
-    const bool bce = p.loss == LossKind::BCEWithLogits;
+  // Per-call constants of an element-wise loss.
+  struct ElementParams {
+    bool bce, binary, by_row, by_column, alpha_pair, balance_pair;
+    float gamma, alpha;
+    float a0, a1, b0, b1;  // binary focal: alpha and balance weight of t = 0 and t = 1
+  };
 
-    double total = 0.0;
-    for (int64_t n0 = begin; n0 < end; n0 += per_block) {
-      const int64_t rows = min64(per_block, end - n0);
-      // Element blocks larger than the buffers (C > kElementBlock) go a row at a time in slices.
-      if (rows * C > kElementBlock + 64 * W) {
-        for (int64_t n = n0; n < n0 + rows; ++n) {
-          for (int64_t c0 = 0; c0 < C; c0 += kElementBlock) {
-            const int64_t len = min64(kElementBlock, C - c0);
-            total += element_span(p, ctx, n, 1, c0, len, weight, pos, onehot, by_row, by_column, bce, binary);
-          }
-        }
-        continue;
-      }
-      total += element_span(p, ctx, n0, rows, 0, C, weight, pos, onehot, by_row, by_column, bce, binary);
+  static ElementParams element_params(const Problem& p, const RunContext& ctx) {
+    ElementParams e{};
+    e.bce = p.loss == LossKind::BCEWithLogits;
+    e.binary = p.loss == LossKind::FocalBinary;
+    e.by_row = p.balance == Balance::Row && !e.binary;
+    e.by_column = p.balance == Balance::Column && !e.binary;
+    e.alpha_pair = e.binary && ctx.alpha != nullptr;
+    e.balance_pair = e.binary && p.balance != Balance::Off;
+    e.gamma = static_cast<float>(p.gamma);
+    e.alpha = static_cast<float>(p.alpha_scalar);
+    if (e.alpha_pair) {
+      e.a0 = ctx.alpha[0];
+      e.a1 = ctx.alpha[1];
     }
+    if (e.balance_pair) {
+      e.b0 = ctx.balance_weight[0];
+      e.b1 = ctx.balance_weight[1];
+    }
+    return e;
+  }
+
+  // Loss and d loss / dx of W elements, times the class factor `w` (class weight, balance weight).
+  __attribute__((always_inline)) static math::LossAndSlope<V> element_vector(const ElementParams& e, V x, V t, V w,
+                                                                             V pw) {
+    math::LossAndSlope<V> r;
+    if (e.bce) {
+      r = math::bce_pos_weighted(x, t, pw);
+    } else if (e.binary) {
+      r = math::binary_focal(x, t, e.gamma);
+      V a(e.alpha);
+      if (e.alpha_pair) a = V(e.a0) + V(e.a1 - e.a0) * t;
+      if (e.balance_pair) a = a * (V(e.b0) + V(e.b1 - e.b0) * t);
+      w = w * a;
+    } else {
+      r = math::sigmoid_focal(x, t, e.gamma);
+      if (e.alpha >= 0.0f) w = w * (V(e.alpha) * t + V(1.0f - e.alpha) * (V(1.0f) - t));
+    }
+    r.loss = w * r.loss;
+    r.slope = w * r.slope;
+    return r;
+  }
+
+  // Everything an element span needs: where its elements are and their per-element factors.
+  struct Span {
+    const float* x;
+    const float* t;       // targets, or a one-hot tile
+    const float* w;       // class factors (tile or class vector), or null for 1
+    const float* pw;      // pos_weight (tile or class vector), or null for 1
+    const float* rw;      // row-weight tile, or null
+    const float* go;      // per-element upstream gradient, or null for `scale`
+    float* loss_out;
+    float* grad_out;
+    float scale;
+  };
+
+  __attribute__((always_inline)) static V element_step(const ElementParams& e, const Span& s, int64_t j) {
+    V w = s.w ? V::load(s.w + j) : V(1.0f);
+    if (s.rw) w = w * V::load(s.rw + j);
+    const math::LossAndSlope<V> r =
+        element_vector(e, V::load(s.x + j), V::load(s.t + j), w, s.pw ? V::load(s.pw + j) : V(1.0f));
+    if (s.loss_out) r.loss.store(s.loss_out + j);
+    if (s.grad_out) (r.slope * (s.go ? V::load(s.go + j) : V(s.scale))).store(s.grad_out + j);
+    return r.loss;
+  }
+
+  // A partial vector of n < W elements at j (padding lanes: x = 0, t = 0, factors 0).
+  static V element_tail(const ElementParams& e, const Span& s, int64_t j, int64_t n) {
+    V w = s.w ? load_tail(s.w + j, n, 0.0f) : live_lanes(n);
+    if (s.rw) w = w * load_tail(s.rw + j, n, 0.0f);
+    const math::LossAndSlope<V> r = element_vector(e, load_tail(s.x + j, n, 0.0f), load_tail(s.t + j, n, 0.0f), w,
+                                                   s.pw ? load_tail(s.pw + j, n, 1.0f) : V(1.0f));
+    if (s.loss_out) store_tail(s.loss_out + j, r.loss, n);
+    if (s.grad_out) store_tail(s.grad_out + j, r.slope * (s.go ? load_tail(s.go + j, n, 0.0f) : V(s.scale)), n);
+    return r.loss;
+  }
+
+  // Elements [0, count) of a span; the loss summed in float lanes, flushed to double regularly.
+  static double element_run(const ElementParams& e, const Span& s, int64_t count) {
+    double total = 0.0;
+    V sum(0.0f);
+    int64_t j = 0;
+    while (j + W <= count) {
+      const int64_t stop = min64(count - W, j + 64 * W);
+      for (; j <= stop; j += W) sum += element_step(e, s, j);
+      total += simd::hsum(sum);
+      sum = V(0.0f);
+    }
+    if (j < count) total += simd::hsum(element_tail(e, s, j, count - j));
     return total;
   }
 
-  // Elements [c0, c0 + len) of rows [n0, n0 + rows).
-  static double element_span(const Problem& p, const RunContext& ctx, int64_t n0, int64_t rows, int64_t c0,
-                             int64_t len, float* weight, float* pos, float* onehot, bool by_row, bool by_column,
-                             bool bce, bool binary) {
+  // The span of the problem's arrays that starts at element i.
+  static Span offset(Span s, int64_t i) {
+    s.x += i;
+    if (s.t) s.t += i;
+    if (s.go) s.go += i;
+    if (s.loss_out) s.loss_out += i;
+    if (s.grad_out) s.grad_out += i;
+    return s;
+  }
+
+  static double elements(const Problem& p, const RunContext& ctx, int64_t begin, int64_t end) {
     const int64_t C = p.classes;
-    const int64_t count = rows * len;
-    const bool contiguous = len == C;
-    const bool weights = ctx.class_weight || by_row || by_column;
-    for (int64_t r = 0; r < rows; ++r) {
-      const float rw = by_row ? static_cast<float>(balance_row_weight(p, n0 + r)) : 1.0f;
-      for (int64_t j = 0; j < len; ++j) {
-        const int64_t c = c0 + j;
-        float wv = class_weight(ctx, c) * rw;
-        if (by_column) wv *= ctx.balance_weight[c];
-        if (weights) weight[r * len + j] = wv;
-        if (bce) pos[r * len + j] = ctx.pos_weight ? ctx.pos_weight[c] : 1.0f;
-      }
-      if (p.labels) {
-        for (int64_t j = 0; j < len; ++j) onehot[r * len + j] = 0.0f;
-        const int64_t y = p.labels[n0 + r] - c0;
-        if (y >= 0 && y < len) onehot[r * len + y] = 1.0f;
-      }
-    }
-    const float gamma = static_cast<float>(p.gamma);
-    const float alpha = static_cast<float>(p.alpha_scalar);
-    const bool alpha_pair = binary && ctx.alpha;
-    const bool balance_pair = binary && p.balance != Balance::Off;
-    V sum(0.0f);
+    const ElementParams e = element_params(p, ctx);
+    Span base{};
+    base.x = p.logits;
+    base.t = p.targets;
+    base.go = ctx.per_element ? p.grad_output : nullptr;
+    base.loss_out = p.loss_out;
+    base.grad_out = p.grad_out;
+    base.scale = static_cast<float>(ctx.reduced_scale);
+    const bool class_factor = ctx.class_weight || e.by_column;
+    alignas(64) float w_tile[kTile];
+    alignas(64) float pw_tile[kTile];
+    alignas(64) float rw_tile[kTile];
+    alignas(64) float t_tile[kTile];
     double total = 0.0;
 
-    // Element j of the span: index i in the arrays of the problem.
-    auto index = [&](int64_t j) { return contiguous ? n0 * C + j : n0 * C + c0 + j; };
-    auto body = [&](int64_t j, int64_t live) {
-      const int64_t i = index(j);
-      auto ld = [&](const float* src, float pad) { return live == W ? V::load(src) : load_tail(src, live, pad); };
-      const V x = ld(p.logits + i, 0.0f);
-      const V t = p.labels ? ld(onehot + j, 0.0f) : ld(p.targets + i, 0.0f);
-      math::LossAndSlope<V> r;
-      if (bce) {
-        r = math::bce_pos_weighted(x, t, ld(pos + j, 1.0f));
-      } else if (binary) {
-        r = math::binary_focal(x, t, gamma);
-        V a(alpha);
-        if (alpha_pair) a = V(ctx.alpha[0]) + V(ctx.alpha[1] - ctx.alpha[0]) * t;
-        if (balance_pair) {
-          a = a * (V(ctx.balance_weight[0]) + V(ctx.balance_weight[1] - ctx.balance_weight[0]) * t);
-        }
-        r.loss = a * r.loss;
-        r.slope = a * r.slope;
-      } else {
-        r = math::sigmoid_focal(x, t, gamma);
-        if (alpha >= 0.0f) {
-          const V at = V(alpha) * t + V(1.0f - alpha) * (V(1.0f) - t);
-          r.loss = at * r.loss;
-          r.slope = at * r.slope;
-        }
-      }
-      if (weights) {
-        const V wv = ld(weight + j, 0.0f);
-        r.loss = wv * r.loss;
-        r.slope = wv * r.slope;
-      }
-      if (live < W) r.loss = r.loss * live_lanes(live);
-      sum += r.loss;
-      if (p.loss_out) {
-        if (live == W) r.loss.store(p.loss_out + i);
-        else store_tail(p.loss_out + i, r.loss, live);
-      }
-      if (p.grad_out) {
-        const V go = ctx.per_element ? ld(p.grad_output + i, 0.0f) : V(static_cast<float>(ctx.reduced_scale));
-        const V g = go * r.slope;
-        if (live == W) g.store(p.grad_out + i);
-        else store_tail(p.grad_out + i, g, live);
-      }
-    };
-
-    if (contiguous) {
-      int64_t j = 0;
-      for (; j + W <= count; j += W) {
-        body(j, W);
-        if ((j & 1023) == 1024 - W) {  // flush the float lanes into double every 1024 elements
-          total += simd::hsum(sum);
-          sum = V(0.0f);
+    if (C >= kWideElements) {
+      // Wide rows: the class vectors line up with each row; one row at a time.
+      float* cf = class_factor ? w_tile : nullptr;
+      for (int64_t n = begin; n < end; ++n) {
+        const float rw = e.by_row ? static_cast<float>(balance_row_weight(p, n)) : 1.0f;
+        for (int64_t c0 = 0; c0 < C; c0 += kTile) {
+          const int64_t len = min64(kTile, C - c0);
+          Span s = offset(base, n * C + c0);
+          if (cf) {
+            for (int64_t j = 0; j < len; ++j) {
+              cf[j] = class_weight(ctx, c0 + j) * (e.by_column ? ctx.balance_weight[c0 + j] : 1.0f) * rw;
+            }
+            s.w = cf;
+          } else if (e.by_row) {
+            for (int64_t j = 0; j < len; ++j) rw_tile[j] = rw;
+            s.w = rw_tile;
+          }
+          s.pw = e.bce && ctx.pos_weight ? ctx.pos_weight + c0 : nullptr;
+          if (p.labels) {
+            for (int64_t j = 0; j < len; ++j) t_tile[j] = 0.0f;
+            const int64_t y = p.labels[n] - c0;
+            if (y >= 0 && y < len) t_tile[y] = 1.0f;
+            s.t = t_tile;
+          }
+          total += element_run(e, s, len);
         }
       }
-      if (j < count) body(j, count - j);
-    } else {
-      // A slice of one row (rows == 1): the same loop; index() adds the slice offset.
-      int64_t j = 0;
-      for (; j + W <= count; j += W) body(j, W);
-      if (j < count) body(j, count - j);
+      return total;
     }
-    return total + simd::hsum(sum);
+
+    // Narrow rows: blocks of whole rows (a multiple of W rows, so the block is whole vectors), with
+    // the class factors tiled over the block once.
+    const int64_t rows_per_block = max64(1, kTile / C / W * W);
+    const int64_t tile_len = rows_per_block * C;
+    if (class_factor) {
+      for (int64_t j = 0; j < tile_len; ++j) {
+        const int64_t c = j % C;
+        w_tile[j] = class_weight(ctx, c) * (e.by_column ? ctx.balance_weight[c] : 1.0f);
+      }
+    }
+    if (e.bce && ctx.pos_weight) {
+      for (int64_t j = 0; j < tile_len; ++j) pw_tile[j] = ctx.pos_weight[j % C];
+    }
+    for (int64_t n0 = begin; n0 < end; n0 += rows_per_block) {
+      const int64_t rows = min64(rows_per_block, end - n0);
+      Span s = offset(base, n0 * C);
+      s.w = class_factor ? w_tile : nullptr;
+      s.pw = e.bce && ctx.pos_weight ? pw_tile : nullptr;
+      if (e.by_row) {
+        for (int64_t r = 0; r < rows; ++r) {
+          const float rw = static_cast<float>(balance_row_weight(p, n0 + r));
+          for (int64_t c = 0; c < C; ++c) rw_tile[r * C + c] = rw;
+        }
+        s.rw = rw_tile;
+      }
+      if (p.labels) {
+        for (int64_t j = 0; j < rows * C; ++j) t_tile[j] = 0.0f;
+        for (int64_t r = 0; r < rows; ++r) t_tile[r * C + p.labels[n0 + r]] = 1.0f;
+        s.t = t_tile;
+      }
+      total += element_run(e, s, rows * C);
+    }
+    return total;
   }
 };
 

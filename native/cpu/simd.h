@@ -11,6 +11,7 @@
 #include <cstring>
 #include <limits>
 
+
 namespace cbloss {
 namespace simd {
 
@@ -82,23 +83,49 @@ inline Vec<W> select(Mask<W> mask, Vec<W> a, Vec<W> b) {
   return Vec<W>(mask.m ? a.v : b.v);
 }
 
+// W int32 values converted to float lanes.
+template <int W>
+inline Vec<W> from_int32(const int32_t* p) {
+  typename Mask<W>::raw_t i;
+  std::memcpy(&i, p, sizeof(i));
+  return Vec<W>(__builtin_convertvector(i, typename Vec<W>::raw_t));
+}
+
 template <int W>
 inline Vec<W> vmax(Vec<W> a, Vec<W> b) {
   return Vec<W>(a.v > b.v ? a.v : b.v);
 }
 
+// Horizontal reductions by halving (the halves are register moves, not memory round trips).
+template <int W>
+inline void halves(Vec<W> a, Vec<W / 2>* lo, Vec<W / 2>* hi) {
+  std::memcpy(&lo->v, &a.v, sizeof(lo->v));
+  std::memcpy(&hi->v, reinterpret_cast<const char*>(&a.v) + sizeof(lo->v), sizeof(hi->v));
+}
+
 template <int W>
 inline float hmax(Vec<W> a) {
-  float m = a[0];
-  for (int i = 1; i < W; ++i) m = a[i] > m ? a[i] : m;
-  return m;
+  if constexpr (W == 4) {
+    const float m01 = a[0] > a[1] ? a[0] : a[1];
+    const float m23 = a[2] > a[3] ? a[2] : a[3];
+    return m01 > m23 ? m01 : m23;
+  } else {
+    Vec<W / 2> lo, hi;
+    halves(a, &lo, &hi);
+    return hmax(Vec<W / 2>(lo.v > hi.v ? lo.v : hi.v));
+  }
 }
 
 template <int W>
 inline double hsum(Vec<W> a) {
-  double s = 0.0;
-  for (int i = 0; i < W; ++i) s += static_cast<double>(a[i]);
-  return s;
+  if constexpr (W == 4) {
+    return (static_cast<double>(a[0]) + static_cast<double>(a[1])) +
+           (static_cast<double>(a[2]) + static_cast<double>(a[3]));
+  } else {
+    Vec<W / 2> lo, hi;
+    halves(a, &lo, &hi);
+    return hsum(lo + hi);
+  }
 }
 
 template <int W>
@@ -131,6 +158,7 @@ inline Vec<W> m_exp(Vec<W> x) {
   const I ni = __builtin_convertvector(n, I);
   const I bits = (ni + 127) << 23;
   F result = p * (F)bits;
+  // Limits of the float range (also for x = -inf, where the polynomial gives NaN); NaN passes.
   result = xv < -87.3365448f ? F{} : result;
   result = xv > 88.7228391f ? F{} + std::numeric_limits<float>::infinity() : result;
   return Vec<W>(result);
