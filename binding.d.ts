@@ -59,6 +59,8 @@ export interface NativeBinding {
     gradOut: Float32Array | null,
   ): number;
   backendInfo(): NativeBackendInfo;
+  /** dst = src (memcpy over the CPU threads): the memory roofline of the benchmarks. */
+  copy(src: Float32Array, dst: Float32Array): void;
   /** Sets the threads CPU calls may use (1 = the calling thread); returns the number now used. */
   setThreads(threads: number): number;
   /** Sets the kernel level ('scalar', 'sse2', 'avx2', 'avx512'), clamped to the CPU's; returns it. */

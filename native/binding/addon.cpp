@@ -180,7 +180,20 @@ Napi::Value SetSimd(const Napi::CallbackInfo& info) {
   return Napi::String::New(env, cbloss::simd_level_name(cbloss::set_simd_level(level)));
 }
 
+// copy(src, dst): dst = src with memcpy, spread over the CPU threads like a loss call — the memory
+// roofline that `npm run bench` compares the kernels with (same bytes read and written).
+Napi::Value Copy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 2) fail(env, "copy expects (src, dst)");
+  const size_t n = info[0].IsTypedArray() ? info[0].As<Napi::TypedArray>().ElementLength() : 0;
+  const float* src = typed_data<float, napi_float32_array>(env, info[0], "src", n, false);
+  float* dst = typed_data<float, napi_float32_array>(env, info[1], "dst", n, false);
+  cbloss::parallel_copy(dst, src, n);
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("copy", Napi::Function::New(env, Copy, "copy"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("setSimd", Napi::Function::New(env, SetSimd, "setSimd"));
   exports.Set("run", Napi::Function::New(env, Run, "run"));

@@ -24,6 +24,9 @@ SimdLevel set_simd_level(SimdLevel); // clamped to what the CPU supports; return
 const char* simd_level_name(SimdLevel);
 bool parse_simd_level(const char* name, SimdLevel* out);
 
+// dst = src over the CPU threads (the memory roofline of the benchmarks).
+void parallel_copy(float* dst, const float* src, size_t n);
+
 int cpu_threads();             // threads a CPU call may use
 void set_cpu_threads(int n);   // 1 = the calling thread only
 

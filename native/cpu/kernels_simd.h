@@ -138,7 +138,7 @@ struct SimdKernels {
     V S(0.0f), linear(0.0f), mass(0.0f);
     for (int64_t c = 0; c < C; ++c) {
       const V d = m - V::load(z[c]);
-      const V e = simd::m_exp(-d);
+      const V e = simd::m_exp_neg(d);
       S += e;
       e.store(z[c]);
       if (probs) {
@@ -276,7 +276,7 @@ struct SimdKernels {
       __builtin_prefetch(z + c + len, 0, 3);
       if (kPark) __builtin_prefetch(park + c + len, 1, 3);
       const V d = vmb - V::load(z + c);
-      const V e = simd::m_exp(-d);
+      const V e = simd::m_exp_neg(d);
       s += e;
       if (kLinear) {
         const V a = weight(c);
@@ -288,7 +288,7 @@ struct SimdKernels {
     if (overlap) {
       const V fresh = fresh_lanes(len);
       const V d = vmb - z_last;
-      const V e = simd::m_exp(-d);
+      const V e = simd::m_exp_neg(d);
       s += e * fresh;
       if (kLinear) {
         const V a = weight(last) * fresh;

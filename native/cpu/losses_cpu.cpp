@@ -334,6 +334,15 @@ bool parse_simd_level(const char* name, SimdLevel* out) {
   return false;
 }
 
+void parallel_copy(float* dst, const float* src, size_t n) {
+  const size_t chunk = 1 << 16;
+  const int64_t chunks = static_cast<int64_t>((n + chunk - 1) / chunk);
+  cpu::ThreadPool::instance().run(chunks, [&](int64_t i) {
+    const size_t begin = static_cast<size_t>(i) * chunk;
+    std::memcpy(dst + begin, src + begin, std::min(chunk, n - begin) * sizeof(float));
+  });
+}
+
 int cpu_threads() { return cpu::ThreadPool::instance().threads(); }
 
 void set_cpu_threads(int n) { cpu::ThreadPool::instance().set_threads(n); }

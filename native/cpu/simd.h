@@ -164,6 +164,29 @@ inline Vec<W> m_exp(Vec<W> x) {
   return Vec<W>(result);
 }
 
+// e^-d for d >= 0 (or NaN), the softmax exponential: no overflow is possible, and clamping d at
+// 87.3 first (e^-87.3 ~ 1e-38 instead of 0: no effect at float precision on a sum that includes
+// e^0 = 1) leaves only the polynomial. NaN passes.
+template <int W>
+inline Vec<W> m_exp_neg(Vec<W> d) {
+  typedef typename Vec<W>::raw_t F;
+  typedef typename Mask<W>::raw_t I;
+  F x = -d.v;
+  x = x < -87.3f ? F{} - 87.3f : x;
+  const F n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  F r = x - n * 0.693359375f;
+  r = r + n * 2.12194440e-4f;
+  F p = F{} + 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const I bits = (__builtin_convertvector(n, I) + 127) << 23;
+  return Vec<W>(p * (F)bits);
+}
+
 // e^x - 1: a Taylor polynomial for |x| < 0.5 (no cancellation near 0), e^x - 1 elsewhere.
 template <int W>
 inline Vec<W> m_expm1(Vec<W> x) {

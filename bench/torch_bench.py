@@ -1,0 +1,72 @@
+"""PyTorch peer of `npm run bench`: forward+backward of each loss as a PyTorch user writes it
+(F.cross_entropy; the Python cbloss package's composed focal and class-balanced losses;
+F.binary_cross_entropy_with_logits; torchvision's sigmoid_focal_loss formula), on the CPU, at a given
+thread count. Reads a JSON job on stdin, prints one JSON object of median milliseconds."""
+import json
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def median_ms(fn, budget_s, min_reps=3, max_reps=30):
+    fn()  # warm-up
+    times = []
+    start = time.perf_counter()
+    while len(times) < max_reps and (len(times) < min_reps or time.perf_counter() - start < budget_s):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def main():
+    job = json.load(sys.stdin)
+    torch.manual_seed(0)
+    out = {"torch": torch.__version__, "results": {}}
+    for threads in job["threads"]:
+        torch.set_num_threads(threads)
+        for n, c in job["shapes"]:
+            g = torch.Generator().manual_seed(1)
+            x = (torch.randn(n, c, generator=g) * 2).requires_grad_(True)
+            y = torch.randint(0, c, (n,), generator=g)
+            t = (torch.rand(n, c, generator=g) < 0.1).float()
+            w = torch.tensor(job["weights"][f"{n}x{c}"], dtype=torch.float32)
+            gamma, alpha = 2.0, 0.25
+
+            def run(loss_fn):
+                def step():
+                    x.grad = None
+                    loss_fn().backward()
+                return step
+
+            def focal_rows():
+                ce = F.cross_entropy(x, y, reduction="none")
+                p = torch.exp(-ce)
+                return (1 - p) ** gamma * ce
+
+            def sigmoid_focal():
+                p = torch.sigmoid(x)
+                ce = F.binary_cross_entropy_with_logits(x, t, reduction="none")
+                p_t = p * t + (1 - p) * (1 - t)
+                a_t = alpha * t + (1 - alpha) * (1 - t)
+                return (a_t * ce * (1 - p_t) ** gamma).mean()
+
+            losses = {
+                "ce": lambda: F.cross_entropy(x, y),
+                "cb-ce": lambda: (w[y] * F.cross_entropy(x, y, reduction="none")).mean(),
+                "focal": lambda: focal_rows().mean(),
+                "cb-focal": lambda: (w[y] * focal_rows()).mean(),
+                "bce": lambda: F.binary_cross_entropy_with_logits(x, t),
+                "sigmoid-focal": sigmoid_focal,
+            }
+            for name, fn in losses.items():
+                key = f"{name}|{n}x{c}|{threads}"
+                out["results"][key] = median_ms(run(fn), job["budget_s"])
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
