@@ -59,6 +59,8 @@ export interface NativeBinding {
     gradOut: Float32Array | null,
   ): number;
   backendInfo(): NativeBackendInfo;
+  /** Index of the first label outside [0, classes) and not ignoreIndex (null: none), or -1. */
+  firstInvalidLabel(labels: Int32Array, classes: number, ignoreIndex: number | null): number;
   /** dst = src (memcpy over the CPU threads): the memory roofline of the benchmarks. */
   copy(src: Float32Array, dst: Float32Array): void;
   /** Sets the threads CPU calls may use (1 = the calling thread); returns the number now used. */

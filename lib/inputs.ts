@@ -2,6 +2,7 @@
 // element targets to a Float32Array. Nothing here copies a Float32Array or an Int32Array that can be
 // used as it is.
 import { invalidElement, invalidElementType, invalidType } from './errors';
+import { binding } from './native';
 
 /** A tf.js tensor, or anything shaped like one: `shape`, `dtype`, `dataSync()`. */
 export interface TensorLike {
@@ -116,15 +117,20 @@ function elementNumber(values: IntegerArray | readonly unknown[], i: number): nu
  */
 export function toLabels(target: Target & { kind: 'integer' }, classes: number, ignoreIndex?: number): Int32Array {
   const values = target.values;
+  if (values instanceof Int32Array) {
+    // The common case: scanned natively (a vectorized loop), the message built here.
+    const bad = binding.firstInvalidLabel(values, classes, ignoreIndex ?? null);
+    if (bad >= 0) throw invalidElement('target', bad, values[bad], `out of range [0, ${classes})`);
+    return values;
+  }
   const n = values.length;
-  const reuse = values instanceof Int32Array;
-  const labels = reuse ? values : new Int32Array(n);
+  const labels = new Int32Array(n);
   for (let i = 0; i < n; i++) {
-    const y = reuse ? values[i] : elementNumber(values, i);
+    const y = elementNumber(values, i);
     if ((y < 0 || y >= classes) && y !== ignoreIndex) {
       throw invalidElement('target', i, values[i], `out of range [0, ${classes})`);
     }
-    if (!reuse) labels[i] = y;
+    labels[i] = y;
   }
   return labels;
 }

@@ -106,13 +106,11 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
     fail(env, "lossOut and gradOutput arrays are for reduction 'none'");
   }
   if (p.labels) {
-    for (size_t i = 0; i < n; ++i) {
-      const int32_t y = p.labels[i];
-      const bool ignored = p.loss == cbloss::LossKind::CrossEntropy && y == p.ignore_index;
-      if (!ignored && (y < 0 || static_cast<size_t>(y) >= c)) {
-        throw Napi::RangeError::New(env, "cbloss native: label " + std::to_string(y) +
-                                             " at row " + std::to_string(i) + " is out of range");
-      }
+    const bool ce = p.loss == cbloss::LossKind::CrossEntropy;
+    const int64_t bad = cbloss::first_invalid_label(p.labels, p.rows, p.classes, ce, p.ignore_index);
+    if (bad >= 0) {
+      throw Napi::RangeError::New(env, "cbloss native: label " + std::to_string(p.labels[bad]) + " at row " +
+                                           std::to_string(bad) + " is out of range");
     }
   }
   return Napi::Number::New(env, cbloss::run_cpu(p));
@@ -192,7 +190,25 @@ Napi::Value Copy(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// firstInvalidLabel(labels, classes, ignoreIndex | null) -> index of the first label outside
+// [0, classes) (and not ignoreIndex), or -1: the fast scan behind lib/'s label validation.
+Napi::Value FirstInvalidLabel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 3 || !info[1].IsNumber()) fail(env, "firstInvalidLabel expects (labels, classes, ignoreIndex)");
+  const size_t n = info[0].IsTypedArray() ? info[0].As<Napi::TypedArray>().ElementLength() : 0;
+  const int32_t* labels = typed_data<int32_t, napi_int32_array>(env, info[0], "labels", n, false);
+  const int64_t classes = whole_number(env, info[1].As<Napi::Number>().DoubleValue(), "classes", 0, 2147483648.0);
+  const bool has_ignore = info[2].IsNumber();
+  const int32_t ignore = has_ignore ? static_cast<int32_t>(whole_number(
+                                          env, info[2].As<Napi::Number>().DoubleValue(), "ignoreIndex",
+                                          -2147483648.0, 2147483647.0))
+                                    : 0;
+  return Napi::Number::New(
+      env, static_cast<double>(cbloss::first_invalid_label(labels, static_cast<int64_t>(n), classes, has_ignore, ignore)));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("firstInvalidLabel", Napi::Function::New(env, FirstInvalidLabel, "firstInvalidLabel"));
   exports.Set("copy", Napi::Function::New(env, Copy, "copy"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("setSimd", Napi::Function::New(env, SetSimd, "setSimd"));

@@ -2,6 +2,8 @@
 // binding and the tests of the core see one plain C++ API.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -23,6 +25,10 @@ SimdLevel simd_level();              // what run_cpu uses (CBLOSS_SIMD or the be
 SimdLevel set_simd_level(SimdLevel); // clamped to what the CPU supports; returns the level set
 const char* simd_level_name(SimdLevel);
 bool parse_simd_level(const char* name, SimdLevel* out);
+
+// Index of the first label outside [0, classes) that is not (when use_ignore) ignore_index, or -1.
+int64_t first_invalid_label(const int32_t* labels, int64_t n, int64_t classes, bool use_ignore,
+                            int32_t ignore_index);
 
 // dst = src over the CPU threads (the memory roofline of the benchmarks).
 void parallel_copy(float* dst, const float* src, size_t n);

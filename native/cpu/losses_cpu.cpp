@@ -64,11 +64,16 @@ double reduction_divisor(const Problem& p) {
       return static_cast<double>(p.rows);
     case Divisor::LabelWeight: {
       if (!p.labels) return static_cast<double>(p.rows);
+      if (!p.class_weight) {  // the count of rows not ignored (a loop the compiler vectorizes)
+        int64_t ignored = 0;
+        for (int64_t n = 0; n < p.rows; ++n) ignored += p.labels[n] == p.ignore_index;
+        return static_cast<double>(p.rows - ignored);
+      }
       double sum = 0.0;
       for (int64_t n = 0; n < p.rows; ++n) {
         const int32_t y = p.labels[n];
         if (y == p.ignore_index) continue;
-        sum += p.class_weight ? p.class_weight[y] : 1.0;
+        sum += p.class_weight[y];
       }
       return sum;
     }
@@ -332,6 +337,27 @@ bool parse_simd_level(const char* name, SimdLevel* out) {
     }
   }
   return false;
+}
+
+int64_t first_invalid_label(const int32_t* labels, int64_t n, int64_t classes, bool use_ignore,
+                            int32_t ignore_index) {
+  // Branch-free blocks (the compiler vectorizes them); the exact position only after a failure.
+  const uint32_t limit = static_cast<uint32_t>(classes);
+  const int64_t block = 4096;
+  for (int64_t begin = 0; begin < n; begin += block) {
+    const int64_t end = std::min(n, begin + block);
+    int bad = 0;
+    for (int64_t i = begin; i < end; ++i) {
+      const int32_t y = labels[i];
+      bad |= static_cast<uint32_t>(y) >= limit && !(use_ignore && y == ignore_index);
+    }
+    if (!bad) continue;
+    for (int64_t i = begin; i < end; ++i) {
+      const int32_t y = labels[i];
+      if (static_cast<uint32_t>(y) >= limit && !(use_ignore && y == ignore_index)) return i;
+    }
+  }
+  return -1;
 }
 
 void parallel_copy(float* dst, const float* src, size_t n) {
