@@ -58,6 +58,20 @@ export interface NativeBinding {
     lossOut: Float32Array | null,
     gradOut: Float32Array | null,
   ): number;
+  /** `run` on a libuv worker thread; the arrays are kept alive (not copied) until it settles. */
+  runAsync(
+    config: Float64Array,
+    logits: Float32Array,
+    labels: Int32Array | null,
+    targets: Float32Array | null,
+    classWeight: Float64Array | null,
+    posWeight: Float64Array | null,
+    alpha: Float64Array | null,
+    balanceWeight: Float64Array | null,
+    gradOutput: Float32Array | null,
+    lossOut: Float32Array | null,
+    gradOut: Float32Array | null,
+  ): Promise<number>;
   backendInfo(): NativeBackendInfo;
   /** Index of the first label outside [0, classes) and not ignoreIndex (null: none), or -1. */
   firstInvalidLabel(labels: Int32Array, classes: number, ignoreIndex: number | null): number;

@@ -30,3 +30,4 @@ export {
   type SimdLevel,
 } from './device';
 export type { TensorLike } from './inputs';
+export type { TfTensor } from './tf';

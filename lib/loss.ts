@@ -2,10 +2,11 @@
 // caller-owned output buffers, and the async forms.
 import type { ResolvedDevice } from './device';
 import { describe, invalidElementType, invalidLength, invalidType } from './errors';
-import { readTarget, toLogits, type Logits, type Target, type TensorLike } from './inputs';
-import { runPlan } from './native';
+import { isTensorLike, readTarget, toLogits, type Logits, type Target, type TensorLike } from './inputs';
+import { runPlan, runPlanAsync } from './native';
 import { isNumericArrayLike } from './options';
-import { Divisor, type LossPlan } from './plan';
+import { Divisor, LossKind, type LossPlan } from './plan';
+import { loadTf, tensorLoss, type TfTensor } from './tf';
 
 export type Reduction = 'none' | 'mean' | 'sum';
 
@@ -78,6 +79,8 @@ export interface PreparedCall {
 export interface BaseLossTraits {
   /** numClasses as given to the base loss, if any. */
   numClasses?: number;
+  /** The loss takes class indices only (softmax focal): one-hot rows from tf.js become indices. */
+  indexTargets?: boolean;
   /** Length of a per-class vector option (weight, posWeight, alpha), if any. */
   vectorLength?: number;
   vectorName?: string;
@@ -103,36 +106,93 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
 
   abstract [TRAITS](): BaseLossTraits;
 
-  /** The loss: a number, or a Float32Array with one value per output element for 'none'. */
-  forward(input: LossInput, target: LossTarget): LossValue<R> {
-    return this.execute(input, target, false, undefined).loss;
+  /**
+   * The loss: a number, or a Float32Array with one value per output element for 'none'. With a tf.js
+   * tensor as input, a tf.js tensor whose gradient is the fused kernel's (it trains under
+   * `optimizer.minimize`, `tf.grad`, `tf.variableGrads`).
+   */
+  forward(input: TensorLike, target: LossTarget): TfTensor;
+  forward(input: Float32Array | Float64Array, target: LossTarget): LossValue<R>;
+  forward(input: LossInput, target: LossTarget): LossValue<R> | TfTensor;
+  forward(input: LossInput, target: LossTarget): LossValue<R> | TfTensor {
+    if (isTensorLike(input)) return this.tensorForward(input, target, false).loss;
+    const call = this.prepareExecution(input, target, false, undefined);
+    return call.finish(runPlan(call.plan, call.gradOutput, call.lossOut, call.gradOut)).loss;
   }
 
   /** The loss and its gradient with respect to the input, in one native pass. */
   forwardBackward(input: LossInput, target: LossTarget, opts?: ForwardBackwardOptions): ForwardBackwardResult<R> {
-    return this.execute(input, target, true, opts) as ForwardBackwardResult<R>;
+    const call = this.prepareExecution(input, target, true, opts);
+    return call.finish(runPlan(call.plan, call.gradOutput, call.lossOut, call.gradOut)) as ForwardBackwardResult<R>;
   }
 
-  /** `forward`, as a Promise; invalid arguments reject with the same errors. */
-  async forwardAsync(input: LossInput, target: LossTarget): Promise<LossValue<R>> {
-    return this.forward(input, target);
+  /**
+   * `forward` on a worker thread: the event loop keeps running. The arrays are used in place (not
+   * copied) until the promise settles, so do not change them meanwhile. Invalid arguments reject
+   * with the same errors as `forward`, created before the call returns.
+   */
+  forwardAsync(input: LossInput, target: LossTarget): Promise<LossValue<R>> {
+    let call: Execution<R>;
+    try {
+      call = this.prepareExecution(input, target, false, undefined);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return runPlanAsync(call.plan, call.gradOutput, call.lossOut, call.gradOut).then((v) => call.finish(v).loss);
   }
 
-  /** `forwardBackward`, as a Promise; invalid arguments reject with the same errors. */
-  async forwardBackwardAsync(
+  /** `forwardBackward` on a worker thread (see `forwardAsync`). */
+  forwardBackwardAsync(
     input: LossInput,
     target: LossTarget,
     opts?: ForwardBackwardOptions,
   ): Promise<ForwardBackwardResult<R>> {
-    return this.forwardBackward(input, target, opts);
+    let call: Execution<R>;
+    try {
+      call = this.prepareExecution(input, target, true, opts);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return runPlanAsync(call.plan, call.gradOutput, call.lossOut, call.gradOut).then(
+      (v) => call.finish(v) as ForwardBackwardResult<R>,
+    );
   }
 
-  private execute(
+  /**
+   * A loss function for tf.js's `model.compile({ loss })`: `(yTrue, yPred) => per-row losses`, with
+   * yPred the logits and yTrue one-hot/probability rows or class indices ([N] or [N, 1]). Returning
+   * one loss per row lets `fit`'s classWeight and batch averaging compose (element-wise losses are
+   * averaged over each row, like Keras's binary cross-entropy).
+   */
+  toTfLoss(): (yTrue: TfTensor, yPred: TfTensor) => TfTensor {
+    return (yTrue: TfTensor, yPred: TfTensor) => {
+      const target = tfTarget(yTrue, yPred, this[TRAITS]().indexTargets === true);
+      const { loss, rowOutputs } = this.tensorForward(yPred, target, true);
+      return rowOutputs || yPred.shape.length < 2 ? loss : loadTf().mean(loss, -1);
+    };
+  }
+
+  private tensorForward(input: TensorLike, target: LossTarget, perRow: boolean): { loss: TfTensor; rowOutputs: boolean } {
+    let rowOutputs = true;
+    const loss = tensorLoss(input as TfTensor, (x) => {
+      const { plan } = this[PREPARE](x, target);
+      if (perRow) plan.divisor = Divisor.None;
+      const none = plan.divisor === Divisor.None;
+      const grad = new Float32Array(plan.logits.length);
+      const perElement = none ? new Float32Array(plan.outputLength) : null;
+      const reduced = runPlan(plan, 1, perElement, grad);
+      rowOutputs = plan.kind === LossKind.CrossEntropy || plan.kind === LossKind.FocalSoftmax;
+      return { perElement, reduced, grad, rowOutputs, rows: plan.rows, classes: plan.classes };
+    });
+    return { loss, rowOutputs };
+  }
+
+  private prepareExecution(
     input: unknown,
     target: unknown,
     wantGrad: boolean,
     opts: ForwardBackwardOptions | undefined,
-  ): { loss: LossValue<R>; grad: Float32Array | null } {
+  ): Execution<R> {
     const call = this[PREPARE](input, target);
     const { plan } = call;
     const none = plan.divisor === Divisor.None;
@@ -145,9 +205,51 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
 
     const lossOut = none ? (out.loss ?? new Float32Array(plan.outputLength)) : null;
     const gradOut = wantGrad ? (out.grad ?? new Float32Array(plan.logits.length)) : null;
-    const value = runPlan(plan, gradOutput, lossOut, gradOut);
-    return { loss: (none ? lossOut : value) as LossValue<R>, grad: gradOut };
+    return {
+      plan,
+      gradOutput,
+      lossOut,
+      gradOut,
+      finish: (value: number) => ({ loss: (none ? lossOut : value) as LossValue<R>, grad: gradOut }),
+    };
   }
+}
+
+/** A validated call, ready to run synchronously or on a worker thread. */
+interface Execution<R extends AnyReduction> {
+  plan: LossPlan;
+  gradOutput: number | Float32Array;
+  lossOut: Float32Array | null;
+  gradOut: Float32Array | null;
+  finish(value: number): { loss: LossValue<R>; grad: Float32Array | null };
+}
+
+/**
+ * Keras-style yTrue as a target: float32 class indices ([N] or [N, 1]) become an Int32Array; rows
+ * of yPred's shape stay probabilities / 0-1 targets, or become indices (their argmax) for losses that
+ * take indices only.
+ */
+function tfTarget(yTrue: TfTensor, yPred: TfTensor, indexTargets: boolean): Int32Array | Float32Array {
+  const values = yTrue.dataSync();
+  const dense = yTrue.shape.length === yPred.shape.length && yTrue.shape.every((d, i) => d === yPred.shape[i]);
+  const C = yPred.shape.length >= 2 ? yPred.shape[yPred.shape.length - 1] : 1;
+  if (!dense) {
+    const labels = new Int32Array(values.length);
+    for (let i = 0; i < values.length; i++) {
+      if (!Number.isInteger(values[i])) throw invalidElementType('yTrue', i, values[i], 'not an integer class index');
+      labels[i] = values[i];
+    }
+    return labels;
+  }
+  if (!indexTargets || C < 2) return values instanceof Float32Array ? values : Float32Array.from(values);
+  const rows = values.length / C;
+  const labels = new Int32Array(rows);
+  for (let n = 0; n < rows; n++) {
+    let best = 0;
+    for (let c = 1; c < C; c++) if (values[n * C + c] > values[n * C + best]) best = c;
+    labels[n] = best;
+  }
+  return labels;
 }
 
 /** Prepares the target (shared helper for subclasses). */

@@ -31,13 +31,14 @@ function loadBinding(): NativeBinding {
 
 export const binding: NativeBinding = loadBinding();
 
-/** Runs a plan on the CPU; writes `gradOut`/`lossOut` when given. */
-export function runPlan(
+type RunArguments = Parameters<NativeBinding['run']>;
+
+function runArguments(
   plan: LossPlan,
   gradOutput: number | Float32Array,
   lossOut: Float32Array | null,
   gradOut: Float32Array | null,
-): number {
+): RunArguments {
   const config = new Float64Array(CONFIG_SIZE);
   config[0] = plan.kind;
   config[1] = plan.rows;
@@ -49,7 +50,7 @@ export function runPlan(
   config[7] = plan.labelSmoothing;
   config[8] = plan.ignoreIndex;
   config[9] = typeof gradOutput === 'number' ? gradOutput : 1;
-  return binding.run(
+  return [
     config,
     plan.logits,
     plan.labels,
@@ -61,5 +62,25 @@ export function runPlan(
     typeof gradOutput === 'number' ? null : gradOutput,
     lossOut,
     gradOut,
-  );
+  ];
+}
+
+/** Runs a plan on the CPU; writes `gradOut`/`lossOut` when given. */
+export function runPlan(
+  plan: LossPlan,
+  gradOutput: number | Float32Array,
+  lossOut: Float32Array | null,
+  gradOut: Float32Array | null,
+): number {
+  return binding.run(...runArguments(plan, gradOutput, lossOut, gradOut));
+}
+
+/** runPlan on a worker thread (the arrays must not be changed until the promise settles). */
+export function runPlanAsync(
+  plan: LossPlan,
+  gradOutput: number | Float32Array,
+  lossOut: Float32Array | null,
+  gradOut: Float32Array | null,
+): Promise<number> {
+  return binding.runAsync(...runArguments(plan, gradOutput, lossOut, gradOut));
 }

@@ -28,6 +28,14 @@ describe('00 loading and backend info', () => {
     }
   });
 
+  it('loading and using cbloss does not load tf.js (an optional peer)', () => {
+    const script = `
+      const c = require('cbloss');
+      new c.CrossEntropyLoss().forwardBackward(new Float32Array([1, 2, 3]), [0]);
+      console.log(Object.keys(require.cache).filter((k) => k.includes('@tensorflow')).length);`;
+    assert.equal(execFileSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8' }).trim(), '0');
+  });
+
   it('backendInfo() says what was compiled, what is available and why not', () => {
     const info = cbloss.backendInfo();
     assert.equal(info.compiled.cpu, true);

@@ -86,7 +86,7 @@ export class ClassBalancedLoss<R extends ClassBalancedReduction = 'mean'> extend
   }
 
   [TRAITS](): BaseLossTraits {
-    return { numClasses: this.numClasses };
+    return { numClasses: this.numClasses, indexTargets: this.lossFunc[TRAITS]().indexTargets };
   }
 
   [PREPARE](input: unknown, target: unknown): PreparedCall {

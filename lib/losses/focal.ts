@@ -58,6 +58,7 @@ export class FocalLoss<R extends Reduction = 'mean'> extends Loss<R> {
   [TRAITS](): BaseLossTraits {
     return {
       numClasses: this.numClasses,
+      indexTargets: true,
       vectorLength: typeof this.alpha === 'number' ? undefined : this.alpha.length,
       vectorName: 'alpha',
     };

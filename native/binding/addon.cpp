@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "../core/backend.h"
 #include "../core/problem.h"
@@ -54,11 +55,14 @@ int64_t whole_number(Napi::Env env, double v, const char* name, double lo, doubl
   return static_cast<int64_t>(v);
 }
 
-// run(config, logits, labels, targets, classWeight, posWeight, alpha, balanceWeight, gradOutput,
-//     lossOut, gradOut) -> reduced loss (sum of the elements for reduction 'none')
-Napi::Value Run(const Napi::CallbackInfo& info) {
+// The arguments of run and runAsync: (config, logits, labels, targets, classWeight, posWeight, alpha,
+// balanceWeight, gradOutput, lossOut, gradOut). Checks every size against the config, so that the
+// kernels cannot read or write outside the arrays.
+constexpr size_t kRunArgs = 11;
+
+Problem ParseProblem(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 11) fail(env, "run expects 11 arguments");
+  if (info.Length() < kRunArgs) fail(env, "run expects 11 arguments");
   const double* cfg = typed_data<double, napi_float64_array>(env, info[0], "config", kConfigSize, false);
 
   Problem p;
@@ -113,7 +117,54 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
                                            std::to_string(bad) + " is out of range");
     }
   }
-  return Napi::Number::New(env, cbloss::run_cpu(p));
+  return p;
+}
+
+// run(...) -> reduced loss (the sum of the elements for reduction 'none'), on the calling thread
+Napi::Value Run(const Napi::CallbackInfo& info) {
+  const Problem p = ParseProblem(info);
+  return Napi::Number::New(info.Env(), cbloss::run_cpu(p));
+}
+
+// The async form: the Problem (a plain struct of pointers and sizes) is the baton; the JavaScript
+// arrays it points into are held by references until the work is done, so they stay alive and are
+// not copied. The kernels run on a libuv worker thread; the event loop keeps going.
+class RunWorker : public Napi::AsyncWorker {
+ public:
+  RunWorker(Napi::Env env, const Problem& problem, const Napi::CallbackInfo& info)
+      : Napi::AsyncWorker(env, "cbloss.run"), deferred_(Napi::Promise::Deferred::New(env)), problem_(problem) {
+    for (size_t i = 1; i < kRunArgs; ++i) {
+      if (info[i].IsObject()) refs_.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
+    }
+  }
+
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      result_ = cbloss::run_cpu(problem_);
+    } catch (const std::exception& e) {
+      SetError(std::string("cbloss native: ") + e.what());
+    }
+  }
+  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), result_)); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Problem problem_;
+  std::vector<Napi::ObjectReference> refs_;
+  double result_ = 0.0;
+};
+
+// runAsync(...) -> Promise of what run returns
+Napi::Value RunAsync(const Napi::CallbackInfo& info) {
+  const Problem p = ParseProblem(info);
+  auto* worker = new RunWorker(info.Env(), p, info);  // deletes itself when done
+  const Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
 }
 
 Napi::Object CudaStatusObject(Napi::Env env, const cbloss::CudaStatus& s) {
@@ -213,6 +264,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("setSimd", Napi::Function::New(env, SetSimd, "setSimd"));
   exports.Set("run", Napi::Function::New(env, Run, "run"));
+  exports.Set("runAsync", Napi::Function::New(env, RunAsync, "runAsync"));
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
   exports.Set("devices", Napi::Function::New(env, Devices, "devices"));
   return exports;

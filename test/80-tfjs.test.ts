@@ -1,0 +1,205 @@
+// tf.js: tensors in and out, the fused gradient through tf.customGrad, training under
+// optimizer.minimize, model.fit with toTfLoss(), and no leaked tensors.
+import { strict as assert } from 'node:assert';
+
+import * as tf from '@tensorflow/tfjs';
+
+import * as cbloss from '../lib';
+import { assertGradClose, assertLossClose, randomLogits, rng } from './helpers';
+
+function imbalancedProblem(seed: number, N: number, D: number, C: number): { x: tf.Tensor2D; y: Int32Array; counts: number[] } {
+  const rand = rng(seed);
+  const centers = Array.from({ length: C }, () => Array.from({ length: D }, () => rand() * 4 - 2));
+  const counts = new Array<number>(C).fill(0);
+  const xs = new Float32Array(N * D);
+  const y = new Int32Array(N);
+  for (let n = 0; n < N; n++) {
+    // class c with probability proportional to 0.35^c: long-tailed
+    let c = 0;
+    while (c < C - 1 && rand() < 0.65) c++;
+    c = C - 1 - c;
+    y[n] = c;
+    counts[c]++;
+    for (let d = 0; d < D; d++) xs[n * D + d] = centers[c][d] + (rand() - 0.5) * 1.5;
+  }
+  return { x: tf.tensor2d(xs, [N, D]), y, counts: counts.map((k) => Math.max(k, 1)) };
+}
+
+describe('80 tf.js', () => {
+  before(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('forward on a tensor returns a tensor with the array result', () => {
+    const x = randomLogits(rng(1), 12 * 5);
+    const y = Int32Array.from([0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1]);
+    for (const loss of [new cbloss.CrossEntropyLoss(), new cbloss.FocalLoss({ numClasses: 5, reduction: 'none' })] as cbloss.Loss[]) {
+      const out = loss.forward(tf.tensor2d(x, [12, 5]), y) as unknown as tf.Tensor;
+      const expected = loss.forward(x, y);
+      if (typeof expected === 'number') {
+        assert.deepEqual(out.shape, []);
+        assertLossClose(out.dataSync()[0], expected, 'scalar');
+      } else {
+        assert.deepEqual(out.shape, [12]);
+        assert.deepEqual(out.dataSync(), expected);
+      }
+      out.dispose();
+    }
+  });
+
+  it('tf.grad gives the fused gradient; for CE it equals tf.losses.softmaxCrossEntropy\'s autodiff', () => {
+    const rand = rng(2);
+    const N = 16;
+    const C = 7;
+    const xData = randomLogits(rand, N * C);
+    const labels = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
+    const x = tf.tensor2d(xData, [N, C]);
+    const onehot = tf.oneHot(tf.tensor1d(labels, 'int32'), C).toFloat();
+    const ce = new cbloss.CrossEntropyLoss();
+    const ours = tf.grad((z: tf.Tensor) => ce.forward(z as tf.Tensor2D, labels) as unknown as tf.Tensor)(x);
+    const theirs = tf.grad((z: tf.Tensor) => tf.losses.softmaxCrossEntropy(onehot, z))(x);
+    assertGradClose(ours.dataSync(), theirs.dataSync(), 'CE grad', 1e-5);
+    const ourLoss = (ce.forward(x, labels) as unknown as tf.Tensor).dataSync()[0];
+    assertLossClose(ourLoss, tf.losses.softmaxCrossEntropy(onehot, x).dataSync()[0], 'CE loss');
+    assert.deepEqual(ours.dataSync(), ce.forwardBackward(xData, labels).grad);
+    tf.dispose([x, onehot, ours, theirs]);
+  });
+
+  it('the focal loss gradient equals tf.js autodiff of the focal loss written in tf ops', () => {
+    const rand = rng(3);
+    const N = 20;
+    const C = 6;
+    const gamma = 2;
+    const x = tf.tensor2d(randomLogits(rand, N * C), [N, C]);
+    const labels = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
+    const onehot = tf.oneHot(tf.tensor1d(labels, 'int32'), C).toFloat();
+    const focal = new cbloss.FocalLoss({ numClasses: C, gamma, alpha: 0.5 });
+    const tfFocal = (z: tf.Tensor): tf.Tensor => {
+      const ce = tf.neg(tf.sum(tf.mul(onehot, tf.logSoftmax(z)), -1));
+      return tf.mean(tf.mul(0.5, tf.mul(tf.pow(tf.sub(1, tf.exp(tf.neg(ce))), gamma), ce)));
+    };
+    const ours = tf.grad((z: tf.Tensor) => focal.forward(z as tf.Tensor2D, labels) as unknown as tf.Tensor)(x);
+    const theirs = tf.grad(tfFocal)(x);
+    assertGradClose(ours.dataSync(), theirs.dataSync(), 'focal grad', 1e-4);
+    tf.dispose([x, onehot, ours, theirs]);
+  });
+
+  it('reduction none: the upstream gradient of each row scales that row', () => {
+    const rand = rng(4);
+    const xData = randomLogits(rand, 8 * 4);
+    const labels = Int32Array.from({ length: 8 }, () => Math.floor(rand() * 4));
+    const rowWeights = Float32Array.from({ length: 8 }, () => rand());
+    const loss = new cbloss.FocalLoss({ numClasses: 4, reduction: 'none' });
+    const g = tf.grad((z: tf.Tensor) => tf.sum(tf.mul(loss.forward(z as tf.Tensor2D, labels) as unknown as tf.Tensor, tf.tensor1d(rowWeights))))(
+      tf.tensor2d(xData, [8, 4]),
+    );
+    assertGradClose(g.dataSync(), loss.forwardBackward(xData, labels, { gradOutput: rowWeights }).grad, 'row-scaled grad');
+    g.dispose();
+  });
+
+  for (const [name, make] of [
+    ['CrossEntropyLoss', () => new cbloss.CrossEntropyLoss()],
+    ['FocalLoss', () => new cbloss.FocalLoss({ numClasses: 4, gamma: 2 })],
+    [
+      'ClassBalancedLoss(FocalLoss)',
+      (counts: number[]) =>
+        new cbloss.ClassBalancedLoss({ samplesPerCls: counts, beta: 0.999, numClasses: 4, lossFunc: new cbloss.FocalLoss({ numClasses: 4, reduction: 'none' }) }),
+    ],
+  ] as Array<[string, (counts: number[]) => cbloss.Loss]>) {
+    it(`softmax regression on imbalanced data trains with ${name} under optimizer.minimize`, () => {
+      const { x, y, counts } = imbalancedProblem(5, 400, 6, 4);
+      const loss = make(counts);
+      const W = tf.variable(tf.zeros([6, 4]));
+      const b = tf.variable(tf.zeros([4]));
+      const opt = tf.train.adam(0.05);
+      const step = (): number => {
+        const cost = opt.minimize(() => loss.forward(tf.add(tf.matMul(x, W), b) as tf.Tensor2D, y) as unknown as tf.Scalar, true);
+        const v = (cost as tf.Scalar).dataSync()[0];
+        (cost as tf.Scalar).dispose();
+        return v;
+      };
+      const first = step();
+      for (let i = 0; i < 150; i++) step();
+      const last = step();
+      assert.ok(last < 0.5 * first, `${name}: loss ${first} -> ${last}`);
+      const predicted = tf.tidy(() => tf.argMax(tf.add(tf.matMul(x, W), b), -1).dataSync());
+      let correct = 0;
+      predicted.forEach((p, i) => (correct += p === y[i] ? 1 : 0));
+      assert.ok(correct / y.length > 0.8, `accuracy ${correct / y.length}`);
+      tf.dispose([x, W, b]);
+      opt.dispose();
+    });
+  }
+
+  it('no tensor leaks over 1000 training steps', () => {
+    const { x, y } = imbalancedProblem(6, 64, 5, 4);
+    const W = tf.variable(tf.zeros([5, 4]));
+    const loss = new cbloss.FocalLoss({ numClasses: 4 });
+    const opt = tf.train.sgd(0.1);
+    const run = (): void => {
+      opt.minimize(() => loss.forward(tf.matMul(x, W) as tf.Tensor2D, y) as unknown as tf.Scalar);
+    };
+    for (let i = 0; i < 10; i++) run();
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 1000; i++) run();
+    assert.equal(tf.memory().numTensors, before);
+    tf.dispose([x, W]);
+    opt.dispose();
+  });
+
+  it('toTfLoss() trains a model with model.fit (one-hot rows), with classWeight', async () => {
+    const { x, y, counts } = imbalancedProblem(7, 300, 6, 4);
+    const yTrue = tf.oneHot(tf.tensor1d(y, 'int32'), 4).toFloat();
+    for (const loss of [
+      new cbloss.CrossEntropyLoss(),
+      new cbloss.FocalLoss({ numClasses: 4 }),
+      new cbloss.ClassBalancedLoss({ samplesPerCls: counts, beta: 0.99, numClasses: 4, lossFunc: new cbloss.FocalLoss({ numClasses: 4, reduction: 'none' }) }),
+    ] as cbloss.Loss[]) {
+      const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [6], units: 4 })] });
+      model.compile({ optimizer: tf.train.adam(0.05), loss: loss.toTfLoss() as never });
+      const h = await model.fit(x, yTrue, { epochs: 25, batchSize: 64, verbose: 0, classWeight: { 0: 1, 1: 1, 2: 2, 3: 4 } });
+      const losses = h.history.loss as number[];
+      assert.ok(losses[losses.length - 1] < 0.6 * losses[0], `${losses[0]} -> ${losses[losses.length - 1]}`);
+      model.dispose();
+    }
+    tf.dispose([x, yTrue]);
+  });
+
+  it('toTfLoss() takes class indices as [N] or [N, 1] and one-hot rows alike', () => {
+    const rand = rng(9);
+    const y = Int32Array.from({ length: 10 }, () => Math.floor(rand() * 4));
+    const yPred = tf.tensor2d(randomLogits(rand, 40), [10, 4]);
+    for (const loss of [new cbloss.CrossEntropyLoss(), new cbloss.FocalLoss({ numClasses: 4, gamma: 0.5 })] as cbloss.Loss[]) {
+      const fn = loss.toTfLoss();
+      const forms = [
+        tf.tensor1d(Float32Array.from(y)),
+        tf.tensor2d(Float32Array.from(y), [10, 1]),
+        tf.oneHot(tf.tensor1d(y, 'int32'), 4).toFloat(),
+      ];
+      const expected = new Float32Array(10);
+      const none = (loss instanceof cbloss.FocalLoss
+        ? new cbloss.FocalLoss({ numClasses: 4, gamma: 0.5, reduction: 'none' })
+        : new cbloss.CrossEntropyLoss({ reduction: 'none' })
+      ).forward(yPred.dataSync() as Float32Array, y);
+      expected.set(none);
+      for (const yTrue of forms) {
+        const out = fn(yTrue, yPred);
+        assert.deepEqual(out.shape, [10]);
+        out.dataSync().forEach((v, i) => assertLossClose(v, expected[i], `row ${i}`));
+        tf.dispose([out, yTrue]);
+      }
+    }
+    yPred.dispose();
+  });
+
+  it('toTfLoss() returns one loss per row (element-wise losses averaged over the row)', () => {
+    const yPred = tf.tensor2d(randomLogits(rng(8), 6 * 3), [6, 3]);
+    const yTrue = tf.tensor2d(Float32Array.from({ length: 18 }, (_, i) => i % 2), [6, 3]);
+    const perRow = new cbloss.BCEWithLogitsLoss().toTfLoss()(yTrue, yPred);
+    assert.deepEqual(perRow.shape, [6]);
+    const none = new cbloss.BCEWithLogitsLoss({ reduction: 'none', numClasses: 3 }).forward(yPred.dataSync() as Float32Array, yTrue.dataSync() as Float32Array);
+    const data = perRow.dataSync();
+    for (let n = 0; n < 6; n++) assertLossClose(data[n], (none[3 * n] + none[3 * n + 1] + none[3 * n + 2]) / 3, `row ${n}`);
+    tf.dispose([yPred, yTrue, perRow]);
+  });
+});
