@@ -111,7 +111,7 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
    * tensor as input, a tf.js tensor whose gradient is the fused kernel's (it trains under
    * `optimizer.minimize`, `tf.grad`, `tf.variableGrads`).
    */
-  forward(input: TensorLike, target: LossTarget): TfTensor;
+  forward<T extends TfTensor = TfTensor>(input: TensorLike, target: LossTarget): T;
   forward(input: Float32Array | Float64Array, target: LossTarget): LossValue<R>;
   forward(input: LossInput, target: LossTarget): LossValue<R> | TfTensor;
   forward(input: LossInput, target: LossTarget): LossValue<R> | TfTensor {
@@ -164,11 +164,11 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
    * one loss per row lets `fit`'s classWeight and batch averaging compose (element-wise losses are
    * averaged over each row, like Keras's binary cross-entropy).
    */
-  toTfLoss(): (yTrue: TfTensor, yPred: TfTensor) => TfTensor {
-    return (yTrue: TfTensor, yPred: TfTensor) => {
+  toTfLoss<T extends TfTensor = TfTensor>(): (yTrue: T, yPred: T) => T {
+    return (yTrue: T, yPred: T) => {
       const target = tfTarget(yTrue, yPred, this[TRAITS]().indexTargets === true);
       const { loss, rowOutputs } = this.tensorForward(yPred, target, true);
-      return rowOutputs || yPred.shape.length < 2 ? loss : loadTf().mean(loss, -1);
+      return (rowOutputs || yPred.shape.length < 2 ? loss : loadTf().mean(loss, -1)) as T;
     };
   }
 

@@ -156,7 +156,7 @@ describe('80 tf.js', () => {
       new cbloss.ClassBalancedLoss({ samplesPerCls: counts, beta: 0.99, numClasses: 4, lossFunc: new cbloss.FocalLoss({ numClasses: 4, reduction: 'none' }) }),
     ] as cbloss.Loss[]) {
       const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [6], units: 4 })] });
-      model.compile({ optimizer: tf.train.adam(0.05), loss: loss.toTfLoss() as never });
+      model.compile({ optimizer: tf.train.adam(0.05), loss: loss.toTfLoss<tf.Tensor>() });
       const h = await model.fit(x, yTrue, { epochs: 25, batchSize: 64, verbose: 0, classWeight: { 0: 1, 1: 1, 2: 2, 3: 4 } });
       const losses = h.history.loss as number[];
       assert.ok(losses[losses.length - 1] < 0.6 * losses[0], `${losses[0]} -> ${losses[losses.length - 1]}`);
@@ -170,7 +170,7 @@ describe('80 tf.js', () => {
     const y = Int32Array.from({ length: 10 }, () => Math.floor(rand() * 4));
     const yPred = tf.tensor2d(randomLogits(rand, 40), [10, 4]);
     for (const loss of [new cbloss.CrossEntropyLoss(), new cbloss.FocalLoss({ numClasses: 4, gamma: 0.5 })] as cbloss.Loss[]) {
-      const fn = loss.toTfLoss();
+      const fn = loss.toTfLoss<tf.Tensor>();
       const forms = [
         tf.tensor1d(Float32Array.from(y)),
         tf.tensor2d(Float32Array.from(y), [10, 1]),
@@ -195,7 +195,7 @@ describe('80 tf.js', () => {
   it('toTfLoss() returns one loss per row (element-wise losses averaged over the row)', () => {
     const yPred = tf.tensor2d(randomLogits(rng(8), 6 * 3), [6, 3]);
     const yTrue = tf.tensor2d(Float32Array.from({ length: 18 }, (_, i) => i % 2), [6, 3]);
-    const perRow = new cbloss.BCEWithLogitsLoss().toTfLoss()(yTrue, yPred);
+    const perRow = new cbloss.BCEWithLogitsLoss().toTfLoss<tf.Tensor>()(yTrue, yPred);
     assert.deepEqual(perRow.shape, [6]);
     const none = new cbloss.BCEWithLogitsLoss({ reduction: 'none', numClasses: 3 }).forward(yPred.dataSync() as Float32Array, yTrue.dataSync() as Float32Array);
     const data = perRow.dataSync();
