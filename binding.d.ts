@@ -38,40 +38,33 @@ export interface NativeDevice {
   multiprocessors: number;
 }
 
+/**
+ * The arguments of `run`/`runAsync`. `config` holds the scalars: [loss kind, rows, classes, divisor,
+ * balance, alpha, gamma, labelSmoothing, ignoreIndex, gradOutput scalar] (the enums of
+ * native/core/problem.h).
+ */
+export type NativeRunArguments = [
+  config: Float64Array,
+  logits: Float32Array,
+  labels: Int32Array | null,
+  targets: Float32Array | null,
+  classWeight: Float64Array | null,
+  posWeight: Float64Array | null,
+  alpha: Float64Array | null,
+  balanceWeight: Float64Array | null,
+  gradOutput: Float32Array | null,
+  lossOut: Float32Array | null,
+  gradOut: Float32Array | null,
+];
+
 export interface NativeBinding {
   /**
-   * `config` holds the scalars: [loss kind, rows, classes, divisor, balance, alpha, gamma,
-   * labelSmoothing, ignoreIndex, gradOutput scalar] (the enums of native/core/problem.h).
    * Evaluates one loss (and its gradient when `gradOut` is given) on the CPU. Returns the reduced
    * loss, or the sum of the per-element losses for reduction 'none' (written to `lossOut`).
    */
-  run(
-    config: Float64Array,
-    logits: Float32Array,
-    labels: Int32Array | null,
-    targets: Float32Array | null,
-    classWeight: Float64Array | null,
-    posWeight: Float64Array | null,
-    alpha: Float64Array | null,
-    balanceWeight: Float64Array | null,
-    gradOutput: Float32Array | null,
-    lossOut: Float32Array | null,
-    gradOut: Float32Array | null,
-  ): number;
+  run(...args: NativeRunArguments): number;
   /** `run` on a libuv worker thread; the arrays are kept alive (not copied) until it settles. */
-  runAsync(
-    config: Float64Array,
-    logits: Float32Array,
-    labels: Int32Array | null,
-    targets: Float32Array | null,
-    classWeight: Float64Array | null,
-    posWeight: Float64Array | null,
-    alpha: Float64Array | null,
-    balanceWeight: Float64Array | null,
-    gradOutput: Float32Array | null,
-    lossOut: Float32Array | null,
-    gradOut: Float32Array | null,
-  ): Promise<number>;
+  runAsync(...args: NativeRunArguments): Promise<number>;
   backendInfo(): NativeBackendInfo;
   /** Index of the first label outside [0, classes) and not ignoreIndex (null: none), or -1. */
   firstInvalidLabel(labels: Int32Array, classes: number, ignoreIndex: number | null): number;

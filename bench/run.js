@@ -13,6 +13,7 @@ const path = require('node:path');
 const cbloss = require('..');
 const { binding } = require('../dist/native.js');
 const loops = require('./js-loops.js');
+const { rng } = require('../dist/random.js');
 
 const args = new Set(process.argv.slice(2));
 const BUDGET_S = args.has('--long') ? 0.6 : 0.15;
@@ -40,18 +41,6 @@ function medianMs(fn, budgetS = BUDGET_S, minReps = 3, maxReps = 50) {
   }
   times.sort((a, b) => a - b);
   return times[times.length >> 1];
-}
-
-/** A mulberry32 stream and normal samples, so that every run measures the same data. */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function makeData(N, C) {

@@ -1,6 +1,7 @@
 // Device choice (SPEC §7). 'auto' (the default, or CBLOSS_DEVICE from the environment) runs where the
 // work is fastest; 'cpu', 'cuda' and 'cuda:N' force a device. Asking for CUDA where it is not usable
 // is an Error that says why.
+import type { NativeCudaStatus } from '../binding';
 import { binding } from './native';
 import { invalidType, invalidValue } from './errors';
 
@@ -52,15 +53,7 @@ export interface BackendInfo {
   /** CBLOSS_DEVICE from the environment, if set. */
   deviceOverride: string | null;
   cpu: { threads: number; hardwareThreads: number; simd: string; bestSimd: string };
-  cuda: {
-    compiled: boolean;
-    available: boolean;
-    /** Why CUDA is not usable ('' when it is). */
-    reason: string;
-    runtimeVersion: number;
-    driverVersion: number;
-    deviceCount: number;
-  };
+  cuda: NativeCudaStatus;
 }
 
 export interface DeviceInfo {

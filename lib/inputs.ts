@@ -57,7 +57,8 @@ const INTEGER_ARRAYS = [
   BigUint64Array,
 ] as const;
 
-type IntegerArray =
+/** The integer typed arrays accepted as class indices. */
+export type IntegerArray =
   | Int32Array
   | Uint8Array
   | Uint8ClampedArray

@@ -2,7 +2,7 @@
 // caller-owned output buffers, and the async forms.
 import type { ResolvedDevice } from './device';
 import { describe, invalidElementType, invalidLength, invalidType } from './errors';
-import { isTensorLike, readTarget, toLogits, type Logits, type Target, type TensorLike } from './inputs';
+import { isTensorLike, readTarget, toLogits, type IntegerArray, type Logits, type Target, type TensorLike } from './inputs';
 import { runPlan, runPlanAsync } from './native';
 import { isNumericArrayLike } from './options';
 import { Divisor, LossKind, type LossPlan } from './plan';
@@ -18,15 +18,7 @@ export type LossInput = Float32Array | Float64Array | TensorLike;
  * (Float32Array/Float64Array with the input's length; class probabilities for CrossEntropyLoss).
  */
 export type LossTarget =
-  | Int32Array
-  | Uint8Array
-  | Uint8ClampedArray
-  | Uint16Array
-  | Int16Array
-  | Int8Array
-  | Uint32Array
-  | BigInt64Array
-  | BigUint64Array
+  | IntegerArray
   | readonly number[]
   | Float32Array
   | Float64Array

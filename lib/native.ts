@@ -1,7 +1,7 @@
 // Loads the native addon — the one place that does — and turns a LossPlan into its call.
 import * as path from 'node:path';
 
-import type { NativeBinding } from '../binding';
+import type { NativeBinding, NativeRunArguments } from '../binding';
 import type { LossPlan } from './plan';
 
 const CONFIG_SIZE = 10;
@@ -9,6 +9,8 @@ const CONFIG_SIZE = 10;
 function loadBinding(): NativeBinding {
   const root = path.join(__dirname, '..');
   const candidates = [
+    // CBLOSS_ADDON: a specific build, e.g. the sanitizer build of scripts/sanitize.sh
+    ...(process.env.CBLOSS_ADDON ? [path.resolve(process.env.CBLOSS_ADDON)] : []),
     path.join(root, 'build', 'Release', 'cbloss.node'),
     path.join(root, 'build', 'Debug', 'cbloss.node'),
   ];
@@ -31,14 +33,12 @@ function loadBinding(): NativeBinding {
 
 export const binding: NativeBinding = loadBinding();
 
-type RunArguments = Parameters<NativeBinding['run']>;
-
 function runArguments(
   plan: LossPlan,
   gradOutput: number | Float32Array,
   lossOut: Float32Array | null,
   gradOut: Float32Array | null,
-): RunArguments {
+): NativeRunArguments {
   const config = new Float64Array(CONFIG_SIZE);
   config[0] = plan.kind;
   config[1] = plan.rows;

@@ -4,19 +4,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import * as cbloss from '../lib';
+import { rng } from '../lib/random';
 import type { LossSpec } from './reference';
 
-/** mulberry32: small, seeded, good enough for test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng };
 
 /** Standard normal samples (Box–Muller). */
 export function normal(rand: () => number): number {

@@ -11,6 +11,7 @@ import { CrossEntropyLoss } from '../losses/cross-entropy';
 import { FocalLoss } from '../losses/focal';
 import type { Loss } from '../loss';
 import { CliError, helpText, parseOptions, type OptionSpec } from './args';
+import { rng, shuffle } from '../random';
 import { barChartSvg } from './chart';
 
 type Tf = typeof import('@tensorflow/tfjs');
@@ -38,27 +39,6 @@ const TEST_PER_CLASS = 100;
 const HEAD_PER_CLASS = 700;
 const HIDDEN = 128;
 const BATCH = 128;
-
-/** mulberry32 */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function shuffle(n: number, rand: () => number): number[] {
-  const order = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order;
-}
 
 interface Split {
   x: Float32Array;

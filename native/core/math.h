@@ -107,6 +107,44 @@ CBL_HD FocalFactor<T> focal_factor(T ce, G gamma) {
   return {ug * ce, ug * (T(1) + T(gamma) * q * r)};
 }
 
+// The per-row scalars of the softmax losses. With m the row max, S = sum_c exp(z_c - m) and
+// s = softmax(z), every gradient is  coef * s_c - q_c,  where q_c is `hit` at the label plus, for
+// smoothing and probability targets, a per-class term the kernels add themselves:
+//   Index (CE, weight w, smoothing eps, smooth = eps/C, W = sum_c w_c):
+//     loss = (1-eps) w_y (m - z_y + log S) + smooth (linear + W log S),  linear = sum_c w_c (m - z_c)
+//     coef = (1-eps) w_y + smooth W,  hit = (1-eps) w_y
+//   Probabilities (CE, t'_c = (1-eps) t_c + eps/C, mass T = sum_c w_c t'_c, linear = sum_c w_c t'_c (m - z_c)):
+//     loss = linear + T log S,  coef = T,  hit = 0 (q_c = w_c t'_c per class)
+//   Focal (cbloss, alpha_y):  ce = m - z_y + log S,  loss = alpha_y focal(ce),  coef = hit = alpha_y focal'(ce)
+enum class SoftmaxForm { Index, Probabilities, Focal };
+
+template <class T>
+struct SoftmaxRow {
+  T loss;
+  T coef;
+  T hit;
+};
+
+template <class T>
+struct SoftmaxSums {
+  T gap_y;   // m - z_y (unused for probabilities)
+  T log_s;   // log S
+  T linear;  // see above (0 without smoothing for Index)
+  T mass;    // T for probabilities
+};
+
+template <class T, class G>
+CBL_HD SoftmaxRow<T> softmax_row_terms(SoftmaxForm form, const SoftmaxSums<T>& s, T w_y, T alpha_y,
+                                       T one_minus_eps, T smooth, T weight_sum, G gamma) {
+  if (form == SoftmaxForm::Focal) {
+    const FocalFactor<T> f = focal_factor(s.gap_y + s.log_s, gamma);
+    return {alpha_y * f.loss, alpha_y * f.dloss_dce, alpha_y * f.dloss_dce};
+  }
+  if (form == SoftmaxForm::Probabilities) return {s.linear + s.mass * s.log_s, s.mass, T(0)};
+  return {one_minus_eps * w_y * (s.gap_y + s.log_s) + smooth * (s.linear + weight_sum * s.log_s),
+          one_minus_eps * w_y + smooth * weight_sum, one_minus_eps * w_y};
+}
+
 template <class T>
 struct LossAndSlope {
   T loss;

@@ -82,6 +82,11 @@ struct SimdKernels {
     return go * rw;
   }
 
+  static math::SoftmaxForm form(const Problem& p) {
+    if (p.loss == LossKind::FocalSoftmax) return math::SoftmaxForm::Focal;
+    return p.targets ? math::SoftmaxForm::Probabilities : math::SoftmaxForm::Index;
+  }
+
   static bool ignored(const Problem& p, int64_t n) {
     return p.loss == LossKind::CrossEntropy && p.labels && p.labels[n] == p.ignore_index;
   }
@@ -152,22 +157,12 @@ struct SimdKernels {
     }
     const V log_s = simd::m_log(S);
 
-    V loss(0.0f), coef(0.0f), hit(0.0f);
-    if (focal) {
-      const V ce = (m - zy) + log_s;
-      const math::FocalFactor<V> f = math::focal_factor(ce, static_cast<float>(p.gamma));
-      loss = ay * f.loss;
-      coef = ay * f.dloss_dce;
-      hit = coef;
-    } else if (probs) {
-      loss = linear + mass * log_s;
-      coef = mass;
-    } else {
-      const float W_sum = static_cast<float>(ctx.class_weight_sum);
-      loss = V(1.0f - eps) * wy * ((m - zy) + log_s) + V(smooth) * (linear + V(W_sum) * log_s);
-      coef = V(1.0f - eps) * wy + V(smooth * W_sum);
-      hit = V(1.0f - eps) * wy;
-    }
+    const math::SoftmaxRow<V> row = math::softmax_row_terms(
+        form(p), math::SoftmaxSums<V>{m - zy, log_s, linear, mass}, wy, ay, V(1.0f - eps), V(smooth),
+        V(static_cast<float>(ctx.class_weight_sum)), static_cast<float>(p.gamma));
+    V loss = row.loss;
+    const V coef = row.coef;
+    const V hit = row.hit;
     // Ignored and padding lanes: exactly 0 (also where their logits are NaN).
     const auto counted = live != V(0.0f);
     loss = simd::select(counted, rw * loss, V(0.0f));
@@ -422,27 +417,14 @@ struct SimdKernels {
     }
     const double log_s = std::log(S);
 
-    double loss = 0.0;
-    double coef = 0.0;
-    double hit = 0.0;  // subtracted from the gradient at the label
-    if (focal) {
-      const double ce = (m - zy) + log_s;
-      const double a = ctx.alpha ? static_cast<double>(ctx.alpha[y]) : p.alpha_scalar;
-      const math::FocalFactor<double> f = math::focal_factor(ce, p.gamma);
-      loss = a * f.loss;
-      coef = a * f.dloss_dce;
-      hit = coef;
-    } else if (tr) {
-      loss = linear_sum + mass * log_s;
-      coef = mass;
-    } else {
-      const double wy = w ? static_cast<double>(w[y]) : 1.0;
-      const double W_sum = ctx.class_weight_sum;
-      const double sm = eps / static_cast<double>(C);
-      loss = (1.0 - eps) * wy * ((m - zy) + log_s) + sm * (linear_sum + W_sum * log_s);
-      coef = (1.0 - eps) * wy + sm * W_sum;
-      hit = (1.0 - eps) * wy;
-    }
+    const double wy = y >= 0 && w ? static_cast<double>(w[y]) : 1.0;
+    const double ay = y >= 0 && ctx.alpha ? static_cast<double>(ctx.alpha[y]) : p.alpha_scalar;
+    const math::SoftmaxRow<double> row = math::softmax_row_terms(
+        form(p), math::SoftmaxSums<double>{m - zy, log_s, linear_sum, mass}, wy, ay, 1.0 - eps,
+        eps / static_cast<double>(C), ctx.class_weight_sum, p.gamma);
+    const double loss = row.loss;
+    const double coef = row.coef;
+    const double hit = row.hit;
     const double rw = p.balance != Balance::Off ? balance_row_weight(p, n) : 1.0;
     if (p.loss_out) p.loss_out[n] = static_cast<float>(rw * loss);
     if (!g) return rw * loss;

@@ -130,45 +130,26 @@ double softmax_row(const Problem& p, int64_t n, double class_weight_sum, double 
   const double log_s = std::log(S);
   const double inv_s = 1.0 / S;
 
-  if (p.loss == LossKind::FocalSoftmax) {
-    const double ce = (static_cast<double>(m) - zy) + log_s;
-    const double a = p.alpha ? p.alpha[y] : p.alpha_scalar;
-    const math::FocalFactor<double> f = math::focal_factor(ce, p.gamma);
-    if (g) {
-      const double kk = k * a * f.dloss_dce;
-      for (int64_t c = 0; c < C; ++c) {
-        const double s = static_cast<double>(g[c]) * inv_s;
-        g[c] = static_cast<float>(kk * (s - (c == y ? 1.0 : 0.0)));
-      }
-    }
-    return a * f.loss;
-  }
-
-  if (t) {  // CrossEntropy with probability targets
-    if (g) {
-      for (int64_t c = 0; c < C; ++c) {
-        const double tc = (1.0 - eps) * static_cast<double>(t[c]) + eps / static_cast<double>(C);
-        const double s = static_cast<double>(g[c]) * inv_s;
-        g[c] = static_cast<float>(k * (s * target_mass - (w ? w[c] : 1.0) * tc));
-      }
-    }
-    return linear + target_mass * log_s;
-  }
-
-  // CrossEntropy with class indices
-  const double wy = w ? w[y] : 1.0;
+  const math::SoftmaxForm form = p.loss == LossKind::FocalSoftmax ? math::SoftmaxForm::Focal
+                                 : t                               ? math::SoftmaxForm::Probabilities
+                                                                   : math::SoftmaxForm::Index;
+  const double wy = y >= 0 && w ? w[y] : 1.0;
+  const double ay = y >= 0 && p.alpha ? p.alpha[y] : p.alpha_scalar;
   const double smooth = eps / static_cast<double>(C);
-  const double ce_y = (static_cast<double>(m) - zy) + log_s;
-  const double loss = (1.0 - eps) * wy * ce_y + smooth * (linear + class_weight_sum * log_s);
+  const math::SoftmaxRow<double> row = math::softmax_row_terms(
+      form, math::SoftmaxSums<double>{static_cast<double>(m) - zy, log_s, linear, target_mass}, wy, ay, 1.0 - eps,
+      smooth, class_weight_sum, p.gamma);
   if (g) {
-    const double Q = (1.0 - eps) * wy + smooth * class_weight_sum;
     for (int64_t c = 0; c < C; ++c) {
       const double s = static_cast<double>(g[c]) * inv_s;
-      const double q = smooth * (w ? w[c] : 1.0) + (c == y ? (1.0 - eps) * wy : 0.0);
-      g[c] = static_cast<float>(k * (Q * s - q));
+      const double wc = w ? w[c] : 1.0;
+      double q = c == y ? row.hit : 0.0;
+      if (t) q += wc * ((1.0 - eps) * static_cast<double>(t[c]) + smooth);
+      else if (form == math::SoftmaxForm::Index) q += smooth * wc;
+      g[c] = static_cast<float>(k * (row.coef * s - q));
     }
   }
-  return loss;
+  return row.loss;
 }
 
 // Loss and slope of one element of an element-wise loss (before class-balanced weights).

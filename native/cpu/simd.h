@@ -136,17 +136,14 @@ inline Vec<W> m_abs(Vec<W> x) {
   return Vec<W>((F)bits);
 }
 
-// e^x: x = n ln2 + r, |r| <= ln2/2; e^r by a degree-6 polynomial; 2^n built in the exponent bits.
+// e^x = 2^n e^r with n = round(x / ln2), r = x - n ln2 (|r| <= ln2/2, ln2 split in two for
+// precision): e^r by a degree-6 polynomial, 2^n built in the exponent bits (n in [-127, 127]).
 template <int W>
-inline Vec<W> m_exp(Vec<W> x) {
+inline typename Vec<W>::raw_t exp_reduced(typename Vec<W>::raw_t x, typename Vec<W>::raw_t fx) {
   typedef typename Vec<W>::raw_t F;
   typedef typename Mask<W>::raw_t I;
-  const F xv = x.v;
-  F fx = xv * 1.44269504088896341f;
-  fx = fx < -127.0f ? F{} - 127.0f : fx;  // keeps NaN
-  fx = fx > 127.0f ? F{} + 127.0f : fx;
   const F n = (fx + 12582912.0f) - 12582912.0f;  // round to nearest
-  F r = xv - n * 0.693359375f;
+  F r = x - n * 0.693359375f;
   r = r + n * 2.12194440e-4f;
   F p = F{} + 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
@@ -155,10 +152,20 @@ inline Vec<W> m_exp(Vec<W> x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  const I ni = __builtin_convertvector(n, I);
-  const I bits = (ni + 127) << 23;
-  F result = p * (F)bits;
-  // Limits of the float range (also for x = -inf, where the polynomial gives NaN); NaN passes.
+  const I bits = (__builtin_convertvector(n, I) + 127) << 23;
+  return p * (F)bits;
+}
+
+// e^x for any x: the float range's limits (0 below, inf above, also for x = -inf, where the
+// polynomial gives NaN); NaN passes.
+template <int W>
+inline Vec<W> m_exp(Vec<W> x) {
+  typedef typename Vec<W>::raw_t F;
+  const F xv = x.v;
+  F fx = xv * 1.44269504088896341f;
+  fx = fx < -127.0f ? F{} - 127.0f : fx;  // keeps NaN
+  fx = fx > 127.0f ? F{} + 127.0f : fx;
+  F result = exp_reduced<W>(xv, fx);
   result = xv < -87.3365448f ? F{} : result;
   result = xv > 88.7228391f ? F{} + std::numeric_limits<float>::infinity() : result;
   return Vec<W>(result);
@@ -170,21 +177,9 @@ inline Vec<W> m_exp(Vec<W> x) {
 template <int W>
 inline Vec<W> m_exp_neg(Vec<W> d) {
   typedef typename Vec<W>::raw_t F;
-  typedef typename Mask<W>::raw_t I;
   F x = -d.v;
   x = x < -87.3f ? F{} - 87.3f : x;
-  const F n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  F r = x - n * 0.693359375f;
-  r = r + n * 2.12194440e-4f;
-  F p = F{} + 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const I bits = (__builtin_convertvector(n, I) + 127) << 23;
-  return Vec<W>(p * (F)bits);
+  return Vec<W>(exp_reduced<W>(x, x * 1.44269504088896341f));
 }
 
 // e^x - 1: a Taylor polynomial for |x| < 0.5 (no cancellation near 0), e^x - 1 elsewhere.
