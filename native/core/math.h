@@ -81,10 +81,12 @@ CBL_HD SigmoidPair<T> sigmoid_pair(T x, T e) {
   return {select(positive, big, small), select(positive, small, big)};
 }
 
-// Binary cross-entropy with logits, BCE(x, t) = max(x, 0) - x*t + log1p(e^-|x|) (PyTorch's form).
+// Binary cross-entropy with logits, BCE(x, t) = max(x, 0) - x*t + log1p(e^-|x|) (PyTorch's form),
+// evaluated as max(x, 0)(1 - t) + max(-x, 0) t + log1p(e^-|x|): the same for every t, but a sum of
+// non-negative terms for t in [0, 1], so no digits cancel in float.
 template <class T>
 CBL_HD T bce_with_logits(T x, T t, T e) {
-  return positive_part(x) - x * t + m_log1p(e);
+  return positive_part(x) * (T(1) - t) + positive_part(-x) * t + m_log1p(e);
 }
 
 // The focal modulation of a cross-entropy value ce = -log q (q the probability of the truth):
@@ -170,13 +172,15 @@ CBL_HD LossAndSlope<T> sigmoid_focal(T x, T t, G gamma) {
 }
 
 // PyTorch's BCEWithLogits with pos_weight pw for one element (class weight applied by the caller):
-//   loss = (1-t)*x + (1 + (pw-1)*t) * softplus(-x),   d/dx = (1 + (pw-1)*t) * sigmoid(x) - pw*t
+//   loss = (1-t)*x + l * softplus(-x),  l = 1 + (pw-1)*t,   d/dx = l * sigmoid(x) - pw*t
+// For x < 0, (1-t)x + l(-x) = -x pw t: the loss is written max(x,0)(1-t) + max(-x,0) pw t +
+// l log1p(e^-|x|), the same value without the cancellation of the first form.
 template <class T>
 CBL_HD LossAndSlope<T> bce_pos_weighted(T x, T t, T pw) {
   const T e = exp_neg_abs(x);
   const T l = T(1) + (pw - T(1)) * t;
-  const T softplus_neg = positive_part(-x) + m_log1p(e);
-  return {(T(1) - t) * x + l * softplus_neg, l * sigmoid_pair(x, e).p - pw * t};
+  const T loss = positive_part(x) * (T(1) - t) + positive_part(-x) * pw * t + l * m_log1p(e);
+  return {loss, l * sigmoid_pair(x, e).p - pw * t};
 }
 
 // Python cbloss's binary focal loss for one element (alpha applied by the caller):
