@@ -1,6 +1,8 @@
 // The package loads by its name from CommonJS and ESM, and reports its backends.
 import { strict as assert } from 'node:assert';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 import * as cbloss from '../lib';
@@ -34,6 +36,25 @@ describe('00 loading and backend info', () => {
       new c.CrossEntropyLoss().forwardBackward(new Float32Array([1, 2, 3]), [0]);
       console.log(Object.keys(require.cache).filter((k) => k.includes('@tensorflow')).length);`;
     assert.equal(execFileSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8' }).trim(), '0');
+  });
+
+  it('when the addon cannot load, the error lists what was tried and how to build it', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cbloss-noaddon-'));
+    try {
+      fs.cpSync(path.join(root, 'dist'), path.join(dir, 'dist'), { recursive: true });
+      fs.copyFileSync(path.join(root, 'package.json'), path.join(dir, 'package.json'));
+      const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(path.join(dir, 'dist', 'index.js'))})`], {
+        encoding: 'utf8',
+        env: { ...process.env, CBLOSS_ADDON: path.join(dir, 'missing.node') },
+      });
+      assert.notEqual(r.status, 0);
+      assert.match(r.stderr, /cbloss: the native addon could not be loaded\. Tried:/);
+      assert.match(r.stderr, /missing\.node/);
+      assert.match(r.stderr, /build[\\/]Release[\\/]cbloss\.node/);
+      assert.match(r.stderr, /npm run build:native/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('backendInfo() says what was compiled, what is available and why not', () => {
