@@ -40,8 +40,8 @@ export interface NativeDevice {
 
 /**
  * The arguments of `run`/`runAsync`. `config` holds the scalars: [loss kind, rows, classes, divisor,
- * balance, alpha, gamma, labelSmoothing, ignoreIndex, gradOutput scalar] (the enums of
- * native/core/problem.h).
+ * balance, alpha, gamma, labelSmoothing, ignoreIndex, gradOutput scalar, device] (the enums of
+ * native/core/problem.h; device -1 is the CPU, N is CUDA device N).
  */
 export type NativeRunArguments = [
   config: Float64Array,
@@ -59,7 +59,8 @@ export type NativeRunArguments = [
 
 export interface NativeBinding {
   /**
-   * Evaluates one loss (and its gradient when `gradOut` is given) on the CPU. Returns the reduced
+   * Evaluates one loss (and its gradient when `gradOut` is given) on the CPU or a CUDA device.
+   * Throws an Error when a CUDA call fails (the outputs are then untouched). Returns the reduced
    * loss, or the sum of the per-element losses for reduction 'none' (written to `lossOut`).
    */
   run(...args: NativeRunArguments): number;

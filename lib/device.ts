@@ -35,10 +35,20 @@ export function resolveDevice(optionName: string, value: unknown): ResolvedDevic
   if (index >= cuda.deviceCount) {
     throw invalidValue(name, `a CUDA device index below ${cuda.deviceCount}`, requested);
   }
-  throw new Error(
-    `cbloss: device '${requested}' was requested; CUDA device ${index} is present, but this version of ` +
-      'cbloss has no CUDA kernels yet: use the CPU',
-  );
+  return { kind: 'cuda', index };
+}
+
+/**
+ * 'auto' runs on the GPU from this many logits on (host arrays: the copies to and from the device
+ * must pay off). Provisional: to be measured on a GPU machine (scripts/gpu-check.sh).
+ */
+export const AUTO_CUDA_MIN_ELEMENTS = 1 << 22;
+
+/** The device index of the native call for `elements` logits: -1 for the CPU, N for CUDA device N. */
+export function deviceIndex(device: ResolvedDevice, elements: number): number {
+  if (device.kind === 'cuda') return device.index;
+  if (device.kind === 'cpu') return -1;
+  return elements >= AUTO_CUDA_MIN_ELEMENTS && binding.backendInfo().cuda.available ? 0 : -1;
 }
 
 export interface BackendInfo {
@@ -48,7 +58,7 @@ export interface BackendInfo {
   compiled: { cpu: true; cuda: boolean };
   /** Backends usable now. */
   available: { cpu: true; cuda: boolean };
-  /** The device `'auto'` resolves to on this machine for large work. */
+  /** The device `'auto'` resolves to on this machine for large work (AUTO_CUDA_MIN_ELEMENTS logits and more). */
   defaultDevice: 'cpu' | 'cuda';
   /** CBLOSS_DEVICE from the environment, if set. */
   deviceOverride: string | null;
@@ -77,8 +87,8 @@ export function backendInfo(): BackendInfo {
   return {
     version: VERSION,
     compiled: { cpu: true, cuda: info.cuda.compiled },
-    available: { cpu: true, cuda: false },
-    defaultDevice: 'cpu',
+    available: { cpu: true, cuda: info.cuda.available },
+    defaultDevice: info.cuda.available ? 'cuda' : 'cpu',
     deviceOverride: process.env.CBLOSS_DEVICE || null,
     cpu: { ...info.cpu },
     cuda: { ...info.cuda },

@@ -1,6 +1,6 @@
 // The base class of every loss: argument checks shared by all losses, the call into the addon,
 // caller-owned output buffers, and the async forms.
-import type { ResolvedDevice } from './device';
+import { deviceIndex, type ResolvedDevice } from './device';
 import { describe, invalidElementType, invalidLength, invalidType } from './errors';
 import { isTensorLike, readTarget, toLogits, type IntegerArray, type Logits, type Target, type TensorLike } from './inputs';
 import { runPlan, runPlanAsync } from './native';
@@ -168,6 +168,7 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
     let rowOutputs = true;
     const loss = tensorLoss(input as TfTensor, (x) => {
       const { plan } = this[PREPARE](x, target);
+      plan.device = deviceIndex(this.device, plan.logits.length);
       if (perRow) plan.divisor = Divisor.None;
       const none = plan.divisor === Divisor.None;
       const grad = new Float32Array(plan.logits.length);
@@ -187,6 +188,7 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
   ): Execution<R> {
     const call = this[PREPARE](input, target);
     const { plan } = call;
+    plan.device = deviceIndex(this.device, plan.logits.length);
     const none = plan.divisor === Divisor.None;
     if (opts !== undefined && (typeof opts !== 'object' || opts === null)) {
       throw invalidType('opts', 'an object { gradOutput?, out? }', opts);

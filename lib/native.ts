@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import type { NativeBinding, NativeRunArguments } from '../binding';
 import type { LossPlan } from './plan';
 
-const CONFIG_SIZE = 10;
+const CONFIG_SIZE = 11;
 
 function loadBinding(): NativeBinding {
   const root = path.join(__dirname, '..');
@@ -39,6 +39,7 @@ function runArguments(
   lossOut: Float32Array | null,
   gradOut: Float32Array | null,
 ): NativeRunArguments {
+  // (plan.device: -1 for the CPU, N for CUDA device N)
   const config = new Float64Array(CONFIG_SIZE);
   config[0] = plan.kind;
   config[1] = plan.rows;
@@ -50,6 +51,7 @@ function runArguments(
   config[7] = plan.labelSmoothing;
   config[8] = plan.ignoreIndex;
   config[9] = typeof gradOutput === 'number' ? gradOutput : 1;
+  config[10] = plan.device;
   return [
     config,
     plan.logits,

@@ -49,6 +49,8 @@ export interface LossPlan {
   divisor: Divisor;
   /** Elements of the unreduced ('none') output: rows for softmax losses, logits otherwise. */
   outputLength: number;
+  /** Where it runs: -1 for the CPU, N for CUDA device N (set from the loss's device option). */
+  device: number;
 }
 
 /** A plan with the defaults of every option; losses fill in what they use. */
@@ -72,5 +74,6 @@ export function basePlan(kind: LossKind, logits: Float32Array, rows: number, cla
     balance: Balance.Off,
     divisor: Divisor.Elements,
     outputLength: rowLoss ? rows : rows * classes,
+    device: -1,
   };
 }

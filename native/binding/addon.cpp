@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <cmath>
+#include <exception>
 #include <cstdint>
 #include <string>
 #include <thread>
@@ -28,6 +29,7 @@ enum ConfigSlot {
   kLabelSmoothing,
   kIgnoreIndex,
   kGradOutputScalar,
+  kDevice,  // -1: the CPU; N >= 0: CUDA device N
   kConfigSize
 };
 
@@ -60,7 +62,17 @@ int64_t whole_number(Napi::Env env, double v, const char* name, double lo, doubl
 // kernels cannot read or write outside the arrays.
 constexpr size_t kRunArgs = 11;
 
-Problem ParseProblem(const Napi::CallbackInfo& info) {
+struct Call {
+  Problem problem;
+  int device = -1;
+};
+
+// Runs a call on its device; CUDA failures become std::runtime_error.
+double RunCall(const Call& call) {
+  return call.device < 0 ? cbloss::run_cpu(call.problem) : cbloss::run_cuda(call.problem, call.device);
+}
+
+Call ParseCall(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < kRunArgs) fail(env, "run expects 11 arguments");
   const double* cfg = typed_data<double, napi_float64_array>(env, info[0], "config", kConfigSize, false);
@@ -77,6 +89,8 @@ Problem ParseProblem(const Napi::CallbackInfo& info) {
   p.ignore_index = static_cast<int32_t>(
       whole_number(env, cfg[kIgnoreIndex], "ignoreIndex", -2147483648.0, 2147483647.0));
   p.grad_output_scalar = cfg[kGradOutputScalar];
+  Call call;
+  call.device = static_cast<int>(whole_number(env, cfg[kDevice], "device", -1, 1024));
 
   const size_t n = static_cast<size_t>(p.rows);
   const size_t c = static_cast<size_t>(p.classes);
@@ -117,13 +131,18 @@ Problem ParseProblem(const Napi::CallbackInfo& info) {
                                            std::to_string(bad) + " is out of range");
     }
   }
-  return p;
+  call.problem = p;
+  return call;
 }
 
 // run(...) -> reduced loss (the sum of the elements for reduction 'none'), on the calling thread
 Napi::Value Run(const Napi::CallbackInfo& info) {
-  const Problem p = ParseProblem(info);
-  return Napi::Number::New(info.Env(), cbloss::run_cpu(p));
+  const Call call = ParseCall(info);
+  try {
+    return Napi::Number::New(info.Env(), RunCall(call));
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), std::string("cbloss: ") + e.what());
+  }
 }
 
 // The async form: the Problem (a plain struct of pointers and sizes) is the baton; the JavaScript
@@ -131,8 +150,8 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
 // not copied. The kernels run on a libuv worker thread; the event loop keeps going.
 class RunWorker : public Napi::AsyncWorker {
  public:
-  RunWorker(Napi::Env env, const Problem& problem, const Napi::CallbackInfo& info)
-      : Napi::AsyncWorker(env, "cbloss.run"), deferred_(Napi::Promise::Deferred::New(env)), problem_(problem) {
+  RunWorker(Napi::Env env, const Call& call, const Napi::CallbackInfo& info)
+      : Napi::AsyncWorker(env, "cbloss.run"), deferred_(Napi::Promise::Deferred::New(env)), call_(call) {
     for (size_t i = 1; i < kRunArgs; ++i) {
       if (info[i].IsObject()) refs_.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
     }
@@ -143,9 +162,9 @@ class RunWorker : public Napi::AsyncWorker {
  protected:
   void Execute() override {
     try {
-      result_ = cbloss::run_cpu(problem_);
+      result_ = RunCall(call_);
     } catch (const std::exception& e) {
-      SetError(std::string("cbloss native: ") + e.what());
+      SetError(std::string("cbloss: ") + e.what());
     }
   }
   void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), result_)); }
@@ -153,15 +172,15 @@ class RunWorker : public Napi::AsyncWorker {
 
  private:
   Napi::Promise::Deferred deferred_;
-  Problem problem_;
+  Call call_;
   std::vector<Napi::ObjectReference> refs_;
   double result_ = 0.0;
 };
 
 // runAsync(...) -> Promise of what run returns
 Napi::Value RunAsync(const Napi::CallbackInfo& info) {
-  const Problem p = ParseProblem(info);
-  auto* worker = new RunWorker(info.Env(), p, info);  // deletes itself when done
+  const Call call = ParseCall(info);
+  auto* worker = new RunWorker(info.Env(), call, info);  // deletes itself when done
   const Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;

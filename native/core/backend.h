@@ -17,6 +17,15 @@ namespace cbloss {
 // labels are in [0, C) or equal ignore_index.
 double run_cpu(const Problem& p);
 
+// Evaluates `p` (host arrays) on CUDA device `device`: copies in, computes, copies out. Same results
+// as run_cpu up to float precision. Throws std::runtime_error when CUDA is not compiled in, not
+// usable, or a CUDA call fails (nothing has been written to p's outputs then).
+double run_cuda(const Problem& p, int device);
+
+// Helpers both backends use, computed on the host from the targets.
+double reduction_divisor(const Problem& p);                 // what the summed loss is divided by
+double balance_row_weight(const Problem& p, int64_t n);      // class-balanced weight of row n
+
 // Vector instruction level of the CPU kernels. Scalar is the double-precision reference path.
 enum class SimdLevel : int { Scalar = 0, Vec128 = 1, Avx2 = 2, Avx512 = 3 };
 

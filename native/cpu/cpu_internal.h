@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "../core/backend.h"
 #include "../core/problem.h"
 
 namespace cbloss {
@@ -32,9 +33,6 @@ double rows_avx512(const Problem& p, const RunContext& ctx, int64_t begin, int64
 double rows_avx2(const Problem& p, const RunContext& ctx, int64_t begin, int64_t end);
 #endif
 double rows_vec128(const Problem& p, const RunContext& ctx, int64_t begin, int64_t end);
-
-// Class-balanced weight of row n (of element n for the binary focal loss), from the targets.
-double balance_row_weight(const Problem& p, int64_t n);
 
 }  // namespace cpu
 }  // namespace cbloss

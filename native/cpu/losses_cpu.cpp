@@ -30,7 +30,6 @@
 #include "thread_pool.h"
 
 namespace cbloss {
-namespace cpu {
 
 double balance_row_weight(const Problem& p, int64_t n) {
   const double* w = p.balance_weight;
@@ -48,6 +47,9 @@ double balance_row_weight(const Problem& p, int64_t n) {
   for (int64_t c = 0; c < p.classes; ++c) sum += w[c] * static_cast<double>(t[c]);
   return sum;
 }
+
+namespace cpu {
+
 
 namespace {
 
@@ -319,6 +321,8 @@ bool parse_simd_level(const char* name, SimdLevel* out) {
   }
   return false;
 }
+
+double reduction_divisor(const Problem& p) { return cpu::reduction_divisor(p); }
 
 int64_t first_invalid_label(const int32_t* labels, int64_t n, int64_t classes, bool use_ignore,
                             int32_t ignore_index) {

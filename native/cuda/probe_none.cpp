@@ -1,4 +1,6 @@
 // Stand-in for probe.cu when the addon is built without nvcc: CUDA is reported as not compiled.
+#include <stdexcept>
+
 #include "../core/backend.h"
 
 namespace cbloss {
@@ -11,5 +13,7 @@ const CudaStatus& cuda_status() {
   }();
   return status;
 }
+
+double run_cuda(const Problem&, int) { throw std::runtime_error(cuda_status().reason); }
 
 }  // namespace cbloss

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The GPU check: run on a machine with an NVIDIA GPU, CUDA and Python/PyTorch, with the addon built
+# here (build/Release, dist/). A Node carried along as .gpu/node.xz (../shared/tools/pack-node.sh) is
+# unpacked when the machine has no Node. Prints the checks and a timing table; record its output in
+# bench/RESULTS.md.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v node >/dev/null 2>&1 && [ -f .gpu/node.xz ]; then
+  xz -dc .gpu/node.xz > /tmp/node && chmod +x /tmp/node && export PATH=/tmp:$PATH
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
+timeout 600 node scripts/gpu-check.js
