@@ -14,4 +14,5 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export CBLOSS_ADDON=build-asan/Release/cbloss.node
 export CBLOSS_EXPECT_CUDA_COMPILED=0
 export CBLOSS_PROPERTY_RUNS=60
+export CBLOSS_SANITIZER=1
 npx mocha "$@"

@@ -50,7 +50,10 @@ describe('95 stress', () => {
     const after = process.memoryUsage();
     const mb = (n: number): number => n / 1024 / 1024;
     assert.ok(mb(after.external - before.external) < 32, `external memory grew by ${mb(after.external - before.external).toFixed(1)} MB`);
-    assert.ok(mb(after.rss - before.rss) < 200, `RSS grew by ${mb(after.rss - before.rss).toFixed(1)} MB`);
+    // Under AddressSanitizer, RSS measures its quarantine of freed memory, not this package.
+    if (!process.env.CBLOSS_SANITIZER) {
+      assert.ok(mb(after.rss - before.rss) < 200, `RSS grew by ${mb(after.rss - before.rss).toFixed(1)} MB`);
+    }
   });
 
   it('loads and computes in several worker_threads at once', async function () {
