@@ -9,6 +9,7 @@ import { ClassBalancedLoss, type ClassBalancedReduction } from '../losses/class-
 import { CrossEntropyLoss } from '../losses/cross-entropy';
 import { FocalLoss } from '../losses/focal';
 import { SigmoidFocalLoss } from '../losses/sigmoid-focal';
+import type { Device } from '../device';
 import type { Loss } from '../loss';
 import { classBalancedWeights } from '../weights';
 import { CliError, helpText, parseOptions, type OptionSpec, type ParsedOptions } from './args';
@@ -106,7 +107,7 @@ export function score(argv: readonly string[]): ScoreResult {
   }
 
   // The loss with reduction 'none'; this command reduces, chunk by chunk.
-  const device = o.device as string;
+  const device = o.device as Device;
   const gamma = o.gamma as number | undefined;
   const alpha = o.alpha as number | undefined;
   const binaryFocal = lossName === 'focal' && C === 1;
@@ -115,16 +116,16 @@ export function score(argv: readonly string[]): ScoreResult {
   try {
     switch (lossName) {
       case 'ce':
-        base = new CrossEntropyLoss({ numClasses: C, reduction: 'none', device: device as never });
+        base = new CrossEntropyLoss({ numClasses: C, reduction: 'none', device });
         break;
       case 'bce':
-        base = new BCEWithLogitsLoss({ numClasses: C, reduction: 'none', device: device as never });
+        base = new BCEWithLogitsLoss({ numClasses: C, reduction: 'none', device });
         break;
       case 'focal':
-        base = new FocalLoss({ numClasses: classes, reduction: 'none', gamma, alpha, device: device as never });
+        base = new FocalLoss({ numClasses: classes, reduction: 'none', gamma, alpha, device });
         break;
       default:
-        base = new SigmoidFocalLoss({ numClasses: C, reduction: 'none', gamma, alpha, device: device as never });
+        base = new SigmoidFocalLoss({ numClasses: C, reduction: 'none', gamma, alpha, device });
     }
   } catch (err) {
     fail((err as Error).message);
@@ -138,7 +139,7 @@ export function score(argv: readonly string[]): ScoreResult {
     if (counts.length !== classes) fail(`--samples-per-class has ${counts.length} counts, the logits have ${classes} classes`);
     try {
       balance = classBalancedWeights(counts, o.beta as number);
-      loss = new ClassBalancedLoss({ samplesPerCls: counts, beta: o.beta as number, numClasses: classes, lossFunc: base as never, reduction: 'none' });
+      loss = new ClassBalancedLoss({ samplesPerCls: counts, beta: o.beta as number, numClasses: classes, lossFunc: base as Loss<'none'>, reduction: 'none', device });
     } catch (err) {
       fail(`--beta: ${(err as Error).message}`);
     }
