@@ -63,8 +63,113 @@ struct SimdKernels {
       return total;
     }
     double total = 0.0;
+    if (p.classes <= kRegisterRowsMaxC) {
+      const RowFn fn = register_row_fn((p.classes + W - 1) / W);
+      for (int64_t n = begin; n < end; ++n) total += fn(p, ctx, n);
+      return total;
+    }
     for (int64_t n = begin; n < end; ++n) total += wide_row(p, ctx, n);
     return total;
+  }
+
+  // ---- a middling row: all of it in registers -------------------------------------------------
+
+  // A row of 2W < C <= 8W logits is held in NV = ceil(C / W) vectors (the last one ends at C and
+  // overlaps the one before; its repeated lanes are masked out of the sums). It is read once and its
+  // gradient written once, with no second pass over memory.
+  static constexpr int64_t kRegisterRowsMaxC = 8 * W;
+  using RowFn = double (*)(const Problem&, const RunContext&, int64_t);
+
+  static RowFn register_row_fn(int64_t nv) {
+    switch (nv) {
+      case 3:
+        return register_row<3>;
+      case 4:
+        return register_row<4>;
+      case 5:
+        return register_row<5>;
+      case 6:
+        return register_row<6>;
+      case 7:
+        return register_row<7>;
+      default:
+        return register_row<8>;
+    }
+  }
+
+  template <int NV>
+  static double register_row(const Problem& p, const RunContext& ctx, int64_t n) {
+    const int64_t C = p.classes;
+    const int64_t last = C - W;  // offset of the last vector
+    const float* z = p.logits + n * C;
+    float* g = p.grad_out ? p.grad_out + n * C : nullptr;
+    const float* tr = p.targets ? p.targets + n * C : nullptr;
+    const float* w = ctx.class_weight;
+    const float eps = static_cast<float>(p.label_smoothing);
+    const float smooth = eps / static_cast<float>(C);
+    if (ignored(p, n)) {
+      if (g) {
+        for (int64_t c = 0; c < C; ++c) g[c] = 0.0f;
+      }
+      if (p.loss_out) p.loss_out[n] = 0.0f;
+      return 0.0;
+    }
+    auto at = [&](int i) { return i < NV - 1 ? static_cast<int64_t>(i) * W : last; };
+    const int32_t y = p.labels ? p.labels[n] : -1;
+    const double zy = y >= 0 ? static_cast<double>(z[y]) : 0.0;
+    V e[NV];
+    V m = V::load(z);
+    for (int i = 0; i < NV; ++i) {
+      e[i] = V::load(z + at(i));
+      m = simd::vmax(m, e[i]);
+    }
+    const float mf = simd::hmax(m);
+    const V vm(mf);
+    const V fresh = C % W == 0 ? V(1.0f) : fresh_lanes(C);  // no overlap when C is a multiple of W
+    const bool probs = tr != nullptr;
+    const bool linear = probs || eps != 0.0f;
+    V S(0.0f), lin(0.0f), mass(0.0f);
+    for (int i = 0; i < NV; ++i) {
+      const V d = vm - e[i];
+      e[i] = simd::m_exp_neg(d);
+      const V keep = i == NV - 1 ? fresh : V(1.0f);
+      S += e[i] * keep;
+      if (linear) {
+        V a = w ? V::load(w + at(i)) : V(1.0f);
+        if (probs) a = a * (V(1.0f - eps) * V::load(tr + at(i)) + V(smooth));
+        a = a * keep;
+        lin += a * d;
+        mass += a;
+      }
+    }
+    const double sum = simd::hsum(S);
+    const double wy = y >= 0 && w ? static_cast<double>(w[y]) : 1.0;
+    const double ay = y >= 0 && ctx.alpha ? static_cast<double>(ctx.alpha[y]) : p.alpha_scalar;
+    const math::SoftmaxRow<double> row = math::softmax_row_terms(
+        form(p),
+        math::SoftmaxSums<double>{static_cast<double>(mf) - zy, std::log(sum), linear ? simd::hsum(lin) : 0.0,
+                                  linear ? simd::hsum(mass) : 0.0},
+        wy, ay, 1.0 - p.label_smoothing, p.label_smoothing / static_cast<double>(C), ctx.class_weight_sum,
+        p.gamma);
+    const double rw = p.balance != Balance::Off ? balance_row_weight(p, n) : 1.0;
+    if (p.loss_out) p.loss_out[n] = static_cast<float>(rw * row.loss);
+    if (!g) return rw * row.loss;
+    const double k = row_scale(p, ctx, n, rw);
+    const V kc(static_cast<float>(k * row.coef / sum));
+    const V kv(static_cast<float>(k));
+    const bool focal = p.loss == LossKind::FocalSoftmax;
+    for (int i = 0; i < NV; ++i) {
+      V out = kc * e[i];
+      if (probs) {
+        const V wv = w ? V::load(w + at(i)) : V(1.0f);
+        out = out - kv * wv * (V(1.0f - eps) * V::load(tr + at(i)) + V(smooth));
+      } else if (!focal && eps != 0.0f) {
+        out = out - kv * V(smooth) * (w ? V::load(w + at(i)) : V(1.0f));
+      }
+      out.store(g + at(i));  // the last vector rewrites the overlap with the same values
+    }
+    if (y >= 0) g[y] -= static_cast<float>(k * row.hit);
+    return rw * row.loss;
   }
 
   // ---- helpers ------------------------------------------------------------------------------------
@@ -232,7 +337,8 @@ struct SimdKernels {
 
   // A span of len >= W floats is covered by whole vectors at 0, W, 2W, ... and, when len is not a
   // multiple of W, one more vector ending at len that overlaps the previous one. fresh_lanes(len)
-  // masks that last vector to the lanes no earlier vector covered (1.0 / 0.0).
+  // masks that last vector to the lanes no earlier vector covered (1.0 / 0.0); only meaningful when
+  // len is not a multiple of W.
   static V fresh_lanes(int64_t len) { return V::load(kStep.v + len % W); }
 
   static float span_max(const float* z, int64_t len) {
