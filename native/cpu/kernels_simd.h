@@ -13,10 +13,11 @@
 //                      q_c = coef [c=y]
 // (m - z_c) + log S instead of LSE - z_c keeps every summed term non-negative.
 //
-// Two layouts:
-//   * few classes (C <= kLaneRowsMaxC): W rows at a time, one row per lane — the row is transposed
-//     into a small column-major tile, every row statistic (max, S, log S, focal factor) is one
-//     vector operation, and the gradient tile is transposed back;
+// Three layouts:
+//   * few classes (C <= 2W): W rows at a time, one row per lane — the rows are transposed into a
+//     small column-major tile, every row statistic (max, S, log S, focal factor) is one vector
+//     operation, and the gradient tile is transposed back;
+//   * 2W < C <= 8W: one row at a time, held in registers: read once, gradient written once;
 //   * more classes: one row at a time in blocks of kBlock logits. Pass 1 takes each block's max,
 //     parks e = exp(z - block max) in the gradient row (still in cache) and sums it; the blocks'
 //     (max, sum) pairs merge into (m, S) without another exp per element; pass 2 rescales the parked
