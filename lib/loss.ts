@@ -108,14 +108,12 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
   forward(input: LossInput, target: LossTarget): LossValue<R> | TfTensor;
   forward(input: LossInput, target: LossTarget): LossValue<R> | TfTensor {
     if (isTensorLike(input)) return this.tensorForward(input, target, false).loss;
-    const call = this.prepareExecution(input, target, false, undefined);
-    return call.finish(runPlan(call.plan, call.gradOutput, call.lossOut, call.gradOut)).loss;
+    return this.prepareExecution(input, target, false, undefined).run().loss;
   }
 
   /** The loss and its gradient with respect to the input, in one native pass. */
   forwardBackward(input: LossInput, target: LossTarget, opts?: ForwardBackwardOptions): ForwardBackwardResult<R> {
-    const call = this.prepareExecution(input, target, true, opts);
-    return call.finish(runPlan(call.plan, call.gradOutput, call.lossOut, call.gradOut)) as ForwardBackwardResult<R>;
+    return this.prepareExecution(input, target, true, opts).run() as ForwardBackwardResult<R>;
   }
 
   /**
@@ -124,13 +122,7 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
    * with the same errors as `forward`, created before the call returns.
    */
   forwardAsync(input: LossInput, target: LossTarget): Promise<LossValue<R>> {
-    let call: Execution<R>;
-    try {
-      call = this.prepareExecution(input, target, false, undefined);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return runPlanAsync(call.plan, call.gradOutput, call.lossOut, call.gradOut).then((v) => call.finish(v).loss);
+    return this.executeAsync(input, target, false, undefined).then((r) => r.loss);
   }
 
   /** `forwardBackward` on a worker thread (see `forwardAsync`). */
@@ -139,15 +131,7 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
     target: LossTarget,
     opts?: ForwardBackwardOptions,
   ): Promise<ForwardBackwardResult<R>> {
-    let call: Execution<R>;
-    try {
-      call = this.prepareExecution(input, target, true, opts);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return runPlanAsync(call.plan, call.gradOutput, call.lossOut, call.gradOut).then(
-      (v) => call.finish(v) as ForwardBackwardResult<R>,
-    );
+    return this.executeAsync(input, target, true, opts) as Promise<ForwardBackwardResult<R>>;
   }
 
   /**
@@ -180,6 +164,20 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
     return { loss, rowOutputs };
   }
 
+  // Validation errors become rejections, but are created here, in the caller's stack.
+  private executeAsync(
+    input: unknown,
+    target: unknown,
+    wantGrad: boolean,
+    opts: ForwardBackwardOptions | undefined,
+  ): Promise<ExecutionResult<R>> {
+    try {
+      return this.prepareExecution(input, target, wantGrad, opts).runAsync();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
   private prepareExecution(
     input: unknown,
     target: unknown,
@@ -199,23 +197,26 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
 
     const lossOut = none ? (out.loss ?? new Float32Array(plan.outputLength)) : null;
     const gradOut = wantGrad ? (out.grad ?? new Float32Array(plan.logits.length)) : null;
+    const finish = (value: number): ExecutionResult<R> => ({
+      loss: (none ? lossOut : value) as LossValue<R>,
+      grad: gradOut,
+    });
     return {
-      plan,
-      gradOutput,
-      lossOut,
-      gradOut,
-      finish: (value: number) => ({ loss: (none ? lossOut : value) as LossValue<R>, grad: gradOut }),
+      run: () => finish(runPlan(plan, gradOutput, lossOut, gradOut)),
+      runAsync: () => runPlanAsync(plan, gradOutput, lossOut, gradOut).then(finish),
     };
   }
 }
 
+interface ExecutionResult<R extends AnyReduction> {
+  loss: LossValue<R>;
+  grad: Float32Array | null;
+}
+
 /** A validated call, ready to run synchronously or on a worker thread. */
 interface Execution<R extends AnyReduction> {
-  plan: LossPlan;
-  gradOutput: number | Float32Array;
-  lossOut: Float32Array | null;
-  gradOut: Float32Array | null;
-  finish(value: number): { loss: LossValue<R>; grad: Float32Array | null };
+  run(): ExecutionResult<R>;
+  runAsync(): Promise<ExecutionResult<R>>;
 }
 
 /**

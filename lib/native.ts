@@ -39,7 +39,6 @@ function runArguments(
   lossOut: Float32Array | null,
   gradOut: Float32Array | null,
 ): NativeRunArguments {
-  // (plan.device: -1 for the CPU, N for CUDA device N)
   const config = new Float64Array(CONFIG_SIZE);
   config[0] = plan.kind;
   config[1] = plan.rows;
@@ -51,7 +50,7 @@ function runArguments(
   config[7] = plan.labelSmoothing;
   config[8] = plan.ignoreIndex;
   config[9] = typeof gradOutput === 'number' ? gradOutput : 1;
-  config[10] = plan.device;
+  config[10] = plan.device; // -1: the CPU; N: CUDA device N
   return [
     config,
     plan.logits,
@@ -67,7 +66,7 @@ function runArguments(
   ];
 }
 
-/** Runs a plan on the CPU; writes `gradOut`/`lossOut` when given. */
+/** Runs a plan on its device; writes `gradOut`/`lossOut` when given. */
 export function runPlan(
   plan: LossPlan,
   gradOutput: number | Float32Array,

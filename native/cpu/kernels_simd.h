@@ -108,13 +108,7 @@ struct SimdKernels {
     const float* w = ctx.class_weight;
     const float eps = static_cast<float>(p.label_smoothing);
     const float smooth = eps / static_cast<float>(C);
-    if (ignored(p, n)) {
-      if (g) {
-        for (int64_t c = 0; c < C; ++c) g[c] = 0.0f;
-      }
-      if (p.loss_out) p.loss_out[n] = 0.0f;
-      return 0.0;
-    }
+    if (ignored(p, n)) return zero_row(p, n, g);
     auto at = [&](int i) { return i < NV - 1 ? static_cast<int64_t>(i) * W : last; };
     const int32_t y = p.labels ? p.labels[n] : -1;
     const double zy = y >= 0 ? static_cast<double>(z[y]) : 0.0;
@@ -191,6 +185,15 @@ struct SimdKernels {
   static math::SoftmaxForm form(const Problem& p) {
     if (p.loss == LossKind::FocalSoftmax) return math::SoftmaxForm::Focal;
     return p.targets ? math::SoftmaxForm::Probabilities : math::SoftmaxForm::Index;
+  }
+
+  // An ignored row: no loss, a zero gradient.
+  static double zero_row(const Problem& p, int64_t n, float* g) {
+    if (g) {
+      for (int64_t c = 0; c < p.classes; ++c) g[c] = 0.0f;
+    }
+    if (p.loss_out) p.loss_out[n] = 0.0f;
+    return 0.0;
   }
 
   static bool ignored(const Problem& p, int64_t n) {
@@ -474,13 +477,7 @@ struct SimdKernels {
     const float smooth = static_cast<float>(eps / static_cast<double>(C));
     const float* w = ctx.class_weight;
 
-    if (ignored(p, n)) {
-      if (g) {
-        for (int64_t c = 0; c < C; ++c) g[c] = 0.0f;
-      }
-      if (p.loss_out) p.loss_out[n] = 0.0f;
-      return 0.0;
-    }
+    if (ignored(p, n)) return zero_row(p, n, g);
     const int32_t y = p.labels ? p.labels[n] : -1;
     const double zy = y >= 0 ? static_cast<double>(z[y]) : 0.0;  // read before g may overwrite z
 

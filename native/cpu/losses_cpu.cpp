@@ -50,7 +50,6 @@ double balance_row_weight(const Problem& p, int64_t n) {
 
 namespace cpu {
 
-
 namespace {
 
 // The divisor of the reduction, computed from the targets alone (before any gradient is written,
@@ -233,7 +232,7 @@ SimdLevel detect_best_level() {
 
 std::atomic<int>& current_level() {
   static std::atomic<int> level([] {
-    SimdLevel l = detect_best_level();
+    SimdLevel l = best_simd_level();
     SimdLevel requested;
     const char* env = std::getenv("CBLOSS_SIMD");
     if (env && parse_simd_level(env, &requested) && requested < l) l = requested;
