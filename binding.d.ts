@@ -14,8 +14,10 @@ export interface NativeCpuInfo {
 }
 
 export interface NativeCudaStatus {
-  /** The addon was built with nvcc. */
+  /** The addon was built with nvcc (or, for tests, against the CPU emulator of CUDA). */
   compiled: boolean;
+  /** The CUDA code runs on the CPU emulator (a test build), not on a GPU. */
+  emulated: boolean;
   /** A driver and at least one device answered. */
   available: boolean;
   /** Why CUDA is not available ('' when it is). */
@@ -38,29 +40,55 @@ export interface NativeDevice {
   multiprocessors: number;
 }
 
+/** CUDA device memory (cbloss::DeviceMemory); lib/device-tensor.ts wraps it as DeviceTensor. */
+export interface NativeDeviceBuffer {
+  readonly bytes: number;
+  readonly device: number;
+  readonly released: boolean;
+  /** The device address (throws once released). */
+  readonly address: bigint;
+  /** Copies the view's bytes to the start of the buffer (synchronous). */
+  upload(view: ArrayBufferView): void;
+  /** Fills the view from the start of the buffer (synchronous). */
+  download(view: ArrayBufferView): void;
+  /** Drops this object's reference: owned memory is freed once no call in flight uses it. */
+  release(): void;
+}
+
+export interface NativeDeviceBufferStatic {
+  /** Allocates `bytes` on CUDA device `device`; an Error when out of memory or CUDA is not usable. */
+  allocate(device: number, bytes: number): NativeDeviceBuffer;
+  /** Wraps memory another library owns (never freed here). */
+  borrow(address: bigint, bytes: number, device: number): NativeDeviceBuffer;
+}
+
 /**
  * The arguments of `run`/`runAsync`. `config` holds the scalars: [loss kind, rows, classes, divisor,
- * balance, alpha, gamma, labelSmoothing, ignoreIndex, gradOutput scalar, device] (the enums of
- * native/core/problem.h; device -1 is the CPU, N is CUDA device N).
+ * balance, alpha, gamma, labelSmoothing, ignoreIndex, gradOutput scalar, device, logit type] (the
+ * enums of native/core/problem.h; device -1 is the CPU, N is CUDA device N). Either every data array
+ * is a host typed array, or every one is a NativeDeviceBuffer on that device (16-bit logit types
+ * only then); the option vectors are host arrays either way.
  */
 export type NativeRunArguments = [
   config: Float64Array,
-  logits: Float32Array,
-  labels: Int32Array | null,
-  targets: Float32Array | null,
+  logits: Float32Array | NativeDeviceBuffer,
+  labels: Int32Array | NativeDeviceBuffer | null,
+  targets: Float32Array | NativeDeviceBuffer | null,
   classWeight: Float64Array | null,
   posWeight: Float64Array | null,
   alpha: Float64Array | null,
   balanceWeight: Float64Array | null,
-  gradOutput: Float32Array | null,
-  lossOut: Float32Array | null,
-  gradOut: Float32Array | null,
+  gradOutput: Float32Array | NativeDeviceBuffer | null,
+  lossOut: Float32Array | NativeDeviceBuffer | null,
+  gradOut: Float32Array | NativeDeviceBuffer | null,
 ];
 
 export interface NativeBinding {
+  DeviceBuffer: NativeDeviceBufferStatic;
   /**
    * Evaluates one loss (and its gradient when `gradOut` is given) on the CPU or a CUDA device.
-   * Throws an Error when a CUDA call fails (the outputs are then untouched). Returns the reduced
+   * Throws an Error when a CUDA call fails, a RangeError for a device label out of range (checked
+   * before anything is written). Returns the reduced
    * loss, or the sum of the per-element losses for reduction 'none' (written to `lossOut`).
    */
   run(...args: NativeRunArguments): number;

@@ -48,7 +48,9 @@ export const AUTO_CUDA_MIN_ELEMENTS = 1 << 22;
 export function deviceIndex(device: ResolvedDevice, elements: number): number {
   if (device.kind === 'cuda') return device.index;
   if (device.kind === 'cpu') return -1;
-  return elements >= AUTO_CUDA_MIN_ELEMENTS && binding.backendInfo().cuda.available ? 0 : -1;
+  const cuda = binding.backendInfo().cuda;
+  // The CUDA emulator (a test build) is never chosen by 'auto': it is a slow CPU path.
+  return elements >= AUTO_CUDA_MIN_ELEMENTS && cuda.available && !cuda.emulated ? 0 : -1;
 }
 
 export interface BackendInfo {
@@ -88,7 +90,7 @@ export function backendInfo(): BackendInfo {
     version: VERSION,
     compiled: { cpu: true, cuda: info.cuda.compiled },
     available: { cpu: true, cuda: info.cuda.available },
-    defaultDevice: info.cuda.available ? 'cuda' : 'cpu',
+    defaultDevice: info.cuda.available && !info.cuda.emulated ? 'cuda' : 'cpu',
     deviceOverride: process.env.CBLOSS_DEVICE || null,
     cpu: { ...info.cpu },
     cuda: { ...info.cuda },

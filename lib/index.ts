@@ -18,6 +18,9 @@ export {
   type LossValue,
   type ForwardBackwardOptions,
   type ForwardBackwardResult,
+  type DeviceLossValue,
+  type DeviceForwardBackwardOptions,
+  type DeviceForwardBackwardResult,
 } from './loss';
 export {
   backendInfo,
@@ -29,5 +32,7 @@ export {
   type Device,
   type SimdLevel,
 } from './device';
+export { DeviceTensor, type DeviceDtype, type DeviceTensorOptions, type HostArrayByDtype } from './device-tensor';
+export { toFloat16Bits, fromFloat16Bits, toBfloat16Bits, fromBfloat16Bits } from './half';
 export type { TensorLike } from './inputs';
 export type { TfTensor } from './tf';

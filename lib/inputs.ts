@@ -1,8 +1,10 @@
 // Normalizing inputs and targets: logits to a Float32Array, class indices to a validated Int32Array,
 // element targets to a Float32Array. Nothing here copies a Float32Array or an Int32Array that can be
 // used as it is.
-import { invalidElement, invalidElementType, invalidType } from './errors';
+import { DeviceTensor } from './device-tensor';
+import { invalidElement, invalidElementType, invalidLength, invalidType } from './errors';
 import { binding } from './native';
+import { isNumericArrayLike } from './options';
 
 /** A tf.js tensor, or anything shaped like one: `shape`, `dtype`, `dataSync()`. */
 export interface TensorLike {
@@ -22,7 +24,8 @@ export function isTensorLike(value: unknown): value is TensorLike {
 }
 
 export interface Logits {
-  data: Float32Array;
+  /** Host logits, or a DeviceTensor (float32, float16 or bfloat16) the loss computes on. */
+  data: Float32Array | DeviceTensor;
   /** The caller's array (for overlap checks), or null when the data came from a tensor. */
   source: ArrayBufferView | null;
   /** C from a tensor of rank ≥ 2 (its last dimension). */
@@ -32,6 +35,10 @@ export interface Logits {
 /** input: Float32Array (as is), Float64Array (rounded to float32), or a float tensor. */
 export function toLogits(input: unknown): Logits {
   if (input instanceof Float32Array) return { data: input, source: input };
+  if (input instanceof DeviceTensor) {
+    if (input.dtype === 'int32') throw invalidType('input', 'a float32, float16 or bfloat16 DeviceTensor', 'an int32 DeviceTensor');
+    return { data: input, source: null };
+  }
   if (input instanceof Float64Array) return { data: Float32Array.from(input), source: input };
   if (isTensorLike(input)) {
     if (input.dtype !== 'float32') throw invalidType('input', 'a float32 tensor', `${input.dtype} tensor`);
@@ -71,10 +78,15 @@ export type IntegerArray =
 
 /** A target in one of its accepted forms. */
 export type Target =
-  | { kind: 'integer'; values: IntegerArray | readonly unknown[]; source: ArrayBufferView | null }
-  | { kind: 'float'; values: Float32Array | Float64Array; source: ArrayBufferView | null };
+  | { kind: 'integer'; values: IntegerArray | readonly unknown[] | DeviceTensor; source: ArrayBufferView | null }
+  | { kind: 'float'; values: Float32Array | Float64Array | DeviceTensor; source: ArrayBufferView | null };
 
 export function readTarget(target: unknown): Target {
+  if (target instanceof DeviceTensor) {
+    if (target.dtype === 'int32') return { kind: 'integer', values: target, source: null };
+    if (target.dtype === 'float32') return { kind: 'float', values: target, source: null };
+    throw invalidType('target', 'an int32 or float32 DeviceTensor', `a ${target.dtype} DeviceTensor`);
+  }
   if (target instanceof Float32Array || target instanceof Float64Array) {
     return { kind: 'float', values: target, source: target };
   }
@@ -116,8 +128,13 @@ function elementNumber(values: IntegerArray | readonly unknown[], i: number): nu
  * Class indices as an Int32Array, each in [0, classes) or equal to `ignoreIndex` (when given).
  * An Int32Array is validated and returned as it is.
  */
-export function toLabels(target: Target & { kind: 'integer' }, classes: number, ignoreIndex?: number): Int32Array {
+export function toLabels(
+  target: Target & { kind: 'integer' },
+  classes: number,
+  ignoreIndex?: number,
+): Int32Array | DeviceTensor {
   const values = target.values;
+  if (values instanceof DeviceTensor) return values; // checked on the device before anything is written
   if (values instanceof Int32Array) {
     // The common case: scanned natively (a vectorized loop), the message built here.
     const bad = binding.firstInvalidLabel(values, classes, ignoreIndex ?? null);
@@ -139,6 +156,9 @@ export function toLabels(target: Target & { kind: 'integer' }, classes: number, 
 /** Integer element targets (0/1 per logit) as a Float32Array. */
 export function binaryTargetsFromIntegers(target: Target & { kind: 'integer' }): Float32Array {
   const values = target.values;
+  if (values instanceof DeviceTensor) {
+    throw invalidType('target', 'a float32 DeviceTensor of 0/1 targets (element-wise losses)', 'an int32 DeviceTensor');
+  }
   const out = new Float32Array(values.length);
   for (let i = 0; i < values.length; i++) {
     const v = elementNumber(values, i);
@@ -149,6 +169,26 @@ export function binaryTargetsFromIntegers(target: Target & { kind: 'integer' }):
 }
 
 /** Float element targets as a Float32Array (a Float64Array is rounded). */
-export function toFloatTargets(target: Target & { kind: 'float' }): Float32Array {
-  return target.values instanceof Float32Array ? target.values : Float32Array.from(target.values);
+export function toFloatTargets(target: Target & { kind: 'float' }): Float32Array | DeviceTensor {
+  const values = target.values;
+  return values instanceof Float32Array || values instanceof DeviceTensor ? values : Float32Array.from(values);
+}
+
+/** opts.gradOutput: a number, or (reduction 'none') one value per output element as a Float32Array. */
+export function readGradOutput(value: unknown, none: boolean, outputLength: number): number | Float32Array {
+  if (value === undefined) return 1;
+  if (typeof value === 'number') return value;
+  if (!none) {
+    throw invalidType('gradOutput', 'a number (the loss is reduced to one value)', value);
+  }
+  if (!isNumericArrayLike(value)) {
+    throw invalidType('gradOutput', `a number or an array of ${outputLength} numbers`, value);
+  }
+  if (value.length !== outputLength) throw invalidLength('gradOutput', `${outputLength} (one per output element)`, value.length);
+  if (value instanceof Float32Array) return value;
+  // Values are used as given (NaN and ±Inf propagate, as in PyTorch); only their type is checked.
+  for (let i = 0; i < value.length; i++) {
+    if (typeof value[i] !== 'number') throw invalidElementType('gradOutput', i, value[i], 'not a number');
+  }
+  return Float32Array.from(value);
 }

@@ -1,17 +1,30 @@
 // The base class of every loss: argument checks shared by all losses, the call into the addon,
 // caller-owned output buffers, and the async forms.
 import { deviceIndex, type ResolvedDevice } from './device';
+import { deviceCall } from './device-call';
+import { DeviceTensor } from './device-tensor';
 import { describe, invalidElementType, invalidLength, invalidType } from './errors';
-import { isTensorLike, readTarget, toLogits, type IntegerArray, type Logits, type Target, type TensorLike } from './inputs';
+import {
+  isTensorLike,
+  readGradOutput,
+  readTarget,
+  toLogits,
+  type IntegerArray,
+  type Logits,
+  type Target,
+  type TensorLike,
+} from './inputs';
 import { runPlan, runPlanAsync } from './native';
-import { isNumericArrayLike } from './options';
 import { Divisor, LossKind, type LossPlan } from './plan';
 import { loadTf, tensorLoss, type TfTensor } from './tf';
 
 export type Reduction = 'none' | 'mean' | 'sum';
 
-/** Logits: a Float32Array (row-major N×C), a Float64Array (rounded to float32), or a tf.js tensor. */
-export type LossInput = Float32Array | Float64Array | TensorLike;
+/**
+ * Logits: a Float32Array (row-major N×C), a Float64Array (rounded to float32), a tf.js tensor, or a
+ * DeviceTensor (float32, float16 or bfloat16) on a CUDA device.
+ */
+export type LossInput = Float32Array | Float64Array | TensorLike | DeviceTensor;
 
 /**
  * Class indices (an integer typed array or number[], length N) or element targets
@@ -22,7 +35,8 @@ export type LossTarget =
   | readonly number[]
   | Float32Array
   | Float64Array
-  | TensorLike;
+  | TensorLike
+  | DeviceTensor;
 
 /** What each reduction returns: one number, or one value per output element for 'none'. */
 export interface LossValueByReduction {
@@ -58,6 +72,22 @@ export interface ForwardBackwardResult<R extends AnyReduction> {
   loss: LossValue<R>;
   /** d(reduced loss)/d(input) × gradOutput, the input's length. */
   grad: Float32Array;
+}
+
+/** With a DeviceTensor input: the reduced loss as a number, 'none' losses as a float32 DeviceTensor. */
+export type DeviceLossValue<R extends AnyReduction> = R extends 'none' ? DeviceTensor<'float32'> : number;
+
+export interface DeviceForwardBackwardOptions {
+  /** A number, or for 'none' one value per output element (a float32 DeviceTensor, or host values). */
+  gradOutput?: number | DeviceTensor | Float32Array | Float64Array | readonly number[];
+  /** Caller-owned DeviceTensors: grad of the input's dtype and length (may be the input itself), loss ('none'). */
+  out?: { grad?: DeviceTensor; loss?: DeviceTensor };
+}
+
+export interface DeviceForwardBackwardResult<R extends AnyReduction> {
+  loss: DeviceLossValue<R>;
+  /** The gradient on the input's device, in the input's dtype. */
+  grad: DeviceTensor;
 }
 
 /** What a loss turns its arguments into: a validated plan plus the caller's arrays. */
@@ -103,16 +133,26 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
    * tensor as input, a tf.js tensor whose gradient is the fused kernel's (it trains under
    * `optimizer.minimize`, `tf.grad`, `tf.variableGrads`).
    */
+  forward(input: DeviceTensor, target: LossTarget): DeviceLossValue<R>;
   forward<T extends TfTensor = TfTensor>(input: TensorLike, target: LossTarget): T;
   forward(input: Float32Array | Float64Array, target: LossTarget): LossValue<R>;
-  forward(input: LossInput, target: LossTarget): LossValue<R> | TfTensor;
-  forward(input: LossInput, target: LossTarget): LossValue<R> | TfTensor {
+  forward(input: LossInput, target: LossTarget): LossValue<R> | TfTensor | DeviceLossValue<R>;
+  forward(input: LossInput, target: LossTarget): LossValue<R> | TfTensor | DeviceLossValue<R> {
     if (isTensorLike(input)) return this.tensorForward(input, target, false).loss;
-    return this.prepareExecution(input, target, false, undefined).run().loss;
+    return this.prepareExecution(input, target, false, undefined).run().loss as LossValue<R>;
   }
 
-  /** The loss and its gradient with respect to the input, in one native pass. */
-  forwardBackward(input: LossInput, target: LossTarget, opts?: ForwardBackwardOptions): ForwardBackwardResult<R> {
+  /**
+   * The loss and its gradient with respect to the input, in one native pass. With a DeviceTensor
+   * input, on its GPU: the gradient is a DeviceTensor.
+   */
+  forwardBackward(input: DeviceTensor, target: LossTarget, opts?: DeviceForwardBackwardOptions): DeviceForwardBackwardResult<R>;
+  forwardBackward(input: LossInput, target: LossTarget, opts?: ForwardBackwardOptions): ForwardBackwardResult<R>;
+  forwardBackward(
+    input: LossInput,
+    target: LossTarget,
+    opts?: ForwardBackwardOptions | DeviceForwardBackwardOptions,
+  ): ForwardBackwardResult<R> | DeviceForwardBackwardResult<R> {
     return this.prepareExecution(input, target, true, opts).run() as ForwardBackwardResult<R>;
   }
 
@@ -121,16 +161,24 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
    * copied) until the promise settles, so do not change them meanwhile. Invalid arguments reject
    * with the same errors as `forward`, created before the call returns.
    */
-  forwardAsync(input: LossInput, target: LossTarget): Promise<LossValue<R>> {
-    return this.executeAsync(input, target, false, undefined).then((r) => r.loss);
+  forwardAsync(input: DeviceTensor, target: LossTarget): Promise<DeviceLossValue<R>>;
+  forwardAsync(input: LossInput, target: LossTarget): Promise<LossValue<R>>;
+  forwardAsync(input: LossInput, target: LossTarget): Promise<LossValue<R> | DeviceLossValue<R>> {
+    return this.executeAsync(input, target, false, undefined).then((r) => r.loss as LossValue<R>);
   }
 
   /** `forwardBackward` on a worker thread (see `forwardAsync`). */
   forwardBackwardAsync(
+    input: DeviceTensor,
+    target: LossTarget,
+    opts?: DeviceForwardBackwardOptions,
+  ): Promise<DeviceForwardBackwardResult<R>>;
+  forwardBackwardAsync(input: LossInput, target: LossTarget, opts?: ForwardBackwardOptions): Promise<ForwardBackwardResult<R>>;
+  forwardBackwardAsync(
     input: LossInput,
     target: LossTarget,
-    opts?: ForwardBackwardOptions,
-  ): Promise<ForwardBackwardResult<R>> {
+    opts?: ForwardBackwardOptions | DeviceForwardBackwardOptions,
+  ): Promise<ForwardBackwardResult<R> | DeviceForwardBackwardResult<R>> {
     return this.executeAsync(input, target, true, opts) as Promise<ForwardBackwardResult<R>>;
   }
 
@@ -169,7 +217,7 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
     input: unknown,
     target: unknown,
     wantGrad: boolean,
-    opts: ForwardBackwardOptions | undefined,
+    opts: ForwardBackwardOptions | DeviceForwardBackwardOptions | undefined,
   ): Promise<ExecutionResult<R>> {
     try {
       return this.prepareExecution(input, target, wantGrad, opts).runAsync();
@@ -182,15 +230,19 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
     input: unknown,
     target: unknown,
     wantGrad: boolean,
-    opts: ForwardBackwardOptions | undefined,
+    opts: ForwardBackwardOptions | DeviceForwardBackwardOptions | undefined,
   ): Execution<R> {
     const call = this[PREPARE](input, target);
     const { plan } = call;
-    plan.device = deviceIndex(this.device, plan.logits.length);
-    const none = plan.divisor === Divisor.None;
     if (opts !== undefined && (typeof opts !== 'object' || opts === null)) {
       throw invalidType('opts', 'an object { gradOutput?, out? }', opts);
     }
+    if (plan.logits instanceof DeviceTensor) return deviceCall(plan, this.device, wantGrad, opts) as Execution<R>;
+    if (plan.labels instanceof DeviceTensor || plan.targets instanceof DeviceTensor) {
+      throw invalidType('target', 'a host array (the input is not a DeviceTensor)', 'a DeviceTensor');
+    }
+    plan.device = deviceIndex(this.device, plan.logits.length);
+    const none = plan.divisor === Divisor.None;
     const gradOutput = readGradOutput(opts?.gradOutput, none, plan.outputLength);
     const out = readOut(opts?.out, none, wantGrad, plan);
     checkOverlaps(call, out, opts?.gradOutput);
@@ -209,8 +261,8 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
 }
 
 interface ExecutionResult<R extends AnyReduction> {
-  loss: LossValue<R>;
-  grad: Float32Array | null;
+  loss: LossValue<R> | DeviceTensor;
+  grad: Float32Array | DeviceTensor | null;
 }
 
 /** A validated call, ready to run synchronously or on a worker thread. */
@@ -250,24 +302,6 @@ function tfTarget(yTrue: TfTensor, yPred: TfTensor, indexTargets: boolean): Int3
 /** Prepares the target (shared helper for subclasses). */
 export function prepareArguments(input: unknown, target: unknown): { logits: Logits; target: Target } {
   return { logits: toLogits(input), target: readTarget(target) };
-}
-
-function readGradOutput(value: unknown, none: boolean, outputLength: number): number | Float32Array {
-  if (value === undefined) return 1;
-  if (typeof value === 'number') return value;
-  if (!none) {
-    throw invalidType('gradOutput', 'a number (the loss is reduced to one value)', value);
-  }
-  if (!isNumericArrayLike(value)) {
-    throw invalidType('gradOutput', `a number or an array of ${outputLength} numbers`, value);
-  }
-  if (value.length !== outputLength) throw invalidLength('gradOutput', `${outputLength} (one per output element)`, value.length);
-  if (value instanceof Float32Array) return value;
-  // Values are used as given (NaN and ±Inf propagate, as in PyTorch); only their type is checked.
-  for (let i = 0; i < value.length; i++) {
-    if (typeof value[i] !== 'number') throw invalidElementType('gradOutput', i, value[i], 'not a number');
-  }
-  return Float32Array.from(value);
 }
 
 interface OutBuffers {

@@ -1,10 +1,32 @@
 // Loads the native addon — the one place that does — and turns a LossPlan into its call.
 import * as path from 'node:path';
 
-import type { NativeBinding, NativeRunArguments } from '../binding';
+import type { NativeBinding, NativeDeviceBuffer, NativeRunArguments } from '../binding';
+import { NATIVE_BUFFER } from './handles';
 import type { LossPlan } from './plan';
 
-const CONFIG_SIZE = 11;
+const CONFIG_SIZE = 12;
+
+/** A DeviceTensor, as far as this module needs to know one. */
+export interface DeviceArray {
+  readonly dtype: string;
+  readonly [NATIVE_BUFFER]: NativeDeviceBuffer;
+}
+
+/** An output or upstream-gradient array: host, or on the device. */
+export type DataArray = Float32Array | DeviceArray;
+
+function nativeArray<T extends ArrayBufferView>(a: T | DeviceArray): T | NativeDeviceBuffer;
+function nativeArray<T extends ArrayBufferView>(a: T | DeviceArray | null): T | NativeDeviceBuffer | null;
+function nativeArray<T extends ArrayBufferView>(a: T | DeviceArray | null): T | NativeDeviceBuffer | null {
+  return a !== null && !ArrayBuffer.isView(a) ? a[NATIVE_BUFFER] : a;
+}
+
+/** native/core/problem.h LogitType of the logits. */
+function logitType(logits: Float32Array | DeviceArray): number {
+  if (ArrayBuffer.isView(logits)) return 0;
+  return logits.dtype === 'float16' ? 1 : logits.dtype === 'bfloat16' ? 2 : 0;
+}
 
 function loadBinding(): NativeBinding {
   const root = path.join(__dirname, '..');
@@ -35,9 +57,9 @@ export const binding: NativeBinding = loadBinding();
 
 function runArguments(
   plan: LossPlan,
-  gradOutput: number | Float32Array,
-  lossOut: Float32Array | null,
-  gradOut: Float32Array | null,
+  gradOutput: number | DataArray,
+  lossOut: DataArray | null,
+  gradOut: DataArray | null,
 ): NativeRunArguments {
   const config = new Float64Array(CONFIG_SIZE);
   config[0] = plan.kind;
@@ -51,27 +73,28 @@ function runArguments(
   config[8] = plan.ignoreIndex;
   config[9] = typeof gradOutput === 'number' ? gradOutput : 1;
   config[10] = plan.device; // -1: the CPU; N: CUDA device N
+  config[11] = logitType(plan.logits);
   return [
     config,
-    plan.logits,
-    plan.labels,
-    plan.targets,
+    nativeArray<Float32Array>(plan.logits),
+    nativeArray<Int32Array>(plan.labels),
+    nativeArray<Float32Array>(plan.targets),
     plan.classWeight,
     plan.posWeight,
     plan.alpha,
     plan.balanceWeight,
-    typeof gradOutput === 'number' ? null : gradOutput,
-    lossOut,
-    gradOut,
+    typeof gradOutput === 'number' ? null : nativeArray<Float32Array>(gradOutput),
+    nativeArray<Float32Array>(lossOut),
+    nativeArray<Float32Array>(gradOut),
   ];
 }
 
 /** Runs a plan on its device; writes `gradOut`/`lossOut` when given. */
 export function runPlan(
   plan: LossPlan,
-  gradOutput: number | Float32Array,
-  lossOut: Float32Array | null,
-  gradOut: Float32Array | null,
+  gradOutput: number | DataArray,
+  lossOut: DataArray | null,
+  gradOut: DataArray | null,
 ): number {
   return binding.run(...runArguments(plan, gradOutput, lossOut, gradOut));
 }
@@ -79,9 +102,9 @@ export function runPlan(
 /** runPlan on a worker thread (the arrays must not be changed until the promise settles). */
 export function runPlanAsync(
   plan: LossPlan,
-  gradOutput: number | Float32Array,
-  lossOut: Float32Array | null,
-  gradOut: Float32Array | null,
+  gradOutput: number | DataArray,
+  lossOut: DataArray | null,
+  gradOut: DataArray | null,
 ): Promise<number> {
   return binding.runAsync(...runArguments(plan, gradOutput, lossOut, gradOut));
 }

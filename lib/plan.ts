@@ -1,5 +1,6 @@
 // A LossPlan is what a loss object turns (input, target) into after validation: the exact native
 // problem (mirrors cbloss::Problem in native/core/problem.h), ready to run on a backend.
+import type { DeviceTensor } from './device-tensor';
 
 /** cbloss::LossKind */
 export const LossKind = {
@@ -34,9 +35,10 @@ export interface LossPlan {
   kind: LossKind;
   rows: number;
   classes: number;
-  logits: Float32Array;
-  labels: Int32Array | null;
-  targets: Float32Array | null;
+  /** Host arrays, or DeviceTensors (all data arrays of a plan are on one side). */
+  logits: Float32Array | DeviceTensor;
+  labels: Int32Array | DeviceTensor | null;
+  targets: Float32Array | DeviceTensor | null;
   classWeight: Float64Array | null;
   posWeight: Float64Array | null;
   alpha: Float64Array | null;
@@ -54,7 +56,7 @@ export interface LossPlan {
 }
 
 /** A plan with the defaults of every option; losses fill in what they use. */
-export function basePlan(kind: LossKind, logits: Float32Array, rows: number, classes: number): LossPlan {
+export function basePlan(kind: LossKind, logits: Float32Array | DeviceTensor, rows: number, classes: number): LossPlan {
   const rowLoss = kind === LossKind.CrossEntropy || kind === LossKind.FocalSoftmax;
   return {
     kind,

@@ -4,8 +4,9 @@
 #include <napi.h>
 
 #include <cmath>
-#include <exception>
 #include <cstdint>
+#include <exception>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,9 +30,171 @@ enum ConfigSlot {
   kLabelSmoothing,
   kIgnoreIndex,
   kGradOutputScalar,
-  kDevice,  // -1: the CPU; N >= 0: CUDA device N
+  kDevice,     // -1: the CPU; N >= 0: CUDA device N
+  kLogitType,  // cbloss::LogitType (16-bit types only with device buffers)
   kConfigSize
 };
+
+// ---- DeviceBuffer: CUDA device memory owned by a JavaScript object -------------------------------
+
+// The JavaScript face of cbloss::DeviceMemory (lib/device-tensor.ts builds DeviceTensor on it).
+// `release()` drops this object's reference; a call in flight holds its own, so the memory is freed
+// when the last user is done. The finalizer does the same for buffers nobody released. Owned device
+// memory is reported to V8 as external memory, so that forgotten buffers push the GC to run.
+class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "DeviceBuffer",
+                       {
+                           StaticMethod("allocate", &DeviceBuffer::Allocate),
+                           StaticMethod("borrow", &DeviceBuffer::Borrow),
+                           InstanceMethod("upload", &DeviceBuffer::Upload),
+                           InstanceMethod("download", &DeviceBuffer::Download),
+                           InstanceMethod("release", &DeviceBuffer::Release),
+                           InstanceAccessor("bytes", &DeviceBuffer::Bytes, nullptr),
+                           InstanceAccessor("device", &DeviceBuffer::Device, nullptr),
+                           InstanceAccessor("released", &DeviceBuffer::Released, nullptr),
+                           InstanceAccessor("address", &DeviceBuffer::Address, nullptr),
+                       });
+  }
+
+  explicit DeviceBuffer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DeviceBuffer>(info) {
+    // Created only by allocate/borrow, which pass the memory through a pending slot.
+    memory_ = std::move(pending());
+    if (!memory_) throw Napi::TypeError::New(info.Env(), "cbloss native: use DeviceBuffer.allocate or borrow");
+    if (memory_->owned()) {
+      counted_ = static_cast<int64_t>(memory_->bytes());
+      Napi::MemoryManagement::AdjustExternalMemory(info.Env(), counted_);
+    }
+  }
+
+  ~DeviceBuffer() override { Drop(Env()); }
+
+  // The memory, or a TypeError naming `what` when released.
+  const std::shared_ptr<cbloss::DeviceMemory>& Memory(Napi::Env env, const char* what) const {
+    if (!memory_) throw Napi::TypeError::New(env, std::string("cbloss native: ") + what + " was disposed");
+    return memory_;
+  }
+
+  static Napi::FunctionReference& Constructor(Napi::Env env) { return *env.GetInstanceData<Napi::FunctionReference>(); }
+
+ private:
+  static std::shared_ptr<cbloss::DeviceMemory>& pending() {
+    static thread_local std::shared_ptr<cbloss::DeviceMemory> slot;
+    return slot;
+  }
+
+  static Napi::Value Wrap(Napi::Env env, std::shared_ptr<cbloss::DeviceMemory> memory) {
+    pending() = std::move(memory);
+    return Constructor(env).New({});
+  }
+
+  // allocate(device, bytes)
+  static Napi::Value Allocate(const Napi::CallbackInfo& info);
+  // borrow(address: bigint, bytes, device)
+  static Napi::Value Borrow(const Napi::CallbackInfo& info);
+
+  // upload(view): copies the view's bytes to the start of the buffer
+  Napi::Value Upload(const Napi::CallbackInfo& info) {
+    const auto& memory = Memory(info.Env(), "the DeviceTensor");
+    const Napi::TypedArray view = HostView(info);
+    RunGuarded(info.Env(), [&] {
+      memory->copy_from_host(static_cast<const char*>(view.ArrayBuffer().Data()) + view.ByteOffset(), view.ByteLength());
+    });
+    return info.Env().Undefined();
+  }
+
+  // download(view): fills the view from the start of the buffer
+  Napi::Value Download(const Napi::CallbackInfo& info) {
+    const auto& memory = Memory(info.Env(), "the DeviceTensor");
+    const Napi::TypedArray view = HostView(info);
+    RunGuarded(info.Env(), [&] {
+      memory->copy_to_host(static_cast<char*>(view.ArrayBuffer().Data()) + view.ByteOffset(), view.ByteLength());
+    });
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    Drop(info.Env());
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Bytes(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), memory_ ? static_cast<double>(memory_->bytes()) : 0.0);
+  }
+  Napi::Value Device(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), device_or_last()); }
+  Napi::Value Released(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !memory_); }
+  Napi::Value Address(const Napi::CallbackInfo& info) {
+    const auto& memory = Memory(info.Env(), "the DeviceTensor");
+    return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(reinterpret_cast<uintptr_t>(memory->data())));
+  }
+
+  int device_or_last() const { return memory_ ? memory_->device() : last_device_; }
+
+  void Drop(Napi::Env env) {
+    if (!memory_) return;
+    last_device_ = memory_->device();
+    memory_.reset();
+    if (counted_) Napi::MemoryManagement::AdjustExternalMemory(env, -counted_);
+    counted_ = 0;
+  }
+
+  static Napi::TypedArray HostView(const Napi::CallbackInfo& info) {
+    if (info.Length() != 1 || !info[0].IsTypedArray()) {
+      throw Napi::TypeError::New(info.Env(), "cbloss native: expected a typed array");
+    }
+    return info[0].As<Napi::TypedArray>();
+  }
+
+  template <class F>
+  static void RunGuarded(Napi::Env env, F&& f) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, std::string("cbloss: ") + e.what());
+    }
+  }
+
+  std::shared_ptr<cbloss::DeviceMemory> memory_;
+  int64_t counted_ = 0;
+  int last_device_ = 0;
+};
+
+Napi::Value DeviceBuffer::Allocate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+    throw Napi::TypeError::New(env, "cbloss native: allocate expects (device, bytes)");
+  }
+  const double device = info[0].As<Napi::Number>().DoubleValue();
+  const double bytes = info[1].As<Napi::Number>().DoubleValue();
+  if (!(device >= 0 && device <= 1024 && std::floor(device) == device) || !(bytes >= 0 && bytes <= 9.0e15 && std::floor(bytes) == bytes)) {
+    throw Napi::RangeError::New(env, "cbloss native: allocate arguments out of range");
+  }
+  std::shared_ptr<cbloss::DeviceMemory> memory;
+  RunGuarded(env, [&] { memory = cbloss::DeviceMemory::allocate(static_cast<int>(device), static_cast<size_t>(bytes)); });
+  return Wrap(env, std::move(memory));
+}
+
+Napi::Value DeviceBuffer::Borrow(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 3 || !info[0].IsBigInt() || !info[1].IsNumber() || !info[2].IsNumber()) {
+    throw Napi::TypeError::New(env, "cbloss native: borrow expects (address: bigint, bytes, device)");
+  }
+  bool lossless = false;
+  const uint64_t address = info[0].As<Napi::BigInt>().Uint64Value(&lossless);
+  const double bytes = info[1].As<Napi::Number>().DoubleValue();
+  const double device = info[2].As<Napi::Number>().DoubleValue();
+  if (!lossless || address == 0 || !(bytes >= 0 && bytes <= 9.0e15 && std::floor(bytes) == bytes) ||
+      !(device >= 0 && device <= 1024 && std::floor(device) == device)) {
+    throw Napi::RangeError::New(env, "cbloss native: borrow arguments out of range");
+  }
+  std::shared_ptr<cbloss::DeviceMemory> memory;
+  RunGuarded(env, [&] {
+    memory = cbloss::DeviceMemory::borrow(static_cast<int>(device), reinterpret_cast<void*>(static_cast<uintptr_t>(address)),
+                                          static_cast<size_t>(bytes));
+  });
+  return Wrap(env, std::move(memory));
+}
 
 [[noreturn]] void fail(Napi::Env env, const std::string& message) {
   throw Napi::TypeError::New(env, "cbloss native: " + message);
@@ -65,7 +228,53 @@ constexpr size_t kRunArgs = 11;
 struct Call {
   Problem problem;
   int device = -1;
+  std::vector<std::shared_ptr<cbloss::DeviceMemory>> keep_alive;  // device buffers in use
 };
+
+bool IsDeviceBuffer(Napi::Env env, const Napi::Value& v) {
+  return v.IsObject() && v.As<Napi::Object>().InstanceOf(DeviceBuffer::Constructor(env).Value());
+}
+
+// A device buffer argument holding at least `bytes` on `device` (or null when optional).
+void* device_data(Napi::Env env, Call& call, const Napi::Value& v, const char* name, size_t bytes, bool optional) {
+  if (optional && (v.IsNull() || v.IsUndefined())) return nullptr;
+  if (!IsDeviceBuffer(env, v)) fail(env, std::string(name) + " must be a DeviceBuffer when the logits are one");
+  const auto& memory = DeviceBuffer::Unwrap(v.As<Napi::Object>())->Memory(env, name);
+  if (memory->device() != call.device) fail(env, std::string(name) + " is on another device");
+  if (memory->bytes() < bytes) {
+    fail(env, std::string(name) + " has " + std::to_string(memory->bytes()) + " bytes, expected " + std::to_string(bytes));
+  }
+  call.keep_alive.push_back(memory);
+  return memory->data();
+}
+
+// Device outputs may not overlap device inputs, except the gradient exactly over the logits.
+void check_device_overlaps(Napi::Env env, const Problem& p, size_t logit_bytes, size_t outputs) {
+  struct Range {
+    const char* name;
+    const void* at;
+    size_t bytes;
+  };
+  const size_t n = static_cast<size_t>(p.rows), m = n * static_cast<size_t>(p.classes);
+  const Range inputs[] = {{"logits", p.logits, m * logit_bytes},
+                          {"labels", p.labels, p.labels ? n * 4 : 0},
+                          {"targets", p.targets, p.targets ? m * 4 : 0},
+                          {"gradOutput", p.grad_output, p.grad_output ? outputs * 4 : 0}};
+  const Range outs[] = {{"gradOut", p.grad_out, p.grad_out ? m * logit_bytes : 0},
+                        {"lossOut", p.loss_out, p.loss_out ? outputs * 4 : 0}};
+  const auto overlap = [](const Range& a, const Range& b) {
+    const auto* a0 = static_cast<const char*>(a.at);
+    const auto* b0 = static_cast<const char*>(b.at);
+    return a.bytes && b.bytes && a0 < b0 + b.bytes && b0 < a0 + a.bytes;
+  };
+  for (const Range& o : outs) {
+    for (const Range& i : inputs) {
+      const bool in_place = o.at == p.grad_out && i.at == p.logits && o.at == i.at;
+      if (overlap(o, i) && !in_place) fail(env, std::string(o.name) + " overlaps " + i.name);
+    }
+  }
+  if (overlap(outs[0], outs[1])) fail(env, "gradOut overlaps lossOut");
+}
 
 // Runs a call on its device; CUDA failures become std::runtime_error.
 double RunCall(const Call& call) {
@@ -91,6 +300,10 @@ Call ParseCall(const Napi::CallbackInfo& info) {
   p.grad_output_scalar = cfg[kGradOutputScalar];
   Call call;
   call.device = static_cast<int>(whole_number(env, cfg[kDevice], "device", -1, 1024));
+  p.logit_type = static_cast<cbloss::LogitType>(whole_number(env, cfg[kLogitType], "logitType", 0, 2));
+  p.device_memory = IsDeviceBuffer(env, info[1]);
+  if (p.device_memory && call.device < 0) fail(env, "device buffers need a CUDA device");
+  if (!p.device_memory && p.logit_type != cbloss::LogitType::Float32) fail(env, "16-bit logits must be device buffers");
 
   const size_t n = static_cast<size_t>(p.rows);
   const size_t c = static_cast<size_t>(p.classes);
@@ -99,17 +312,29 @@ Call ParseCall(const Napi::CallbackInfo& info) {
   const size_t outputs = static_cast<size_t>(cbloss::output_elements(p));
   const bool binary = p.loss == cbloss::LossKind::FocalBinary;
 
-  p.logits = typed_data<float, napi_float32_array>(env, info[1], "logits", elements, false);
-  p.labels = typed_data<int32_t, napi_int32_array>(env, info[2], "labels", n, true);
-  p.targets = typed_data<float, napi_float32_array>(env, info[3], "targets", elements, true);
+  const size_t logit_bytes = p.logit_type == cbloss::LogitType::Float32 ? 4 : 2;
+  if (elements > SIZE_MAX / 4) fail(env, "rows * classes overflows");
+  if (p.device_memory) {
+    p.logits = static_cast<const float*>(device_data(env, call, info[1], "logits", elements * logit_bytes, false));
+    p.labels = static_cast<const int32_t*>(device_data(env, call, info[2], "labels", n * 4, true));
+    p.targets = static_cast<const float*>(device_data(env, call, info[3], "targets", elements * 4, true));
+    p.grad_output = static_cast<const float*>(device_data(env, call, info[8], "gradOutput", outputs * 4, true));
+    p.loss_out = static_cast<float*>(device_data(env, call, info[9], "lossOut", outputs * 4, true));
+    p.grad_out = static_cast<float*>(device_data(env, call, info[10], "gradOut", elements * logit_bytes, true));
+    check_device_overlaps(env, p, logit_bytes, outputs);
+  } else {
+    p.logits = typed_data<float, napi_float32_array>(env, info[1], "logits", elements, false);
+    p.labels = typed_data<int32_t, napi_int32_array>(env, info[2], "labels", n, true);
+    p.targets = typed_data<float, napi_float32_array>(env, info[3], "targets", elements, true);
+    p.grad_output = typed_data<float, napi_float32_array>(env, info[8], "gradOutput", outputs, true);
+    p.loss_out = typed_data<float, napi_float32_array>(env, info[9], "lossOut", outputs, true);
+    p.grad_out = typed_data<float, napi_float32_array>(env, info[10], "gradOut", elements, true);
+  }
   p.class_weight = typed_data<double, napi_float64_array>(env, info[4], "classWeight", c, true);
   p.pos_weight = typed_data<double, napi_float64_array>(env, info[5], "posWeight", c, true);
   p.alpha = typed_data<double, napi_float64_array>(env, info[6], "alpha", binary ? 2 : c, true);
   p.balance_weight =
       typed_data<double, napi_float64_array>(env, info[7], "balanceWeight", binary ? 2 : c, true);
-  p.grad_output = typed_data<float, napi_float32_array>(env, info[8], "gradOutput", outputs, true);
-  p.loss_out = typed_data<float, napi_float32_array>(env, info[9], "lossOut", outputs, true);
-  p.grad_out = typed_data<float, napi_float32_array>(env, info[10], "gradOut", elements, true);
 
   // (An empty typed array may have a null data pointer: presence is read from the JS values.)
   const auto given = [](const Napi::Value& v) { return !v.IsNull() && !v.IsUndefined(); };
@@ -123,7 +348,7 @@ Call ParseCall(const Napi::CallbackInfo& info) {
   if (p.divisor != cbloss::Divisor::None && (given(info[8]) || given(info[9]))) {
     fail(env, "lossOut and gradOutput arrays are for reduction 'none'");
   }
-  if (p.labels) {
+  if (p.labels && !p.device_memory) {  // device labels are checked on the device (run_cuda)
     const bool ce = p.loss == cbloss::LossKind::CrossEntropy;
     const int64_t bad = cbloss::first_invalid_label(p.labels, p.rows, p.classes, ce, p.ignore_index);
     if (bad >= 0) {
@@ -135,11 +360,19 @@ Call ParseCall(const Napi::CallbackInfo& info) {
   return call;
 }
 
+// The message of a label that the device check rejected, in lib/'s format.
+std::string InvalidLabelMessage(const cbloss::InvalidLabel& e, int64_t classes) {
+  return "target[" + std::to_string(e.index) + "] = " + std::to_string(e.value) + " is out of range [0, " +
+         std::to_string(classes) + ")";
+}
+
 // run(...) -> reduced loss (the sum of the elements for reduction 'none'), on the calling thread
 Napi::Value Run(const Napi::CallbackInfo& info) {
   const Call call = ParseCall(info);
   try {
     return Napi::Number::New(info.Env(), RunCall(call));
+  } catch (const cbloss::InvalidLabel& e) {
+    throw Napi::RangeError::New(info.Env(), InvalidLabelMessage(e, call.problem.classes));
   } catch (const std::exception& e) {
     throw Napi::Error::New(info.Env(), std::string("cbloss: ") + e.what());
   }
@@ -163,11 +396,19 @@ class RunWorker : public Napi::AsyncWorker {
   void Execute() override {
     try {
       result_ = RunCall(call_);
+    } catch (const cbloss::InvalidLabel& e) {
+      range_error_ = InvalidLabelMessage(e, call_.problem.classes);
     } catch (const std::exception& e) {
       SetError(std::string("cbloss: ") + e.what());
     }
   }
-  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), result_)); }
+  void OnOK() override {
+    if (!range_error_.empty()) {
+      deferred_.Reject(Napi::RangeError::New(Env(), range_error_).Value());
+      return;
+    }
+    deferred_.Resolve(Napi::Number::New(Env(), result_));
+  }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
@@ -175,6 +416,7 @@ class RunWorker : public Napi::AsyncWorker {
   Call call_;
   std::vector<Napi::ObjectReference> refs_;
   double result_ = 0.0;
+  std::string range_error_;
 };
 
 // runAsync(...) -> Promise of what run returns
@@ -189,6 +431,7 @@ Napi::Value RunAsync(const Napi::CallbackInfo& info) {
 Napi::Object CudaStatusObject(Napi::Env env, const cbloss::CudaStatus& s) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("compiled", s.compiled);
+  o.Set("emulated", s.emulated);
   o.Set("available", s.available);
   o.Set("reason", s.reason);
   o.Set("runtimeVersion", s.runtime_version);
@@ -278,6 +521,9 @@ Napi::Value FirstInvalidLabel(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function device_buffer = DeviceBuffer::Define(env);
+  env.SetInstanceData(new Napi::FunctionReference(Napi::Persistent(device_buffer)));
+  exports.Set("DeviceBuffer", device_buffer);
   exports.Set("firstInvalidLabel", Napi::Function::New(env, FirstInvalidLabel, "firstInvalidLabel"));
   exports.Set("copy", Napi::Function::New(env, Copy, "copy"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));

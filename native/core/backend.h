@@ -4,6 +4,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -17,10 +19,52 @@ namespace cbloss {
 // labels are in [0, C) or equal ignore_index.
 double run_cpu(const Problem& p);
 
-// Evaluates `p` (host arrays) on CUDA device `device`: copies in, computes, copies out. Same results
-// as run_cpu up to float precision. Throws std::runtime_error when CUDA is not compiled in, not
-// usable, or a CUDA call fails (nothing has been written to p's outputs then).
+// Evaluates `p` on CUDA device `device`, with run_cpu's results up to float precision.
+//  * Host arrays: the batch is cut into chunks of whole rows that are pipelined over streams (copy
+//    in, compute, copy out overlap) through pinned staging buffers reused from call to call.
+//  * p.device_memory: every array is already on the device; nothing but the reduced loss crosses
+//    the bus. Labels are checked on the device first (InvalidLabel, nothing written).
+// Throws std::runtime_error when CUDA is not compiled in, not usable, or a CUDA call fails. Memory
+// is reserved before any output is written, so running out of it leaves the outputs untouched.
 double run_cuda(const Problem& p, int device);
+
+// A label outside [0, C) (and not ignore_index) found by the device-side check of run_cuda.
+struct InvalidLabel : std::range_error {
+  InvalidLabel(int64_t at, int32_t label)
+      : std::range_error("label " + std::to_string(label) + " at row " + std::to_string(at) + " is out of range"),
+        index(at),
+        value(label) {}
+  int64_t index;
+  int32_t value;
+};
+
+// A block of CUDA device memory: owned (freed when the last reference goes) or borrowed from another
+// library (never freed here). Calls in flight hold a reference, so a block outlives its last use
+// even when its JavaScript owner disposes of it early. Throws std::runtime_error on CUDA failures
+// (out of memory included) and when CUDA is not usable.
+class DeviceMemory {
+ public:
+  static std::shared_ptr<DeviceMemory> allocate(int device, size_t bytes);
+  static std::shared_ptr<DeviceMemory> borrow(int device, void* address, size_t bytes);
+  ~DeviceMemory();
+  DeviceMemory(const DeviceMemory&) = delete;
+  DeviceMemory& operator=(const DeviceMemory&) = delete;
+
+  void* data() const { return data_; }
+  size_t bytes() const { return bytes_; }
+  int device() const { return device_; }
+  bool owned() const { return owned_; }
+  void copy_from_host(const void* src, size_t bytes);  // bytes <= this->bytes()
+  void copy_to_host(void* dst, size_t bytes) const;
+
+ private:
+  DeviceMemory(int device, void* data, size_t bytes, bool owned)
+      : device_(device), data_(data), bytes_(bytes), owned_(owned) {}
+  int device_;
+  void* data_;
+  size_t bytes_;
+  bool owned_;
+};
 
 // Helpers both backends use, computed on the host from the targets.
 double reduction_divisor(const Problem& p);                 // what the summed loss is divided by
@@ -55,7 +99,8 @@ struct CudaDevice {
 };
 
 struct CudaStatus {
-  bool compiled = false;   // the addon was built with nvcc
+  bool compiled = false;   // the addon was built with nvcc (or with the CPU emulator of CUDA)
+  bool emulated = false;   // the CUDA code runs on the test emulator (native/cuda/emulator), not a GPU
   bool available = false;  // a driver and at least one device answered
   int runtime_version = 0;
   int driver_version = 0;

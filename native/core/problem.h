@@ -32,6 +32,14 @@ enum class Balance : int32_t {
   Column = 2,  // element (n, c) of an element-wise loss times w_c
 };
 
+// Storage type of the logits (and of the gradient, which has the logits' type). Half types are
+// their 16-bit patterns; only the CUDA backend takes them (the math is float32 either way).
+enum class LogitType : int32_t {
+  Float32 = 0,
+  Float16 = 1,
+  BFloat16 = 2,
+};
+
 inline bool is_row_loss(LossKind k) {
   return k == LossKind::CrossEntropy || k == LossKind::FocalSoftmax;
 }
@@ -40,6 +48,12 @@ struct Problem {
   LossKind loss = LossKind::CrossEntropy;
   int64_t rows = 0;     // N
   int64_t classes = 1;  // C: logits per row (1 for the binary focal loss)
+
+  // Every pointer below is host memory, or (device_memory, CUDA only) memory of the CUDA device the
+  // problem runs on. With a LogitType other than Float32, `logits` and `grad_out` point to 16-bit
+  // values of that type.
+  bool device_memory = false;
+  LogitType logit_type = LogitType::Float32;
 
   const float* logits = nullptr;   // rows * classes
   const int32_t* labels = nullptr; // rows class indices (or ignore_index), or null

@@ -1,303 +1,622 @@
-// CUDA backend, first version: every loss of the CPU backend, on host arrays (copied to the device,
-// computed, copied back), with the per-element and per-row math of native/core/math.h.
+// The CUDA backend's host side: run_cuda (host arrays pipelined through pinned staging buffers over
+// streams, or arrays already on the device) and DeviceMemory. The kernels are in kernels.cuh.
 //
-//   * Softmax losses: one warp per row. Lanes stride over the row: max (warp-reduced), then
-//     S = sum e^(z - m) and the linear terms, then the gradient k (coef * s - q) with the row
-//     scalars of math::softmax_row_terms. Each lane reads and writes only its own columns, so the
-//     gradient may overwrite the logits.
-//   * Element-wise losses: a grid-stride loop over the logits.
-//   * Reductions are deterministic: every block writes one partial sum (double) for a fixed set of
-//     rows or elements (the grid depends on the shape only), and one block adds the partials in a
-//     fixed order. No float atomics.
+// Per device, one context (created at first use, kept for the life of the process) owns three
+// streams, pinned host staging and device buffers for one chunk per stream, and scratch space; they
+// grow when a call needs more and are reused by later calls. Calls on one device take its context's
+// lock, so concurrent async calls queue there. Everything a call needs is reserved before any output
+// is written: running out of device memory leaves the caller's buffers untouched.
 //
-// Not yet here (see the issue notes): data resident on the device (DeviceTensor), pinned staging
-// buffers with copies overlapped with compute, fp16/bf16 logits, several blocks per row for C >= 64k.
-#include <cuda_runtime.h>
-
+// Host arrays: the batch is cut into chunks of whole rows (about kChunkElements logits). Chunk i goes
+// to stream i % 3: its inputs are copied into that stream's pinned buffer, sent to the device, the
+// kernels run, the outputs come back to pinned memory, and they are copied into the caller's arrays
+// when the stream comes round again — so the CPU copies, both transfers and the kernels of different
+// chunks overlap. The reduction divisor is computed on the host from the targets.
+//
+// Device arrays: one launch sequence on one stream; the labels are checked on the device first and a
+// data-dependent divisor is reduced on the device. Only the reduced loss comes back.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "../core/backend.h"
-#include "../core/math.h"
+#include "cuda_api.h"
+#include "kernels.cuh"
 
 namespace cbloss {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int kWarps = kThreads / 32;
-constexpr int kMaxBlocks = 4096;
+using cuda::KernelArgs;
+using cuda::kBlock;
 
-// What a kernel needs, by value: device pointers and scalars.
-struct DeviceProblem {
-  LossKind loss;
-  int64_t rows;
-  int64_t classes;
-  const float* logits;
-  const int32_t* labels;
-  const float* targets;
-  const float* class_weight;   // C, or null
-  const float* pos_weight;     // C, or null
-  const float* alpha;          // C (softmax focal) or 2 (binary focal), or null
-  const float* balance_col;    // C: Balance::Column, or null
-  const float* row_weight;     // N: class-balanced row weights (Balance::Row), or null
-  const float* grad_output;    // per output element, or null
-  float grad_scale;            // when grad_output is null
-  float alpha_scalar;
-  float gamma;
-  float eps;
-  float class_weight_sum;
-  int32_t ignore_index;
-  float* loss_out;             // per output element, or null
-  float* grad_out;             // or null
-};
+constexpr int kStreams = 3;
+constexpr int64_t kChunkElements = int64_t{1} << 22;  // logits per pipelined chunk (16 MiB of float32)
+constexpr int64_t kMaxElementBlocks = 4096;
+constexpr size_t kAlign = 256;
 
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) {
-    const float other = __shfl_xor_sync(0xffffffffu, v, o);
-    v = other > v ? other : v;
-  }
-  return v;
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-// Sums one double per thread over the block in a fixed order; thread 0 gets the total.
-__device__ double block_sum(double v) {
-  __shared__ double partial[kThreads];
-  partial[threadIdx.x] = v;
-  __syncthreads();
-  for (int stride = kThreads / 2; stride > 0; stride >>= 1) {
-    if (threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
-    __syncthreads();
-  }
-  return partial[0];
-}
-
-__global__ void softmax_rows_kernel(DeviceProblem p, double* block_sums) {
-  const int64_t C = p.classes;
-  const int lane = threadIdx.x & 31;
-  const int warp = threadIdx.x >> 5;
-  const bool probs = p.targets != nullptr;
-  const bool focal = p.loss == LossKind::FocalSoftmax;
-  const math::SoftmaxForm form =
-      focal ? math::SoftmaxForm::Focal : probs ? math::SoftmaxForm::Probabilities : math::SoftmaxForm::Index;
-  const float smooth = p.eps / static_cast<float>(C);
-  double mine = 0.0;  // lane 0's share of the loss
-
-  for (int64_t n = static_cast<int64_t>(blockIdx.x) * kWarps + warp; n < p.rows;
-       n += static_cast<int64_t>(gridDim.x) * kWarps) {
-    const float* z = p.logits + n * C;
-    float* g = p.grad_out ? p.grad_out + n * C : nullptr;
-    const float* t = probs ? p.targets + n * C : nullptr;
-    const int32_t y = p.labels ? p.labels[n] : -1;
-    if (p.labels && !focal && y == p.ignore_index) {
-      if (g) {
-        for (int64_t c = lane; c < C; c += 32) g[c] = 0.0f;
-      }
-      if (lane == 0 && p.loss_out) p.loss_out[n] = 0.0f;
-      continue;
-    }
-    float m = -INFINITY;
-    for (int64_t c = lane; c < C; c += 32) m = z[c] > m ? z[c] : m;  // a NaN reaches S below
-    m = warp_max(m);
-    const float zy = y >= 0 ? z[y] : 0.0f;  // before g may overwrite z
-    float S = 0.0f, linear = 0.0f, mass = 0.0f;
-    for (int64_t c = lane; c < C; c += 32) {
-      const float d = m - z[c];
-      S += expf(-d);
-      const float w = p.class_weight ? p.class_weight[c] : 1.0f;
-      if (probs) {
-        const float a = w * ((1.0f - p.eps) * t[c] + smooth);
-        mass += a;
-        linear += a * d;
-      } else if (p.eps != 0.0f) {
-        linear += w * d;
-      }
-    }
-    S = warp_sum(S);
-    linear = warp_sum(linear);
-    mass = warp_sum(mass);
-    const float wy = y >= 0 && p.class_weight ? p.class_weight[y] : 1.0f;
-    const float ay = y >= 0 && p.alpha ? p.alpha[y] : p.alpha_scalar;
-    const math::SoftmaxRow<float> row = math::softmax_row_terms(
-        form, math::SoftmaxSums<float>{m - zy, logf(S), linear, mass}, wy, ay, 1.0f - p.eps, smooth,
-        p.class_weight_sum, p.gamma);
-    const float rw = p.row_weight ? p.row_weight[n] : 1.0f;
-    if (lane == 0) {
-      if (p.loss_out) p.loss_out[n] = rw * row.loss;
-      mine += static_cast<double>(rw * row.loss);
-    }
-    if (!g) continue;
-    const float k = (p.grad_output ? p.grad_output[n] : p.grad_scale) * rw;
-    const float kc = k * row.coef / S;
-    for (int64_t c = lane; c < C; c += 32) {
-      float q = c == y ? row.hit : 0.0f;
-      const float w = p.class_weight ? p.class_weight[c] : 1.0f;
-      if (probs) q += w * ((1.0f - p.eps) * t[c] + smooth);
-      else if (!focal) q += smooth * w;
-      g[c] = kc * expf(z[c] - m) - k * q;
-    }
-  }
-  const double total = block_sum(lane == 0 ? mine : 0.0);
-  if (threadIdx.x == 0) block_sums[blockIdx.x] = total;
-}
-
-__global__ void elements_kernel(DeviceProblem p, double* block_sums) {
-  const int64_t C = p.classes;
-  const int64_t M = p.rows * C;
-  double mine = 0.0;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < M;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t n = i / C;
-    const int64_t c = i - n * C;
-    const float x = p.logits[i];
-    const float t = p.labels ? (p.labels[n] == c ? 1.0f : 0.0f) : p.targets[i];
-    float w = p.class_weight ? p.class_weight[c] : 1.0f;
-    if (p.balance_col) w *= p.balance_col[c];
-    if (p.row_weight) w *= p.row_weight[n];
-    math::LossAndSlope<float> r;
-    if (p.loss == LossKind::BCEWithLogits) {
-      r = math::bce_pos_weighted(x, t, p.pos_weight ? p.pos_weight[c] : 1.0f);
-    } else if (p.loss == LossKind::SigmoidFocal) {
-      r = math::sigmoid_focal(x, t, p.gamma);
-      if (p.alpha_scalar >= 0.0f) w *= p.alpha_scalar * t + (1.0f - p.alpha_scalar) * (1.0f - t);
-    } else {  // FocalBinary
-      r = math::binary_focal(x, t, p.gamma);
-      w *= p.alpha ? p.alpha[0] * (1.0f - t) + p.alpha[1] * t : p.alpha_scalar;
-    }
-    const float loss = w * r.loss;
-    if (p.loss_out) p.loss_out[i] = loss;
-    if (p.grad_out) p.grad_out[i] = (p.grad_output ? p.grad_output[i] : p.grad_scale) * w * r.slope;
-    mine += static_cast<double>(loss);
-  }
-  const double total = block_sum(mine);
-  if (threadIdx.x == 0) block_sums[blockIdx.x] = total;
-}
-
-__global__ void final_sum_kernel(const double* block_sums, int blocks, double* out) {
-  double v = 0.0;
-  for (int i = threadIdx.x; i < blocks; i += kThreads) v += block_sums[i];
-  const double total = block_sum(v);
-  if (threadIdx.x == 0) *out = total;
+std::string describe(cudaError_t err) {
+  return std::string(cudaGetErrorName(err)) + ": " + cudaGetErrorString(err);
 }
 
 void check(cudaError_t err, const char* what) {
   if (err != cudaSuccess) {
-    throw std::runtime_error(std::string("CUDA ") + what + ": " + cudaGetErrorName(err) + " (" +
-                             cudaGetErrorString(err) + ")");
+    cudaGetLastError();  // clear a non-sticky error so that later calls start clean
+    throw std::runtime_error(std::string("CUDA ") + what + " failed (" + describe(err) + ")");
   }
 }
 
-// Device memory for one call, freed on every exit path.
-class DeviceBuffers {
+void check_launch() { check(cudaGetLastError(), "kernel launch"); }
+
+size_t aligned(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Device memory that grows on demand (contents are not kept when it grows).
+class DeviceArray {
  public:
-  ~DeviceBuffers() {
-    for (void* ptr : owned_) cudaFree(ptr);
+  ~DeviceArray() { cudaFree(ptr_); }
+  char* reserve(size_t bytes) {
+    if (bytes <= bytes_) return ptr_;
+    cudaFree(ptr_);
+    ptr_ = nullptr;
+    bytes_ = 0;
+    void* p = nullptr;
+    const cudaError_t err = cudaMalloc(&p, bytes);
+    if (err != cudaSuccess) {
+      cudaGetLastError();
+      throw std::runtime_error("CUDA out of memory: could not allocate " + std::to_string(bytes) +
+                               " bytes on the device (" + describe(err) + ")");
+    }
+    ptr_ = static_cast<char*>(p);
+    bytes_ = bytes;
+    return ptr_;
   }
-  template <class T>
-  T* alloc(size_t count) {
-    if (count == 0) count = 1;
-    void* ptr = nullptr;
-    check(cudaMalloc(&ptr, count * sizeof(T)), "cudaMalloc");
-    owned_.push_back(ptr);
-    return static_cast<T*>(ptr);
-  }
-  template <class T>
-  const T* upload(const T* host, size_t count) {
-    if (!host) return nullptr;
-    T* d = alloc<T>(count);
-    if (count) check(cudaMemcpy(d, host, count * sizeof(T), cudaMemcpyHostToDevice), "copy to the device");
-    return d;
-  }
-  const float* upload_floats(const double* host, size_t count) {
-    if (!host) return nullptr;
-    std::vector<float> f(host, host + count);
-    return upload(f.data(), count);
-  }
+  char* data() const { return ptr_; }
 
  private:
-  std::vector<void*> owned_;
+  char* ptr_ = nullptr;
+  size_t bytes_ = 0;
 };
 
-}  // namespace
+// Page-locked host memory that grows on demand (transfers from it run asynchronously).
+class PinnedArray {
+ public:
+  ~PinnedArray() { cudaFreeHost(ptr_); }
+  char* reserve(size_t bytes) {
+    if (bytes <= bytes_) return ptr_;
+    cudaFreeHost(ptr_);
+    ptr_ = nullptr;
+    bytes_ = 0;
+    void* p = nullptr;
+    check(cudaMallocHost(&p, bytes), "pinned host allocation");
+    ptr_ = static_cast<char*>(p);
+    bytes_ = bytes;
+    return ptr_;
+  }
+  char* data() const { return ptr_; }
 
-double run_cuda(const Problem& p, int device) {
+ private:
+  char* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// Offsets of several arrays packed in one buffer, each aligned.
+class Packing {
+ public:
+  size_t add(size_t bytes) {
+    const size_t at = size_;
+    size_ += aligned(bytes);
+    return at;
+  }
+  size_t size() const { return size_ == 0 ? kAlign : size_; }
+
+ private:
+  size_t size_ = 0;
+};
+
+// Where a chunk's results go once its stream has finished.
+struct PendingCopy {
+  bool active = false;
+  float* grad_dst = nullptr;
+  size_t grad_bytes = 0;
+  float* loss_dst = nullptr;
+  size_t loss_bytes = 0;
+  size_t grad_at = 0;  // offsets in the slot's pinned output
+  size_t loss_at = 0;
+};
+
+struct Slot {
+  cudaStream_t stream = nullptr;
+  cudaEvent_t done = nullptr;
+  PinnedArray host_in, host_out;
+  DeviceArray device_in, device_out, work;
+  PendingCopy pending;
+};
+
+struct DeviceContext {
+  std::mutex mutex;
+  int device = 0;
+  bool initialized = false;
+  Slot slots[kStreams];
+  cudaEvent_t setup_done = nullptr;
+  PinnedArray host_params;
+  DeviceArray device_params;
+  DeviceArray scratch;
+
+  void initialize() {
+    if (initialized) return;
+    for (Slot& s : slots) {
+      check(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking), "stream creation");
+      check(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming), "event creation");
+    }
+    check(cudaEventCreateWithFlags(&setup_done, cudaEventDisableTiming), "event creation");
+    initialized = true;
+  }
+  // Streams and events live as long as the process: destroying them at exit, after the driver may
+  // have been unloaded, is not safe.
+};
+
+DeviceContext& context_for(int device) {
   const CudaStatus& status = cuda_status();
   if (!status.available) throw std::runtime_error("CUDA is not usable: " + status.reason);
-  check(cudaSetDevice(device), "cudaSetDevice");
-
-  const double divisor = reduction_divisor(p);
-  const size_t N = static_cast<size_t>(p.rows);
-  const size_t C = static_cast<size_t>(p.classes);
-  const size_t M = N * C;
-  const bool binary = p.loss == LossKind::FocalBinary;
-  const size_t pair = binary ? 2 : C;
-  const size_t outputs = static_cast<size_t>(output_elements(p));
-
-  DeviceBuffers buf;
-  DeviceProblem d{};
-  d.loss = p.loss;
-  d.rows = p.rows;
-  d.classes = p.classes;
-  d.logits = buf.upload(p.logits, M);
-  d.labels = buf.upload(p.labels, N);
-  d.targets = buf.upload(p.targets, M);
-  d.class_weight = buf.upload_floats(p.class_weight, C);
-  d.pos_weight = buf.upload_floats(p.pos_weight, C);
-  d.alpha = buf.upload_floats(p.alpha, pair);
-  if (p.balance == Balance::Column && !binary && !is_row_loss(p.loss)) {
-    d.balance_col = buf.upload_floats(p.balance_weight, C);
-  } else if (p.balance != Balance::Off) {
-    std::vector<float> rw(N);
-    for (size_t n = 0; n < N; ++n) rw[n] = static_cast<float>(balance_row_weight(p, static_cast<int64_t>(n)));
-    d.row_weight = buf.upload(rw.data(), N);
+  if (device < 0 || device >= static_cast<int>(status.devices.size())) {
+    throw std::runtime_error("CUDA device " + std::to_string(device) + " does not exist (" +
+                             std::to_string(status.devices.size()) + " device(s))");
   }
-  d.grad_output = buf.upload(p.grad_output, outputs);
-  d.grad_scale = static_cast<float>(p.divisor == Divisor::None ? p.grad_output_scalar
-                                    : divisor != 0.0          ? p.grad_output_scalar / divisor
-                                                              : 0.0);
-  d.alpha_scalar = static_cast<float>(p.alpha_scalar);
-  d.gamma = static_cast<float>(p.gamma);
-  d.eps = static_cast<float>(p.label_smoothing);
-  double weight_sum = static_cast<double>(C);
+  static std::mutex registry_mutex;
+  static std::vector<std::unique_ptr<DeviceContext>> contexts(status.devices.size());
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  if (!contexts[device]) {
+    contexts[device] = std::make_unique<DeviceContext>();
+    contexts[device]->device = device;
+  }
+  return *contexts[device];
+}
+
+// The small per-call parameters, packed: the divisor and result doubles, the label check, and the
+// option vectors as floats.
+struct ParamLayout {
+  size_t divisor = 0, sum = 0, first_bad = 0, class_weight = 0, pos_weight = 0, alpha = 0, balance = 0;
+  size_t bytes = 0;
+};
+
+ParamLayout param_layout(const Problem& p) {
+  const size_t C = static_cast<size_t>(p.classes);
+  const size_t pair = p.loss == LossKind::FocalBinary ? 2 : C;
+  Packing pack;
+  ParamLayout l;
+  l.divisor = pack.add(sizeof(double));
+  l.sum = pack.add(sizeof(double));
+  l.first_bad = pack.add(sizeof(unsigned long long));
+  l.class_weight = pack.add(p.class_weight ? C * sizeof(float) : 0);
+  l.pos_weight = pack.add(p.pos_weight ? C * sizeof(float) : 0);
+  l.alpha = pack.add(p.alpha ? pair * sizeof(float) : 0);
+  l.balance = pack.add(p.balance_weight ? pair * sizeof(float) : 0);
+  l.bytes = pack.size();
+  return l;
+}
+
+void put_floats(char* base, size_t at, const double* src, size_t count) {
+  float* dst = reinterpret_cast<float*>(base + at);
+  for (size_t i = 0; i < count; ++i) dst[i] = static_cast<float>(src[i]);
+}
+
+// Fills the pinned parameters and sends them on `stream`; returns the KernelArgs fields they back.
+KernelArgs upload_params(DeviceContext& ctx, const Problem& p, const ParamLayout& l, double divisor,
+                         cudaStream_t stream) {
+  char* host = ctx.host_params.reserve(l.bytes);
+  char* dev = ctx.device_params.reserve(l.bytes);
+  const size_t C = static_cast<size_t>(p.classes);
+  const size_t pair = p.loss == LossKind::FocalBinary ? 2 : C;
+  std::memcpy(host + l.divisor, &divisor, sizeof divisor);
+  const unsigned long long none = ~0ull;
+  std::memcpy(host + l.first_bad, &none, sizeof none);
+  if (p.class_weight) put_floats(host, l.class_weight, p.class_weight, C);
+  if (p.pos_weight) put_floats(host, l.pos_weight, p.pos_weight, C);
+  if (p.alpha) put_floats(host, l.alpha, p.alpha, pair);
+  if (p.balance_weight) put_floats(host, l.balance, p.balance_weight, pair);
+  check(cudaMemcpyAsync(dev, host, l.bytes, cudaMemcpyHostToDevice, stream), "copy to the device");
+
+  KernelArgs a{};
+  a.loss = p.loss;
+  a.classes = p.classes;
+  a.class_weight = p.class_weight ? reinterpret_cast<const float*>(dev + l.class_weight) : nullptr;
+  a.pos_weight = p.pos_weight ? reinterpret_cast<const float*>(dev + l.pos_weight) : nullptr;
+  a.alpha = p.alpha ? reinterpret_cast<const float*>(dev + l.alpha) : nullptr;
+  a.balance_weight = p.balance_weight ? reinterpret_cast<const float*>(dev + l.balance) : nullptr;
+  a.balance = p.balance;
+  a.grad_output_scalar = static_cast<float>(p.grad_output_scalar);
+  a.divisor = reinterpret_cast<const double*>(dev + l.divisor);
+  a.alpha_scalar = static_cast<float>(p.alpha_scalar);
+  a.gamma = static_cast<float>(p.gamma);
+  a.eps = static_cast<float>(p.label_smoothing);
+  double weight_sum = static_cast<double>(p.classes);
   if (p.class_weight) {
     weight_sum = 0.0;
     for (size_t c = 0; c < C; ++c) weight_sum += p.class_weight[c];
   }
-  d.class_weight_sum = static_cast<float>(weight_sum);
-  d.ignore_index = p.ignore_index;
-  d.loss_out = p.loss_out ? buf.alloc<float>(outputs) : nullptr;
-  d.grad_out = p.grad_out ? buf.alloc<float>(M) : nullptr;
+  a.class_weight_sum = static_cast<float>(weight_sum);
+  a.ignore_index = p.ignore_index;
+  return a;
+}
 
-  // The grid depends on the shape only, so the partial sums (and the result) do not depend on the GPU.
-  const bool rows = is_row_loss(p.loss);
-  const size_t work = rows ? (N + kWarps - 1) / kWarps : (M + kThreads - 1) / kThreads;
-  const int blocks = static_cast<int>(work < 1 ? 1 : work > kMaxBlocks ? kMaxBlocks : work);
-  double* block_sums = buf.alloc<double>(static_cast<size_t>(blocks));
-  double* total = buf.alloc<double>(1);
-  if (rows) softmax_rows_kernel<<<blocks, kThreads>>>(d, block_sums);
-  else elements_kernel<<<blocks, kThreads>>>(d, block_sums);
-  check(cudaGetLastError(), "kernel launch");
-  final_sum_kernel<<<1, kThreads>>>(block_sums, blocks, total);
-  check(cudaGetLastError(), "kernel launch");
+// ---- launches --------------------------------------------------------------------------------------
 
-  double sum = 0.0;
-  check(cudaMemcpy(&sum, total, sizeof(double), cudaMemcpyDeviceToHost), "copy to the host");
-  if (p.grad_out && M) check(cudaMemcpy(p.grad_out, d.grad_out, M * sizeof(float), cudaMemcpyDeviceToHost), "copy to the host");
-  if (p.loss_out && outputs) {
-    check(cudaMemcpy(p.loss_out, d.loss_out, outputs * sizeof(float), cudaMemcpyDeviceToHost), "copy to the host");
+int64_t element_blocks(int64_t elements) {
+  const int64_t b = ceil_div(elements, int64_t{kBlock} * 4);
+  return b < 1 ? 1 : b > kMaxElementBlocks ? kMaxElementBlocks : b;
+}
+
+int64_t slices_per_row(int64_t classes) { return ceil_div(classes, cuda::kSliceColumns); }
+
+bool split_rows(int64_t classes) { return classes > cuda::kBlockRowMaxClasses; }
+
+// Scratch a compute launch of `rows` rows needs (slice statistics or element row weights).
+size_t work_bytes(const Problem& p, int64_t rows) {
+  if (is_row_loss(p.loss)) {
+    return split_rows(p.classes) ? static_cast<size_t>(rows * slices_per_row(p.classes)) * sizeof(cuda::SliceStats) : 0;
   }
+  const bool row_weights = p.balance == Balance::Row && p.targets && p.loss != LossKind::FocalBinary;
+  return row_weights ? static_cast<size_t>(rows) * sizeof(float) : 0;
+}
+
+template <class T, int G>
+void launch_rows(const KernelArgs& a, cudaStream_t stream) {
+  constexpr int64_t kRowsPerBlock = kBlock / G;
+  const int64_t blocks = ceil_div(a.rows, kRowsPerBlock);
+  auto* kernel = cuda::softmax_rows_kernel<T, G>;
+  CBLOSS_LAUNCH(kernel, dim3(static_cast<unsigned>(blocks < cuda::kMaxGridX ? blocks : cuda::kMaxGridX)),
+                dim3(kBlock), stream, a);
+}
+
+// The loss (and gradient) kernels for a problem already on the device; `work` has work_bytes().
+template <class T>
+void launch_compute(KernelArgs a, char* work, cudaStream_t stream) {
+  if (a.rows == 0) return;
+  if (a.loss == LossKind::CrossEntropy || a.loss == LossKind::FocalSoftmax) {
+    if (a.classes <= 16) {
+      launch_rows<T, 4>(a, stream);
+    } else if (a.classes <= cuda::kWarpRowMaxClasses) {
+      launch_rows<T, 32>(a, stream);
+    } else if (a.classes <= cuda::kBlockRowMaxClasses) {
+      launch_rows<T, kBlock>(a, stream);
+    } else {
+      const int64_t slices = slices_per_row(a.classes);
+      const dim3 grid(static_cast<unsigned>(slices),
+                      static_cast<unsigned>(a.rows < cuda::kMaxGridX ? a.rows : cuda::kMaxGridX));
+      auto* stats = reinterpret_cast<cuda::SliceStats*>(work);
+      auto* phase1 = cuda::slice_stats_kernel<T>;
+      auto* phase2 = cuda::slice_gradient_kernel<T>;
+      CBLOSS_LAUNCH(phase1, grid, dim3(kBlock), stream, a, stats);
+      CBLOSS_LAUNCH(phase2, grid, dim3(kBlock), stream, a, stats);
+    }
+    check_launch();
+    return;
+  }
+  if (a.balance == Balance::Row && a.targets && a.loss != LossKind::FocalBinary) {
+    float* weights = reinterpret_cast<float*>(work);
+    const int64_t blocks = ceil_div(a.rows, kBlock / 32);
+    CBLOSS_LAUNCH(cuda::row_weights_kernel, dim3(static_cast<unsigned>(blocks < cuda::kMaxGridX ? blocks : cuda::kMaxGridX)),
+                  dim3(kBlock), stream, a, weights);
+    a.row_weight = weights;
+  }
+  auto* kernel = cuda::elements_kernel<T>;
+  CBLOSS_LAUNCH(kernel, dim3(static_cast<unsigned>(element_blocks(a.rows * a.classes))), dim3(kBlock), stream, a);
+  check_launch();
+}
+
+void launch_compute_typed(LogitType type, const KernelArgs& a, char* work, cudaStream_t stream) {
+  switch (type) {
+    case LogitType::Float32: return launch_compute<float>(a, work, stream);
+    case LogitType::Float16: return launch_compute<cuda::Float16>(a, work, stream);
+    case LogitType::BFloat16: return launch_compute<cuda::BFloat16>(a, work, stream);
+  }
+}
+
+// Deterministic sum of `count` values into *out (double): fixed segments, then one block.
+constexpr int64_t kSumBlocks = 1024;
+
+size_t sum_scratch_bytes() { return kSumBlocks * sizeof(double); }
+
+template <class V>
+void launch_sum(const V* values, int64_t count, double* stage, double* out, cudaStream_t stream) {
+  const int64_t segment = count > 0 ? ceil_div(count, kSumBlocks) : 1;
+  const int64_t blocks = count > 0 ? ceil_div(count, segment) : 1;
+  auto* first = cuda::segment_sum_kernel<V>;
+  CBLOSS_LAUNCH(first, dim3(static_cast<unsigned>(blocks)), dim3(kBlock), stream, values, count, segment, stage);
+  auto* second = cuda::segment_sum_kernel<double>;
+  CBLOSS_LAUNCH(second, dim3(1), dim3(kBlock), stream, stage, blocks, blocks, out);
+  check_launch();
+}
+
+double finish(const Problem& p, double sum, double divisor) {
   if (p.divisor == Divisor::None) return sum;
   if (divisor == 0.0) return std::numeric_limits<double>::quiet_NaN();
   return sum / divisor;
+}
+
+// The divisor when it does not depend on the targets (host- or device-resident alike), or NaN.
+double constant_divisor(const Problem& p) {
+  switch (p.divisor) {
+    case Divisor::None:
+    case Divisor::One: return 1.0;
+    case Divisor::Elements: return static_cast<double>(output_elements(p));
+    case Divisor::Rows: return static_cast<double>(p.rows);
+    case Divisor::LabelWeight: return p.labels ? std::numeric_limits<double>::quiet_NaN() : static_cast<double>(p.rows);
+    case Divisor::BalanceWeight: return std::numeric_limits<double>::quiet_NaN();
+  }
+  return 1.0;
+}
+
+// ---- arrays already on the device ------------------------------------------------------------------
+
+double run_on_device(DeviceContext& ctx, const Problem& p) {
+  cudaStream_t stream = ctx.slots[0].stream;
+  const ParamLayout layout = param_layout(p);
+  const int64_t N = p.rows;
+  const bool rows = is_row_loss(p.loss);
+  const double fixed = constant_divisor(p);
+  const bool data_divisor = std::isnan(fixed);
+
+  // Scratch: row losses (unless 'none' writes them to the output), partial sums, divisor terms,
+  // the sum stages, and the kernels' work space.
+  Packing pack;
+  const size_t row_loss_at = pack.add(rows && !p.loss_out ? static_cast<size_t>(N) * sizeof(float) : 0);
+  const int64_t blocks = rows ? 0 : element_blocks(p.rows * p.classes);
+  const size_t partials_at = pack.add(static_cast<size_t>(blocks) * sizeof(double));
+  const size_t terms_at = pack.add(data_divisor ? static_cast<size_t>(N) * sizeof(double) : 0);
+  const size_t stage_at = pack.add(sum_scratch_bytes());
+  const size_t work_at = pack.add(work_bytes(p, N));
+  char* scratch = ctx.scratch.reserve(pack.size());
+  ctx.host_params.reserve(layout.bytes);
+  ctx.device_params.reserve(layout.bytes);
+
+  KernelArgs a = upload_params(ctx, p, layout, data_divisor ? 0.0 : fixed, stream);
+  char* params = ctx.device_params.data();
+  char* host_params = ctx.host_params.data();
+  a.rows = N;
+  a.logits = p.logits;
+  a.grad = p.grad_out;
+  a.labels = p.labels;
+  a.targets = p.targets;
+  a.grad_output = p.grad_output;
+
+  if (p.labels) {  // the labels are checked before anything is written
+    const bool use_ignore = p.loss == LossKind::CrossEntropy;
+    auto* bad = reinterpret_cast<unsigned long long*>(params + layout.first_bad);
+    const int64_t check_blocks = ceil_div(N, kBlock) < kMaxElementBlocks ? ceil_div(N, kBlock) : kMaxElementBlocks;
+    if (N > 0) {
+      CBLOSS_LAUNCH(cuda::check_labels_kernel, dim3(static_cast<unsigned>(check_blocks)), dim3(kBlock), stream,
+                    p.labels, N, p.classes, use_ignore, p.ignore_index, bad);
+      check_launch();
+    }
+    unsigned long long first = 0;
+    check(cudaMemcpyAsync(host_params + layout.first_bad, bad, sizeof first, cudaMemcpyDeviceToHost, stream),
+          "copy to the host");
+    check(cudaStreamSynchronize(stream), "label check");
+    std::memcpy(&first, host_params + layout.first_bad, sizeof first);
+    if (first != ~0ull) {
+      int32_t label = 0;
+      check(cudaMemcpy(&label, p.labels + first, sizeof label, cudaMemcpyDeviceToHost), "copy to the host");
+      throw InvalidLabel(static_cast<int64_t>(first), label);
+    }
+  }
+  if (data_divisor) {
+    double* terms = reinterpret_cast<double*>(scratch + terms_at);
+    const int64_t tb = ceil_div(N, kBlock) < kMaxElementBlocks ? ceil_div(N, kBlock) : kMaxElementBlocks;
+    if (N > 0) {
+      CBLOSS_LAUNCH(cuda::divisor_terms_kernel, dim3(static_cast<unsigned>(tb)), dim3(kBlock), stream, a, p.divisor, terms);
+    }
+    launch_sum(terms, N, reinterpret_cast<double*>(scratch + stage_at),
+               reinterpret_cast<double*>(params + layout.divisor), stream);
+  }
+  a.row_loss = rows ? (p.loss_out ? p.loss_out : reinterpret_cast<float*>(scratch + row_loss_at)) : nullptr;
+  a.element_loss = rows ? nullptr : p.loss_out;
+  a.partials = reinterpret_cast<double*>(scratch + partials_at);
+  launch_compute_typed(p.logit_type, a, scratch + work_at, stream);
+
+  double* sum = reinterpret_cast<double*>(params + layout.sum);
+  if (rows) launch_sum(a.row_loss, N, reinterpret_cast<double*>(scratch + stage_at), sum, stream);
+  else launch_sum(a.partials, blocks, reinterpret_cast<double*>(scratch + stage_at), sum, stream);
+  // The divisor and the sum lie before first_bad in the parameter block: one copy brings both back.
+  check(cudaMemcpyAsync(host_params, params, layout.first_bad, cudaMemcpyDeviceToHost, stream), "copy to the host");
+  check(cudaStreamSynchronize(stream), "loss kernels");
+  double divisor = 0.0, total = 0.0;
+  std::memcpy(&divisor, host_params + layout.divisor, sizeof divisor);
+  std::memcpy(&total, host_params + layout.sum, sizeof total);
+  return finish(p, total, divisor);
+}
+
+// ---- host arrays, pipelined ------------------------------------------------------------------------
+
+// Copies a finished chunk's results from pinned memory into the caller's arrays.
+void deliver(Slot& s) {
+  if (!s.pending.active) return;
+  check(cudaEventSynchronize(s.done), "loss kernels");
+  const PendingCopy& c = s.pending;
+  if (c.grad_dst) std::memcpy(c.grad_dst, s.host_out.data() + c.grad_at, c.grad_bytes);
+  if (c.loss_dst) std::memcpy(c.loss_dst, s.host_out.data() + c.loss_at, c.loss_bytes);
+  s.pending = PendingCopy{};
+}
+
+double run_host_arrays(DeviceContext& ctx, const Problem& p) {
+  const int64_t N = p.rows;
+  const int64_t C = p.classes;
+  const bool rows = is_row_loss(p.loss);
+  const double divisor = reduction_divisor(p);
+  const int64_t chunk_rows_max = N == 0 ? 1 : std::max<int64_t>(1, std::min<int64_t>(N, kChunkElements / C));
+  const int64_t chunks = N == 0 ? 0 : ceil_div(N, chunk_rows_max);
+  const size_t chunk_elems = static_cast<size_t>(chunk_rows_max * C);
+  const size_t chunk_outputs = rows ? static_cast<size_t>(chunk_rows_max) : chunk_elems;
+  const int64_t blocks_per_chunk = rows ? 0 : element_blocks(chunk_rows_max * C);
+
+  // Per-slot layouts (inputs packed in one transfer, outputs in another).
+  Packing in;
+  const size_t logits_at = in.add(chunk_elems * sizeof(float));
+  const size_t labels_at = in.add(p.labels ? static_cast<size_t>(chunk_rows_max) * sizeof(int32_t) : 0);
+  const size_t targets_at = in.add(p.targets ? chunk_elems * sizeof(float) : 0);
+  const size_t grad_output_at = in.add(p.grad_output ? chunk_outputs * sizeof(float) : 0);
+  Packing out;
+  const size_t grad_at = out.add(p.grad_out ? chunk_elems * sizeof(float) : 0);
+  const size_t loss_at = out.add(p.loss_out ? chunk_outputs * sizeof(float) : 0);
+  // Call-wide scratch: every row loss, every partial sum, the sum stages.
+  Packing call;
+  const size_t row_loss_at = call.add(rows ? static_cast<size_t>(N) * sizeof(float) : 0);
+  const size_t partials_at = call.add(static_cast<size_t>(chunks * blocks_per_chunk) * sizeof(double));
+  const size_t stage_at = call.add(sum_scratch_bytes());
+
+  // Reserve everything before the first output is written.
+  const ParamLayout layout = param_layout(p);
+  ctx.host_params.reserve(layout.bytes);
+  ctx.device_params.reserve(layout.bytes);
+  char* scratch = ctx.scratch.reserve(call.size());
+  for (Slot& s : ctx.slots) {
+    s.host_in.reserve(in.size());
+    s.host_out.reserve(out.size());
+    s.device_in.reserve(in.size());
+    s.device_out.reserve(out.size());
+    s.work.reserve(std::max<size_t>(work_bytes(p, chunk_rows_max), kAlign));
+  }
+
+  cudaStream_t first = ctx.slots[0].stream;
+  KernelArgs base = upload_params(ctx, p, layout, divisor, first);
+  char* params = ctx.device_params.data();
+  double* partials = reinterpret_cast<double*>(scratch + partials_at);
+  if (!rows && chunks > 0) {
+    check(cudaMemsetAsync(partials, 0, static_cast<size_t>(chunks * blocks_per_chunk) * sizeof(double), first),
+          "memset");
+  }
+  check(cudaEventRecord(ctx.setup_done, first), "event record");
+  for (Slot& s : ctx.slots) check(cudaStreamWaitEvent(s.stream, ctx.setup_done, 0), "stream wait");
+
+  for (int64_t i = 0; i < chunks; ++i) {
+    Slot& s = ctx.slots[i % kStreams];
+    deliver(s);  // the results of chunk i - kStreams, and the slot's buffers are free again
+    const int64_t r0 = i * chunk_rows_max;
+    const int64_t nr = std::min(chunk_rows_max, N - r0);
+    const size_t elems = static_cast<size_t>(nr * C);
+    const size_t outputs = rows ? static_cast<size_t>(nr) : elems;
+    const size_t first_output = rows ? static_cast<size_t>(r0) : static_cast<size_t>(r0 * C);
+    char* hin = s.host_in.data();
+    char* din = s.device_in.data();
+    char* dout = s.device_out.data();
+    std::memcpy(hin + logits_at, p.logits + r0 * C, elems * sizeof(float));
+    if (p.labels) std::memcpy(hin + labels_at, p.labels + r0, static_cast<size_t>(nr) * sizeof(int32_t));
+    if (p.targets) std::memcpy(hin + targets_at, p.targets + r0 * C, elems * sizeof(float));
+    if (p.grad_output) std::memcpy(hin + grad_output_at, p.grad_output + first_output, outputs * sizeof(float));
+    const size_t in_bytes = (p.grad_output ? grad_output_at + outputs * sizeof(float)
+                             : p.targets   ? targets_at + elems * sizeof(float)
+                             : p.labels    ? labels_at + static_cast<size_t>(nr) * sizeof(int32_t)
+                                           : logits_at + elems * sizeof(float));
+    check(cudaMemcpyAsync(din, hin, in_bytes, cudaMemcpyHostToDevice, s.stream), "copy to the device");
+
+    KernelArgs a = base;
+    a.rows = nr;
+    a.logits = din + logits_at;
+    a.labels = p.labels ? reinterpret_cast<const int32_t*>(din + labels_at) : nullptr;
+    a.targets = p.targets ? reinterpret_cast<const float*>(din + targets_at) : nullptr;
+    a.grad_output = p.grad_output ? reinterpret_cast<const float*>(din + grad_output_at) : nullptr;
+    a.grad = p.grad_out ? dout + grad_at : nullptr;
+    a.row_loss = rows ? reinterpret_cast<float*>(scratch + row_loss_at) + r0 : nullptr;
+    a.element_loss = !rows && p.loss_out ? reinterpret_cast<float*>(dout + loss_at) : nullptr;
+    a.partials = partials + i * blocks_per_chunk;
+    launch_compute<float>(a, s.work.data(), s.stream);
+
+    PendingCopy& c = s.pending;
+    c.active = true;
+    c.grad_at = grad_at;
+    c.loss_at = loss_at;
+    if (p.grad_out) {
+      c.grad_dst = p.grad_out + r0 * C;
+      c.grad_bytes = elems * sizeof(float);
+      check(cudaMemcpyAsync(s.host_out.data() + grad_at, a.grad, c.grad_bytes, cudaMemcpyDeviceToHost, s.stream),
+            "copy to the host");
+    }
+    if (p.loss_out) {
+      c.loss_dst = p.loss_out + first_output;
+      c.loss_bytes = outputs * sizeof(float);
+      const void* src = rows ? static_cast<const void*>(a.row_loss) : static_cast<const void*>(a.element_loss);
+      check(cudaMemcpyAsync(s.host_out.data() + loss_at, src, c.loss_bytes, cudaMemcpyDeviceToHost, s.stream),
+            "copy to the host");
+    }
+    check(cudaEventRecord(s.done, s.stream), "event record");
+  }
+
+  // The sum waits for every chunk's kernels.
+  for (Slot& s : ctx.slots) check(cudaStreamWaitEvent(first, s.done, 0), "stream wait");
+  double* sum = reinterpret_cast<double*>(params + layout.sum);
+  double* stage = reinterpret_cast<double*>(scratch + stage_at);
+  if (rows) launch_sum(reinterpret_cast<float*>(scratch + row_loss_at), N, stage, sum, first);
+  else launch_sum(partials, chunks * blocks_per_chunk, stage, sum, first);
+  char* host_params = ctx.host_params.data();
+  check(cudaMemcpyAsync(host_params + layout.sum, sum, sizeof(double), cudaMemcpyDeviceToHost, first), "copy to the host");
+  for (Slot& s : ctx.slots) deliver(s);
+  check(cudaStreamSynchronize(first), "loss kernels");
+  double total = 0.0;
+  std::memcpy(&total, host_params + layout.sum, sizeof total);
+  return finish(p, total, divisor);
+}
+
+}  // namespace
+
+double run_cuda(const Problem& p, int device) {
+  DeviceContext& ctx = context_for(device);
+  std::lock_guard<std::mutex> lock(ctx.mutex);
+  check(cudaSetDevice(device), "cudaSetDevice");
+  ctx.initialize();
+  if (p.device_memory) return run_on_device(ctx, p);
+  if (p.logit_type != LogitType::Float32) throw std::runtime_error("16-bit logits must be on the device");
+  try {
+    return run_host_arrays(ctx, p);
+  } catch (...) {
+    for (Slot& s : ctx.slots) s.pending = PendingCopy{};  // never deliver into a failed call's arrays later
+    throw;
+  }
+}
+
+// ---- DeviceMemory ----------------------------------------------------------------------------------
+
+std::shared_ptr<DeviceMemory> DeviceMemory::allocate(int device, size_t bytes) {
+  context_for(device);  // checks that CUDA is usable and the index exists
+  check(cudaSetDevice(device), "cudaSetDevice");
+  void* ptr = nullptr;
+  const cudaError_t err = cudaMalloc(&ptr, bytes == 0 ? 1 : bytes);
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    throw std::runtime_error("CUDA out of memory: could not allocate " + std::to_string(bytes) + " bytes on cuda:" +
+                             std::to_string(device) + " (" + describe(err) + ")");
+  }
+  return std::shared_ptr<DeviceMemory>(new DeviceMemory(device, ptr, bytes, true));
+}
+
+std::shared_ptr<DeviceMemory> DeviceMemory::borrow(int device, void* address, size_t bytes) {
+  context_for(device);
+  return std::shared_ptr<DeviceMemory>(new DeviceMemory(device, address, bytes, false));
+}
+
+DeviceMemory::~DeviceMemory() {
+  if (!owned_) return;
+  cudaSetDevice(device_);
+  cudaFree(data_);
+}
+
+void DeviceMemory::copy_from_host(const void* src, size_t bytes) {
+  if (bytes > bytes_) throw std::range_error("copy larger than the device buffer");
+  check(cudaSetDevice(device_), "cudaSetDevice");
+  if (bytes) check(cudaMemcpy(data_, src, bytes, cudaMemcpyHostToDevice), "copy to the device");
+}
+
+void DeviceMemory::copy_to_host(void* dst, size_t bytes) const {
+  if (bytes > bytes_) throw std::range_error("copy larger than the device buffer");
+  check(cudaSetDevice(device_), "cudaSetDevice");
+  if (bytes) check(cudaMemcpy(dst, data_, bytes, cudaMemcpyDeviceToHost), "copy to the host");
 }
 
 }  // namespace cbloss

@@ -1,7 +1,7 @@
-// CUDA device probe, compiled only when CMake finds nvcc. The CUDA runtime is linked statically and
-// loads the driver (libcuda) itself at the first call, so this file works, and answers "no driver",
-// on machines without a GPU; the addon never links the driver library.
-#include <cuda_runtime.h>
+// CUDA device probe, compiled only when CMake finds nvcc (or for the CUDA emulator build). The CUDA
+// runtime is linked statically and loads the driver (libcuda) itself at the first call, so this file
+// works, and answers "no driver", on machines without a GPU; the addon never links the driver library.
+#include "cuda_api.h"
 
 #include <string>
 
@@ -17,6 +17,9 @@ std::string describe(const char* what, cudaError_t err) {
 CudaStatus probe() {
   CudaStatus s;
   s.compiled = true;
+#if defined(CBLOSS_CUDA_EMULATION)
+  s.emulated = true;
+#endif
   cudaRuntimeGetVersion(&s.runtime_version);
   const cudaError_t driver_err = cudaDriverGetVersion(&s.driver_version);
   if (driver_err != cudaSuccess || s.driver_version == 0) {

@@ -1,4 +1,5 @@
-// Stand-in for probe.cu when the addon is built without nvcc: CUDA is reported as not compiled.
+// Stand-in for the CUDA backend when the addon is built without nvcc: CUDA is reported as not
+// compiled, and every CUDA entry point throws that reason.
 #include <stdexcept>
 
 #include "../core/backend.h"
@@ -15,5 +16,11 @@ const CudaStatus& cuda_status() {
 }
 
 double run_cuda(const Problem&, int) { throw std::runtime_error(cuda_status().reason); }
+
+std::shared_ptr<DeviceMemory> DeviceMemory::allocate(int, size_t) { throw std::runtime_error(cuda_status().reason); }
+std::shared_ptr<DeviceMemory> DeviceMemory::borrow(int, void*, size_t) { throw std::runtime_error(cuda_status().reason); }
+DeviceMemory::~DeviceMemory() = default;
+void DeviceMemory::copy_from_host(const void*, size_t) { throw std::runtime_error(cuda_status().reason); }
+void DeviceMemory::copy_to_host(void*, size_t) const { throw std::runtime_error(cuda_status().reason); }
 
 }  // namespace cbloss

@@ -1,0 +1,331 @@
+// The CPU emulator of CUDA declared in cuda_emulator.h (test builds only).
+#include "cuda_emulator.h"
+
+#include <ucontext.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <new>
+#include <unordered_map>
+#include <vector>
+
+namespace cbloss_emu {
+namespace {
+
+constexpr size_t kFiberStack = 128 * 1024;
+constexpr int kDevices = 1;
+
+enum class FiberState { Ready, AtWarpSync, AtBlockSync, Done };
+
+struct Fiber {
+  ucontext_t context;
+  std::vector<char> stack;
+  FiberState state = FiberState::Ready;
+  unsigned generation = 0;  // shuffles done: selects the half of the exchange buffer
+  Coordinates where;
+};
+
+// The block being run. Launches hold launch_mutex(), so one block runs at a time in the process.
+struct BlockRun {
+  std::vector<Fiber> fibers;  // grown once, reused by every block
+  size_t count = 0;           // threads of this block
+  size_t current = 0;
+  ucontext_t scheduler;
+  std::vector<uint64_t> exchange;  // [warp][generation & 1][lane]
+  const std::function<void()>* body = nullptr;
+  dim3 block;
+  dim3 grid;
+};
+
+BlockRun& run_state() {
+  static BlockRun run;
+  return run;
+}
+
+std::recursive_mutex& launch_mutex() {
+  static std::recursive_mutex m;
+  return m;
+}
+
+[[noreturn]] void emulator_fault(const char* what) {
+  std::fprintf(stderr, "cbloss CUDA emulator: %s\n", what);
+  std::abort();
+}
+
+void fiber_main() {
+  BlockRun& run = run_state();
+  (*run.body)();
+  run.fibers[run.current].state = FiberState::Done;
+  // Returning resumes uc_link, the scheduler.
+}
+
+// Suspends the running fiber in `state` until the scheduler releases it.
+void suspend(FiberState state) {
+  BlockRun& run = run_state();
+  Fiber& self = run.fibers[run.current];
+  self.state = state;
+  swapcontext(&self.context, &run.scheduler);
+}
+
+void run_block(BlockRun& run) {
+  const size_t n = run.count;
+  if (run.fibers.size() < n) run.fibers.resize(n);
+  run.exchange.assign(((n + 31) / 32) * 64, 0);
+  for (size_t i = 0; i < n; ++i) {
+    Fiber& f = run.fibers[i];
+    if (f.stack.empty()) f.stack.resize(kFiberStack);
+    f.state = FiberState::Ready;
+    f.generation = 0;
+    f.where.thread = dim3(static_cast<unsigned>(i % run.block.x), static_cast<unsigned>(i / run.block.x), 1);
+    getcontext(&f.context);
+    f.context.uc_stack.ss_sp = f.stack.data();
+    f.context.uc_stack.ss_size = f.stack.size();
+    f.context.uc_link = &run.scheduler;
+    makecontext(&f.context, fiber_main, 0);
+  }
+  for (;;) {
+    for (size_t i = 0; i < n; ++i) {
+      if (run.fibers[i].state != FiberState::Ready) continue;
+      run.current = i;
+      swapcontext(&run.scheduler, &run.fibers[i].context);
+    }
+    // Every fiber now waits at a barrier or has finished. Release whole warps at a shuffle first.
+    bool released = false, all_done = true, all_at_block_sync = true;
+    for (size_t warp = 0; warp * 32 < n; ++warp) {
+      const size_t end = warp * 32 + 32 < n ? warp * 32 + 32 : n;
+      bool whole = true;
+      for (size_t i = warp * 32; i < end; ++i) whole = whole && run.fibers[i].state == FiberState::AtWarpSync;
+      if (!whole) continue;
+      for (size_t i = warp * 32; i < end; ++i) run.fibers[i].state = FiberState::Ready;
+      released = true;
+    }
+    if (released) continue;
+    for (size_t i = 0; i < n; ++i) {
+      const FiberState s = run.fibers[i].state;
+      all_done = all_done && s == FiberState::Done;
+      all_at_block_sync = all_at_block_sync && (s == FiberState::AtBlockSync || s == FiberState::Done);
+    }
+    if (all_done) return;
+    if (!all_at_block_sync) emulator_fault("a warp shuffle that not every lane of the warp reaches (divergence or an exited lane)");
+    bool any_waiting = false;
+    for (size_t i = 0; i < n; ++i) {
+      if (run.fibers[i].state == FiberState::AtBlockSync) {
+        run.fibers[i].state = FiberState::Ready;
+        any_waiting = true;
+      }
+    }
+    if (!any_waiting) emulator_fault("scheduler stalled");
+  }
+}
+
+// Device memory: host allocations with a byte budget.
+struct DeviceHeap {
+  std::mutex mutex;
+  std::unordered_map<void*, size_t> blocks;
+  size_t used = 0;
+  size_t budget = 0;
+  DeviceHeap() {
+    const char* env = std::getenv("CBLOSS_EMULATED_DEVICE_MEMORY");
+    budget = env ? static_cast<size_t>(std::strtoull(env, nullptr, 10)) : (size_t{1} << 30);
+  }
+};
+
+DeviceHeap& heap() {
+  static DeviceHeap h;
+  return h;
+}
+
+thread_local cudaError_t last_error = cudaSuccess;
+thread_local int current_device = 0;
+
+cudaError_t record(cudaError_t err) {
+  if (err != cudaSuccess) last_error = err;
+  return err;
+}
+
+}  // namespace
+
+const Coordinates& coordinates() {
+  BlockRun& run = run_state();
+  return run.fibers[run.current].where;
+}
+const dim3& block_dim() { return run_state().block; }
+const dim3& grid_dim() { return run_state().grid; }
+
+void sync_block() { suspend(FiberState::AtBlockSync); }
+
+uint64_t warp_exchange(uint64_t bits, unsigned source_lane) {
+  BlockRun& run = run_state();
+  const size_t self = run.current;
+  const size_t warp = self / 32;
+  const unsigned parity = run.fibers[self].generation & 1u;
+  uint64_t* slots = run.exchange.data() + warp * 64 + parity * 32;
+  slots[self % 32] = bits;
+  suspend(FiberState::AtWarpSync);
+  run.fibers[self].generation++;
+  if (warp * 32 + source_lane >= run.count) emulator_fault("a shuffle reads a lane outside the block");
+  return slots[source_lane];
+}
+
+void launch(dim3 grid, dim3 block, cudaStream_t, const std::function<void()>& body) {
+  const size_t threads = static_cast<size_t>(block.x) * block.y * block.z;
+  if (threads == 0 || threads > 1024 || grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 ||
+      grid.z > 65535) {
+    record(cudaErrorInvalidValue);
+    return;
+  }
+  std::lock_guard<std::recursive_mutex> lock(launch_mutex());
+  BlockRun& run = run_state();
+  if (run.body) emulator_fault("a kernel launched from a kernel");
+  run.body = &body;
+  run.block = block;
+  run.grid = grid;
+  run.count = threads;
+  for (unsigned z = 0; z < grid.z; ++z) {
+    for (unsigned y = 0; y < grid.y; ++y) {
+      for (unsigned x = 0; x < grid.x; ++x) {
+        if (run.fibers.size() < threads) run.fibers.resize(threads);
+        for (size_t i = 0; i < threads; ++i) run.fibers[i].where.block = dim3(x, y, z);
+        run_block(run);
+      }
+    }
+  }
+  run.body = nullptr;
+}
+
+}  // namespace cbloss_emu
+
+using cbloss_emu::record;
+
+const char* cudaGetErrorName(cudaError_t err) {
+  switch (err) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInitializationError: return "cudaErrorInitializationError";
+    case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+  }
+  return "cudaErrorUnknown";
+}
+
+const char* cudaGetErrorString(cudaError_t err) {
+  switch (err) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInitializationError: return "initialization error";
+    case cudaErrorInsufficientDriver: return "CUDA driver version is insufficient for CUDA runtime version";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+  }
+  return "unknown error";
+}
+
+cudaError_t cudaGetLastError() {
+  const cudaError_t err = cbloss_emu::last_error;
+  cbloss_emu::last_error = cudaSuccess;
+  return err;
+}
+
+// The emulator reports itself as runtime and driver "version 1".
+cudaError_t cudaRuntimeGetVersion(int* version) {
+  *version = 1;
+  return cudaSuccess;
+}
+cudaError_t cudaDriverGetVersion(int* version) {
+  *version = 1;
+  return cudaSuccess;
+}
+cudaError_t cudaGetDeviceCount(int* count) {
+  *count = cbloss_emu::kDevices;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
+  if (device < 0 || device >= cbloss_emu::kDevices) return record(cudaErrorInvalidDevice);
+  std::memset(prop, 0, sizeof *prop);
+  std::snprintf(prop->name, sizeof prop->name, "cbloss CUDA emulator (CPU)");
+  prop->totalGlobalMem = cbloss_emu::heap().budget;
+  prop->multiProcessorCount = 1;
+  return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int device) {
+  if (device < 0 || device >= cbloss_emu::kDevices) return record(cudaErrorInvalidDevice);
+  cbloss_emu::current_device = device;
+  return cudaSuccess;
+}
+
+cudaError_t cudaMalloc(void** ptr, size_t bytes) {
+  cbloss_emu::DeviceHeap& h = cbloss_emu::heap();
+  std::lock_guard<std::mutex> lock(h.mutex);
+  *ptr = nullptr;
+  if (bytes > h.budget - h.used) return record(cudaErrorMemoryAllocation);
+  void* p = std::malloc(bytes == 0 ? 1 : bytes);
+  if (!p) return record(cudaErrorMemoryAllocation);
+  h.blocks[p] = bytes;
+  h.used += bytes;
+  *ptr = p;
+  return cudaSuccess;
+}
+
+cudaError_t cudaFree(void* ptr) {
+  if (!ptr) return cudaSuccess;
+  cbloss_emu::DeviceHeap& h = cbloss_emu::heap();
+  std::lock_guard<std::mutex> lock(h.mutex);
+  const auto it = h.blocks.find(ptr);
+  if (it == h.blocks.end()) return record(cudaErrorInvalidValue);
+  h.used -= it->second;
+  h.blocks.erase(it);
+  std::free(ptr);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMallocHost(void** ptr, size_t bytes) {
+  *ptr = std::malloc(bytes == 0 ? 1 : bytes);
+  return *ptr ? cudaSuccess : record(cudaErrorMemoryAllocation);
+}
+
+cudaError_t cudaFreeHost(void* ptr) {
+  std::free(ptr);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
+  if (bytes) std::memmove(dst, src, bytes);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
+  return cudaMemcpy(dst, src, bytes, kind);
+}
+
+cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t) {
+  std::memset(dst, value, bytes);
+  return cudaSuccess;
+}
+
+// Streams and events are tokens: every operation completes before its call returns.
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned) {
+  *stream = reinterpret_cast<cudaStream_t>(new char(0));
+  return cudaSuccess;
+}
+cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  delete reinterpret_cast<char*>(stream);
+  return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned) {
+  *event = reinterpret_cast<cudaEvent_t>(new char(0));
+  return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t event) {
+  delete reinterpret_cast<char*>(event);
+  return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }

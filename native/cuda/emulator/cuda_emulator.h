@@ -1,0 +1,137 @@
+// A CPU emulator of the small part of CUDA that cbloss uses, so that the CUDA sources — kernels and
+// host code alike — compile with the C++ compiler and run in the test suite on machines without a
+// GPU (the CBLOSS_CUDA_EMULATION build, `npm run build:emulated`). It checks logic, not speed:
+//   * Every thread of a block is a fiber (ucontext) on the launching thread; blocks run one after
+//     another and launches are serialized process-wide, so `__shared__` can be a static variable.
+//   * __syncthreads() waits for every live thread of the block, a warp shuffle for the 32 lanes of
+//     its warp. A barrier or shuffle that not all of them reach (divergent code, a lane that has
+//     returned) is reported and aborts: on a GPU it would hang or read garbage.
+//   * Streams and events are synchronous; "device memory" is host memory with a byte budget
+//     (CBLOSS_EMULATED_DEVICE_MEMORY, default 1 GiB) so that out-of-memory paths can be tested.
+// It does not model the memory model, races, or timing. Never part of a shipped build.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static
+#define __restrict__
+
+struct dim3 {
+  unsigned x, y, z;
+  constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+
+enum cudaError_t {
+  cudaSuccess = 0,
+  cudaErrorInvalidValue = 1,
+  cudaErrorMemoryAllocation = 2,
+  cudaErrorInitializationError = 3,
+  cudaErrorInsufficientDriver = 35,
+  cudaErrorInvalidDevice = 101,
+  cudaErrorInvalidResourceHandle = 400,
+};
+
+enum cudaMemcpyKind {
+  cudaMemcpyHostToHost = 0,
+  cudaMemcpyHostToDevice = 1,
+  cudaMemcpyDeviceToHost = 2,
+  cudaMemcpyDeviceToDevice = 3,
+  cudaMemcpyDefault = 4,
+};
+
+struct CUstream_st;
+struct CUevent_st;
+using cudaStream_t = CUstream_st*;
+using cudaEvent_t = CUevent_st*;
+
+constexpr unsigned cudaStreamNonBlocking = 1;
+constexpr unsigned cudaEventDisableTiming = 2;
+
+struct cudaDeviceProp {
+  char name[256];
+  size_t totalGlobalMem;
+  int major;
+  int minor;
+  int multiProcessorCount;
+};
+
+const char* cudaGetErrorName(cudaError_t err);
+const char* cudaGetErrorString(cudaError_t err);
+cudaError_t cudaGetLastError();
+cudaError_t cudaRuntimeGetVersion(int* version);
+cudaError_t cudaDriverGetVersion(int* version);
+cudaError_t cudaGetDeviceCount(int* count);
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device);
+cudaError_t cudaSetDevice(int device);
+cudaError_t cudaMalloc(void** ptr, size_t bytes);
+cudaError_t cudaFree(void* ptr);
+cudaError_t cudaMallocHost(void** ptr, size_t bytes);
+cudaError_t cudaFreeHost(void* ptr);
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind);
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream);
+cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t stream);
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags);
+cudaError_t cudaStreamDestroy(cudaStream_t stream);
+cudaError_t cudaStreamSynchronize(cudaStream_t stream);
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned flags);
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned flags);
+cudaError_t cudaEventDestroy(cudaEvent_t event);
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream);
+cudaError_t cudaEventSynchronize(cudaEvent_t event);
+
+namespace cbloss_emu {
+
+struct Coordinates {
+  dim3 thread;
+  dim3 block;
+};
+
+const Coordinates& coordinates();  // of the fiber running now
+const dim3& block_dim();
+const dim3& grid_dim();
+void sync_block();
+uint64_t warp_exchange(uint64_t bits, unsigned source_lane);  // every lane sends, reads source_lane's
+void launch(dim3 grid, dim3 block, cudaStream_t stream, const std::function<void()>& body);
+
+}  // namespace cbloss_emu
+
+#define threadIdx (::cbloss_emu::coordinates().thread)
+#define blockIdx (::cbloss_emu::coordinates().block)
+#define blockDim (::cbloss_emu::block_dim())
+#define gridDim (::cbloss_emu::grid_dim())
+
+inline void __syncthreads() { cbloss_emu::sync_block(); }
+
+template <class T>
+T __shfl_xor_sync(unsigned /*mask*/, T value, int lane_mask, int width = 32) {
+  static_assert(sizeof(T) <= sizeof(uint64_t), "shuffled values are at most 8 bytes");
+  const unsigned lane = threadIdx.x & 31u;
+  const unsigned source = (lane & ~static_cast<unsigned>(width - 1)) |
+                          ((lane ^ static_cast<unsigned>(lane_mask)) & static_cast<unsigned>(width - 1));
+  uint64_t bits = 0;
+  std::memcpy(&bits, &value, sizeof(T));
+  bits = cbloss_emu::warp_exchange(bits, source);
+  T out;
+  std::memcpy(&out, &bits, sizeof(T));
+  return out;
+}
+
+inline float __uint_as_float(unsigned v) {
+  float f;
+  std::memcpy(&f, &v, sizeof f);
+  return f;
+}
+
+// Integer atomics (the emulator runs one fiber at a time, so a plain update is atomic).
+inline unsigned long long atomicMin(unsigned long long* address, unsigned long long value) {
+  const unsigned long long old = *address;
+  if (value < old) *address = value;
+  return old;
+}

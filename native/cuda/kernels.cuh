@@ -1,0 +1,441 @@
+// The CUDA kernels: every loss of native/core/math.h on the GPU, for float32, float16 and bfloat16
+// logits (the math in float32, the gradient stored in the logits' type).
+//
+// Softmax losses (CE, softmax focal). With m = max_c z_c, S = sum_c e^(z_c - m) and the linear terms
+// of math::softmax_row_terms, every gradient is  k * (coef * e^(z_c - m) / S - q_c)  (q_c: `hit` at
+// the label plus the per-class smoothing / probability-target term), k the upstream gradient times
+// the class-balanced row weight over the divisor. A row is read three times by the same threads —
+// the max, the sums, the gradient — so only the first read comes from DRAM, and every thread writes
+// only the columns it read (in place is safe; z_y, read by one lane for all, is read before the sums
+// are combined, which every lane waits for). A row goes to
+//   * a group of G = 4 or 32 lanes of one warp (shuffle reductions) for C <= kWarpRowMaxClasses,
+//   * a whole block for C <= kBlockRowMaxClasses,
+//   * several blocks beyond (vocabulary-sized rows): each block reduces one slice of the row to
+//     (max, S, linear, mass) around its own max; a second kernel merges the slices of the row —
+//     S = sum_s S_s e^(m_s - m), linear = sum_s linear_s + mass_s (m - m_s) — in a fixed order and
+//     writes the gradient of its slice.
+// Each row's loss goes to a per-row buffer (the 'none' output itself, or scratch) that sum_kernel
+// adds up in double in a fixed order, so the reduced loss does not depend on the GPU or the grid.
+//
+// Element-wise losses (BCE, sigmoid focal, binary focal): a grid-stride loop, one partial sum per
+// block in a fixed grid. No float atomics anywhere.
+#pragma once
+
+#include <cstdint>
+
+#include "../core/math.h"
+#include "../core/problem.h"
+#include "cuda_api.h"
+
+namespace cbloss {
+namespace cuda {
+
+constexpr int kBlock = 256;
+constexpr int kWarpRowMaxClasses = 2048;
+constexpr int kBlockRowMaxClasses = 32768;
+constexpr int kSliceColumns = 16384;  // columns per block when a row takes several blocks
+constexpr int kMaxGridX = 65535;
+
+// What the kernels read: device pointers and scalars (weights as float vectors on the device).
+struct KernelArgs {
+  LossKind loss;
+  int64_t rows;
+  int64_t classes;
+  const void* logits;  // rows * classes of the logit type
+  void* grad;          // rows * classes of the logit type, or null (forward only)
+  const int32_t* labels;
+  const float* targets;
+  const float* class_weight;    // C, or null
+  const float* pos_weight;      // C, or null
+  const float* alpha;           // C (softmax focal) or 2 (binary focal), or null
+  const float* balance_weight;  // C (2 for the binary focal loss), or null
+  Balance balance;
+  const float* row_weight;      // element losses, Balance::Row with probability targets: one per row
+  const float* grad_output;     // one per output element, or null
+  float grad_output_scalar;
+  const double* divisor;        // on the device: what the summed loss is divided by (1 for 'none')
+  float alpha_scalar;
+  float gamma;
+  float eps;                    // label smoothing
+  float class_weight_sum;
+  int32_t ignore_index;
+  float* row_loss;              // softmax losses: one per row (the 'none' output, or scratch)
+  float* element_loss;          // element losses with 'none': one per element, else null
+  double* partials;             // element losses: one per block
+};
+
+template <class T>
+__device__ __forceinline__ float load(const void* base, int64_t i) {
+  return to_float(static_cast<const T*>(base)[i]);
+}
+
+template <class T>
+__device__ __forceinline__ void store(void* base, int64_t i, float v) {
+  static_cast<T*>(base)[i] = from_float(v, static_cast<T*>(nullptr));
+}
+
+// The factor of every gradient of a call: upstream gradient / divisor (0 when the divisor is 0:
+// the loss is then NaN, the gradient zero, as on the CPU).
+__device__ __forceinline__ float upstream(const KernelArgs& a, int64_t output) {
+  if (a.grad_output) return a.grad_output[output];
+  const double d = *a.divisor;
+  return d != 0.0 ? static_cast<float>(a.grad_output_scalar / d) : 0.0f;
+}
+
+// ---- reductions over the threads that share a row --------------------------------------------------
+
+struct RowSums {
+  float s;       // sum e^(z - m)
+  float linear;  // sum a_c (m - z_c)
+  float mass;    // sum a_c
+  float balance; // sum balance_weight_c t_c (class-balanced row weight with probability targets)
+};
+
+__device__ __forceinline__ float max_ignoring_nan(float a, float b) { return b > a ? b : a; }
+
+template <int G>
+__device__ __forceinline__ float shuffle_max(float v) {
+  for (int o = G / 2; o > 0; o >>= 1) v = max_ignoring_nan(v, __shfl_xor_sync(0xffffffffu, v, o, G));
+  return v;
+}
+
+template <int G>
+__device__ __forceinline__ RowSums shuffle_sum(RowSums v) {
+  for (int o = G / 2; o > 0; o >>= 1) {
+    v.s += __shfl_xor_sync(0xffffffffu, v.s, o, G);
+    v.linear += __shfl_xor_sync(0xffffffffu, v.linear, o, G);
+    v.mass += __shfl_xor_sync(0xffffffffu, v.mass, o, G);
+    v.balance += __shfl_xor_sync(0xffffffffu, v.balance, o, G);
+  }
+  return v;
+}
+
+// Block-wide: every warp reduces, then every warp combines the warps' results in the same order, so
+// all threads get the same value without a broadcast.
+__device__ float block_max(float v) {
+  __shared__ float scratch[kBlock / 32];
+  v = shuffle_max<32>(v);
+  if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = v;
+  __syncthreads();
+  v = (threadIdx.x & 31) < kBlock / 32 ? scratch[threadIdx.x & 31] : -INFINITY;
+  v = shuffle_max<32>(v);
+  __syncthreads();  // scratch is reused by the next reduction
+  return v;
+}
+
+__device__ RowSums block_sum(RowSums v) {
+  __shared__ RowSums scratch[kBlock / 32];
+  v = shuffle_sum<32>(v);
+  if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = v;
+  __syncthreads();
+  v = (threadIdx.x & 31) < kBlock / 32 ? scratch[threadIdx.x & 31] : RowSums{0.0f, 0.0f, 0.0f, 0.0f};
+  v = shuffle_sum<32>(v);
+  __syncthreads();
+  return v;
+}
+
+template <int G>
+__device__ __forceinline__ float group_max(float v) {
+  if (G == kBlock) return block_max(v);
+  return shuffle_max<G>(v);
+}
+
+template <int G>
+__device__ __forceinline__ RowSums group_sum(RowSums v) {
+  if (G == kBlock) return block_sum(v);
+  return shuffle_sum<G>(v);
+}
+
+// ---- softmax rows ------------------------------------------------------------------------------
+
+// Per-class weight of the targets in the linear terms: w_c t'_c for probability targets, w_c for
+// smoothing with index targets, 0 for the focal loss.
+struct RowShape {
+  bool probs;
+  bool focal;
+  float smooth;  // eps / C
+};
+
+__device__ __forceinline__ RowShape row_shape(const KernelArgs& a) {
+  return {a.targets != nullptr, a.loss == LossKind::FocalSoftmax, a.eps / static_cast<float>(a.classes)};
+}
+
+// a_c: the target weight of class c in the linear terms (see math::softmax_row_terms).
+__device__ __forceinline__ float target_weight(const KernelArgs& a, const RowShape& r, int64_t n, int64_t c) {
+  const float w = a.class_weight ? a.class_weight[c] : 1.0f;
+  if (r.probs) return w * ((1.0f - a.eps) * a.targets[n * a.classes + c] + r.smooth);
+  return r.focal ? 0.0f : r.smooth * w;
+}
+
+// The sums over columns [begin, end) of row n (this thread's share: begin + lane, stride G).
+template <class T>
+__device__ __forceinline__ RowSums column_sums(const KernelArgs& a, const RowShape& r, int64_t n, int64_t begin,
+                                               int64_t end, int lane, int G, float m) {
+  const void* z = a.logits;
+  const int64_t C = a.classes;
+  const bool want_balance = a.balance != Balance::Off && r.probs;
+  RowSums sums{0.0f, 0.0f, 0.0f, 0.0f};
+  for (int64_t c = begin + lane; c < end; c += G) {
+    const float d = m - load<T>(z, n * C + c);
+    sums.s += expf(-d);
+    const float tw = target_weight(a, r, n, c);
+    sums.linear += tw * d;
+    sums.mass += tw;
+    if (want_balance) sums.balance += a.balance_weight[c] * a.targets[n * C + c];
+  }
+  return sums;
+}
+
+// The row's loss terms from its merged sums; writes the row loss (lane 0) and returns k * coef / S
+// and k * hit through `scale`/`hit`.
+struct RowGradient {
+  float scale;  // k * coef / S
+  float k;
+  float hit;    // k * hit
+};
+
+__device__ __forceinline__ RowGradient finish_row(const KernelArgs& a, const RowShape& r, int64_t n, int32_t y,
+                                                  float m, float zy, const RowSums& sums, bool write_loss) {
+  const float wy = y >= 0 && a.class_weight ? a.class_weight[y] : 1.0f;
+  const float ay = y >= 0 && a.alpha ? a.alpha[y] : a.alpha_scalar;
+  const math::SoftmaxForm form = r.focal ? math::SoftmaxForm::Focal
+                                 : r.probs ? math::SoftmaxForm::Probabilities
+                                           : math::SoftmaxForm::Index;
+  const math::SoftmaxRow<float> row = math::softmax_row_terms(
+      form, math::SoftmaxSums<float>{m - zy, logf(sums.s), sums.linear, sums.mass}, wy, ay, 1.0f - a.eps,
+      r.smooth, a.class_weight_sum, a.gamma);
+  float rw = 1.0f;  // the class-balanced weight of the row (either Balance applies per row here)
+  if (a.balance != Balance::Off) rw = r.probs ? sums.balance : a.balance_weight[y];
+  if (write_loss) a.row_loss[n] = rw * row.loss;
+  const float k = upstream(a, n) * rw;
+  return {k * row.coef / sums.s, k, k * row.hit};
+}
+
+template <class T>
+__device__ __forceinline__ void write_row_gradient(const KernelArgs& a, const RowShape& r, int64_t n, int32_t y,
+                                                   int64_t begin, int64_t end, int lane, int G, float m,
+                                                   const RowGradient& g) {
+  const int64_t C = a.classes;
+  for (int64_t c = begin + lane; c < end; c += G) {
+    const float e = expf(load<T>(a.logits, n * C + c) - m);
+    const float q = (c == y ? g.hit : 0.0f) + (r.probs || !r.focal ? g.k * target_weight(a, r, n, c) : 0.0f);
+    store<T>(a.grad, n * C + c, g.scale * e - q);
+  }
+}
+
+// Rows of up to kBlockRowMaxClasses: G threads per row (G = 4 or 32 within a warp, or kBlock). Every
+// thread of a block runs the same number of iterations (the loop bound depends on blockIdx only), so
+// the shuffles and barriers are never divergent; groups past the last row compute nothing.
+template <class T, int G>
+__global__ void softmax_rows_kernel(KernelArgs a) {
+  constexpr int kRowsPerBlock = kBlock / G;
+  const int lane = static_cast<int>(threadIdx.x) % G;
+  const int group = static_cast<int>(threadIdx.x) / G;
+  const RowShape r = row_shape(a);
+  const int64_t C = a.classes;
+  for (int64_t first = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock; first < a.rows;
+       first += static_cast<int64_t>(gridDim.x) * kRowsPerBlock) {
+    const int64_t n = first + group;
+    const bool active = n < a.rows;
+    const int32_t y = active && a.labels ? a.labels[n] : -1;
+    const bool ignored = active && a.labels && !r.focal && y == a.ignore_index;
+    const int64_t end = active && !ignored ? C : 0;
+
+    float m = -INFINITY;
+    for (int64_t c = lane; c < end; c += G) m = max_ignoring_nan(m, load<T>(a.logits, n * C + c));
+    m = group_max<G>(m);
+    const float zy = end && y >= 0 ? load<T>(a.logits, n * C + y) : 0.0f;  // before any lane writes
+    const RowSums sums = group_sum<G>(column_sums<T>(a, r, n, 0, end, lane, G, m));
+    if (!active) continue;
+    if (ignored) {
+      if (lane == 0) a.row_loss[n] = 0.0f;
+      if (a.grad) {
+        for (int64_t c = lane; c < C; c += G) store<T>(a.grad, n * C + c, 0.0f);
+      }
+      continue;
+    }
+    const RowGradient g = finish_row(a, r, n, y, m, zy, sums, lane == 0);
+    if (a.grad) write_row_gradient<T>(a, r, n, y, 0, C, lane, G, m, g);
+  }
+}
+
+// Rows longer than kBlockRowMaxClasses: grid (slices, rows). Phase 1 reduces each slice around its
+// own max.
+struct SliceStats {
+  float m;
+  RowSums sums;
+  float zy;  // the label's logit, from the slice that holds it (read before phase 2 writes)
+};
+
+template <class T>
+__global__ void slice_stats_kernel(KernelArgs a, SliceStats* stats) {
+  const RowShape r = row_shape(a);
+  const int64_t C = a.classes;
+  const int64_t slices = gridDim.x;
+  const int64_t begin = static_cast<int64_t>(blockIdx.x) * kSliceColumns;
+  const int64_t stop = begin + kSliceColumns < C ? begin + kSliceColumns : C;
+  for (int64_t n = blockIdx.y; n < a.rows; n += gridDim.y) {
+    const int32_t y = a.labels ? a.labels[n] : -1;
+    const bool ignored = a.labels && !r.focal && y == a.ignore_index;
+    const int64_t end = ignored ? begin : stop;
+    float m = -INFINITY;
+    for (int64_t c = begin + threadIdx.x; c < end; c += kBlock) m = max_ignoring_nan(m, load<T>(a.logits, n * C + c));
+    m = block_max(m);
+    const RowSums sums = block_sum(column_sums<T>(a, r, n, begin, end, static_cast<int>(threadIdx.x), kBlock, m));
+    if (threadIdx.x == 0) {
+      const bool holds_label = y >= begin && y < end;
+      stats[n * slices + blockIdx.x] = {m, sums, holds_label ? load<T>(a.logits, n * C + y) : 0.0f};
+    }
+  }
+}
+
+// Phase 2: merge the slices of row n (every block of the row in the same order), then the gradient
+// of this block's slice; the first slice's block writes the row loss.
+template <class T>
+__global__ void slice_gradient_kernel(KernelArgs a, const SliceStats* stats) {
+  const RowShape r = row_shape(a);
+  const int64_t C = a.classes;
+  const int64_t slices = gridDim.x;
+  const int64_t begin = static_cast<int64_t>(blockIdx.x) * kSliceColumns;
+  const int64_t end = begin + kSliceColumns < C ? begin + kSliceColumns : C;
+  for (int64_t n = blockIdx.y; n < a.rows; n += gridDim.y) {
+    const int32_t y = a.labels ? a.labels[n] : -1;
+    if (a.labels && !r.focal && y == a.ignore_index) {
+      if (blockIdx.x == 0 && threadIdx.x == 0) a.row_loss[n] = 0.0f;
+      if (a.grad) {
+        for (int64_t c = begin + threadIdx.x; c < end; c += kBlock) store<T>(a.grad, n * C + c, 0.0f);
+      }
+      continue;
+    }
+    const SliceStats* row = stats + n * slices;
+    float m = -INFINITY;
+    for (int64_t s = 0; s < slices; ++s) m = max_ignoring_nan(m, row[s].m);
+    RowSums sums{0.0f, 0.0f, 0.0f, 0.0f};
+    for (int64_t s = 0; s < slices; ++s) {
+      const RowSums& part = row[s].sums;
+      sums.s += part.s * expf(row[s].m - m);
+      sums.linear += part.linear + (part.mass != 0.0f ? part.mass * (m - row[s].m) : 0.0f);
+      sums.mass += part.mass;
+      sums.balance += part.balance;
+    }
+    const float zy = y >= 0 ? row[y / kSliceColumns].zy : 0.0f;
+    const RowGradient g = finish_row(a, r, n, y, m, zy, sums, blockIdx.x == 0 && threadIdx.x == 0);
+    if (a.grad) write_row_gradient<T>(a, r, n, y, begin, end, static_cast<int>(threadIdx.x), kBlock, m, g);
+  }
+}
+
+// ---- element-wise losses -----------------------------------------------------------------------
+
+// Class-balanced row weights from probability targets (element losses, Balance::Row): a warp per row.
+__global__ void row_weights_kernel(KernelArgs a, float* out) {
+  const int lane = static_cast<int>(threadIdx.x) & 31;
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * (kBlock / 32);
+  for (int64_t n = static_cast<int64_t>(blockIdx.x) * (kBlock / 32) + (threadIdx.x >> 5); n < a.rows; n += warps) {
+    float v = 0.0f;
+    for (int64_t c = lane; c < a.classes; c += 32) v += a.balance_weight[c] * a.targets[n * a.classes + c];
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (lane == 0) out[n] = v;
+  }
+}
+
+// Sums one double per thread over the block in a fixed order; thread 0 gets the total.
+__device__ double block_total(double v) {
+  __shared__ double partial[kBlock];
+  partial[threadIdx.x] = v;
+  __syncthreads();
+  for (int stride = kBlock / 2; stride > 0; stride >>= 1) {
+    if (static_cast<int>(threadIdx.x) < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
+    __syncthreads();
+  }
+  const double total = partial[0];
+  __syncthreads();
+  return total;
+}
+
+template <class T>
+__global__ void elements_kernel(KernelArgs a) {
+  const int64_t C = a.classes;
+  const int64_t M = a.rows * C;
+  const bool binary = a.loss == LossKind::FocalBinary;
+  double mine = 0.0;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x; i < M;
+       i += static_cast<int64_t>(gridDim.x) * kBlock) {
+    const int64_t n = i / C;
+    const int64_t c = i - n * C;
+    const float x = load<T>(a.logits, i);
+    const float t = a.labels ? (a.labels[n] == c ? 1.0f : 0.0f) : a.targets[i];
+    float w = 1.0f;  // class weight, alpha_t and class-balanced weight
+    math::LossAndSlope<float> r;
+    if (a.loss == LossKind::BCEWithLogits) {
+      r = math::bce_pos_weighted(x, t, a.pos_weight ? a.pos_weight[c] : 1.0f);
+      if (a.class_weight) w = a.class_weight[c];
+    } else if (a.loss == LossKind::SigmoidFocal) {
+      r = math::sigmoid_focal(x, t, a.gamma);
+      if (a.alpha_scalar >= 0.0f) w = a.alpha_scalar * t + (1.0f - a.alpha_scalar) * (1.0f - t);
+    } else {
+      r = math::binary_focal(x, t, a.gamma);
+      w = a.alpha ? a.alpha[0] * (1.0f - t) + a.alpha[1] * t : a.alpha_scalar;
+    }
+    if (a.balance != Balance::Off) {
+      if (binary) w *= a.balance_weight[0] * (1.0f - t) + a.balance_weight[1] * t;
+      else if (a.balance == Balance::Column) w *= a.balance_weight[c];
+      else w *= a.labels ? a.balance_weight[a.labels[n]] : a.row_weight[n];
+    }
+    const float loss = w * r.loss;
+    if (a.element_loss) a.element_loss[i] = loss;
+    if (a.grad) store<T>(a.grad, i, upstream(a, i) * w * r.slope);
+    mine += static_cast<double>(loss);
+  }
+  const double total = block_total(mine);
+  if (threadIdx.x == 0) a.partials[blockIdx.x] = total;
+}
+
+// ---- sums, divisors, label checks ----------------------------------------------------------------
+
+// out[blockIdx.x] = sum of values[i] over this block's fixed segment (in double).
+template <class V>
+__global__ void segment_sum_kernel(const V* values, int64_t count, int64_t segment, double* out) {
+  const int64_t begin = static_cast<int64_t>(blockIdx.x) * segment;
+  const int64_t end = begin + segment < count ? begin + segment : count;
+  double v = 0.0;
+  for (int64_t i = begin + threadIdx.x; i < end; i += kBlock) v += static_cast<double>(values[i]);
+  const double total = block_total(v);
+  if (threadIdx.x == 0) out[blockIdx.x] = total;
+}
+
+// What the divisor of a data-dependent reduction adds up per row (labels/targets on the device).
+__global__ void divisor_terms_kernel(KernelArgs a, Divisor divisor, double* terms) {
+  for (int64_t n = static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x; n < a.rows;
+       n += static_cast<int64_t>(gridDim.x) * kBlock) {
+    double v = 0.0;
+    const int32_t y = a.labels ? a.labels[n] : -1;
+    const bool ignored = a.labels && a.loss == LossKind::CrossEntropy && y == a.ignore_index;
+    if (divisor == Divisor::LabelWeight) {
+      v = !a.labels ? 1.0 : ignored ? 0.0 : a.class_weight ? a.class_weight[y] : 1.0;
+    } else if (a.loss == LossKind::FocalBinary) {
+      const double t = a.targets[n];
+      v = a.balance_weight[0] * (1.0 - t) + a.balance_weight[1] * t;
+    } else if (a.labels) {
+      v = ignored ? 0.0 : a.balance_weight[y];
+    } else {
+      for (int64_t c = 0; c < a.classes; ++c) v += static_cast<double>(a.balance_weight[c]) * a.targets[n * a.classes + c];
+    }
+    terms[n] = v;
+  }
+}
+
+// The first row whose label is outside [0, C) and not ignore_index (when allowed): atomicMin of
+// the row index (integer atomics are exact), starting from UINT64_MAX.
+__global__ void check_labels_kernel(const int32_t* labels, int64_t rows, int64_t classes, bool use_ignore,
+                                    int32_t ignore_index, unsigned long long* first_bad) {
+  for (int64_t n = static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x; n < rows;
+       n += static_cast<int64_t>(gridDim.x) * kBlock) {
+    const int32_t y = labels[n];
+    if ((y < 0 || y >= classes) && !(use_ignore && y == ignore_index)) {
+      atomicMin(first_bad, static_cast<unsigned long long>(n));
+    }
+  }
+}
+
+}  // namespace cuda
+}  // namespace cbloss
