@@ -148,8 +148,6 @@ __device__ __forceinline__ RowSums group_sum(RowSums v) {
 
 // ---- softmax rows ------------------------------------------------------------------------------
 
-// Per-class weight of the targets in the linear terms: w_c t'_c for probability targets, w_c for
-// smoothing with index targets, 0 for the focal loss.
 struct RowShape {
   bool probs;
   bool focal;
@@ -160,11 +158,20 @@ __device__ __forceinline__ RowShape row_shape(const KernelArgs& a) {
   return {a.targets != nullptr, a.loss == LossKind::FocalSoftmax, a.eps / static_cast<float>(a.classes)};
 }
 
-// a_c: the target weight of class c in the linear terms (see math::softmax_row_terms).
+// The per-class target term q_c of the gradient besides `hit` (see math::softmax_row_terms): w_c t'_c
+// for probability targets, smooth * w_c for index targets, 0 for the focal loss.
 __device__ __forceinline__ float target_weight(const KernelArgs& a, const RowShape& r, int64_t n, int64_t c) {
   const float w = a.class_weight ? a.class_weight[c] : 1.0f;
   if (r.probs) return w * ((1.0f - a.eps) * a.targets[n * a.classes + c] + r.smooth);
   return r.focal ? 0.0f : r.smooth * w;
+}
+
+// The weight of class c in the `linear` sum: w_c t'_c for probability targets; w_c for index targets
+// with smoothing (softmax_row_terms multiplies by smooth itself); 0 otherwise.
+__device__ __forceinline__ float linear_weight(const KernelArgs& a, const RowShape& r, int64_t n, int64_t c) {
+  if (r.probs) return target_weight(a, r, n, c);
+  if (r.focal || a.eps == 0.0f) return 0.0f;
+  return a.class_weight ? a.class_weight[c] : 1.0f;
 }
 
 // The sums over columns [begin, end) of row n (this thread's share: begin + lane, stride G).
@@ -178,9 +185,9 @@ __device__ __forceinline__ RowSums column_sums(const KernelArgs& a, const RowSha
   for (int64_t c = begin + lane; c < end; c += G) {
     const float d = m - load<T>(z, n * C + c);
     sums.s += expf(-d);
-    const float tw = target_weight(a, r, n, c);
-    sums.linear += tw * d;
-    sums.mass += tw;
+    const float lw = linear_weight(a, r, n, c);
+    sums.linear += lw * d;
+    sums.mass += lw;  // used for probability targets only
     if (want_balance) sums.balance += a.balance_weight[c] * a.targets[n * C + c];
   }
   return sums;

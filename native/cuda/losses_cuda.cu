@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -38,6 +39,14 @@ using cuda::kBlock;
 
 constexpr int kStreams = 3;
 constexpr int64_t kChunkElements = int64_t{1} << 22;  // logits per pipelined chunk (16 MiB of float32)
+
+// Logits per chunk: kChunkElements, or CBLOSS_CUDA_CHUNK_ELEMENTS (read at each call; the tests use
+// small chunks so that the pipeline's many-chunk paths run on small inputs).
+int64_t chunk_elements() {
+  const char* env = std::getenv("CBLOSS_CUDA_CHUNK_ELEMENTS");
+  const long long v = env ? std::atoll(env) : 0;
+  return v > 0 ? static_cast<int64_t>(v) : kChunkElements;
+}
 constexpr int64_t kMaxElementBlocks = 4096;
 constexpr size_t kAlign = 256;
 
@@ -451,7 +460,7 @@ double run_host_arrays(DeviceContext& ctx, const Problem& p) {
   const int64_t C = p.classes;
   const bool rows = is_row_loss(p.loss);
   const double divisor = reduction_divisor(p);
-  const int64_t chunk_rows_max = N == 0 ? 1 : std::max<int64_t>(1, std::min<int64_t>(N, kChunkElements / C));
+  const int64_t chunk_rows_max = N == 0 ? 1 : std::max<int64_t>(1, std::min<int64_t>(N, chunk_elements() / C));
   const int64_t chunks = N == 0 ? 0 : ceil_div(N, chunk_rows_max);
   const size_t chunk_elems = static_cast<size_t>(chunk_rows_max * C);
   const size_t chunk_outputs = rows ? static_cast<size_t>(chunk_rows_max) : chunk_elems;

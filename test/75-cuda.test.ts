@@ -1,0 +1,356 @@
+// The CUDA backend through the public API: host arrays on device 'cuda' and DeviceTensors, against
+// the same references as the CPU (vectors, float64 reference, finite differences) and against the
+// CPU path itself on larger shapes that reach every row kernel (4 and 32 lanes, a block, several
+// blocks per row) and the multi-chunk pipeline; float16/bfloat16 logits; DeviceTensor semantics and
+// failures. Where no GPU is present these run on the CPU emulator of CUDA when the addon was built
+// with it (`npm run build:emulated`, as CI does), and are skipped otherwise with the reason.
+import { strict as assert } from 'node:assert';
+
+import * as cbloss from '../lib';
+import { DeviceTensor } from '../lib';
+import { cbFamilies, families, runFamily } from './families';
+import { assertGradClose, assertLossArrayClose, assertLossClose, buildLoss, loadPublicVectors, nullToNaN, randomLogits, rng } from './helpers';
+
+const cuda = cbloss.backendInfo().cuda;
+const where = cuda.emulated ? 'the CPU emulator of CUDA' : 'a GPU';
+
+describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, function () {
+  before(function () {
+    if (!cuda.available) {
+      console.log(`      skipped: ${cuda.reason}`);
+      this.skip();
+    }
+  });
+
+  describe('contract vectors on the device', () => {
+    const cases = (() => {
+      try {
+        return loadPublicVectors();
+      } catch {
+        return [];
+      }
+    })();
+    for (const c of cases) {
+      it(c.name, () => {
+        const loss = buildLoss({ loss: c.loss, options: { ...c.options, device: 'cuda' } });
+        const input = Float32Array.from(c.input);
+        const target = c.targetType === 'int32' ? Int32Array.from(c.target) : Float32Array.from(c.target);
+        const opts = c.gradOutput === undefined ? undefined : { gradOutput: c.gradOutput };
+        const expectedGrad = c.expected.grad.map(nullToNaN);
+        const host = loss.forwardBackward(input, target, opts);
+        const dx = DeviceTensor.from(input);
+        const onDevice = loss.forwardBackward(dx, target, opts);
+        const deviceLoss = onDevice.loss instanceof DeviceTensor ? onDevice.loss.toHost() : onDevice.loss;
+        for (const [what, value] of [['host arrays', host.loss], ['DeviceTensor', deviceLoss]] as const) {
+          if (Array.isArray(c.expected.loss)) assertLossArrayClose(value as Float32Array, c.expected.loss.map(nullToNaN), `${what} loss`);
+          else assertLossClose(value as number, nullToNaN(c.expected.loss), `${what} loss`);
+        }
+        assertGradClose(host.grad, expectedGrad, 'host arrays grad');
+        assertGradClose(onDevice.grad.toHost() as Float32Array, expectedGrad, 'DeviceTensor grad');
+        dx.dispose();
+        onDevice.grad.dispose();
+        if (onDevice.loss instanceof DeviceTensor) onDevice.loss.dispose();
+      });
+    }
+  });
+
+  describe('every loss family against the float64 reference', () => {
+    let seed = 9000;
+    for (const f of [...families, ...cbFamilies().filter((_, i) => i % 3 === 0)]) {
+      const s = seed++;
+      it(f.name, () => {
+        runFamily(f, s, { device: 'cuda' });
+        runFamily(f, s + 1, { device: 'cuda', deviceTensors: true });
+      });
+    }
+  });
+
+  describe('every row kernel and the chunked pipeline, against the CPU', () => {
+    // C = 10: 4 lanes a row; 100: a warp; 3000: a block; 40000: three blocks per row.
+    const shapes: Array<[number, number]> = [
+      [64, 10],
+      [40, 100],
+      [5, 3000],
+      [3, 40000],
+    ];
+    const specs: Array<[string, Record<string, unknown>]> = [
+      ['CE', { loss: 'CrossEntropyLoss', options: { labelSmoothing: 0.1, ignoreIndex: 2 } }],
+      ['focal', { loss: 'FocalLoss', options: { gamma: 0.5, alpha: 0.25 } }],
+      ['CB focal', { loss: 'ClassBalancedLoss', options: { beta: 0.999, lossFunc: { loss: 'FocalLoss', options: { gamma: 2, reduction: 'none' } } } }],
+      ['BCE', { loss: 'BCEWithLogitsLoss', options: {} }],
+      ['sigmoid focal', { loss: 'SigmoidFocalLoss', options: { reduction: 'sum' } }],
+    ];
+    for (const [N, C] of shapes) {
+      for (const [name, spec] of specs) {
+        it(`${name} ${N}x${C}`, () => {
+          const rand = rng(N * 31 + C);
+          const x = randomLogits(rand, N * C, 3);
+          const y = Int32Array.from({ length: N }, (_, n) => (n % 5 === 4 && name === 'CE' ? 2 : Math.floor(rand() * C)));
+          const options: Record<string, unknown> = { ...(spec.options as Record<string, unknown>), numClasses: C };
+          if (spec.loss === 'ClassBalancedLoss') {
+            options.samplesPerCls = Array.from({ length: C }, () => 1 + Math.floor(rand() * 100));
+            (options.lossFunc as { options: Record<string, unknown> }).options.numClasses = C;
+          }
+          if (spec.loss === 'FocalLoss') options.numClasses = C;
+          const build = (device: string) => buildLoss({ loss: spec.loss as never, options: { ...options, device } });
+          const cpu = build('cpu').forwardBackward(x, y);
+          const gpu = build('cuda').forwardBackward(x, y);
+          const dx = DeviceTensor.from(x);
+          const dy = DeviceTensor.from(y);
+          const resident = build('cuda').forwardBackward(dx, dy);
+          process.env.CBLOSS_CUDA_CHUNK_ELEMENTS = String(Math.max(1, Math.floor((N * C) / 7)));
+          let chunked;
+          try {
+            chunked = build('cuda').forwardBackward(x, y);
+          } finally {
+            delete process.env.CBLOSS_CUDA_CHUNK_ELEMENTS;
+          }
+          assertLossClose(gpu.loss as number, cpu.loss as number, 'host arrays loss');
+          assertLossClose(resident.loss as number, cpu.loss as number, 'DeviceTensor loss');
+          assertLossClose(chunked.loss as number, cpu.loss as number, 'chunked loss');
+          assertGradClose(gpu.grad, cpu.grad, 'host arrays grad');
+          assertGradClose(resident.grad.toHost() as Float32Array, cpu.grad, 'DeviceTensor grad');
+          assert.deepEqual(chunked.grad, gpu.grad, 'chunking does not change the gradient');
+          for (const t of [dx, dy, resident.grad]) t.dispose();
+        });
+      }
+    }
+
+    it("'none' losses and per-element gradOutput across chunks", () => {
+      const rand = rng(77);
+      const N = 50;
+      const C = 7;
+      const x = randomLogits(rand, N * C);
+      const y = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
+      const g = Float32Array.from({ length: N }, () => rand() - 0.3);
+      const cpu = new cbloss.CrossEntropyLoss({ reduction: 'none', device: 'cpu' }).forwardBackward(x, y, { gradOutput: g });
+      process.env.CBLOSS_CUDA_CHUNK_ELEMENTS = '20';
+      try {
+        const gpu = new cbloss.CrossEntropyLoss({ reduction: 'none', device: 'cuda' }).forwardBackward(x, y, { gradOutput: g });
+        assertLossArrayClose(gpu.loss, cpu.loss, 'loss');
+        assertGradClose(gpu.grad, cpu.grad, 'grad');
+        const t = Float32Array.from({ length: N * C }, () => rand());
+        const bceCpu = new cbloss.BCEWithLogitsLoss({ reduction: 'none', device: 'cpu' }).forwardBackward(x, t);
+        const bceGpu = new cbloss.BCEWithLogitsLoss({ reduction: 'none', device: 'cuda' }).forwardBackward(x, t);
+        assertLossArrayClose(bceGpu.loss, bceCpu.loss, 'BCE loss');
+        assertGradClose(bceGpu.grad, bceCpu.grad, 'BCE grad');
+      } finally {
+        delete process.env.CBLOSS_CUDA_CHUNK_ELEMENTS;
+      }
+    });
+  });
+
+  describe('float16 and bfloat16 logits', () => {
+    for (const dtype of ['float16', 'bfloat16'] as const) {
+      const encode = dtype === 'float16' ? cbloss.toFloat16Bits : cbloss.toBfloat16Bits;
+      const decode = dtype === 'float16' ? cbloss.fromFloat16Bits : cbloss.fromBfloat16Bits;
+      for (const [N, C] of [
+        [33, 10],
+        [4, 3000],
+        [2, 40000],
+      ] as Array<[number, number]>) {
+        it(`${dtype} ${N}x${C}: the float32 math on the rounded logits, the gradient rounded to ${dtype}`, () => {
+          const rand = rng(C + N);
+          const bits = encode(randomLogits(rand, N * C, 3));
+          const rounded = decode(bits);
+          const y = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
+          const cpu = new cbloss.FocalLoss({ numClasses: C, gamma: 2, device: 'cpu' }).forwardBackward(rounded, y);
+          const x = DeviceTensor.from(bits, { dtype });
+          const gpu = new cbloss.FocalLoss({ numClasses: C, gamma: 2 }).forwardBackward(x, DeviceTensor.from(y));
+          assert.equal(gpu.grad.dtype, dtype);
+          assertLossClose(gpu.loss, cpu.loss as number, 'loss');
+          // The gradient's own rounding: half an ulp of the type, relative (plus the float32 tolerance).
+          assertGradClose(decode(gpu.grad.toHost() as Uint16Array), cpu.grad, 'grad', dtype === 'float16' ? 1e-3 : 8e-3);
+        });
+      }
+    }
+
+    it('element losses take 16-bit logits too', () => {
+      const rand = rng(5);
+      const bits = cbloss.toBfloat16Bits(randomLogits(rand, 300));
+      const t = Float32Array.from({ length: 300 }, () => (rand() < 0.3 ? 1 : 0));
+      const cpu = new cbloss.SigmoidFocalLoss({ reduction: 'mean', device: 'cpu' }).forwardBackward(cbloss.fromBfloat16Bits(bits), t);
+      const gpu = new cbloss.SigmoidFocalLoss({ reduction: 'mean' }).forwardBackward(DeviceTensor.from(bits, { dtype: 'bfloat16' }), t);
+      assertLossClose(gpu.loss, cpu.loss as number, 'loss');
+      assertGradClose(cbloss.fromBfloat16Bits(gpu.grad.toHost() as Uint16Array), cpu.grad, 'grad', 8e-3);
+    });
+  });
+
+  describe('DeviceTensor', () => {
+    it('round-trips every dtype', () => {
+      const f = Float32Array.from([1.5, -2, 3e-8, Infinity]);
+      assert.deepEqual(DeviceTensor.from(f).toHost(), f);
+      const i = Int32Array.from([0, -1, 2147483647]);
+      assert.deepEqual(DeviceTensor.from(i).toHost(), i);
+      const h = Uint16Array.from([0x3c00, 0x7bff, 0x8001]);
+      const t = DeviceTensor.from(h, { dtype: 'float16' });
+      assert.deepEqual([t.length, t.dtype, t.device], [3, 'float16', 'cuda:0']);
+      assert.deepEqual(t.toHost(), h);
+      assert.deepEqual(DeviceTensor.from(new Float64Array([0.1])).toHost(), Float32Array.from([0.1]));
+      assert.deepEqual(DeviceTensor.from(Int8Array.from([-3, 4])).toHost(), Int32Array.from([-3, 4]));
+    });
+
+    it('rejects what it cannot hold, naming the argument', () => {
+      assert.throws(() => DeviceTensor.from(new Uint16Array(2)), { name: 'TypeError', message: /for dtype/ });
+      assert.throws(() => DeviceTensor.from(new Float32Array(2), { dtype: 'int32' }), { name: 'TypeError', message: /for data/ });
+      assert.throws(() => DeviceTensor.from(new Float32Array(2), { dtype: 'float64' as never }), { name: 'RangeError', message: /for dtype/ });
+      assert.throws(() => DeviceTensor.from([1, 2] as never), { name: 'TypeError', message: /for data/ });
+      assert.throws(() => DeviceTensor.from(new Float32Array(2), { device: 'cuda:7' }), {
+        name: 'RangeError',
+        message: /a CUDA device index below 1 for device but received 'cuda:7'/,
+      });
+      assert.throws(() => DeviceTensor.from(new Float32Array(2), { device: 'cpu' }), { name: 'RangeError' });
+      assert.throws(() => DeviceTensor.fromPointer(0n, 4, 'float32'), { name: 'RangeError', message: /address/ });
+    });
+
+    it('dispose frees; later uses are TypeErrors; a loss given a disposed tensor throws', () => {
+      const t = DeviceTensor.from(new Float32Array(20));
+      t.dispose();
+      t.dispose(); // twice is fine
+      assert.equal(t.disposed, true);
+      assert.throws(() => t.toHost(), { name: 'TypeError', message: /disposed/ });
+      assert.throws(() => new cbloss.CrossEntropyLoss().forward(t, new Int32Array(2)), { name: 'TypeError', message: /disposed/ });
+    });
+
+    it("out.grad may be the input (in place); out buffers are reused; 'none' losses stay on the device", () => {
+      const rand = rng(3);
+      const x = randomLogits(rand, 60);
+      const y = Int32Array.from({ length: 6 }, () => Math.floor(rand() * 10));
+      const cpu = new cbloss.CrossEntropyLoss({ reduction: 'none', device: 'cpu' }).forwardBackward(x, y);
+      const loss = new cbloss.CrossEntropyLoss({ reduction: 'none' });
+      const dx = DeviceTensor.from(x);
+      const lossOut = DeviceTensor.empty(6);
+      const r = loss.forwardBackward(dx, y, { out: { grad: dx, loss: lossOut } });
+      assert.equal(r.grad, dx);
+      assert.equal(r.loss, lossOut);
+      assertGradClose(dx.toHost() as Float32Array, cpu.grad, 'in-place grad');
+      assertLossArrayClose(lossOut.toHost() as Float32Array, cpu.loss, 'loss');
+      assert.throws(() => loss.forwardBackward(DeviceTensor.from(x), y, { out: { grad: DeviceTensor.empty(59) } }), {
+        name: 'RangeError',
+        message: /out\.grad/,
+      });
+      const dy = DeviceTensor.from(y);
+      assert.throws(() => new cbloss.CrossEntropyLoss({ reduction: 'none' }).forwardBackward(DeviceTensor.from(x), dy, { out: { loss: dy } }), {
+        name: 'TypeError',
+        message: /out\.loss/,
+      });
+    });
+
+    it('per-element gradOutput as a DeviceTensor or host values', () => {
+      const rand = rng(4);
+      const x = randomLogits(rand, 40);
+      const t = Float32Array.from({ length: 40 }, () => rand());
+      const g = Float32Array.from({ length: 40 }, () => rand() - 0.5);
+      const cpu = new cbloss.BCEWithLogitsLoss({ reduction: 'none', device: 'cpu' }).forwardBackward(x, t, { gradOutput: g });
+      const loss = new cbloss.BCEWithLogitsLoss({ reduction: 'none' });
+      for (const gradOutput of [g, DeviceTensor.from(g)]) {
+        const r = loss.forwardBackward(DeviceTensor.from(x), DeviceTensor.from(t), { gradOutput });
+        assertGradClose(r.grad.toHost() as Float32Array, cpu.grad, 'grad');
+      }
+    });
+
+    it('labels out of range on the device: the RangeError of the host path, nothing written', () => {
+      const x = DeviceTensor.from(Float32Array.from({ length: 30 }, (_, i) => i / 7));
+      const grad = DeviceTensor.from(new Float32Array(30).fill(42));
+      const bad = DeviceTensor.from(Int32Array.from([0, 1, 2, 9, 1, 0, 2, 2, 1, -5]));
+      assert.throws(() => new cbloss.CrossEntropyLoss().forwardBackward(x, bad, { out: { grad } }), {
+        name: 'RangeError',
+        message: 'target[3] = 9 is out of range [0, 3)',
+      });
+      assert.deepEqual(grad.toHost(), new Float32Array(30).fill(42));
+      const ignored = DeviceTensor.from(Int32Array.from([0, 1, 2, -100, 1, 0, 2, 2, 1, 0]));
+      assert.equal(typeof new cbloss.CrossEntropyLoss().forward(x, ignored), 'number');
+      assert.throws(() => new cbloss.FocalLoss({ numClasses: 3 }).forward(x, ignored), { name: 'RangeError', message: 'target[3] = -100 is out of range [0, 3)' });
+    });
+
+    it('device and host arguments do not mix silently', () => {
+      const x = new Float32Array(20);
+      const dy = DeviceTensor.from(new Int32Array(2));
+      assert.throws(() => new cbloss.CrossEntropyLoss().forward(x, dy), { name: 'TypeError', message: /a host array \(the input is not a DeviceTensor\) for target/ });
+      assert.throws(() => new cbloss.CrossEntropyLoss({ device: 'cpu' }).forward(DeviceTensor.from(x), dy), {
+        name: 'TypeError',
+        message: /device is 'cpu'/,
+      });
+      assert.throws(() => new cbloss.CrossEntropyLoss().forward(DeviceTensor.from(new Int32Array(20)), dy), { name: 'TypeError', message: /int32/ });
+    });
+
+    it('async calls on the device equal sync calls', async () => {
+      const rand = rng(8);
+      const x = DeviceTensor.from(randomLogits(rand, 500));
+      const y = DeviceTensor.from(Int32Array.from({ length: 50 }, () => Math.floor(rand() * 10)));
+      const loss = new cbloss.ClassBalancedLoss({
+        samplesPerCls: [5, 50, 500, 5, 50, 500, 5, 50, 500, 5],
+        beta: 0.99,
+        numClasses: 10,
+        lossFunc: new cbloss.FocalLoss({ numClasses: 10, reduction: 'none' }),
+      });
+      const sync = loss.forwardBackward(x, y);
+      const results = await Promise.all(Array.from({ length: 8 }, () => loss.forwardBackwardAsync(x, y)));
+      for (const r of results) {
+        assert.equal(r.loss, sync.loss);
+        assert.deepEqual(r.grad.toHost(), sync.grad.toHost());
+      }
+      await assert.rejects(loss.forwardAsync(x, DeviceTensor.from(new Int32Array(50).fill(10))), { name: 'RangeError' });
+    });
+
+    it('fromPointer computes on memory it does not own, and leaves it alone', () => {
+      const rand = rng(9);
+      const x = randomLogits(rand, 80);
+      const owner = DeviceTensor.from(x);
+      const view = DeviceTensor.fromPointer(owner.address, 80, 'float32');
+      const y = Int32Array.from({ length: 8 }, () => Math.floor(rand() * 10));
+      const cpu = new cbloss.CrossEntropyLoss({ device: 'cpu' }).forward(x, y);
+      assertLossClose(new cbloss.CrossEntropyLoss().forward(view, y), cpu as number, 'loss');
+      view.dispose();
+      assert.deepEqual(owner.toHost(), x, 'the owner still holds its data');
+    });
+
+    it('out of device memory: a clear Error, nothing written or leaked, everything works afterwards', function () {
+      if (!cuda.emulated) this.skip(); // the emulator's 1 GiB budget makes this fast and certain
+      assert.throws(() => DeviceTensor.empty(2 ** 29), /CUDA out of memory: could not allocate 2147483648 bytes on cuda:0/);
+      // Fill the device, then ask for a host-array call whose staging buffers cannot fit.
+      const hog: DeviceTensor[] = [];
+      for (const size of [2 ** 24, 2 ** 18]) {
+        for (;;) {
+          try {
+            hog.push(DeviceTensor.empty(size));
+          } catch {
+            break;
+          }
+        }
+      }
+      const N = 2 ** 18;
+      const x = new Float32Array(N * 4);
+      const grad = new Float32Array(N * 4).fill(3);
+      const loss = new cbloss.CrossEntropyLoss({ device: 'cuda' });
+      assert.throws(() => loss.forwardBackward(x, new Int32Array(N), { out: { grad } }), /CUDA out of memory/);
+      assert.ok(grad.every((v) => v === 3), 'nothing was written');
+      for (const t of hog) t.dispose();
+      assertLossClose(loss.forwardBackward(x, new Int32Array(N), { out: { grad } }).loss, Math.log(4), 'after');
+      assertLossClose(new cbloss.CrossEntropyLoss({ device: 'cpu' }).forward(x, new Int32Array(N)), Math.log(4), 'cpu');
+    });
+
+    it('the finalizer frees tensors nobody disposed', async function () {
+      if (!cuda.emulated || typeof global.gc !== 'function') this.skip();
+      // 600 MiB each against the emulator's 1 GiB: without the finalizer the second would not fit.
+      // (Node runs addon finalizers after the collection, from the event loop: hence the awaits.)
+      for (let i = 0; i < 4; i++) {
+        let t: DeviceTensor | null = DeviceTensor.empty(150 * 2 ** 20);
+        assert.equal(t.length, 150 * 2 ** 20);
+        t = null;
+        global.gc?.();
+        await new Promise((resolve) => setImmediate(resolve));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    });
+  });
+});
+
+describe('75 DeviceTensor without CUDA', () => {
+  it('DeviceTensor.from is an Error that says why CUDA is not usable', function () {
+    if (cuda.available) this.skip();
+    assert.throws(() => DeviceTensor.from(new Float32Array(4)), {
+      message: `cbloss: DeviceTensor needs CUDA, which is not usable: ${cuda.reason}`,
+    });
+  });
+});

@@ -1,0 +1,203 @@
+// The loss families every precision test runs — each loss × option × reduction, and the class-balanced
+// wrappers of each — with random inputs, checked against the independent float64 reference
+// (test/reference.ts) for the loss and central finite differences for the gradient. The CPU tests
+// (20-reference) and the CUDA tests (75-cuda) share them.
+import { DeviceTensor } from '../lib';
+import { assertGradClose, assertLossArrayClose, assertLossClose, buildLoss, normal, randomLogits, rng } from './helpers';
+import { referenceGrad, referenceLoss, type LossSpec, type RefCase } from './reference';
+
+type TargetMaker = (rand: () => number, N: number, C: number) => RefCase['target'];
+
+const indices: TargetMaker = (rand, N, C) => ({ kind: 'int', values: Array.from({ length: N }, () => Math.floor(rand() * C)) });
+const withIgnored = (ignore: number): TargetMaker => (rand, N, C) => ({
+  kind: 'int',
+  values: Array.from({ length: N }, (_, n) => (n % 3 === 1 ? ignore : Math.floor(rand() * C))),
+});
+const probabilities: TargetMaker = (rand, N, C) => {
+  const values: number[] = [];
+  for (let n = 0; n < N; n++) {
+    const row = Array.from({ length: C }, () => Math.exp(normal(rand)));
+    const s = row.reduce((a, b) => a + b, 0);
+    values.push(...row.map((v) => Math.fround(v / s)));
+  }
+  return { kind: 'float', values };
+};
+const soft: TargetMaker = (rand, N, C) => ({ kind: 'float', values: Array.from({ length: N * C }, () => Math.fround(rand())) });
+const hard: TargetMaker = (rand, N, C) => ({ kind: 'float', values: Array.from({ length: N * C }, () => (rand() < 0.4 ? 1 : 0)) });
+const hardInt: TargetMaker = (rand, N, C) => ({ kind: 'int', values: Array.from({ length: N * C }, () => (rand() < 0.4 ? 1 : 0)) });
+
+export interface Family {
+  name: string;
+  loss: LossSpec['loss'];
+  options: (C: number, rand: () => number) => Record<string, unknown>;
+  target: TargetMaker;
+  reductions: string[];
+  /** Fixed class count (binary focal: 1 logit per element but numClasses 2). */
+  classes?: number;
+  /** The logits are N×C but the loss sees one flat array (binary focal). */
+  flat?: boolean;
+}
+
+const weights = (C: number, rand: () => number): number[] => Array.from({ length: C }, () => Math.fround(0.2 + 1.5 * rand()));
+const R3 = ['none', 'mean', 'sum'];
+
+export const families: Family[] = [
+  { name: 'CE', loss: 'CrossEntropyLoss', options: () => ({}), target: indices, reductions: R3 },
+  { name: 'CE weight', loss: 'CrossEntropyLoss', options: (C, r) => ({ weight: weights(C, r) }), target: indices, reductions: R3 },
+  { name: 'CE smoothing', loss: 'CrossEntropyLoss', options: () => ({ labelSmoothing: 0.15 }), target: indices, reductions: R3 },
+  {
+    name: 'CE weight smoothing ignore=-100',
+    loss: 'CrossEntropyLoss',
+    options: (C, r) => ({ weight: weights(C, r), label_smoothing: 0.3 }),
+    target: withIgnored(-100),
+    reductions: R3,
+  },
+  { name: 'CE ignore=1', loss: 'CrossEntropyLoss', options: () => ({ ignoreIndex: 1 }), target: withIgnored(1), reductions: R3 },
+  { name: 'CE probabilities', loss: 'CrossEntropyLoss', options: (C) => ({ numClasses: C }), target: probabilities, reductions: R3 },
+  {
+    name: 'CE probabilities weight smoothing',
+    loss: 'CrossEntropyLoss',
+    options: (C, r) => ({ weight: weights(C, r), labelSmoothing: 0.1 }),
+    target: probabilities,
+    reductions: R3,
+  },
+  { name: 'BCE', loss: 'BCEWithLogitsLoss', options: (C) => ({ numClasses: C }), target: soft, reductions: R3 },
+  { name: 'BCE flat', loss: 'BCEWithLogitsLoss', options: () => ({}), target: hard, reductions: R3 },
+  {
+    name: 'BCE weight posWeight',
+    loss: 'BCEWithLogitsLoss',
+    options: (C, r) => ({ weight: weights(C, r), pos_weight: weights(C, r) }),
+    target: soft,
+    reductions: R3,
+  },
+  { name: 'BCE index targets', loss: 'BCEWithLogitsLoss', options: () => ({}), target: indices, reductions: R3 },
+  { name: 'BCE integer 0/1 targets', loss: 'BCEWithLogitsLoss', options: (C) => ({ numClasses: C }), target: hardInt, reductions: R3 },
+  ...[0, 0.5, 2, 3.5].map((gamma): Family => ({
+    name: `focal softmax gamma=${gamma}`,
+    loss: 'FocalLoss',
+    options: (C) => ({ numClasses: C, gamma, alpha: 0.3 }),
+    target: indices,
+    reductions: R3,
+  })),
+  {
+    name: 'focal softmax alpha vector',
+    loss: 'FocalLoss',
+    options: (C, r) => ({ num_classes: C, alpha: weights(C, r), gamma: 1.5 }),
+    target: indices,
+    reductions: R3,
+  },
+  { name: 'focal softmax two classes', loss: 'FocalLoss', options: () => ({ numClasses: 2, gamma: 0.7 }), target: indices, reductions: R3, classes: 2 },
+  ...[0, 0.5, 2].map((gamma): Family => ({
+    name: `focal binary gamma=${gamma} soft`,
+    loss: 'FocalLoss',
+    options: () => ({ numClasses: 2, gamma, alpha: 0.4 }),
+    target: soft,
+    reductions: R3,
+    flat: true,
+  })),
+  {
+    name: 'focal binary alpha pair, integer targets',
+    loss: 'FocalLoss',
+    options: () => ({ numClasses: 2, alpha: [0.7, 0.3] }),
+    target: hardInt,
+    reductions: R3,
+    flat: true,
+  },
+  ...[0, 0.5, 2].map((gamma): Family => ({
+    name: `sigmoid focal gamma=${gamma}`,
+    loss: 'SigmoidFocalLoss',
+    options: () => ({ gamma, reduction: 'mean' }),
+    target: soft,
+    reductions: R3,
+  })),
+  { name: 'sigmoid focal alpha<0', loss: 'SigmoidFocalLoss', options: () => ({ alpha: -1, gamma: 1 }), target: hard, reductions: R3 },
+  { name: 'sigmoid focal index targets', loss: 'SigmoidFocalLoss', options: (C) => ({ numClasses: C }), target: indices, reductions: R3 },
+];
+
+const CB_REDUCTIONS = ['none', 'mean', 'sum', 'batchmean', 'weightedmean'];
+
+export function cbFamilies(): Family[] {
+  const out: Family[] = [];
+  const bases = families.filter((f) => !f.name.includes('flat') && !f.name.includes('gamma=0 ') && !f.name.startsWith('focal softmax gamma=3.5'));
+  for (const base of bases) {
+    for (const beta of [0, 0.9, 0.999, 1]) {
+      const weightings = base.loss === 'BCEWithLogitsLoss' || base.loss === 'SigmoidFocalLoss' ? ['row', 'class'] : ['row'];
+      for (const weighting of weightings) {
+        out.push({
+          name: `CB(${base.name}) beta=${beta} ${weighting}`,
+          loss: 'ClassBalancedLoss',
+          classes: base.classes,
+          flat: base.flat,
+          target: base.target,
+          reductions: CB_REDUCTIONS,
+          options: (C, r) => {
+            const classes = base.flat ? 2 : C;
+            const baseOptions = { ...base.options(C, r), reduction: 'none' };
+            delete (baseOptions as Record<string, unknown>).numClasses;
+            delete (baseOptions as Record<string, unknown>).num_classes;
+            if (base.loss === 'FocalLoss') (baseOptions as Record<string, unknown>).numClasses = classes;
+            return {
+              samplesPerCls: Array.from({ length: classes }, () => 1 + Math.floor(r() * 500)),
+              beta,
+              numClasses: classes,
+              weighting,
+              lossFunc: { loss: base.loss, options: baseOptions },
+            };
+          },
+        });
+      }
+    }
+  }
+  return out;
+}
+
+/** Where runFamily computes: the loss's device option, and whether the data goes in as DeviceTensors. */
+export interface RunMode {
+  device?: string;
+  deviceTensors?: boolean;
+  /** The shape (default: C in [2, 8], N in [1, 8]). */
+  shape?: (rand: () => number) => { N: number; C: number };
+}
+
+export function runFamily(f: Family, seed: number, mode: RunMode = {}): void {
+  const rand = rng(seed);
+  for (const reduction of f.reductions) {
+    const drawn = mode.shape?.(rand);
+    const C = f.classes ?? drawn?.C ?? 2 + Math.floor(rand() * 7);
+    const N = drawn?.N ?? 1 + Math.floor(rand() * 8);
+    const baseOptions = f.options(C, rand);
+    const options = { ...baseOptions, reduction };
+    const input = randomLogits(rand, N * C);
+    const target = f.target(rand, N, C);
+    const refCase: RefCase = { loss: f.loss, options, target };
+    const expected = referenceLoss(refCase, input);
+    const outputs = Array.isArray(expected) ? expected.length : 1;
+    const gradOutput =
+      reduction === 'none' && rand() < 0.5
+        ? Array.from({ length: outputs }, () => Math.fround(rand() * 2 - 0.5))
+        : Math.fround(0.5 + rand());
+    const loss = buildLoss(mode.device ? { ...refCase, options: { ...options, device: mode.device } } : refCase);
+    const apiTarget = target.kind === 'int' ? Int32Array.from(target.values) : Float32Array.from(target.values);
+    const what = `${f.name} ${reduction} N=${N} C=${C}${mode.device ? ` on ${mode.device}` : ''}${mode.deviceTensors ? ' (DeviceTensors)' : ''}`;
+    let lossValue: number | Float32Array;
+    let grad: Float32Array;
+    if (mode.deviceTensors) {
+      // 0/1 integer element targets are converted on the host; every other target goes to the device.
+      const hostOnly = target.kind === 'int' && target.values.length === N * C && C > 1;
+      const x = DeviceTensor.from(input, { device: mode.device });
+      const t = hostOnly ? apiTarget : DeviceTensor.from(apiTarget, { device: mode.device });
+      const result = loss.forwardBackward(x, t, { gradOutput });
+      lossValue = result.loss instanceof DeviceTensor ? result.loss.toHost() : result.loss;
+      grad = result.grad.toHost() as Float32Array;
+      for (const d of [x, t, result.grad, result.loss]) if (d instanceof DeviceTensor) d.dispose();
+    } else {
+      const result = loss.forwardBackward(input, apiTarget, { gradOutput });
+      lossValue = result.loss as number | Float32Array;
+      grad = result.grad;
+    }
+    if (Array.isArray(expected)) assertLossArrayClose(lossValue as Float32Array, expected, `${what} loss`);
+    else assertLossClose(lossValue as number, expected, `${what} loss`);
+    const g = referenceGrad(refCase, Float64Array.from(input), gradOutput);
+    assertGradClose(grad, g, `${what} grad`);
+  }
+}
