@@ -47,8 +47,8 @@ export interface NativeDeviceBuffer {
   readonly released: boolean;
   /** The device address (throws once released). */
   readonly address: bigint;
-  /** Copies the view's bytes to the start of the buffer (synchronous). */
-  upload(view: ArrayBufferView): void;
+  /** Copies the view's bytes into the buffer at byteOffset (default 0; synchronous). */
+  upload(view: ArrayBufferView, byteOffset?: number): void;
   /** Fills the view from the start of the buffer (synchronous). */
   download(view: ArrayBufferView): void;
   /** Drops this object's reference: owned memory is freed once no call in flight uses it. */

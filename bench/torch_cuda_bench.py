@@ -1,6 +1,7 @@
-"""PyTorch on the GPU, the peer of scripts/gpu-check.js: eager F.cross_entropy and the Python cbloss
-class-balanced focal loss (forward+backward), and the device copy bandwidth, timed with CUDA events
-(warm-up, median). Reads {"shapes": [[N, C], ...]} on stdin, prints JSON keyed by "NxC"."""
+"""PyTorch on the GPU, the peer of scripts/gpu-check.js: eager F.cross_entropy (fp32 and bf16) and the
+Python cbloss class-balanced focal loss (forward+backward), the device copy bandwidth, and the pinned
+host<->device bandwidth, timed with CUDA events (warm-up, median). Reads {"shapes": [[N, C], ...]}
+on stdin, prints JSON keyed by "NxC"."""
 import json
 import sys
 
@@ -36,6 +37,12 @@ def main():
             x.grad = None
             F.cross_entropy(x, y).backward()
 
+        xb = x.detach().to(torch.bfloat16).requires_grad_(True)
+
+        def ce_bf16():
+            xb.grad = None
+            F.cross_entropy(xb, y).backward()
+
         def cb_focal():
             x.grad = None
             l = F.cross_entropy(x, y, reduction="none")
@@ -47,13 +54,20 @@ def main():
         copy_ms = median_ms(lambda: dst.copy_(src))
         copy_gbs = 2 * src.numel() * 4 / copy_ms / 1e6
         min_bytes = n * c * 4 * 2 + n * 4  # logits read, gradient written, labels read
+        pinned = torch.empty(min(n * c, 1 << 27), pin_memory=True)
+        on_device = torch.empty(pinned.numel(), device="cuda")
+        h2d_ms = median_ms(lambda: on_device.copy_(pinned, non_blocking=True), reps=5)
+        d2h_ms = median_ms(lambda: pinned.copy_(on_device, non_blocking=True), reps=5)
         out[f"{n}x{c}"] = {
             "ce": median_ms(ce),
+            "ceBf16": median_ms(ce_bf16),
             "cbFocal": median_ms(cb_focal),
             "copyGBs": copy_gbs,
             "minBytesMs": min_bytes / copy_gbs / 1e6,
+            "h2dGBs": pinned.numel() * 4 / h2d_ms / 1e6,
+            "d2hGBs": pinned.numel() * 4 / d2h_ms / 1e6,
         }
-        del x, y, src, dst
+        del x, xb, y, src, dst, pinned, on_device
         torch.cuda.empty_cache()
     json.dump(out, sys.stdout)
 

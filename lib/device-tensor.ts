@@ -161,13 +161,18 @@ export class DeviceTensor<D extends DeviceDtype = DeviceDtype> {
     return out as HostArrayByDtype[D];
   }
 
-  /** Overwrites the data from a host array of the same length and type. */
-  copyFrom(data: ArrayBufferView): void {
+  /** Overwrites elements [offset, offset + data.length) from a host array of the tensor's type. */
+  copyFrom(data: ArrayBufferView, offset = 0): void {
     this.check('copyFrom()');
     const host = hostArray(data, this.dtype);
     const length = (host as unknown as ArrayLike<number>).length;
-    if (length !== this.length) throw invalidLength('data', `${this.length} (the tensor's length)`, length);
-    this.#buffer.upload(host);
+    if (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0 || offset > this.length) {
+      throw invalidValue('offset', `an integer in [0, ${this.length}]`, offset);
+    }
+    if (length > this.length - offset) {
+      throw invalidLength('data', `at most ${this.length - offset} (the tensor's length from offset ${offset})`, length);
+    }
+    this.#buffer.upload(host, offset * BYTES[this.dtype]);
   }
 
   /** Frees the device memory (when owned) now; later uses are errors. Calls in flight finish first. */

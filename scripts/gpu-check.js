@@ -46,7 +46,12 @@ if (!info.cuda.available) {
   process.exit(1);
 }
 
-// 1. The contract vectors on the GPU.
+const { DeviceTensor } = cbloss;
+// CBLOSS_GPU_CHECK_QUICK=1: small shapes, to try the script itself on the CUDA emulator build.
+const QUICK = process.env.CBLOSS_GPU_CHECK_QUICK === '1';
+const deviceLoss = (r) => (r.loss instanceof DeviceTensor ? r.loss.toHost() : r.loss);
+
+// 1. The contract vectors on the GPU: host arrays, and DeviceTensors.
 const vectors = process.env.CBLOSS_VECTORS || path.join(__dirname, '..', '..', 'shared', 'vectors', 'public.json');
 if (fs.existsSync(vectors)) {
   const cases = JSON.parse(fs.readFileSync(vectors, 'utf8')).cases;
@@ -54,19 +59,27 @@ if (fs.existsSync(vectors)) {
     const loss = build({ loss: c.loss, options: c.options }, 'cuda');
     const input = Float32Array.from(c.input);
     const target = c.targetType === 'int32' ? Int32Array.from(c.target) : Float32Array.from(c.target);
-    const r = loss.forwardBackward(input, target, c.gradOutput === undefined ? undefined : { gradOutput: c.gradOutput });
+    const opts = c.gradOutput === undefined ? undefined : { gradOutput: c.gradOutput };
+    const host = loss.forwardBackward(input, target, opts);
+    const dx = DeviceTensor.from(input);
+    const dev = loss.forwardBackward(dx, target, opts);
     const expected = c.expected.loss;
-    const lossOk = Array.isArray(expected)
-      ? expected.every((v, i) => close(r.loss[i], v === null ? NaN : v))
-      : close(r.loss, expected === null ? NaN : expected);
-    check(lossOk && gradClose(r.grad, c.expected.grad.map((v) => (v === null ? NaN : v))), `vector ${c.name}`);
+    const grad = c.expected.grad.map((v) => (v === null ? NaN : v));
+    for (const [what, value, g] of [['host arrays', host.loss, host.grad], ['DeviceTensor', deviceLoss(dev), dev.grad.toHost()]]) {
+      const lossOk = Array.isArray(expected)
+        ? expected.every((v, i) => close(value[i], v === null ? NaN : v))
+        : close(value, expected === null ? NaN : expected);
+      check(lossOk && gradClose(g, grad), `vector ${c.name} (${what})`);
+    }
+    dx.dispose();
+    dev.grad.dispose();
   }
-  console.log(`vectors on the GPU: ${cases.length} cases, ${failures} failures`);
+  console.log(`vectors on the GPU: ${cases.length} cases x 2, ${failures} failures`);
 } else {
   console.log(`vectors not found at ${vectors}`);
 }
 
-// 2. GPU against CPU, large random inputs.
+// 2. GPU against CPU, large random inputs: host arrays, DeviceTensors, and 16-bit logits.
 const rand = rng(2026);
 const families = [
   ['CE smoothing weight', (C, device) => new cbloss.CrossEntropyLoss({ labelSmoothing: 0.1, weight: Array.from({ length: C }, (_, i) => 1 + (i % 3)), device }), 'index'],
@@ -77,7 +90,7 @@ const families = [
   ['sigmoid focal', (C, device) => new cbloss.SigmoidFocalLoss({ numClasses: C, reduction: 'mean', device }), 'binary'],
   ['binary focal', (C, device) => new cbloss.FocalLoss({ numClasses: 2, device }), 'flat'],
 ];
-for (const [N, C] of [[4096, 10], [2048, 1000], [4, 131072]]) {
+for (const [N, C] of QUICK ? [[64, 10], [8, 1000], [2, 40000]] : [[4096, 10], [2048, 1000], [16, 20000], [4, 131072]]) {
   const x = Float32Array.from({ length: N * C }, () => (rand() - 0.5) * 8);
   for (const [name, make, kind] of families) {
     const targets = {
@@ -96,13 +109,33 @@ for (const [N, C] of [[4096, 10], [2048, 1000], [4, 131072]]) {
     }[kind]();
     const a = make(C, 'cpu').forwardBackward(x, targets);
     const b = make(C, 'cuda').forwardBackward(x, targets);
-    check(close(b.loss, a.loss) && gradClose(b.grad, a.grad), `GPU = CPU: ${name} ${N}x${C} (${b.loss} vs ${a.loss})`);
+    check(close(b.loss, a.loss) && gradClose(b.grad, a.grad), `GPU = CPU: ${name} ${N}x${C} host arrays (${b.loss} vs ${a.loss})`);
+    const dx = DeviceTensor.from(x);
+    const dt = DeviceTensor.from(targets);
+    const d = make(C, 'cuda').forwardBackward(dx, dt);
+    check(close(d.loss, a.loss) && gradClose(d.grad.toHost(), a.grad), `GPU = CPU: ${name} ${N}x${C} DeviceTensors (${d.loss} vs ${a.loss})`);
+    for (const t of [dx, dt, d.grad]) t.dispose();
+  }
+  for (const [dtype, encode, decode, rel] of [
+    ['bfloat16', cbloss.toBfloat16Bits, cbloss.fromBfloat16Bits, 8e-3],
+    ['float16', cbloss.toFloat16Bits, cbloss.fromFloat16Bits, 1e-3],
+  ]) {
+    const bits = encode(x);
+    const y = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
+    const a = new cbloss.CrossEntropyLoss({ device: 'cpu' }).forwardBackward(decode(bits), y);
+    const dx = DeviceTensor.from(bits, { dtype });
+    const d = new cbloss.CrossEntropyLoss().forwardBackward(dx, DeviceTensor.from(y));
+    check(close(d.loss, a.loss) && gradClose(decode(d.grad.toHost()), a.grad, rel), `GPU = CPU: CE ${N}x${C} ${dtype} logits`);
+    dx.dispose();
+    d.grad.dispose();
   }
 }
 console.log(`GPU against CPU: ${failures} failures so far`);
 
-// 3. Timing (host arrays, copies included), beside PyTorch on the GPU.
-function median(fn, reps = 10) {
+// 3. Timing. Device-resident (fp32 and bf16; the wall time of a call, its syncs included) beside
+// PyTorch eager on the same GPU (CUDA events) and the device copy bandwidth; host arrays (copies
+// included) beside the pinned host<->device bandwidth.
+function median(fn, reps = QUICK ? 2 : 10) {
   fn();
   const t = [];
   for (let i = 0; i < reps; i++) {
@@ -113,37 +146,83 @@ function median(fn, reps = 10) {
   t.sort((p, q) => p - q);
   return t[t.length >> 1];
 }
-const shapes = [[1 << 20, 128], [65536, 1000], [8192, 131072]];
+// Fills a DeviceTensor of `length` with a repeated random block (a 4 GB host array would not fit).
+const BLOCK = QUICK ? 1 << 12 : 1 << 24;
+const blockF32 = Float32Array.from({ length: BLOCK }, () => (rand() - 0.5) * 8);
+const blockBf16 = cbloss.toBfloat16Bits(blockF32);
+function filled(length, dtype) {
+  const t = DeviceTensor.empty(length, { dtype });
+  const block = dtype === 'bfloat16' ? blockBf16 : blockF32;
+  for (let at = 0; at < length; at += BLOCK) t.copyFrom(block.subarray(0, Math.min(BLOCK, length - at)), at);
+  return t;
+}
+const shapes = QUICK ? [[512, 128], [64, 1000], [2, 40000]] : [[1 << 20, 128], [65536, 1000], [8192, 131072]];
 const rows = [];
 for (const [N, C] of shapes) {
-  const x = Float32Array.from({ length: N * C }, () => (rand() - 0.5) * 8);
   const y = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
-  const grad = new Float32Array(N * C);
   const counts = Array.from({ length: C }, (_, i) => 1 + Math.floor(1000 / (i + 1)));
   const ce = new cbloss.CrossEntropyLoss({ device: 'cuda' });
   const cb = new cbloss.ClassBalancedLoss({ samplesPerCls: counts, beta: 0.999, numClasses: C, device: 'cuda', lossFunc: new cbloss.FocalLoss({ numClasses: C, reduction: 'none' }) });
-  const cpu = new cbloss.CrossEntropyLoss({ device: 'cpu' });
-  rows.push({
-    shape: `${N}x${C}`,
-    ceGpu: median(() => ce.forwardBackward(x, y, { out: { grad } })),
-    cbGpu: median(() => cb.forwardBackward(x, y, { out: { grad } })),
-    ceCpu: median(() => cpu.forwardBackward(x, y, { out: { grad } }), 3),
-  });
+  const row = { shape: `${N}x${C}`, N, C };
+  const dy = DeviceTensor.from(y);
+  for (const dtype of ['float32', 'bfloat16']) {
+    const dx = filled(N * C, dtype);
+    const dg = DeviceTensor.empty(N * C, { dtype });
+    row[`ce_${dtype}`] = median(() => ce.forwardBackward(dx, dy, { out: { grad: dg } }));
+    if (dtype === 'float32') row.cb_float32 = median(() => cb.forwardBackward(dx, dy, { out: { grad: dg } }));
+    dx.dispose();
+    dg.dispose();
+  }
+  dy.dispose();
+  if (N * C <= 1 << 27) {
+    // Host arrays: the pipelined path, copies included.
+    const x = new Float32Array(N * C);
+    for (let at = 0; at < x.length; at += BLOCK) x.set(blockF32.subarray(0, Math.min(BLOCK, x.length - at)), at);
+    const grad = new Float32Array(N * C);
+    row.ce_host = median(() => ce.forwardBackward(x, y, { out: { grad } }), 5);
+    row.ce_cpu = median(() => new cbloss.CrossEntropyLoss({ device: 'cpu' }).forwardBackward(x, y, { out: { grad } }), 3);
+  }
+  rows.push(row);
 }
 const torch = spawnSync('python3', [path.join(__dirname, '..', 'bench', 'torch_cuda_bench.py')], {
   input: JSON.stringify({ shapes }),
   encoding: 'utf8',
+  maxBuffer: 1 << 24,
 });
 let peer = {};
 if (torch.status === 0) peer = JSON.parse(torch.stdout);
 else console.log(`PyTorch on the GPU not measured: ${torch.stderr.split('\n').slice(-3).join(' ')}`);
-console.log('\nforward+backward, median ms (cbloss: host arrays, copies included; PyTorch: data on the GPU)');
-console.log('shape            cbloss CE GPU  cbloss CB-focal GPU  cbloss CE CPU  torch CE  torch CB-focal  copy GB/s  min bytes/copy-speed ms');
+const fmt = (v, d = 3) => (v === undefined || Number.isNaN(v) ? '-' : v.toFixed(d));
+console.log('\nforward+backward, median ms. cbloss: wall time per call; PyTorch: CUDA events. Data on the device unless "host".');
+console.log('shape           CE fp32  %copyBW  torch CE  ratio | CE bf16  torch bf16 | CB-focal  torch CB  ratio | CE host  ideal pinned  CE CPU');
 for (const r of rows) {
   const p = peer[r.shape] || {};
+  const minBytes = r.N * r.C * 8 + r.N * 4;
+  const pct = p.copyGBs ? (100 * minBytes) / (p.copyGBs * 1e6) / r.ce_float32 : NaN;
+  const ideal = p.h2dGBs && p.d2hGBs ? (r.N * r.C * 4) / (p.h2dGBs * 1e6) + (r.N * r.C * 4) / (p.d2hGBs * 1e6) : NaN;
   console.log(
-    `${r.shape.padEnd(16)} ${r.ceGpu.toFixed(2).padStart(13)} ${r.cbGpu.toFixed(2).padStart(20)} ${r.ceCpu.toFixed(1).padStart(14)} ${(p.ce ?? NaN).toFixed(3).padStart(9)} ${(p.cbFocal ?? NaN).toFixed(3).padStart(15)} ${(p.copyGBs ?? NaN).toFixed(0).padStart(10)} ${(p.minBytesMs ?? NaN).toFixed(3).padStart(24)}`,
+    [
+      r.shape.padEnd(15),
+      fmt(r.ce_float32).padStart(7),
+      fmt(pct, 0).padStart(8),
+      fmt(p.ce).padStart(9),
+      fmt(p.ce / r.ce_float32, 1).padStart(6),
+      '|',
+      fmt(r.ce_bfloat16).padStart(7),
+      fmt(p.ceBf16).padStart(11),
+      '|',
+      fmt(r.cb_float32).padStart(8),
+      fmt(p.cbFocal).padStart(9),
+      fmt(p.cbFocal / r.cb_float32, 1).padStart(6),
+      '|',
+      fmt(r.ce_host, 2).padStart(7),
+      fmt(ideal, 2).padStart(13),
+      fmt(r.ce_cpu, 1).padStart(7),
+    ].join(' '),
   );
 }
+console.log(`copy bandwidth (device): ${fmt(peer.copyGBs ?? Object.values(peer)[0]?.copyGBs, 0)} GB/s; pinned H2D ${fmt(Object.values(peer)[0]?.h2dGBs, 1)} GB/s, D2H ${fmt(Object.values(peer)[0]?.d2hGBs, 1)} GB/s`);
+console.log('%copyBW: minimum bytes (logits read + gradient written + labels read) at the device copy speed, over the CE fp32 time.');
+console.log('ideal pinned: the logits up and the gradient down at the pinned bandwidths, one after the other.');
 console.log(`\n${passes} passed, ${failures} failed`);
 process.exit(failures ? 1 : 0);

@@ -188,6 +188,12 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       assert.deepEqual(t.toHost(), h);
       assert.deepEqual(DeviceTensor.from(new Float64Array([0.1])).toHost(), Float32Array.from([0.1]));
       assert.deepEqual(DeviceTensor.from(Int8Array.from([-3, 4])).toHost(), Int32Array.from([-3, 4]));
+      const parts = DeviceTensor.empty(5, { dtype: 'int32' });
+      parts.copyFrom(Int32Array.from([1, 2]));
+      parts.copyFrom(Int32Array.from([3, 4, 5]), 2);
+      assert.deepEqual(parts.toHost(), Int32Array.from([1, 2, 3, 4, 5]));
+      assert.throws(() => parts.copyFrom(Int32Array.from([1, 2]), 4), { name: 'RangeError', message: /at most 1/ });
+      assert.throws(() => parts.copyFrom(Int32Array.from([1]), 6), { name: 'RangeError', message: /for offset/ });
     });
 
     it('rejects what it cannot hold, naming the argument', () => {

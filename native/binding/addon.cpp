@@ -94,12 +94,14 @@ class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
   // borrow(address: bigint, bytes, device)
   static Napi::Value Borrow(const Napi::CallbackInfo& info);
 
-  // upload(view): copies the view's bytes to the start of the buffer
+  // upload(view, byteOffset = 0): copies the view's bytes into the buffer at byteOffset
   Napi::Value Upload(const Napi::CallbackInfo& info) {
     const auto& memory = Memory(info.Env(), "the DeviceTensor");
     const Napi::TypedArray view = HostView(info);
+    const size_t offset = ByteOffset(info, view.ByteLength(), memory->bytes());
     RunGuarded(info.Env(), [&] {
-      memory->copy_from_host(static_cast<const char*>(view.ArrayBuffer().Data()) + view.ByteOffset(), view.ByteLength());
+      memory->copy_from_host(static_cast<const char*>(view.ArrayBuffer().Data()) + view.ByteOffset(), view.ByteLength(),
+                             offset);
     });
     return info.Env().Undefined();
   }
@@ -108,10 +110,25 @@ class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
   Napi::Value Download(const Napi::CallbackInfo& info) {
     const auto& memory = Memory(info.Env(), "the DeviceTensor");
     const Napi::TypedArray view = HostView(info);
+    if (view.ByteLength() > memory->bytes()) throw Napi::RangeError::New(info.Env(), "cbloss native: view larger than the buffer");
     RunGuarded(info.Env(), [&] {
       memory->copy_to_host(static_cast<char*>(view.ArrayBuffer().Data()) + view.ByteOffset(), view.ByteLength());
     });
     return info.Env().Undefined();
+  }
+
+  // The optional byte offset of upload: an integer with [offset, offset + bytes) inside the buffer.
+  static size_t ByteOffset(const Napi::CallbackInfo& info, size_t bytes, size_t capacity) {
+    double offset = 0.0;
+    if (info.Length() > 1 && !info[1].IsUndefined()) {
+      if (!info[1].IsNumber()) throw Napi::TypeError::New(info.Env(), "cbloss native: byteOffset must be a number");
+      offset = info[1].As<Napi::Number>().DoubleValue();
+    }
+    if (!(offset >= 0 && std::floor(offset) == offset && offset <= static_cast<double>(capacity)) ||
+        bytes > capacity - static_cast<size_t>(offset)) {
+      throw Napi::RangeError::New(info.Env(), "cbloss native: the copy does not fit in the buffer");
+    }
+    return static_cast<size_t>(offset);
   }
 
   Napi::Value Release(const Napi::CallbackInfo& info) {
@@ -140,7 +157,7 @@ class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
   }
 
   static Napi::TypedArray HostView(const Napi::CallbackInfo& info) {
-    if (info.Length() != 1 || !info[0].IsTypedArray()) {
+    if (info.Length() < 1 || !info[0].IsTypedArray()) {
       throw Napi::TypeError::New(info.Env(), "cbloss native: expected a typed array");
     }
     return info[0].As<Napi::TypedArray>();

@@ -54,7 +54,7 @@ class DeviceMemory {
   size_t bytes() const { return bytes_; }
   int device() const { return device_; }
   bool owned() const { return owned_; }
-  void copy_from_host(const void* src, size_t bytes);  // bytes <= this->bytes()
+  void copy_from_host(const void* src, size_t bytes, size_t offset = 0);  // offset + bytes <= this->bytes()
   void copy_to_host(void* dst, size_t bytes) const;
 
  private:

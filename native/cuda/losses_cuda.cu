@@ -450,7 +450,7 @@ void deliver(Slot& s) {
   if (!s.pending.active) return;
   check(cudaEventSynchronize(s.done), "loss kernels");
   const PendingCopy& c = s.pending;
-  if (c.grad_dst) std::memcpy(c.grad_dst, s.host_out.data() + c.grad_at, c.grad_bytes);
+  if (c.grad_dst) parallel_copy(c.grad_dst, reinterpret_cast<const float*>(s.host_out.data() + c.grad_at), c.grad_bytes / sizeof(float));
   if (c.loss_dst) std::memcpy(c.loss_dst, s.host_out.data() + c.loss_at, c.loss_bytes);
   s.pending = PendingCopy{};
 }
@@ -516,9 +516,10 @@ double run_host_arrays(DeviceContext& ctx, const Problem& p) {
     char* hin = s.host_in.data();
     char* din = s.device_in.data();
     char* dout = s.device_out.data();
-    std::memcpy(hin + logits_at, p.logits + r0 * C, elems * sizeof(float));
+    // The staging copies run over the CPU threads: one thread's memcpy is slower than the bus.
+    parallel_copy(reinterpret_cast<float*>(hin + logits_at), p.logits + r0 * C, elems);
     if (p.labels) std::memcpy(hin + labels_at, p.labels + r0, static_cast<size_t>(nr) * sizeof(int32_t));
-    if (p.targets) std::memcpy(hin + targets_at, p.targets + r0 * C, elems * sizeof(float));
+    if (p.targets) parallel_copy(reinterpret_cast<float*>(hin + targets_at), p.targets + r0 * C, elems);
     if (p.grad_output) std::memcpy(hin + grad_output_at, p.grad_output + first_output, outputs * sizeof(float));
     const size_t in_bytes = (p.grad_output ? grad_output_at + outputs * sizeof(float)
                              : p.targets   ? targets_at + elems * sizeof(float)
@@ -616,10 +617,10 @@ DeviceMemory::~DeviceMemory() {
   cudaFree(data_);
 }
 
-void DeviceMemory::copy_from_host(const void* src, size_t bytes) {
-  if (bytes > bytes_) throw std::range_error("copy larger than the device buffer");
+void DeviceMemory::copy_from_host(const void* src, size_t bytes, size_t offset) {
+  if (offset > bytes_ || bytes > bytes_ - offset) throw std::range_error("copy larger than the device buffer");
   check(cudaSetDevice(device_), "cudaSetDevice");
-  if (bytes) check(cudaMemcpy(data_, src, bytes, cudaMemcpyHostToDevice), "copy to the device");
+  if (bytes) check(cudaMemcpy(static_cast<char*>(data_) + offset, src, bytes, cudaMemcpyHostToDevice), "copy to the device");
 }
 
 void DeviceMemory::copy_to_host(void* dst, size_t bytes) const {

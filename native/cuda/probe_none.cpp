@@ -20,7 +20,7 @@ double run_cuda(const Problem&, int) { throw std::runtime_error(cuda_status().re
 std::shared_ptr<DeviceMemory> DeviceMemory::allocate(int, size_t) { throw std::runtime_error(cuda_status().reason); }
 std::shared_ptr<DeviceMemory> DeviceMemory::borrow(int, void*, size_t) { throw std::runtime_error(cuda_status().reason); }
 DeviceMemory::~DeviceMemory() = default;
-void DeviceMemory::copy_from_host(const void*, size_t) { throw std::runtime_error(cuda_status().reason); }
+void DeviceMemory::copy_from_host(const void*, size_t, size_t) { throw std::runtime_error(cuda_status().reason); }
 void DeviceMemory::copy_to_host(void*, size_t) const { throw std::runtime_error(cuda_status().reason); }
 
 }  // namespace cbloss
