@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "../core/math.h"
 #include "../core/problem.h"
@@ -72,6 +73,61 @@ __device__ __forceinline__ float load(const void* base, int64_t i) {
 template <class T>
 __device__ __forceinline__ void store(void* base, int64_t i, float v) {
   static_cast<T*>(base)[i] = from_float(v, static_cast<T*>(nullptr));
+}
+
+// V consecutive values from element i: V = 4 is one 16-byte load (float) or 8-byte load (16-bit
+// types); the caller guarantees the alignment (the host picks V = 4 only then).
+template <class T, int V>
+__device__ __forceinline__ void load_n(const void* base, int64_t i, float (&v)[V]) {
+  if constexpr (V == 1) {
+    v[0] = load<T>(base, i);
+  } else if constexpr (std::is_same<T, float>::value) {
+    const float4 q = *reinterpret_cast<const float4*>(static_cast<const float*>(base) + i);
+    v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+  } else {
+    const ushort4 q = *reinterpret_cast<const ushort4*>(static_cast<const T*>(base) + i);
+    v[0] = to_float(T{q.x}), v[1] = to_float(T{q.y}), v[2] = to_float(T{q.z}), v[3] = to_float(T{q.w});
+  }
+}
+
+template <class T, int V>
+__device__ __forceinline__ void store_n(void* base, int64_t i, const float (&v)[V]) {
+  if constexpr (V == 1) {
+    store<T>(base, i, v[0]);
+  } else if constexpr (std::is_same<T, float>::value) {
+    *reinterpret_cast<float4*>(static_cast<float*>(base) + i) = float4{v[0], v[1], v[2], v[3]};
+  } else {
+    T* none = nullptr;
+    *reinterpret_cast<ushort4*>(static_cast<T*>(base) + i) =
+        ushort4{from_float(v[0], none).bits, from_float(v[1], none).bits, from_float(v[2], none).bits,
+                from_float(v[3], none).bits};
+  }
+}
+
+// The columns [begin, end) of row `row` (its first element's index) that thread `lane` of a group of
+// G owns: V = 1, every G-th column from begin + lane; V = 4, every G-th run of 4 columns from
+// begin + 4 lane, one vector access each ((end - begin) and the row start are multiples of 4). A
+// thread reads and writes only its own columns in every pass, so a gradient may overwrite its logits.
+template <class T, int V, class F>
+__device__ __forceinline__ void for_each_column(const void* base, int64_t row, int64_t begin, int64_t end, int lane,
+                                                int G, F&& f) {
+  for (int64_t c = begin + V * lane; c < end; c += static_cast<int64_t>(V) * G) {
+    float v[V];
+    load_n<T, V>(base, row + c, v);
+    for (int k = 0; k < V; ++k) f(c + k, v[k]);
+  }
+}
+
+// out[c] = f(c, in[c]) over the same columns.
+template <class T, int V, class F>
+__device__ __forceinline__ void transform_columns(const void* in, void* out, int64_t row, int64_t begin, int64_t end,
+                                                  int lane, int G, F&& f) {
+  for (int64_t c = begin + V * lane; c < end; c += static_cast<int64_t>(V) * G) {
+    float v[V];
+    load_n<T, V>(in, row + c, v);
+    for (int k = 0; k < V; ++k) v[k] = f(c + k, v[k]);
+    store_n<T, V>(out, row + c, v);
+  }
 }
 
 // The factor of every gradient of a call: upstream gradient / divisor (0 when the divisor is 0:
@@ -174,23 +230,30 @@ __device__ __forceinline__ float linear_weight(const KernelArgs& a, const RowSha
   return a.class_weight ? a.class_weight[c] : 1.0f;
 }
 
-// The sums over columns [begin, end) of row n (this thread's share: begin + lane, stride G).
-template <class T>
+// The sums over this thread's columns in [begin, end) of row n.
+template <class T, int V>
 __device__ __forceinline__ RowSums column_sums(const KernelArgs& a, const RowShape& r, int64_t n, int64_t begin,
                                                int64_t end, int lane, int G, float m) {
-  const void* z = a.logits;
   const int64_t C = a.classes;
   const bool want_balance = a.balance != Balance::Off && r.probs;
   RowSums sums{0.0f, 0.0f, 0.0f, 0.0f};
-  for (int64_t c = begin + lane; c < end; c += G) {
-    const float d = m - load<T>(z, n * C + c);
+  for_each_column<T, V>(a.logits, n * C, begin, end, lane, G, [&](int64_t c, float z) {
+    const float d = m - z;
     sums.s += expf(-d);
     const float lw = linear_weight(a, r, n, c);
     sums.linear += lw * d;
     sums.mass += lw;  // used for probability targets only
     if (want_balance) sums.balance += a.balance_weight[c] * a.targets[n * C + c];
-  }
+  });
   return sums;
+}
+
+// The row max over this thread's columns (a NaN never wins; it reaches S instead).
+template <class T, int V>
+__device__ __forceinline__ float column_max(const KernelArgs& a, int64_t n, int64_t begin, int64_t end, int lane, int G) {
+  float m = -INFINITY;
+  for_each_column<T, V>(a.logits, n * a.classes, begin, end, lane, G, [&](int64_t, float z) { m = max_ignoring_nan(m, z); });
+  return m;
 }
 
 // The row's loss terms from its merged sums; writes the row loss (lane 0) and returns k * coef / S
@@ -218,22 +281,26 @@ __device__ __forceinline__ RowGradient finish_row(const KernelArgs& a, const Row
   return {k * row.coef / sums.s, k, k * row.hit};
 }
 
-template <class T>
+template <class T, int V>
 __device__ __forceinline__ void write_row_gradient(const KernelArgs& a, const RowShape& r, int64_t n, int32_t y,
                                                    int64_t begin, int64_t end, int lane, int G, float m,
                                                    const RowGradient& g) {
-  const int64_t C = a.classes;
-  for (int64_t c = begin + lane; c < end; c += G) {
-    const float e = expf(load<T>(a.logits, n * C + c) - m);
+  transform_columns<T, V>(a.logits, a.grad, n * a.classes, begin, end, lane, G, [&](int64_t c, float z) {
     const float q = (c == y ? g.hit : 0.0f) + (r.probs || !r.focal ? g.k * target_weight(a, r, n, c) : 0.0f);
-    store<T>(a.grad, n * C + c, g.scale * e - q);
-  }
+    return g.scale * expf(z - m) - q;
+  });
+}
+
+// An ignored row: zero loss, zero gradient.
+template <class T, int V>
+__device__ __forceinline__ void zero_row_gradient(const KernelArgs& a, int64_t n, int64_t begin, int64_t end, int lane, int G) {
+  transform_columns<T, V>(a.logits, a.grad, n * a.classes, begin, end, lane, G, [](int64_t, float) { return 0.0f; });
 }
 
 // Rows of up to kBlockRowMaxClasses: G threads per row (G = 4 or 32 within a warp, or kBlock). Every
 // thread of a block runs the same number of iterations (the loop bound depends on blockIdx only), so
 // the shuffles and barriers are never divergent; groups past the last row compute nothing.
-template <class T, int G>
+template <class T, int G, int V>
 __global__ void softmax_rows_kernel(KernelArgs a) {
   constexpr int kRowsPerBlock = kBlock / G;
   const int lane = static_cast<int>(threadIdx.x) % G;
@@ -248,21 +315,17 @@ __global__ void softmax_rows_kernel(KernelArgs a) {
     const bool ignored = active && a.labels && !r.focal && y == a.ignore_index;
     const int64_t end = active && !ignored ? C : 0;
 
-    float m = -INFINITY;
-    for (int64_t c = lane; c < end; c += G) m = max_ignoring_nan(m, load<T>(a.logits, n * C + c));
-    m = group_max<G>(m);
+    const float m = group_max<G>(column_max<T, V>(a, n, 0, end, lane, G));
     const float zy = end && y >= 0 ? load<T>(a.logits, n * C + y) : 0.0f;  // before any lane writes
-    const RowSums sums = group_sum<G>(column_sums<T>(a, r, n, 0, end, lane, G, m));
+    const RowSums sums = group_sum<G>(column_sums<T, V>(a, r, n, 0, end, lane, G, m));
     if (!active) continue;
     if (ignored) {
       if (lane == 0) a.row_loss[n] = 0.0f;
-      if (a.grad) {
-        for (int64_t c = lane; c < C; c += G) store<T>(a.grad, n * C + c, 0.0f);
-      }
+      if (a.grad) zero_row_gradient<T, V>(a, n, 0, C, lane, G);
       continue;
     }
     const RowGradient g = finish_row(a, r, n, y, m, zy, sums, lane == 0);
-    if (a.grad) write_row_gradient<T>(a, r, n, y, 0, C, lane, G, m, g);
+    if (a.grad) write_row_gradient<T, V>(a, r, n, y, 0, C, lane, G, m, g);
   }
 }
 
@@ -274,7 +337,7 @@ struct SliceStats {
   float zy;  // the label's logit, from the slice that holds it (read before phase 2 writes)
 };
 
-template <class T>
+template <class T, int V>
 __global__ void slice_stats_kernel(KernelArgs a, SliceStats* stats) {
   const RowShape r = row_shape(a);
   const int64_t C = a.classes;
@@ -285,10 +348,9 @@ __global__ void slice_stats_kernel(KernelArgs a, SliceStats* stats) {
     const int32_t y = a.labels ? a.labels[n] : -1;
     const bool ignored = a.labels && !r.focal && y == a.ignore_index;
     const int64_t end = ignored ? begin : stop;
-    float m = -INFINITY;
-    for (int64_t c = begin + threadIdx.x; c < end; c += kBlock) m = max_ignoring_nan(m, load<T>(a.logits, n * C + c));
-    m = block_max(m);
-    const RowSums sums = block_sum(column_sums<T>(a, r, n, begin, end, static_cast<int>(threadIdx.x), kBlock, m));
+    const int lane = static_cast<int>(threadIdx.x);
+    const float m = block_max(column_max<T, V>(a, n, begin, end, lane, kBlock));
+    const RowSums sums = block_sum(column_sums<T, V>(a, r, n, begin, end, lane, kBlock, m));
     if (threadIdx.x == 0) {
       const bool holds_label = y >= begin && y < end;
       stats[n * slices + blockIdx.x] = {m, sums, holds_label ? load<T>(a.logits, n * C + y) : 0.0f};
@@ -298,7 +360,7 @@ __global__ void slice_stats_kernel(KernelArgs a, SliceStats* stats) {
 
 // Phase 2: merge the slices of row n (every block of the row in the same order), then the gradient
 // of this block's slice; the first slice's block writes the row loss.
-template <class T>
+template <class T, int V>
 __global__ void slice_gradient_kernel(KernelArgs a, const SliceStats* stats) {
   const RowShape r = row_shape(a);
   const int64_t C = a.classes;
@@ -309,9 +371,7 @@ __global__ void slice_gradient_kernel(KernelArgs a, const SliceStats* stats) {
     const int32_t y = a.labels ? a.labels[n] : -1;
     if (a.labels && !r.focal && y == a.ignore_index) {
       if (blockIdx.x == 0 && threadIdx.x == 0) a.row_loss[n] = 0.0f;
-      if (a.grad) {
-        for (int64_t c = begin + threadIdx.x; c < end; c += kBlock) store<T>(a.grad, n * C + c, 0.0f);
-      }
+      if (a.grad) zero_row_gradient<T, V>(a, n, begin, end, static_cast<int>(threadIdx.x), kBlock);
       continue;
     }
     const SliceStats* row = stats + n * slices;
@@ -327,7 +387,7 @@ __global__ void slice_gradient_kernel(KernelArgs a, const SliceStats* stats) {
     }
     const float zy = y >= 0 ? row[y / kSliceColumns].zy : 0.0f;
     const RowGradient g = finish_row(a, r, n, y, m, zy, sums, blockIdx.x == 0 && threadIdx.x == 0);
-    if (a.grad) write_row_gradient<T>(a, r, n, y, begin, end, static_cast<int>(threadIdx.x), kBlock, m, g);
+    if (a.grad) write_row_gradient<T, V>(a, r, n, y, begin, end, static_cast<int>(threadIdx.x), kBlock, m, g);
   }
 }
 
@@ -359,39 +419,47 @@ __device__ double block_total(double v) {
   return total;
 }
 
-template <class T>
+// V consecutive elements per thread and step (one vector access; V = 4 needs M % 4 == 0 and aligned
+// arrays), with the row and column of the first found by one division and the rest by counting.
+template <class T, int V>
 __global__ void elements_kernel(KernelArgs a) {
   const int64_t C = a.classes;
   const int64_t M = a.rows * C;
   const bool binary = a.loss == LossKind::FocalBinary;
   double mine = 0.0;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x; i < M;
-       i += static_cast<int64_t>(gridDim.x) * kBlock) {
-    const int64_t n = i / C;
-    const int64_t c = i - n * C;
-    const float x = load<T>(a.logits, i);
-    const float t = a.labels ? (a.labels[n] == c ? 1.0f : 0.0f) : a.targets[i];
-    float w = 1.0f;  // class weight, alpha_t and class-balanced weight
-    math::LossAndSlope<float> r;
-    if (a.loss == LossKind::BCEWithLogits) {
-      r = math::bce_pos_weighted(x, t, a.pos_weight ? a.pos_weight[c] : 1.0f);
-      if (a.class_weight) w = a.class_weight[c];
-    } else if (a.loss == LossKind::SigmoidFocal) {
-      r = math::sigmoid_focal(x, t, a.gamma);
-      if (a.alpha_scalar >= 0.0f) w = a.alpha_scalar * t + (1.0f - a.alpha_scalar) * (1.0f - t);
-    } else {
-      r = math::binary_focal(x, t, a.gamma);
-      w = a.alpha ? a.alpha[0] * (1.0f - t) + a.alpha[1] * t : a.alpha_scalar;
+  for (int64_t i0 = (static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x) * V; i0 < M;
+       i0 += static_cast<int64_t>(gridDim.x) * kBlock * V) {
+    float x[V], t[V] = {}, grad[V], loss[V];
+    load_n<T, V>(a.logits, i0, x);
+    if (a.targets) load_n<float, V>(a.targets, i0, t);
+    int64_t n = i0 / C;
+    int64_t c = i0 - n * C;
+    for (int k = 0; k < V; ++k) {
+      const float tk = a.labels ? (a.labels[n] == c ? 1.0f : 0.0f) : t[k];
+      float w = 1.0f;  // class weight, alpha_t and class-balanced weight
+      math::LossAndSlope<float> r;
+      if (a.loss == LossKind::BCEWithLogits) {
+        r = math::bce_pos_weighted(x[k], tk, a.pos_weight ? a.pos_weight[c] : 1.0f);
+        if (a.class_weight) w = a.class_weight[c];
+      } else if (a.loss == LossKind::SigmoidFocal) {
+        r = math::sigmoid_focal(x[k], tk, a.gamma);
+        if (a.alpha_scalar >= 0.0f) w = a.alpha_scalar * tk + (1.0f - a.alpha_scalar) * (1.0f - tk);
+      } else {
+        r = math::binary_focal(x[k], tk, a.gamma);
+        w = a.alpha ? a.alpha[0] * (1.0f - tk) + a.alpha[1] * tk : a.alpha_scalar;
+      }
+      if (a.balance != Balance::Off) {
+        if (binary) w *= a.balance_weight[0] * (1.0f - tk) + a.balance_weight[1] * tk;
+        else if (a.balance == Balance::Column) w *= a.balance_weight[c];
+        else w *= a.labels ? a.balance_weight[a.labels[n]] : a.row_weight[n];
+      }
+      loss[k] = w * r.loss;
+      grad[k] = a.grad ? upstream(a, i0 + k) * w * r.slope : 0.0f;
+      mine += static_cast<double>(loss[k]);
+      if (++c == C) c = 0, ++n;
     }
-    if (a.balance != Balance::Off) {
-      if (binary) w *= a.balance_weight[0] * (1.0f - t) + a.balance_weight[1] * t;
-      else if (a.balance == Balance::Column) w *= a.balance_weight[c];
-      else w *= a.labels ? a.balance_weight[a.labels[n]] : a.row_weight[n];
-    }
-    const float loss = w * r.loss;
-    if (a.element_loss) a.element_loss[i] = loss;
-    if (a.grad) store<T>(a.grad, i, upstream(a, i) * w * r.slope);
-    mine += static_cast<double>(loss);
+    if (a.element_loss) store_n<float, V>(a.element_loss, i0, loss);
+    if (a.grad) store_n<T, V>(a.grad, i0, grad);
   }
   const double total = block_total(mine);
   if (threadIdx.x == 0) a.partials[blockIdx.x] = total;

@@ -276,33 +276,36 @@ size_t work_bytes(const Problem& p, int64_t rows) {
   return row_weights ? static_cast<size_t>(rows) * sizeof(float) : 0;
 }
 
-template <class T, int G>
+template <class T, int G, int V>
 void launch_rows(const KernelArgs& a, cudaStream_t stream) {
   constexpr int64_t kRowsPerBlock = kBlock / G;
   const int64_t blocks = ceil_div(a.rows, kRowsPerBlock);
-  auto* kernel = cuda::softmax_rows_kernel<T, G>;
+  auto* kernel = cuda::softmax_rows_kernel<T, G, V>;
   CBLOSS_LAUNCH(kernel, dim3(static_cast<unsigned>(blocks < cuda::kMaxGridX ? blocks : cuda::kMaxGridX)),
                 dim3(kBlock), stream, a);
 }
 
+bool aligned_to(const void* p, size_t bytes) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
 // The loss (and gradient) kernels for a problem already on the device; `work` has work_bytes().
-template <class T>
-void launch_compute(KernelArgs a, char* work, cudaStream_t stream) {
-  if (a.rows == 0) return;
+// V = 4 (vector loads and stores) when the rows (softmax) or the whole array (element-wise) come in
+// runs of 4 and every array they touch that way is aligned; V = 1 otherwise.
+template <class T, int V>
+void launch_compute_width(KernelArgs a, char* work, cudaStream_t stream) {
   if (a.loss == LossKind::CrossEntropy || a.loss == LossKind::FocalSoftmax) {
     if (a.classes <= 16) {
-      launch_rows<T, 4>(a, stream);
+      launch_rows<T, 4, V>(a, stream);
     } else if (a.classes <= cuda::kWarpRowMaxClasses) {
-      launch_rows<T, 32>(a, stream);
+      launch_rows<T, 32, V>(a, stream);
     } else if (a.classes <= cuda::kBlockRowMaxClasses) {
-      launch_rows<T, kBlock>(a, stream);
+      launch_rows<T, kBlock, V>(a, stream);
     } else {
       const int64_t slices = slices_per_row(a.classes);
       const dim3 grid(static_cast<unsigned>(slices),
                       static_cast<unsigned>(a.rows < cuda::kMaxGridX ? a.rows : cuda::kMaxGridX));
       auto* stats = reinterpret_cast<cuda::SliceStats*>(work);
-      auto* phase1 = cuda::slice_stats_kernel<T>;
-      auto* phase2 = cuda::slice_gradient_kernel<T>;
+      auto* phase1 = cuda::slice_stats_kernel<T, V>;
+      auto* phase2 = cuda::slice_gradient_kernel<T, V>;
       CBLOSS_LAUNCH(phase1, grid, dim3(kBlock), stream, a, stats);
       CBLOSS_LAUNCH(phase2, grid, dim3(kBlock), stream, a, stats);
     }
@@ -316,9 +319,21 @@ void launch_compute(KernelArgs a, char* work, cudaStream_t stream) {
                   dim3(kBlock), stream, a, weights);
     a.row_weight = weights;
   }
-  auto* kernel = cuda::elements_kernel<T>;
+  auto* kernel = cuda::elements_kernel<T, V>;
   CBLOSS_LAUNCH(kernel, dim3(static_cast<unsigned>(element_blocks(a.rows * a.classes))), dim3(kBlock), stream, a);
   check_launch();
+}
+
+template <class T>
+void launch_compute(const KernelArgs& a, char* work, cudaStream_t stream) {
+  if (a.rows == 0) return;
+  const size_t quad = 4 * sizeof(T);
+  const bool rows = a.loss == LossKind::CrossEntropy || a.loss == LossKind::FocalSoftmax;
+  const bool runs_of_4 = rows ? a.classes % 4 == 0 : (a.rows * a.classes) % 4 == 0;
+  const bool vector = runs_of_4 && aligned_to(a.logits, quad) && aligned_to(a.grad, quad) &&
+                      (rows || (aligned_to(a.targets, 16) && aligned_to(a.element_loss, 16)));
+  if (vector) launch_compute_width<T, 4>(a, work, stream);
+  else launch_compute_width<T, 1>(a, work, stream);
 }
 
 void launch_compute_typed(LogitType type, const KernelArgs& a, char* work, cudaStream_t stream) {
