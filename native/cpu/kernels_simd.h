@@ -65,8 +65,21 @@ struct SimdKernels {
     }
     double total = 0.0;
     if (p.classes <= kRegisterRowsMaxC) {
-      const RowFn fn = register_row_fn((p.classes + W - 1) / W);
-      for (int64_t n = begin; n < end; ++n) total += fn(p, ctx, n);
+      // Two rows at a time hide the latency of each row's chain (max, exp, sum, log, gradient);
+      // a pair with an ignored row goes one row at a time. Losses are added row by row in order.
+      const int64_t nv = (p.classes + W - 1) / W;
+      const RowFn one = register_row_fn<1>(nv);
+      const RowFn two = register_row_fn<2>(nv);
+      int64_t n = begin;
+      for (; n + 1 < end; n += 2) {
+        if (ignored(p, n) || ignored(p, n + 1)) {
+          one(p, ctx, n, total);
+          one(p, ctx, n + 1, total);
+        } else {
+          two(p, ctx, n, total);
+        }
+      }
+      if (n < end) one(p, ctx, n, total);
       return total;
     }
     for (int64_t n = begin; n < end; ++n) total += wide_row(p, ctx, n);
@@ -77,94 +90,117 @@ struct SimdKernels {
 
   // A row of 2W < C <= 8W logits is held in NV = ceil(C / W) vectors (the last one ends at C and
   // overlaps the one before; its repeated lanes are masked out of the sums). It is read once and its
-  // gradient written once, with no second pass over memory.
+  // gradient written once, with no second pass over memory. R rows (1 or 2, none of them ignored)
+  // go through each step together, so that the out-of-order core overlaps their dependency chains.
   static constexpr int64_t kRegisterRowsMaxC = 8 * W;
-  using RowFn = double (*)(const Problem&, const RunContext&, int64_t);
+  using RowFn = void (*)(const Problem&, const RunContext&, int64_t, double&);
 
+  template <int R>
   static RowFn register_row_fn(int64_t nv) {
     switch (nv) {
       case 3:
-        return register_row<3>;
+        return register_rows<3, R>;
       case 4:
-        return register_row<4>;
+        return register_rows<4, R>;
       case 5:
-        return register_row<5>;
+        return register_rows<5, R>;
       case 6:
-        return register_row<6>;
+        return register_rows<6, R>;
       case 7:
-        return register_row<7>;
+        return register_rows<7, R>;
       default:
-        return register_row<8>;
+        return register_rows<8, R>;
     }
   }
 
-  template <int NV>
-  static double register_row(const Problem& p, const RunContext& ctx, int64_t n) {
+  // Rows n0 .. n0 + R - 1; adds their losses to `total` in order.
+  template <int NV, int R>
+  static void register_rows(const Problem& p, const RunContext& ctx, int64_t n0, double& total) {
     const int64_t C = p.classes;
     const int64_t last = C - W;  // offset of the last vector
-    const float* z = p.logits + n * C;
-    float* g = p.grad_out ? p.grad_out + n * C : nullptr;
-    const float* tr = p.targets ? p.targets + n * C : nullptr;
     const float* w = ctx.class_weight;
     const float eps = static_cast<float>(p.label_smoothing);
     const float smooth = eps / static_cast<float>(C);
-    if (ignored(p, n)) return zero_row(p, n, g);
+    if (R == 1 && ignored(p, n0)) {
+      total += zero_row(p, n0, p.grad_out ? p.grad_out + n0 * C : nullptr);
+      return;
+    }
     auto at = [&](int i) { return i < NV - 1 ? static_cast<int64_t>(i) * W : last; };
-    const int32_t y = p.labels ? p.labels[n] : -1;
-    const double zy = y >= 0 ? static_cast<double>(z[y]) : 0.0;
-    V e[NV];
-    V m = V::load(z);
-    for (int i = 0; i < NV; ++i) {
-      e[i] = V::load(z + at(i));
-      m = simd::vmax(m, e[i]);
-    }
-    const float mf = simd::hmax(m);
-    const V vm(mf);
-    const V fresh = C % W == 0 ? V(1.0f) : fresh_lanes(C);  // no overlap when C is a multiple of W
-    const bool probs = tr != nullptr;
+    const bool probs = p.targets != nullptr;
     const bool linear = probs || eps != 0.0f;
-    V S(0.0f), lin(0.0f), mass(0.0f);
+    const V fresh = C % W == 0 ? V(1.0f) : fresh_lanes(C);  // no overlap when C is a multiple of W
+
+    V e[R][NV];
+    float mf[R];
+    double zy[R];
+    int32_t y[R];
+#pragma GCC unroll 2
+    for (int r = 0; r < R; ++r) {
+      const float* z = p.logits + (n0 + r) * C;
+      y[r] = p.labels ? p.labels[n0 + r] : -1;
+      zy[r] = y[r] >= 0 ? static_cast<double>(z[y[r]]) : 0.0;
+      V m = V::load(z);
+#pragma GCC unroll 8
+      for (int i = 0; i < NV; ++i) {
+        e[r][i] = V::load(z + at(i));
+        m = simd::vmax(m, e[r][i]);
+      }
+      mf[r] = simd::hmax(m);
+    }
+    V S[R], lin[R], mass[R];
+#pragma GCC unroll 8
     for (int i = 0; i < NV; ++i) {
-      const V d = vm - e[i];
-      e[i] = simd::m_exp_neg(d);
       const V keep = i == NV - 1 ? fresh : V(1.0f);
-      S += e[i] * keep;
-      if (linear) {
-        V a = w ? V::load(w + at(i)) : V(1.0f);
-        if (probs) a = a * (V(1.0f - eps) * V::load(tr + at(i)) + V(smooth));
-        a = a * keep;
-        lin += a * d;
-        mass += a;
+#pragma GCC unroll 2
+      for (int r = 0; r < R; ++r) {
+        if (i == 0) S[r] = lin[r] = mass[r] = V(0.0f);
+        const V d = V(mf[r]) - e[r][i];
+        e[r][i] = simd::m_exp_neg(d);
+        S[r] += e[r][i] * keep;
+        if (linear) {
+          V a = w ? V::load(w + at(i)) : V(1.0f);
+          if (probs) a = a * (V(1.0f - eps) * V::load(p.targets + (n0 + r) * C + at(i)) + V(smooth));
+          a = a * keep;
+          lin[r] += a * d;
+          mass[r] += a;
+        }
       }
     }
-    const double sum = simd::hsum(S);
-    const double wy = y >= 0 && w ? static_cast<double>(w[y]) : 1.0;
-    const double ay = y >= 0 && ctx.alpha ? static_cast<double>(ctx.alpha[y]) : p.alpha_scalar;
-    const math::SoftmaxRow<double> row = math::softmax_row_terms(
-        form(p),
-        math::SoftmaxSums<double>{static_cast<double>(mf) - zy, std::log(sum), linear ? simd::hsum(lin) : 0.0,
-                                  linear ? simd::hsum(mass) : 0.0},
-        wy, ay, 1.0 - p.label_smoothing, p.label_smoothing / static_cast<double>(C), ctx.class_weight_sum,
-        p.gamma);
-    const double rw = p.balance != Balance::Off ? balance_row_weight(p, n) : 1.0;
-    if (p.loss_out) p.loss_out[n] = static_cast<float>(rw * row.loss);
-    if (!g) return rw * row.loss;
-    const double k = row_scale(p, ctx, n, rw);
-    const V kc(static_cast<float>(k * row.coef / sum));
-    const V kv(static_cast<float>(k));
     const bool focal = p.loss == LossKind::FocalSoftmax;
-    for (int i = 0; i < NV; ++i) {
-      V out = kc * e[i];
-      if (probs) {
-        const V wv = w ? V::load(w + at(i)) : V(1.0f);
-        out = out - kv * wv * (V(1.0f - eps) * V::load(tr + at(i)) + V(smooth));
-      } else if (!focal && eps != 0.0f) {
-        out = out - kv * V(smooth) * (w ? V::load(w + at(i)) : V(1.0f));
+#pragma GCC unroll 2
+    for (int r = 0; r < R; ++r) {
+      const int64_t n = n0 + r;
+      const double sum = simd::hsum(S[r]);
+      const double wy = y[r] >= 0 && w ? static_cast<double>(w[y[r]]) : 1.0;
+      const double ay = y[r] >= 0 && ctx.alpha ? static_cast<double>(ctx.alpha[y[r]]) : p.alpha_scalar;
+      const math::SoftmaxRow<double> row = math::softmax_row_terms(
+          form(p),
+          math::SoftmaxSums<double>{static_cast<double>(mf[r]) - zy[r], std::log(sum),
+                                    linear ? simd::hsum(lin[r]) : 0.0, linear ? simd::hsum(mass[r]) : 0.0},
+          wy, ay, 1.0 - p.label_smoothing, p.label_smoothing / static_cast<double>(C), ctx.class_weight_sum,
+          p.gamma);
+      const double rw = p.balance != Balance::Off ? balance_row_weight(p, n) : 1.0;
+      if (p.loss_out) p.loss_out[n] = static_cast<float>(rw * row.loss);
+      total += rw * row.loss;
+      if (!p.grad_out) continue;
+      float* g = p.grad_out + n * C;
+      const float* tr = probs ? p.targets + n * C : nullptr;
+      const double k = row_scale(p, ctx, n, rw);
+      const V kc(static_cast<float>(k * row.coef / sum));
+      const V kv(static_cast<float>(k));
+#pragma GCC unroll 8
+      for (int i = 0; i < NV; ++i) {
+        V out = kc * e[r][i];
+        if (probs) {
+          const V wv = w ? V::load(w + at(i)) : V(1.0f);
+          out = out - kv * wv * (V(1.0f - eps) * V::load(tr + at(i)) + V(smooth));
+        } else if (!focal && eps != 0.0f) {
+          out = out - kv * V(smooth) * (w ? V::load(w + at(i)) : V(1.0f));
+        }
+        out.store(g + at(i));  // the last vector rewrites the overlap with the same values
       }
-      out.store(g + at(i));  // the last vector rewrites the overlap with the same values
+      if (y[r] >= 0) g[y[r]] -= static_cast<float>(k * row.hit);
     }
-    if (y >= 0) g[y] -= static_cast<float>(k * row.hit);
-    return rw * row.loss;
   }
 
   // ---- helpers ------------------------------------------------------------------------------------
