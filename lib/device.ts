@@ -44,13 +44,22 @@ export function resolveDevice(optionName: string, value: unknown): ResolvedDevic
  */
 export const AUTO_CUDA_MIN_ELEMENTS = 1 << 22;
 
+let autoCuda: boolean | undefined;
+
+/** Whether 'auto' may pick CUDA: usable, and not the CUDA emulator (a slow CPU path for tests). Probed once. */
+function autoCanUseCuda(): boolean {
+  if (autoCuda === undefined) {
+    const cuda = binding.backendInfo().cuda;
+    autoCuda = cuda.available && !cuda.emulated;
+  }
+  return autoCuda;
+}
+
 /** The device index of the native call for `elements` logits: -1 for the CPU, N for CUDA device N. */
 export function deviceIndex(device: ResolvedDevice, elements: number): number {
   if (device.kind === 'cuda') return device.index;
   if (device.kind === 'cpu') return -1;
-  const cuda = binding.backendInfo().cuda;
-  // The CUDA emulator (a test build) is never chosen by 'auto': it is a slow CPU path.
-  return elements >= AUTO_CUDA_MIN_ELEMENTS && cuda.available && !cuda.emulated ? 0 : -1;
+  return elements >= AUTO_CUDA_MIN_ELEMENTS && autoCanUseCuda() ? 0 : -1;
 }
 
 export interface BackendInfo {
