@@ -336,6 +336,29 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       assertLossClose(new cbloss.CrossEntropyLoss({ device: 'cpu' }).forward(x, new Int32Array(N)), Math.log(4), 'cpu');
     });
 
+    it('a failing kernel: a clear Error, outputs untouched, the CPU path works afterwards', async function () {
+      if (!cuda.emulated) this.skip(); // the emulator can make launches fail on demand
+      const rand = rng(12);
+      const x = randomLogits(rand, 400);
+      const y = Int32Array.from({ length: 40 }, () => Math.floor(rand() * 10));
+      const grad = new Float32Array(400).fill(5);
+      const dx = DeviceTensor.from(x);
+      process.env.CBLOSS_EMULATED_LAUNCH_FAILURE = '1';
+      try {
+        const loss = new cbloss.CrossEntropyLoss({ device: 'cuda' });
+        assert.throws(() => loss.forwardBackward(x, y, { out: { grad } }), /CUDA kernel launch failed \(cudaErrorLaunchFailure/);
+        assert.ok(grad.every((v) => v === 5), 'nothing was written');
+        assert.throws(() => loss.forwardBackward(dx, y), /cudaErrorLaunchFailure/);
+        await assert.rejects(loss.forwardBackwardAsync(x, y), /cudaErrorLaunchFailure/);
+      } finally {
+        delete process.env.CBLOSS_EMULATED_LAUNCH_FAILURE;
+      }
+      const cpu = new cbloss.CrossEntropyLoss({ device: 'cpu' }).forwardBackward(x, y);
+      const again = new cbloss.CrossEntropyLoss({ device: 'cuda' }).forwardBackward(x, y);
+      assertLossClose(again.loss, cpu.loss as number, 'after the failure');
+      dx.dispose();
+    });
+
     it('the finalizer frees tensors nobody disposed', async function () {
       if (!cuda.emulated || typeof global.gc !== 'function') this.skip();
       // 600 MiB each against the emulator's 1 GiB: without the finalizer the second would not fit.

@@ -175,6 +175,11 @@ void launch(dim3 grid, dim3 block, cudaStream_t, const std::function<void()>& bo
     record(cudaErrorInvalidValue);
     return;
   }
+  const char* fault = std::getenv("CBLOSS_EMULATED_LAUNCH_FAILURE");
+  if (fault && fault[0] == '1') {
+    record(cudaErrorLaunchFailure);
+    return;
+  }
   std::lock_guard<std::recursive_mutex> lock(launch_mutex());
   BlockRun& run = run_state();
   if (run.body) emulator_fault("a kernel launched from a kernel");
@@ -206,6 +211,7 @@ const char* cudaGetErrorName(cudaError_t err) {
     case cudaErrorInitializationError: return "cudaErrorInitializationError";
     case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
   }
   return "cudaErrorUnknown";
@@ -219,6 +225,7 @@ const char* cudaGetErrorString(cudaError_t err) {
     case cudaErrorInitializationError: return "initialization error";
     case cudaErrorInsufficientDriver: return "CUDA driver version is insufficient for CUDA runtime version";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
   }
   return "unknown error";

@@ -7,7 +7,9 @@
 //     its warp. A barrier or shuffle that not all of them reach (divergent code, a lane that has
 //     returned) is reported and aborts: on a GPU it would hang or read garbage.
 //   * Streams and events are synchronous; "device memory" is host memory with a byte budget
-//     (CBLOSS_EMULATED_DEVICE_MEMORY, default 1 GiB) so that out-of-memory paths can be tested.
+//     (CBLOSS_EMULATED_DEVICE_MEMORY, default 1 GiB) so that out-of-memory paths can be tested, and
+//     CBLOSS_EMULATED_LAUNCH_FAILURE=1 makes every kernel launch fail (cudaErrorLaunchFailure, as a
+//     faulting kernel or a lost device does) so that the failure paths can be tested too.
 // It does not model the memory model, races, or timing. Never part of a shipped build.
 #pragma once
 
@@ -42,6 +44,7 @@ enum cudaError_t {
   cudaErrorInitializationError = 3,
   cudaErrorInsufficientDriver = 35,
   cudaErrorInvalidDevice = 101,
+  cudaErrorLaunchFailure = 719,
   cudaErrorInvalidResourceHandle = 400,
 };
 
