@@ -67,21 +67,38 @@ size_t aligned(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Device memory that grows on demand (contents are not kept when it grows).
-class DeviceArray {
+// The two kinds of scratch memory a context keeps: device memory, and page-locked host memory
+// (transfers from it run asynchronously).
+struct DeviceKind {
+  static cudaError_t allocate(void** p, size_t bytes) { return cudaMalloc(p, bytes); }
+  static void release(void* p) { cudaFree(p); }
+  static constexpr const char* kWhere = "on the device";
+};
+struct PinnedKind {
+  static cudaError_t allocate(void** p, size_t bytes) { return cudaMallocHost(p, bytes); }
+  static void release(void* p) { cudaFreeHost(p); }
+  static constexpr const char* kWhere = "of pinned host memory";
+};
+
+// Memory that grows on demand (contents are not kept when it grows).
+template <class Kind>
+class GrowingArray {
  public:
-  ~DeviceArray() { cudaFree(ptr_); }
+  GrowingArray() = default;
+  GrowingArray(const GrowingArray&) = delete;
+  GrowingArray& operator=(const GrowingArray&) = delete;
+  ~GrowingArray() { Kind::release(ptr_); }
   char* reserve(size_t bytes) {
     if (bytes <= bytes_) return ptr_;
-    cudaFree(ptr_);
+    Kind::release(ptr_);
     ptr_ = nullptr;
     bytes_ = 0;
     void* p = nullptr;
-    const cudaError_t err = cudaMalloc(&p, bytes);
+    const cudaError_t err = Kind::allocate(&p, bytes);
     if (err != cudaSuccess) {
       cudaGetLastError();
-      throw std::runtime_error("CUDA out of memory: could not allocate " + std::to_string(bytes) +
-                               " bytes on the device (" + describe(err) + ")");
+      throw std::runtime_error("CUDA out of memory: could not allocate " + std::to_string(bytes) + " bytes " +
+                               Kind::kWhere + " (" + describe(err) + ")");
     }
     ptr_ = static_cast<char*>(p);
     bytes_ = bytes;
@@ -94,27 +111,8 @@ class DeviceArray {
   size_t bytes_ = 0;
 };
 
-// Page-locked host memory that grows on demand (transfers from it run asynchronously).
-class PinnedArray {
- public:
-  ~PinnedArray() { cudaFreeHost(ptr_); }
-  char* reserve(size_t bytes) {
-    if (bytes <= bytes_) return ptr_;
-    cudaFreeHost(ptr_);
-    ptr_ = nullptr;
-    bytes_ = 0;
-    void* p = nullptr;
-    check(cudaMallocHost(&p, bytes), "pinned host allocation");
-    ptr_ = static_cast<char*>(p);
-    bytes_ = bytes;
-    return ptr_;
-  }
-  char* data() const { return ptr_; }
-
- private:
-  char* ptr_ = nullptr;
-  size_t bytes_ = 0;
-};
+using DeviceArray = GrowingArray<DeviceKind>;
+using PinnedArray = GrowingArray<PinnedKind>;
 
 // Offsets of several arrays packed in one buffer, each aligned.
 class Packing {
