@@ -135,7 +135,9 @@ export class DeviceTensor<D extends DeviceDtype = DeviceDtype> {
 
   /**
    * Wraps memory owned by another CUDA library (e.g. a tensor's data pointer): no copy, and no
-   * ownership — dispose() and the finalizer leave the memory alone; keep it alive while in use.
+   * ownership — dispose() and the finalizer leave the memory alone; keep it alive while in use, and
+   * let that library finish its own writes to it first (synchronize its stream): cbloss computes on
+   * its own streams.
    */
   static fromPointer<D extends DeviceDtype>(address: bigint, length: number, dtype: D, device: string = 'cuda'): DeviceTensor<D> {
     if (typeof address !== 'bigint') throw invalidType('address', 'a bigint device address', address);

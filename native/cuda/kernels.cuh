@@ -192,14 +192,20 @@ __device__ RowSums block_sum(RowSums v) {
 
 template <int G>
 __device__ __forceinline__ float group_max(float v) {
-  if (G == kBlock) return block_max(v);
-  return shuffle_max<G>(v);
+  if constexpr (G == kBlock) {
+    return block_max(v);
+  } else {
+    return shuffle_max<G>(v);
+  }
 }
 
 template <int G>
 __device__ __forceinline__ RowSums group_sum(RowSums v) {
-  if (G == kBlock) return block_sum(v);
-  return shuffle_sum<G>(v);
+  if constexpr (G == kBlock) {
+    return block_sum(v);
+  } else {
+    return shuffle_sum<G>(v);
+  }
 }
 
 // ---- softmax rows ------------------------------------------------------------------------------
