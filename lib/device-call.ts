@@ -47,8 +47,10 @@ export function deviceCall(
   const none = plan.divisor === Divisor.None;
 
   const sameDevice = (name: string, t: DeviceTensor): void => {
+    if (t.disposed) throw new TypeError(`Expected a live DeviceTensor for ${name} but received a disposed one`);
     if (t.device !== device) throw invalidValue(name, `a DeviceTensor on ${device} (the input's device)`, label(t));
   };
+  sameDevice('input', logits);
   if (plan.labels instanceof DeviceTensor) sameDevice('target', plan.labels);
   if (plan.targets instanceof DeviceTensor) sameDevice('target', plan.targets);
 

@@ -215,7 +215,16 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       t.dispose(); // twice is fine
       assert.equal(t.disposed, true);
       assert.throws(() => t.toHost(), { name: 'TypeError', message: /disposed/ });
-      assert.throws(() => new cbloss.CrossEntropyLoss().forward(t, new Int32Array(2)), { name: 'TypeError', message: /disposed/ });
+      assert.throws(() => new cbloss.CrossEntropyLoss().forward(t, new Int32Array(2)), {
+        name: 'TypeError',
+        message: 'Expected a live DeviceTensor for input but received a disposed one',
+      });
+      const y = DeviceTensor.from(new Int32Array(2));
+      y.dispose();
+      assert.throws(() => new cbloss.CrossEntropyLoss().forward(DeviceTensor.from(new Float32Array(20)), y), {
+        name: 'TypeError',
+        message: 'Expected a live DeviceTensor for target but received a disposed one',
+      });
     });
 
     it("out.grad may be the input (in place); out buffers are reused; 'none' losses stay on the device", () => {
