@@ -21,9 +21,6 @@ struct RunContext {
   const float* pos_weight = nullptr;
   const float* alpha = nullptr;
   const float* balance_weight = nullptr;
-  // Element-wise losses whose arrays far exceed the caches write the gradient with non-temporal
-  // stores (no read of each line before it is written; see losses_cpu.cpp for the threshold).
-  bool stream_gradient = false;
   std::vector<float> storage;
 };
 

@@ -647,7 +647,6 @@ struct SimdKernels {
     float* loss_out;
     float* grad_out;
     float scale;
-    bool stream;          // write grad_out with non-temporal stores (through `staged`)
   };
 
   __attribute__((always_inline)) static V element_step(const ElementParams& e, const Span& s, int64_t j) {
@@ -672,53 +671,18 @@ struct SimdKernels {
   }
 
   // Elements [0, count) of a span; the loss summed in float lanes, flushed to double regularly.
-  // When streaming, each run of vectors writes its gradient to an aligned buffer in L1 first and
-  // then streams it out (the destination's alignment is the caller's; the sums are the same).
   static double element_run(const ElementParams& e, const Span& s, int64_t count) {
     double total = 0.0;
     V sum(0.0f);
     int64_t j = 0;
-    alignas(64) float staged[kRunVectors * W + W];
     while (j + W <= count) {
-      const int64_t stop = min64(count - W, j + kRunVectors * W);
-      if (s.stream && s.grad_out) {
-        Span b = shifted(s, j);
-        b.grad_out = staged;
-        int64_t k = 0;
-        for (; j + k <= stop; k += W) sum += element_step(e, b, k);
-        stream_copy(s.grad_out + j, staged, k);
-        j += k;
-      } else {
-        for (; j <= stop; j += W) sum += element_step(e, s, j);
-      }
+      const int64_t stop = min64(count - W, j + 64 * W);
+      for (; j <= stop; j += W) sum += element_step(e, s, j);
       total += simd::hsum(sum);
       sum = V(0.0f);
     }
     if (j < count) total += simd::hsum(element_tail(e, s, j, count - j));
     return total;
-  }
-
-  static constexpr int64_t kRunVectors = 64;
-
-  // dst[0, n) = src[0, n): plain stores up to dst's first vector-aligned address, then non-temporal
-  // vector stores, then plain stores for the rest.
-  static void stream_copy(float* dst, const float* src, int64_t n) {
-    constexpr uintptr_t kBytes = sizeof(float) * W;
-    const uintptr_t misaligned = reinterpret_cast<uintptr_t>(dst) % kBytes;
-    const int64_t head = misaligned % sizeof(float) != 0 ? n : min64(n, static_cast<int64_t>((kBytes - misaligned) % kBytes / sizeof(float)));
-    int64_t i = 0;
-    for (; i < head; ++i) dst[i] = src[i];
-    for (; i + W <= n; i += W) V::load(src + i).stream(dst + i);
-    for (; i < n; ++i) dst[i] = src[i];
-  }
-
-  // The span moved on by j elements, its per-span tiles included.
-  static Span shifted(Span s, int64_t j) {
-    s = offset(s, j);
-    if (s.w) s.w += j;
-    if (s.pw) s.pw += j;
-    if (s.rw) s.rw += j;
-    return s;
   }
 
   // The span of the problem's arrays that starts at element i.
@@ -741,7 +705,6 @@ struct SimdKernels {
     base.loss_out = p.loss_out;
     base.grad_out = p.grad_out;
     base.scale = static_cast<float>(ctx.reduced_scale);
-    base.stream = ctx.stream_gradient;
     const bool class_factor = ctx.class_weight || e.by_column;
     alignas(64) float w_tile[kTile];
     alignas(64) float pw_tile[kTile];
@@ -776,7 +739,6 @@ struct SimdKernels {
           total += element_run(e, s, len);
         }
       }
-      if (ctx.stream_gradient) simd::store_fence();
       return total;
     }
 
@@ -812,7 +774,6 @@ struct SimdKernels {
       }
       total += element_run(e, s, rows * C);
     }
-    if (ctx.stream_gradient) simd::store_fence();
     return total;
   }
 };

@@ -270,10 +270,6 @@ int64_t chunk_rows(const Problem& p) {
 // Below this many logits a call stays on the calling thread (waking workers costs more).
 constexpr int64_t kParallelThreshold = 65536;
 
-// From this many bytes of logits, targets and gradient, an element-wise loss streams its gradient
-// out (beyond the last-level caches of common server CPUs, 30-100 MB).
-constexpr size_t kStreamingBytes = size_t{64} << 20;
-
 }  // namespace
 }  // namespace cpu
 
@@ -400,13 +396,6 @@ double run_cpu(const Problem& p) {
     ctx.alpha = al == SIZE_MAX ? nullptr : s.data() + al;
     ctx.balance_weight = bw == SIZE_MAX ? nullptr : s.data() + bw;
   }
-  // Beyond the caches, an element-wise loss's gradient goes out with non-temporal stores: otherwise
-  // every line of it is read from memory before it is written, a third of the traffic of BCE. Not
-  // in place (those lines were just read, so they are in the cache already) and not for data that
-  // may stay cached for the caller.
-  const size_t bytes_touched = static_cast<size_t>(p.rows * p.classes) * sizeof(float) * (p.targets ? 3 : 2);
-  ctx.stream_gradient = !is_row_loss(p.loss) && p.grad_out && p.grad_out != p.logits && !p.loss_out &&
-                        bytes_touched >= cpu::kStreamingBytes;
   const cpu::RowsFn rows = cpu::rows_function(level);
 
   const int64_t step = cpu::chunk_rows(p);

@@ -11,10 +11,6 @@
 #include <cstring>
 #include <limits>
 
-#if defined(__SSE2__)
-#include <immintrin.h>
-#endif
-
 
 namespace cbloss {
 namespace simd {
@@ -57,10 +53,6 @@ struct Vec {
     return r;
   }
   void store(float* p) const { std::memcpy(p, &v, sizeof(raw_t)); }
-  // A non-temporal store to p, which must be aligned to the vector's size: the line is written
-  // without being read first (no read-for-ownership) and without filling the cache. Visible to other
-  // threads in order only after store_fence(). A plain store where the ISA has none.
-  void stream(float* p) const;
   float operator[](int i) const { return v[i]; }
 
   friend Vec operator+(Vec a, Vec b) { return Vec(a.v + b.v); }
@@ -76,36 +68,6 @@ struct Vec {
   friend Mask<W> operator==(Vec a, Vec b) { return Mask<W>(a.v == b.v); }
   friend Mask<W> operator!=(Vec a, Vec b) { return Mask<W>(a.v != b.v); }
 };
-
-template <int W>
-inline void Vec<W>::stream(float* p) const {
-  store(p);
-}
-#if defined(__AVX512F__)
-template <>
-inline void Vec<16>::stream(float* p) const {
-  _mm512_stream_ps(p, reinterpret_cast<__m512>(v));
-}
-#endif
-#if defined(__AVX__)
-template <>
-inline void Vec<8>::stream(float* p) const {
-  _mm256_stream_ps(p, reinterpret_cast<__m256>(v));
-}
-#endif
-#if defined(__SSE2__)
-template <>
-inline void Vec<4>::stream(float* p) const {
-  _mm_stream_ps(p, reinterpret_cast<__m128>(v));
-}
-#endif
-
-// Orders earlier non-temporal stores before later stores (call before other threads read them).
-inline void store_fence() {
-#if defined(__SSE2__)
-  _mm_sfence();
-#endif
-}
 
 template <int W>
 struct Mask {
