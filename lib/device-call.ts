@@ -3,7 +3,7 @@
 // come back as DeviceTensors; the reduced loss is the only value that crosses the bus.
 import type { ResolvedDevice } from './device';
 import { DeviceTensor, tensorDeviceIndex } from './device-tensor';
-import { invalidLength, invalidType, invalidValue } from './errors';
+import { describe, invalidLength, invalidType, invalidValue } from './errors';
 import { readGradOutput } from './inputs';
 import { runPlan, runPlanAsync } from './native';
 import { Divisor, type LossPlan } from './plan';
@@ -23,10 +23,6 @@ export interface DeviceCall {
   runAsync(): Promise<DeviceCallResult>;
 }
 
-function label(t: DeviceTensor): string {
-  return `a ${t.dtype} DeviceTensor(${t.length}) on ${t.device}`;
-}
-
 /** Validates a device call and returns it ready to run; allocates its outputs. */
 export function deviceCall(
   plan: LossPlan,
@@ -38,17 +34,17 @@ export function deviceCall(
   const device = logits.device;
   const index = tensorDeviceIndex(logits);
   if (lossDevice.kind === 'cpu') {
-    throw invalidType('input', "host arrays (this loss's device is 'cpu')", label(logits));
+    throw invalidType('input', "host arrays (this loss's device is 'cpu')", logits);
   }
   if (lossDevice.kind === 'cuda' && lossDevice.index !== index) {
-    throw invalidValue('input', `a DeviceTensor on cuda:${lossDevice.index} (the loss's device)`, label(logits));
+    throw invalidValue('input', `a DeviceTensor on cuda:${lossDevice.index} (the loss's device)`, logits);
   }
   plan.device = index;
   const none = plan.divisor === Divisor.None;
 
   const sameDevice = (name: string, t: DeviceTensor): void => {
     if (t.disposed) throw new TypeError(`Expected a live DeviceTensor for ${name} but received a disposed one`);
-    if (t.device !== device) throw invalidValue(name, `a DeviceTensor on ${device} (the input's device)`, label(t));
+    if (t.device !== device) throw invalidValue(name, `a DeviceTensor on ${device} (the input's device)`, t);
   };
   sameDevice('input', logits);
   if (plan.labels instanceof DeviceTensor) sameDevice('target', plan.labels);
@@ -58,8 +54,8 @@ export function deviceCall(
   let gradOutput: number | DeviceTensor | Float32Array;
   if (opts?.gradOutput instanceof DeviceTensor) {
     const g = opts.gradOutput;
-    if (!none) throw invalidType('gradOutput', 'a number (the loss is reduced to one value)', label(g));
-    if (g.dtype !== 'float32') throw invalidType('gradOutput', 'a float32 DeviceTensor', label(g));
+    if (!none) throw invalidType('gradOutput', 'a number (the loss is reduced to one value)', g);
+    if (g.dtype !== 'float32') throw invalidType('gradOutput', 'a float32 DeviceTensor', g);
     if (g.length !== plan.outputLength) throw invalidLength('gradOutput', `${plan.outputLength} (one per output element)`, g.length);
     sameDevice('gradOutput', g);
     gradOutput = g;
@@ -76,7 +72,7 @@ export function deviceCall(
       (out.grad !== undefined && out.grad === out.loss);
     if (clash) {
       throw new RangeError(
-        `Expected ${name} not to be one of the call's other tensors (only out.grad may be the input itself) but received ${label(t)}`,
+        `Expected ${name} not to be one of the call's other tensors (only out.grad may be the input itself) but received ${describe(t)}`,
       );
     }
   }
@@ -150,14 +146,14 @@ function readDeviceOut(value: unknown, plan: LossPlan, logits: DeviceTensor, non
   const result: DeviceOut = {};
   if (wantGrad && grad !== undefined) {
     if (!(grad instanceof DeviceTensor) || grad.dtype !== logits.dtype) {
-      throw invalidType('out.grad', `a ${logits.dtype} DeviceTensor (the input's type)`, grad instanceof DeviceTensor ? label(grad) : grad);
+      throw invalidType('out.grad', `a ${logits.dtype} DeviceTensor (the input's type)`, grad);
     }
     if (grad.length !== logits.length) throw invalidLength('out.grad', `${logits.length} (the input's length)`, grad.length);
     result.grad = grad;
   }
   if (none && loss !== undefined) {
     if (!(loss instanceof DeviceTensor) || loss.dtype !== 'float32') {
-      throw invalidType('out.loss', 'a float32 DeviceTensor', loss instanceof DeviceTensor ? label(loss) : loss);
+      throw invalidType('out.loss', 'a float32 DeviceTensor', loss);
     }
     if (loss.length !== plan.outputLength) {
       throw invalidLength('out.loss', `${plan.outputLength} (one per output element)`, loss.length);

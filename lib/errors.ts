@@ -4,7 +4,10 @@
 //                or duplicated option, a missing required option.
 //   RangeError — a wrong value: lengths, labels out of range, β, γ < 0, counts, reduction names.
 
-/** A short description of a value for error messages: `5`, `'mean'`, `Float32Array(35)`, `null`. */
+/**
+ * A short description of a value for error messages: `5`, `'mean'`, `Float32Array(35)`, `null`,
+ * `a float32 DeviceTensor(120) on cuda:1`.
+ */
 export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (value === undefined) return 'undefined';
@@ -19,6 +22,11 @@ export function describe(value: unknown): string {
   }
   if (Array.isArray(value)) return `Array(${value.length})`;
   const ctor = (value as { constructor?: { name?: string } }).constructor;
+  if (ctor?.name === 'DeviceTensor') {
+    // (known by name: lib/device-tensor.ts imports this module)
+    const t = value as { dtype: string; length: number; device: string };
+    return `${t.dtype === 'int32' ? 'an' : 'a'} ${t.dtype} DeviceTensor(${t.length}) on ${t.device}`;
+  }
   return ctor && ctor.name && ctor.name !== 'Object' ? `an instance of ${ctor.name}` : 'an object';
 }
 

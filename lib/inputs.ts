@@ -36,7 +36,7 @@ export interface Logits {
 export function toLogits(input: unknown): Logits {
   if (input instanceof Float32Array) return { data: input, source: input };
   if (input instanceof DeviceTensor) {
-    if (input.dtype === 'int32') throw invalidType('input', 'a float32, float16 or bfloat16 DeviceTensor', 'an int32 DeviceTensor');
+    if (input.dtype === 'int32') throw invalidType('input', 'a float32, float16 or bfloat16 DeviceTensor', input);
     return { data: input, source: null };
   }
   if (input instanceof Float64Array) return { data: Float32Array.from(input), source: input };
@@ -85,7 +85,7 @@ export function readTarget(target: unknown): Target {
   if (target instanceof DeviceTensor) {
     if (target.dtype === 'int32') return { kind: 'integer', values: target, source: null };
     if (target.dtype === 'float32') return { kind: 'float', values: target, source: null };
-    throw invalidType('target', 'an int32 or float32 DeviceTensor', `a ${target.dtype} DeviceTensor`);
+    throw invalidType('target', 'an int32 or float32 DeviceTensor', target);
   }
   if (target instanceof Float32Array || target instanceof Float64Array) {
     return { kind: 'float', values: target, source: target };
@@ -157,7 +157,7 @@ export function toLabels(
 export function binaryTargetsFromIntegers(target: Target & { kind: 'integer' }): Float32Array {
   const values = target.values;
   if (values instanceof DeviceTensor) {
-    throw invalidType('target', 'a float32 DeviceTensor of 0/1 targets (element-wise losses)', 'an int32 DeviceTensor');
+    throw invalidType('target', 'a float32 DeviceTensor of 0/1 targets (element-wise losses)', values);
   }
   const out = new Float32Array(values.length);
   for (let i = 0; i < values.length; i++) {

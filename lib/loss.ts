@@ -239,7 +239,7 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
     }
     if (plan.logits instanceof DeviceTensor) return deviceCall(plan, this.device, wantGrad, opts) as Execution<R>;
     if (plan.labels instanceof DeviceTensor || plan.targets instanceof DeviceTensor) {
-      throw invalidType('target', 'a host array (the input is not a DeviceTensor)', 'a DeviceTensor');
+      throw invalidType('target', 'a host array (the input is not a DeviceTensor)', plan.labels ?? plan.targets);
     }
     plan.device = deviceIndex(this.device, plan.logits.length);
     const none = plan.divisor === Divisor.None;

@@ -14,7 +14,7 @@ namespace cbloss_emu {
 namespace {
 
 constexpr size_t kFiberStack = 128 * 1024;
-constexpr int kDevices = 1;
+constexpr int kDevices = 2;  // two, so that the multi-device paths run too
 
 enum class FiberState { Ready, AtWarpSync, AtBlockSync, Done };
 
@@ -254,7 +254,7 @@ cudaError_t cudaGetDeviceCount(int* count) {
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   if (device < 0 || device >= cbloss_emu::kDevices) return record(cudaErrorInvalidDevice);
   std::memset(prop, 0, sizeof *prop);
-  std::snprintf(prop->name, sizeof prop->name, "cbloss CUDA emulator (CPU)");
+  std::snprintf(prop->name, sizeof prop->name, "cbloss CUDA emulator (CPU) #%d", device);
   prop->totalGlobalMem = cbloss_emu::heap().budget;
   prop->multiProcessorCount = 1;
   return cudaSuccess;

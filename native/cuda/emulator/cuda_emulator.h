@@ -6,7 +6,7 @@
 //   * __syncthreads() waits for every live thread of the block, a warp shuffle for the 32 lanes of
 //     its warp. A barrier or shuffle that not all of them reach (divergent code, a lane that has
 //     returned) is reported and aborts: on a GPU it would hang or read garbage.
-//   * Streams and events are synchronous; "device memory" is host memory with a byte budget
+//   * Two devices; streams and events are synchronous; "device memory" is host memory with a byte budget
 //     (CBLOSS_EMULATED_DEVICE_MEMORY, default 1 GiB) so that out-of-memory paths can be tested, and
 //     CBLOSS_EMULATED_LAUNCH_FAILURE=1 makes every kernel launch fail (cudaErrorLaunchFailure, as a
 //     faulting kernel or a lost device does) so that the failure paths can be tested too.
