@@ -166,28 +166,25 @@ __device__ __forceinline__ RowSums shuffle_sum(RowSums v) {
   return v;
 }
 
-// Block-wide: every warp reduces, then every warp combines the warps' results in the same order, so
-// all threads get the same value without a broadcast.
-__device__ float block_max(float v) {
-  __shared__ float scratch[kBlock / 32];
-  v = shuffle_max<32>(v);
+// Block-wide: every warp reduces with `warp`, then every warp combines the warps' results in the same
+// order, so all threads get the same value without a broadcast.
+template <class T, class WarpReduce>
+__device__ __forceinline__ T block_reduce(T v, T identity, WarpReduce warp) {
+  __shared__ T scratch[kBlock / 32];
+  v = warp(v);
   if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = v;
   __syncthreads();
-  v = (threadIdx.x & 31) < kBlock / 32 ? scratch[threadIdx.x & 31] : -INFINITY;
-  v = shuffle_max<32>(v);
+  v = warp((threadIdx.x & 31) < kBlock / 32 ? scratch[threadIdx.x & 31] : identity);
   __syncthreads();  // scratch is reused by the next reduction
   return v;
 }
 
-__device__ RowSums block_sum(RowSums v) {
-  __shared__ RowSums scratch[kBlock / 32];
-  v = shuffle_sum<32>(v);
-  if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = v;
-  __syncthreads();
-  v = (threadIdx.x & 31) < kBlock / 32 ? scratch[threadIdx.x & 31] : RowSums{0.0f, 0.0f, 0.0f, 0.0f};
-  v = shuffle_sum<32>(v);
-  __syncthreads();
-  return v;
+__device__ __forceinline__ float block_max(float v) {
+  return block_reduce(v, -INFINITY, [](float x) { return shuffle_max<32>(x); });
+}
+
+__device__ __forceinline__ RowSums block_sum(RowSums v) {
+  return block_reduce(v, RowSums{0.0f, 0.0f, 0.0f, 0.0f}, [](RowSums x) { return shuffle_sum<32>(x); });
 }
 
 template <int G>
