@@ -3,7 +3,7 @@
 //
 // The templates take the compute type T: float or double, or a SIMD vector type of the CPU backend
 // (native/cpu/simd.h). They are branch-free — `select(mask, a, b)` instead of `if` — and call the
-// primitives m_exp, m_expm1, m_log, m_log1p, m_pow, m_abs unqualified: for float and double the
+// primitives m_exp, m_expm1, m_log, m_log1p, m_log1p_unit, m_pow, m_abs unqualified: for float and double the
 // overloads below are found, for a vector type its own overloads are found by argument-dependent
 // lookup. So the CPU (scalar and SIMD) and CUDA kernels evaluate the same formulas.
 #pragma once
@@ -41,6 +41,9 @@ CBL_HD float m_log(float x) { return std::log(x); }
 CBL_HD double m_log(double x) { return std::log(x); }
 CBL_HD float m_log1p(float x) { return std::log1p(x); }
 CBL_HD double m_log1p(double x) { return std::log1p(x); }
+// log(1 + x) for x in [0, 1] (the CPU's vector version is specialised to that range).
+CBL_HD float m_log1p_unit(float x) { return std::log1p(x); }
+CBL_HD double m_log1p_unit(double x) { return std::log1p(x); }
 CBL_HD float m_abs(float x) { return std::fabs(x); }
 CBL_HD double m_abs(double x) { return std::fabs(x); }
 // x^g for x >= 0 (pow(0, 0) = 1). Common exponents skip the exp/log pair.
@@ -86,7 +89,7 @@ CBL_HD SigmoidPair<T> sigmoid_pair(T x, T e) {
 // non-negative terms for t in [0, 1], so no digits cancel in float.
 template <class T>
 CBL_HD T bce_with_logits(T x, T t, T e) {
-  return positive_part(x) * (T(1) - t) + positive_part(-x) * t + m_log1p(e);
+  return positive_part(x) * (T(1) - t) + positive_part(-x) * t + m_log1p_unit(e);
 }
 
 // The focal modulation of a cross-entropy value ce = -log q (q the probability of the truth):
@@ -179,7 +182,7 @@ template <class T>
 CBL_HD LossAndSlope<T> bce_pos_weighted(T x, T t, T pw) {
   const T e = exp_neg_abs(x);
   const T l = T(1) + (pw - T(1)) * t;
-  const T loss = positive_part(x) * (T(1) - t) + positive_part(-x) * pw * t + l * m_log1p(e);
+  const T loss = positive_part(x) * (T(1) - t) + positive_part(-x) * pw * t + l * m_log1p_unit(e);
   return {loss, l * sigmoid_pair(x, e).p - pw * t};
 }
 

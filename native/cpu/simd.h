@@ -241,6 +241,29 @@ inline Vec<W> m_log1p(Vec<W> x) {
   return select(d == Vec<W>(0.0f), x, m_log(u) * (x / d));
 }
 
+// log(1 + x) for x in [0, 1], the softplus term log1p(e^-|x|) of every element loss (NaN passes):
+// the polynomial of m_log at m = x when 1 + x < sqrt(2), else at m = (x - 1) / 2 = (1 + x) / 2 - 1
+// with log 2 added — no exponent to take apart, no division, exact to rounding near 0 (m = x).
+template <int W>
+inline Vec<W> m_log1p_unit(Vec<W> x) {
+  typedef typename Vec<W>::raw_t F;
+  const F xv = x.v;
+  const auto high = xv > 0.414213562f;
+  const F m = high ? (xv - 1.0f) * 0.5f : xv;
+  const F z = m * m;
+  F p = F{} + 7.0376836292e-2f;
+  p = p * m - 1.1514610310e-1f;
+  p = p * m + 1.1676998740e-1f;
+  p = p * m - 1.2420140846e-1f;
+  p = p * m + 1.4249322787e-1f;
+  p = p * m - 1.6668057665e-1f;
+  p = p * m + 2.0000714765e-1f;
+  p = p * m - 2.4999993993e-1f;
+  p = p * m + 3.3333331174e-1f;
+  const F y = m * z * p - z * 0.5f;
+  return Vec<W>(m + y + (high ? F{} + 0.693147181f : F{}));
+}
+
 // x^g for x >= 0 (0^0 = 1, 0^g = 0 for g > 0).
 template <int W>
 inline Vec<W> m_pow(Vec<W> x, float g) {
