@@ -34,7 +34,10 @@ function info(argv: readonly string[]): string {
   const b = backendInfo();
   const d = devices();
   if (o.json) return JSON.stringify({ ...b, devices: d });
-  const cuda = b.cuda.available ? `available (${b.cuda.deviceCount} device(s))` : `not available: ${b.cuda.reason}`;
+  const emulated = b.cuda.emulated ? ', the CPU emulator of CUDA (a test build)' : '';
+  const cuda = b.cuda.available
+    ? `available (${b.cuda.deviceCount} device(s)${emulated})`
+    : `not available: ${b.cuda.reason}`;
   return [
     `cbloss ${b.version}`,
     `CPU: kernels ${b.cpu.simd} (best ${b.cpu.bestSimd}), ${b.cpu.threads} threads (${b.cpu.hardwareThreads} logical processors)`,
