@@ -52,7 +52,13 @@ const QUICK = process.env.CBLOSS_GPU_CHECK_QUICK === '1';
 const deviceLoss = (r) => (r.loss instanceof DeviceTensor ? r.loss.toHost() : r.loss);
 
 // 1. The contract vectors on the GPU: host arrays, and DeviceTensors.
-const vectors = process.env.CBLOSS_VECTORS || path.join(__dirname, '..', '..', 'shared', 'vectors', 'public.json');
+// The contract vectors: CBLOSS_VECTORS, ../shared beside the repository, or a copy carried in .gpu/.
+const vectors =
+  process.env.CBLOSS_VECTORS ||
+  [path.join(__dirname, '..', '..', 'shared', 'vectors', 'public.json'), path.join(__dirname, '..', '.gpu', 'public.json')].find(
+    (f) => fs.existsSync(f),
+  ) ||
+  'public.json (not found: set CBLOSS_VECTORS)';
 if (fs.existsSync(vectors)) {
   const cases = JSON.parse(fs.readFileSync(vectors, 'utf8')).cases;
   for (const c of cases) {
