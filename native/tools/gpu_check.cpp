@@ -1,0 +1,207 @@
+// The GPU check without Node: the native core's CUDA backend against its CPU backend on random
+// problems (host arrays and device-resident data, every loss), then the time of device-resident
+// cross-entropy beside the minimum bytes it must move. The fallback of scripts/gpu-check.sh for a
+// GPU machine where the carried Node does not start. Build: `npx cmake-js compile
+// --CDCBLOSS_TOOLS=ON` (then build/cbloss_gpu_check); CBLOSS_GPU_CHECK_QUICK=1 for small shapes
+// (CI runs it so on the CUDA emulator). Prints `N passed, M failed`; exit 1 on a failure.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+#include "core/problem.h"
+
+namespace {
+
+using cbloss::DeviceMemory;
+using cbloss::LossKind;
+using cbloss::Problem;
+
+int passed = 0;
+int failed = 0;
+
+void check(bool ok, const std::string& what) {
+  if (ok) {
+    ++passed;
+  } else {
+    ++failed;
+    std::printf("FAIL %s\n", what.c_str());
+  }
+}
+
+// A small deterministic generator (the check must not depend on the platform's rand()).
+struct Random {
+  uint64_t state;
+  double next() {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<double>(state >> 11) / 9007199254740992.0;
+  }
+};
+
+bool close(double a, double b) {
+  if (std::isnan(b)) return std::isnan(a);
+  return std::fabs(a - b) <= std::max(1e-5 * std::fabs(b), 1e-6);
+}
+
+// SPEC §5: max|g - g_ref| <= 1e-5 max|g_ref| + 1e-7.
+bool grad_close(const std::vector<float>& g, const std::vector<float>& ref) {
+  double max_ref = 0.0;
+  for (float v : ref) max_ref = std::max(max_ref, static_cast<double>(std::fabs(v)));
+  const double tol = 1e-5 * max_ref + 1e-7;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    if (!(std::fabs(static_cast<double>(g[i]) - ref[i]) <= tol)) return false;
+  }
+  return true;
+}
+
+struct Case {
+  const char* name;
+  LossKind loss;
+  double gamma;
+  double smoothing;
+  bool labels;
+};
+
+std::shared_ptr<DeviceMemory> upload(const void* data, size_t bytes) {
+  auto m = DeviceMemory::allocate(0, bytes);
+  m->copy_from_host(data, bytes);
+  return m;
+}
+
+void compare(const Case& c, int64_t N, int64_t C, Random& rng) {
+  const size_t M = static_cast<size_t>(N * C);
+  std::vector<float> x(M), t(M);
+  std::vector<int32_t> y(static_cast<size_t>(N));
+  for (float& v : x) v = static_cast<float>((rng.next() - 0.5) * 8.0);
+  for (float& v : t) v = rng.next() < 0.2 ? 1.0f : 0.0f;
+  for (int32_t& v : y) v = static_cast<int32_t>(rng.next() * static_cast<double>(C));
+  Problem p;
+  p.loss = c.loss;
+  p.rows = N;
+  p.classes = C;
+  p.logits = x.data();
+  if (c.labels) p.labels = y.data();
+  else p.targets = t.data();
+  p.gamma = c.gamma;
+  p.label_smoothing = c.smoothing;
+  p.divisor = cbloss::Divisor::Elements;
+  std::vector<float> g_cpu(M), g_gpu(M), g_dev(M);
+  p.grad_out = g_cpu.data();
+  const double l_cpu = cbloss::run_cpu(p);
+  p.grad_out = g_gpu.data();
+  const double l_gpu = cbloss::run_cuda(p, 0);
+
+  // The same problem with every array on the device.
+  Problem d = p;
+  auto dx = upload(x.data(), M * sizeof(float));
+  auto dy = upload(y.data(), y.size() * sizeof(int32_t));
+  auto dt = upload(t.data(), M * sizeof(float));
+  auto dg = DeviceMemory::allocate(0, M * sizeof(float));
+  d.device_memory = true;
+  d.logits = static_cast<const float*>(dx->data());
+  d.labels = c.labels ? static_cast<const int32_t*>(dy->data()) : nullptr;
+  d.targets = c.labels ? nullptr : static_cast<const float*>(dt->data());
+  d.grad_out = static_cast<float*>(dg->data());
+  const double l_dev = cbloss::run_cuda(d, 0);
+  dg->copy_to_host(g_dev.data(), M * sizeof(float));
+
+  const std::string what = std::string(c.name) + " " + std::to_string(N) + "x" + std::to_string(C);
+  check(close(l_gpu, l_cpu) && grad_close(g_gpu, g_cpu), what + " host arrays: " + std::to_string(l_gpu) + " vs " + std::to_string(l_cpu));
+  check(close(l_dev, l_cpu) && grad_close(g_dev, g_cpu), what + " device arrays: " + std::to_string(l_dev) + " vs " + std::to_string(l_cpu));
+}
+
+double median_ms(const std::vector<double>& samples) {
+  std::vector<double> s = samples;
+  std::sort(s.begin(), s.end());
+  return s[s.size() / 2];
+}
+
+void time_cross_entropy(int64_t N, int64_t C, int reps) {
+  const size_t M = static_cast<size_t>(N * C);
+  std::vector<float> block(std::min<size_t>(M, size_t{1} << 24));
+  Random rng{7};
+  for (float& v : block) v = static_cast<float>((rng.next() - 0.5) * 8.0);
+  auto dx = DeviceMemory::allocate(0, M * sizeof(float));
+  for (size_t at = 0; at < M; at += block.size()) {
+    const size_t n = std::min(block.size(), M - at);
+    dx->copy_from_host(block.data(), n * sizeof(float), at * sizeof(float));
+  }
+  std::vector<int32_t> y(static_cast<size_t>(N));
+  for (int32_t& v : y) v = static_cast<int32_t>(rng.next() * static_cast<double>(C));
+  auto dy = upload(y.data(), y.size() * sizeof(int32_t));
+  auto dg = DeviceMemory::allocate(0, M * sizeof(float));
+  Problem p;
+  p.loss = LossKind::CrossEntropy;
+  p.rows = N;
+  p.classes = C;
+  p.device_memory = true;
+  p.logits = static_cast<const float*>(dx->data());
+  p.labels = static_cast<const int32_t*>(dy->data());
+  p.grad_out = static_cast<float*>(dg->data());
+  p.divisor = cbloss::Divisor::LabelWeight;
+  cbloss::run_cuda(p, 0);  // warm-up
+  std::vector<double> samples;
+  for (int i = 0; i < reps; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    cbloss::run_cuda(p, 0);
+    samples.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  const double ms = median_ms(samples);
+  const double bytes = static_cast<double>(M) * 8.0 + static_cast<double>(N) * 4.0;
+  std::printf("%10lldx%-7lld CE fp32 device-resident: %9.3f ms per call (syncs included), %7.1f GB/s of minimum bytes\n",
+              static_cast<long long>(N), static_cast<long long>(C), ms, bytes / ms / 1e6);
+}
+
+}  // namespace
+
+int main() {
+  const cbloss::CudaStatus& status = cbloss::cuda_status();
+  std::printf("CUDA compiled %d, available %d%s%s\n", status.compiled, status.available, status.available ? "" : ": ",
+              status.reason.c_str());
+  for (const cbloss::CudaDevice& d : status.devices) {
+    std::printf("cuda:%d %s, %.1f GiB, compute capability %d.%d, %d SMs\n", d.index, d.name.c_str(),
+                static_cast<double>(d.total_memory) / 1073741824.0, d.major, d.minor, d.multiprocessors);
+  }
+  if (!status.available) {
+    std::printf("0 passed, 1 failed\n");
+    return 1;
+  }
+  const bool quick = std::getenv("CBLOSS_GPU_CHECK_QUICK") && std::strcmp(std::getenv("CBLOSS_GPU_CHECK_QUICK"), "1") == 0;
+  const Case cases[] = {
+      {"CE smoothing", LossKind::CrossEntropy, 0.0, 0.1, true},
+      {"focal gamma=2", LossKind::FocalSoftmax, 2.0, 0.0, true},
+      {"BCE", LossKind::BCEWithLogits, 0.0, 0.0, false},
+      {"sigmoid focal", LossKind::SigmoidFocal, 2.0, 0.0, false},
+  };
+  const int64_t shapes[][2] = {{4096, 10}, {2048, 1000}, {16, 20000}, {4, 131072}};
+  const int64_t quick_shapes[][2] = {{64, 10}, {8, 1000}, {2, 40000}};
+  Random rng{2026};
+  try {
+    for (const Case& c : cases) {
+      if (quick) {
+        for (const auto& s : quick_shapes) compare(c, s[0], s[1], rng);
+      } else {
+        for (const auto& s : shapes) compare(c, s[0], s[1], rng);
+      }
+    }
+    if (quick) {
+      time_cross_entropy(512, 128, 2);
+    } else {
+      time_cross_entropy(int64_t{1} << 20, 128, 10);
+      time_cross_entropy(65536, 1000, 10);
+      time_cross_entropy(8192, 131072, 10);
+    }
+  } catch (const std::exception& e) {
+    check(false, std::string("exception: ") + e.what());
+  }
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}
