@@ -6,19 +6,24 @@
 // the label plus the per-class smoothing / probability-target term), k the upstream gradient times
 // the class-balanced row weight over the divisor. A row is read three times by the same threads —
 // the max, the sums, the gradient — so only the first read comes from DRAM, and every thread writes
-// only the columns it read (in place is safe; z_y, read by one lane for all, is read before the sums
-// are combined, which every lane waits for). A row goes to
+// only the columns it read (in place is safe; z_y, read by every lane, is read before the sums are
+// combined, which every lane waits for). A row goes to
 //   * a group of G = 4 or 32 lanes of one warp (shuffle reductions) for C <= kWarpRowMaxClasses,
 //   * a whole block for C <= kBlockRowMaxClasses,
 //   * several blocks beyond (vocabulary-sized rows): each block reduces one slice of the row to
 //     (max, S, linear, mass) around its own max; a second kernel merges the slices of the row —
 //     S = sum_s S_s e^(m_s - m), linear = sum_s linear_s + mass_s (m - m_s) — in a fixed order and
 //     writes the gradient of its slice.
-// Each row's loss goes to a per-row buffer (the 'none' output itself, or scratch) that sum_kernel
-// adds up in double in a fixed order, so the reduced loss does not depend on the GPU or the grid.
+// Each row's loss goes to a per-row buffer (the 'none' output itself, or scratch) that
+// segment_sum_kernel adds up in double in a fixed order, so the reduced loss does not depend on the
+// GPU or the grid.
 //
 // Element-wise losses (BCE, sigmoid focal, binary focal): a grid-stride loop, one partial sum per
 // block in a fixed grid. No float atomics anywhere.
+//
+// Every kernel has a width V: 4 when its rows (softmax) or its whole array (element-wise) come in
+// runs of 4 and the arrays are aligned for it — one 16-byte (float32) or 8-byte (16-bit) access per 4
+// values — else 1 (the host picks, launch_compute in losses_cuda.cu).
 #pragma once
 
 #include <cstdint>
