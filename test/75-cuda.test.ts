@@ -273,6 +273,16 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
         message: 'target[3] = 9 is out of range [0, 3)',
       });
       assert.deepEqual(grad.toHost(), new Float32Array(30).fill(42));
+      // 'none' losses too: one per row (softmax) or one per element (BCE with index targets).
+      for (const [loss, outputs] of [
+        [new cbloss.CrossEntropyLoss({ reduction: 'none' }), 10],
+        [new cbloss.BCEWithLogitsLoss({ numClasses: 3, reduction: 'none' }), 30],
+      ] as const) {
+        const lossOut = DeviceTensor.from(new Float32Array(outputs).fill(42));
+        assert.throws(() => loss.forwardBackward(x, bad, { out: { grad, loss: lossOut } }), { name: 'RangeError', message: /target\[3\] = 9/ });
+        assert.deepEqual(grad.toHost(), new Float32Array(30).fill(42), 'no gradient written');
+        assert.deepEqual(lossOut.toHost(), new Float32Array(outputs).fill(42), 'no loss written');
+      }
       const ignored = DeviceTensor.from(Int32Array.from([0, 1, 2, -100, 1, 0, 2, 2, 1, 0]));
       assert.equal(typeof new cbloss.CrossEntropyLoss().forward(x, ignored), 'number');
       assert.throws(() => new cbloss.FocalLoss({ numClasses: 3 }).forward(x, ignored), { name: 'RangeError', message: 'target[3] = -100 is out of range [0, 3)' });

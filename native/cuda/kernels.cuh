@@ -68,7 +68,17 @@ struct KernelArgs {
   float* row_loss;              // softmax losses: one per row (the 'none' output, or scratch)
   float* element_loss;          // element losses with 'none': one per element, else null
   double* partials;             // element losses: one per block
+  // Device-resident labels: the row of the first invalid label (check_labels_kernel, launched
+  // before), or all ones. Kernels that read labels or write outputs do nothing when one was found,
+  // so a call with a bad label writes nothing and needs no synchronization before its kernels.
+  const unsigned long long* invalid_label;
 };
+
+// Whether this launch must do nothing (an invalid device label was found): the same for every
+// thread of the grid, so returning at once keeps every barrier and shuffle convergent.
+__device__ __forceinline__ bool skip_launch(const KernelArgs& a) {
+  return a.invalid_label && *a.invalid_label != ~0ull;
+}
 
 template <class T>
 __device__ __forceinline__ float load(const void* base, int64_t i) {
@@ -310,6 +320,7 @@ __device__ __forceinline__ void zero_row_gradient(const KernelArgs& a, int64_t n
 // the shuffles and barriers are never divergent; groups past the last row compute nothing.
 template <class T, int G, int V>
 __global__ void softmax_rows_kernel(KernelArgs a) {
+  if (skip_launch(a)) return;
   constexpr int kRowsPerBlock = kBlock / G;
   const int lane = static_cast<int>(threadIdx.x) % G;
   const int group = static_cast<int>(threadIdx.x) / G;
@@ -347,6 +358,7 @@ struct SliceStats {
 
 template <class T, int V>
 __global__ void slice_stats_kernel(KernelArgs a, SliceStats* stats) {
+  if (skip_launch(a)) return;
   const RowShape r = row_shape(a);
   const int64_t C = a.classes;
   const int64_t slices = gridDim.x;
@@ -370,6 +382,7 @@ __global__ void slice_stats_kernel(KernelArgs a, SliceStats* stats) {
 // of this block's slice; the first slice's block writes the row loss.
 template <class T, int V>
 __global__ void slice_gradient_kernel(KernelArgs a, const SliceStats* stats) {
+  if (skip_launch(a)) return;
   const RowShape r = row_shape(a);
   const int64_t C = a.classes;
   const int64_t slices = gridDim.x;
@@ -431,6 +444,10 @@ __device__ double block_total(double v) {
 // arrays), with the row and column of the first found by one division and the rest by counting.
 template <class T, int V>
 __global__ void elements_kernel(KernelArgs a) {
+  if (skip_launch(a)) {
+    if (threadIdx.x == 0) a.partials[blockIdx.x] = 0.0;
+    return;
+  }
   const int64_t C = a.classes;
   const int64_t M = a.rows * C;
   const bool binary = a.loss == LossKind::FocalBinary;
@@ -488,6 +505,7 @@ __global__ void segment_sum_kernel(const V* values, int64_t count, int64_t segme
 
 // What the divisor of a data-dependent reduction adds up per row (labels/targets on the device).
 __global__ void divisor_terms_kernel(KernelArgs a, Divisor divisor, double* terms) {
+  if (skip_launch(a)) return;  // (terms are then never read: the call fails)
   for (int64_t n = static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x; n < a.rows;
        n += static_cast<int64_t>(gridDim.x) * kBlock) {
     double v = 0.0;

@@ -410,7 +410,10 @@ double run_on_device(DeviceContext& ctx, const Problem& p) {
   a.targets = p.targets;
   a.grad_output = p.grad_output;
 
-  if (p.labels) {  // the labels are checked before anything is written
+  if (p.labels) {
+    // The labels are checked first on the stream; every later kernel that reads labels or writes
+    // an output does nothing if one is bad (KernelArgs::invalid_label), and the host looks at the
+    // flag after the one synchronization of the call: nothing is written, and no extra round trip.
     const bool use_ignore = p.loss == LossKind::CrossEntropy;
     auto* bad = reinterpret_cast<unsigned long long*>(params + layout.first_bad);
     const int64_t check_blocks = ceil_div(N, kBlock) < kMaxElementBlocks ? ceil_div(N, kBlock) : kMaxElementBlocks;
@@ -419,16 +422,7 @@ double run_on_device(DeviceContext& ctx, const Problem& p) {
                     p.labels, N, p.classes, use_ignore, p.ignore_index, bad);
       check_launch();
     }
-    unsigned long long first = 0;
-    check(cudaMemcpyAsync(host_params + layout.first_bad, bad, sizeof first, cudaMemcpyDeviceToHost, stream),
-          "copy to the host");
-    check(cudaStreamSynchronize(stream), "label check");
-    std::memcpy(&first, host_params + layout.first_bad, sizeof first);
-    if (first != ~0ull) {
-      int32_t label = 0;
-      check(cudaMemcpy(&label, p.labels + first, sizeof label, cudaMemcpyDeviceToHost), "copy to the host");
-      throw InvalidLabel(static_cast<int64_t>(first), label);
-    }
+    a.invalid_label = bad;
   }
   if (data_divisor) {
     double* terms = reinterpret_cast<double*>(scratch + terms_at);
@@ -447,9 +441,18 @@ double run_on_device(DeviceContext& ctx, const Problem& p) {
   double* sum = reinterpret_cast<double*>(params + layout.sum);
   if (rows) launch_sum(a.row_loss, N, reinterpret_cast<double*>(scratch + stage_at), sum, stream);
   else launch_sum(a.partials, blocks, reinterpret_cast<double*>(scratch + stage_at), sum, stream);
-  // The divisor and the sum lie before first_bad in the parameter block: one copy brings both back.
-  check(cudaMemcpyAsync(host_params, params, layout.first_bad, cudaMemcpyDeviceToHost, stream), "copy to the host");
+  // The divisor, the sum and the label flag open the parameter block: one copy brings all three back.
+  check(cudaMemcpyAsync(host_params, params, layout.first_bad + sizeof(unsigned long long), cudaMemcpyDeviceToHost,
+                        stream),
+        "copy to the host");
   check(cudaStreamSynchronize(stream), "loss kernels");
+  unsigned long long first_bad = 0;
+  std::memcpy(&first_bad, host_params + layout.first_bad, sizeof first_bad);
+  if (p.labels && first_bad != ~0ull) {
+    int32_t label = 0;
+    check(cudaMemcpy(&label, p.labels + first_bad, sizeof label, cudaMemcpyDeviceToHost), "copy to the host");
+    throw InvalidLabel(static_cast<int64_t>(first_bad), label);
+  }
   double divisor = 0.0, total = 0.0;
   std::memcpy(&divisor, host_params + layout.divisor, sizeof divisor);
   std::memcpy(&total, host_params + layout.sum, sizeof total);
