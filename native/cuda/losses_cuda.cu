@@ -256,10 +256,20 @@ KernelArgs upload_params(DeviceContext& ctx, const Problem& p, const ParamLayout
 
 // ---- launches --------------------------------------------------------------------------------------
 
-int64_t element_blocks(int64_t elements) {
-  const int64_t b = ceil_div(elements, int64_t{kBlock} * 4);
+// Grid-stride launches: between 1 and kMaxElementBlocks blocks (a function of the shape only, so
+// that the partial sums, and the reduced loss, do not depend on the GPU).
+int64_t stride_blocks(int64_t work, int64_t per_block) {
+  const int64_t b = ceil_div(work, per_block);
   return b < 1 ? 1 : b > kMaxElementBlocks ? kMaxElementBlocks : b;
 }
+
+int64_t element_blocks(int64_t elements) { return stride_blocks(elements, int64_t{kBlock} * 4); }
+
+// One thread per row.
+unsigned row_thread_blocks(int64_t rows) { return static_cast<unsigned>(stride_blocks(rows, kBlock)); }
+
+// A grid dimension of at most kMaxGridX blocks (the kernels loop over what does not fit).
+unsigned grid_size(int64_t blocks) { return static_cast<unsigned>(blocks < cuda::kMaxGridX ? blocks : cuda::kMaxGridX); }
 
 int64_t slices_per_row(int64_t classes) { return ceil_div(classes, cuda::kSliceColumns); }
 
@@ -279,8 +289,7 @@ void launch_rows(const KernelArgs& a, cudaStream_t stream) {
   constexpr int64_t kRowsPerBlock = kBlock / G;
   const int64_t blocks = ceil_div(a.rows, kRowsPerBlock);
   auto* kernel = cuda::softmax_rows_kernel<T, G, V>;
-  CBLOSS_LAUNCH(kernel, dim3(static_cast<unsigned>(blocks < cuda::kMaxGridX ? blocks : cuda::kMaxGridX)),
-                dim3(kBlock), stream, a);
+  CBLOSS_LAUNCH(kernel, dim3(grid_size(blocks)), dim3(kBlock), stream, a);
 }
 
 bool aligned_to(const void* p, size_t bytes) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % bytes == 0; }
@@ -299,8 +308,7 @@ void launch_compute_width(KernelArgs a, char* work, cudaStream_t stream) {
       launch_rows<T, kBlock, V>(a, stream);
     } else {
       const int64_t slices = slices_per_row(a.classes);
-      const dim3 grid(static_cast<unsigned>(slices),
-                      static_cast<unsigned>(a.rows < cuda::kMaxGridX ? a.rows : cuda::kMaxGridX));
+      const dim3 grid(static_cast<unsigned>(slices), grid_size(a.rows));
       auto* stats = reinterpret_cast<cuda::SliceStats*>(work);
       auto* phase1 = cuda::slice_stats_kernel<T, V>;
       auto* phase2 = cuda::slice_gradient_kernel<T, V>;
@@ -313,8 +321,7 @@ void launch_compute_width(KernelArgs a, char* work, cudaStream_t stream) {
   if (a.balance == Balance::Row && a.targets && a.loss != LossKind::FocalBinary) {
     float* weights = reinterpret_cast<float*>(work);
     const int64_t blocks = ceil_div(a.rows, kBlock / 32);
-    CBLOSS_LAUNCH(cuda::row_weights_kernel, dim3(static_cast<unsigned>(blocks < cuda::kMaxGridX ? blocks : cuda::kMaxGridX)),
-                  dim3(kBlock), stream, a, weights);
+    CBLOSS_LAUNCH(cuda::row_weights_kernel, dim3(grid_size(blocks)), dim3(kBlock), stream, a, weights);
     a.row_weight = weights;
   }
   auto* kernel = cuda::elements_kernel<T, V>;
@@ -416,9 +423,8 @@ double run_on_device(DeviceContext& ctx, const Problem& p) {
     // flag after the one synchronization of the call: nothing is written, and no extra round trip.
     const bool use_ignore = p.loss == LossKind::CrossEntropy;
     auto* bad = reinterpret_cast<unsigned long long*>(params + layout.first_bad);
-    const int64_t check_blocks = ceil_div(N, kBlock) < kMaxElementBlocks ? ceil_div(N, kBlock) : kMaxElementBlocks;
     if (N > 0) {
-      CBLOSS_LAUNCH(cuda::check_labels_kernel, dim3(static_cast<unsigned>(check_blocks)), dim3(kBlock), stream,
+      CBLOSS_LAUNCH(cuda::check_labels_kernel, dim3(row_thread_blocks(N)), dim3(kBlock), stream,
                     p.labels, N, p.classes, use_ignore, p.ignore_index, bad);
       check_launch();
     }
@@ -426,9 +432,8 @@ double run_on_device(DeviceContext& ctx, const Problem& p) {
   }
   if (data_divisor) {
     double* terms = reinterpret_cast<double*>(scratch + terms_at);
-    const int64_t tb = ceil_div(N, kBlock) < kMaxElementBlocks ? ceil_div(N, kBlock) : kMaxElementBlocks;
     if (N > 0) {
-      CBLOSS_LAUNCH(cuda::divisor_terms_kernel, dim3(static_cast<unsigned>(tb)), dim3(kBlock), stream, a, p.divisor, terms);
+      CBLOSS_LAUNCH(cuda::divisor_terms_kernel, dim3(row_thread_blocks(N)), dim3(kBlock), stream, a, p.divisor, terms);
     }
     launch_sum(terms, N, reinterpret_cast<double*>(scratch + stage_at),
                reinterpret_cast<double*>(params + layout.divisor), stream);
