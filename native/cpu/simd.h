@@ -197,6 +197,23 @@ inline Vec<W> m_expm1(Vec<W> x) {
   return select(m_abs(x) < Vec<W>(0.5f), p, e);
 }
 
+// The terms of log(1 + m) from m^3 on, m z P(m) with z = m^2, for m in [sqrt(1/2) - 1, sqrt(2) - 1]
+// (Cephes' logf polynomial): log(1 + m) = m - z / 2 + m z P(m).
+template <int W>
+inline typename Vec<W>::raw_t log_cubic_terms(typename Vec<W>::raw_t m, typename Vec<W>::raw_t z) {
+  typedef typename Vec<W>::raw_t F;
+  F p = F{} + 7.0376836292e-2f;
+  p = p * m - 1.1514610310e-1f;
+  p = p * m + 1.1676998740e-1f;
+  p = p * m - 1.2420140846e-1f;
+  p = p * m + 1.4249322787e-1f;
+  p = p * m - 1.6668057665e-1f;
+  p = p * m + 2.0000714765e-1f;
+  p = p * m - 2.4999993993e-1f;
+  p = p * m + 3.3333331174e-1f;
+  return m * z * p;
+}
+
 // log x: x = 2^e m, m in [sqrt(1/2), sqrt(2)); log(m) by a degree-9 polynomial in m - 1.
 template <int W>
 inline Vec<W> m_log(Vec<W> x) {
@@ -212,16 +229,7 @@ inline Vec<W> m_log(Vec<W> x) {
   m = small ? m + m - 1.0f : m - 1.0f;
   const F e = __builtin_convertvector(ex, F);
   const F z = m * m;
-  F p = F{} + 7.0376836292e-2f;
-  p = p * m - 1.1514610310e-1f;
-  p = p * m + 1.1676998740e-1f;
-  p = p * m - 1.2420140846e-1f;
-  p = p * m + 1.4249322787e-1f;
-  p = p * m - 1.6668057665e-1f;
-  p = p * m + 2.0000714765e-1f;
-  p = p * m - 2.4999993993e-1f;
-  p = p * m + 3.3333331174e-1f;
-  F y = m * z * p;
+  F y = log_cubic_terms<W>(m, z);
   y = y - e * 2.12194440e-4f;
   y = y - z * 0.5f;
   F result = m + y + e * 0.693359375f;
@@ -251,16 +259,7 @@ inline Vec<W> m_log1p_unit(Vec<W> x) {
   const auto high = xv > 0.414213562f;
   const F m = high ? (xv - 1.0f) * 0.5f : xv;
   const F z = m * m;
-  F p = F{} + 7.0376836292e-2f;
-  p = p * m - 1.1514610310e-1f;
-  p = p * m + 1.1676998740e-1f;
-  p = p * m - 1.2420140846e-1f;
-  p = p * m + 1.4249322787e-1f;
-  p = p * m - 1.6668057665e-1f;
-  p = p * m + 2.0000714765e-1f;
-  p = p * m - 2.4999993993e-1f;
-  p = p * m + 3.3333331174e-1f;
-  const F y = m * z * p - z * 0.5f;
+  const F y = log_cubic_terms<W>(m, z) - z * 0.5f;
   return Vec<W>(m + y + (high ? F{} + 0.693147181f : F{}));
 }
 
