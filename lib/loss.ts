@@ -15,6 +15,7 @@ import {
   type TensorLike,
 } from './inputs';
 import { runPlan, runPlanAsync } from './native';
+import { checkCallOptionKeys } from './options';
 import { Divisor, LossKind, type LossPlan } from './plan';
 import { loadTf, tensorLoss, type TfTensor } from './tf';
 
@@ -107,6 +108,10 @@ export interface BaseLossTraits {
   vectorLength?: number;
   vectorName?: string;
 }
+
+/** The keys forwardBackward's options and their `out` may have. */
+const CALL_OPTIONS = ['gradOutput', 'out'] as const;
+const OUT_BUFFERS = ['grad', 'loss'] as const;
 
 /** Internal hooks; not part of the public API. */
 export const PREPARE = Symbol('cbloss.prepare');
@@ -236,6 +241,11 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
     const { plan } = call;
     if (opts !== undefined && (typeof opts !== 'object' || opts === null)) {
       throw invalidType('opts', 'an object { gradOutput?, out? }', opts);
+    }
+    if (opts !== undefined) {
+      checkCallOptionKeys('opts', opts, CALL_OPTIONS);
+      const out: unknown = opts.out;
+      if (typeof out === 'object' && out !== null) checkCallOptionKeys('opts.out', out, OUT_BUFFERS);
     }
     if (plan.logits instanceof DeviceTensor) return deviceCall(plan, this.device, wantGrad, opts) as Execution<R>;
     if (plan.labels instanceof DeviceTensor || plan.targets instanceof DeviceTensor) {

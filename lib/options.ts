@@ -96,6 +96,18 @@ export class OptionReader {
   }
 }
 
+/**
+ * The call options of forwardBackward (`opts`, `opts.out`): an object whose keys are all in `allowed`.
+ * A misspelled key (`{ grad }` for `{ out: { grad } }`) is a TypeError, not an allocation per call.
+ */
+export function checkCallOptionKeys(name: string, value: object, allowed: readonly string[]): void {
+  for (const key of Object.keys(value)) {
+    if (!allowed.includes(key)) {
+      throw new TypeError(`Unknown option '${key}' in ${name}: expected one of ${allowed.join(', ')}`);
+    }
+  }
+}
+
 export interface NumberCheck {
   /** What the message says was expected, e.g. 'a number in [0, 1]'. */
   expected?: string;

@@ -153,6 +153,12 @@ describe('40 errors', () => {
       throwsExactly(() => none.forwardBackward(x6, [0, 1], { gradOutput: [1, 2, 3] }), RangeError, 'Expected length 2 (one per output element) for gradOutput but received length 3');
       throwsExactly(() => none.forwardBackward(x6, [0, 1], { gradOutput: 'x' as never }), TypeError, /for gradOutput but received 'x'/);
     });
+    it('an unknown key in the call options or in out is a TypeError (a typo must not be ignored)', () => {
+      const grad = new Float32Array(6);
+      throwsExactly(() => ce.forwardBackward(x6, [0, 1], { grad } as never), TypeError, "Unknown option 'grad' in opts: expected one of gradOutput, out");
+      throwsExactly(() => ce.forwardBackward(x6, [0, 1], { out: { gard: grad } } as never), TypeError, "Unknown option 'gard' in opts.out: expected one of grad, loss");
+      assert.deepStrictEqual(grad, new Float32Array(6), 'nothing written');
+    });
     it('out buffers of the wrong type or length', () => {
       throwsExactly(() => ce.forwardBackward(x6, [0, 1], { out: { grad: new Float64Array(6) as never } }), TypeError, 'Expected a Float32Array for out.grad but received Float64Array(6)');
       throwsExactly(() => ce.forwardBackward(x6, [0, 1], { out: { grad: new Float32Array(5) } }), RangeError, "Expected length 6 (the input's length) for out.grad but received length 5");
