@@ -91,6 +91,32 @@ describe('70 kernel levels, shapes and threads', () => {
     }
   }
 
+  // The one-row-per-lane layout transposes full tiles of W rows with shuffles generated for each C:
+  // every C from 2 to 32 (2W for AVX-512), with enough rows for two full tiles and a partial one.
+  const laneFamilies = FAMILIES.filter((f) => f.target !== 'elements' && f.name !== 'BCE index targets');
+  for (const level of levels) {
+    it(`[${level}] one row per lane, every C from 2 to 32, full tiles: equals the float64 path`, () => {
+      const rand = rng(4242 + level.length);
+      for (let C = 2; C <= 32; C++) {
+        const N = 37;
+        for (const family of laneFamilies) {
+          if (C < (family.minC ?? 1)) continue;
+          const loss = buildLoss(family.spec(C, rand));
+          const input = randomLogits(rand, N * C, 3);
+          const target = makeTarget(family.target, rand, N, C);
+          cbloss.setSimdLevel('scalar');
+          const expected = loss.forwardBackward(input, target, { gradOutput: 0.5 });
+          cbloss.setSimdLevel(level);
+          const got = loss.forwardBackward(input, target, { gradOutput: 0.5 });
+          const what = `${family.name} N=${N} C=${C}`;
+          if (typeof expected.loss === 'number') assertLossClose(got.loss as number, expected.loss, what);
+          else assertLossArrayClose(got.loss as Float32Array, expected.loss, what);
+          assertGradClose(got.grad, expected.grad, `${what} grad`);
+        }
+      }
+    });
+  }
+
   it('results do not depend on the number of threads (bit for bit)', () => {
     const rand = rng(3);
     const threads = cbloss.backendInfo().cpu.threads;

@@ -35,6 +35,7 @@
 
 #include "../core/math.h"
 #include "cpu_internal.h"
+#include "lane_tile.h"
 #include "simd.h"
 
 namespace cbloss {
@@ -256,12 +257,15 @@ struct SimdKernels {
     V live = live_lanes(valid);
     V yf(-1.0f);
     if (p.labels) {
-      alignas(64) int32_t yi[W];
-      for (int l = 0; l < W; ++l) yi[l] = l < valid ? p.labels[n0 + l] : -1;
-      if (p.loss == LossKind::CrossEntropy) {
-        for (int l = 0; l < W; ++l) yi[l] = yi[l] == p.ignore_index ? -1 : yi[l];
+      using RawI = typename simd::Mask<W>::raw_t;
+      RawI yi;
+      if (valid == W) {
+        std::memcpy(&yi, p.labels + n0, sizeof(yi));
+      } else {
+        for (int l = 0; l < W; ++l) yi[l] = l < valid ? p.labels[n0 + l] : -1;
       }
-      yf = simd::from_int32<W>(yi);
+      if (p.loss == LossKind::CrossEntropy) yi = yi == p.ignore_index ? RawI{} - 1 : yi;
+      yf = V(__builtin_convertvector(yi, typename V::raw_t));
       live = simd::select(yf >= V(0.0f), live, V(0.0f));
     }
 
@@ -313,11 +317,16 @@ struct SimdKernels {
     loss = simd::select(counted, rw * loss, V(0.0f));
 
     double total = 0.0;
-    alignas(64) float lane_loss[W];
-    loss.store(lane_loss);
-    for (int l = 0; l < valid; ++l) total += static_cast<double>(lane_loss[l]);
-    if (p.loss_out) {
-      for (int l = 0; l < valid; ++l) p.loss_out[n0 + l] = lane_loss[l];
+    if (valid == W) {
+      total = simd::hsum(loss);  // padding lanes are 0 anyway; a tree, not a chain of W additions
+      if (p.loss_out) loss.store(p.loss_out + n0);
+    } else {
+      alignas(64) float lane_loss[W];
+      loss.store(lane_loss);
+      for (int l = 0; l < valid; ++l) total += static_cast<double>(lane_loss[l]);
+      if (p.loss_out) {
+        for (int l = 0; l < valid; ++l) p.loss_out[n0 + l] = lane_loss[l];
+      }
     }
     if (!p.grad_out) return total;
 
@@ -344,10 +353,8 @@ struct SimdKernels {
 
   // rows (valid of them, C floats each, contiguous) -> tile[c][lane]; missing lanes 0.
   static void transpose_in(const float* src, int64_t C, int64_t valid, float (*tile)[W]) {
-    if (valid == W) {
-      for (int l = 0; l < W; ++l) {
-        for (int64_t c = 0; c < C; ++c) tile[c][l] = src[l * C + c];
-      }
+    if (valid == W && C >= 2) {
+      LaneTile<W>::kTable.in[C](src, tile);
       return;
     }
     for (int64_t c = 0; c < C; ++c) {
@@ -356,6 +363,10 @@ struct SimdKernels {
   }
 
   static void transpose_out(float (*tile)[W], int64_t C, int64_t valid, float* dst) {
+    if (valid == W && C >= 2) {
+      LaneTile<W>::kTable.out[C](tile, dst);
+      return;
+    }
     for (int l = 0; l < valid; ++l) {
       for (int64_t c = 0; c < C; ++c) dst[l * C + c] = tile[c][l];
     }
