@@ -2,7 +2,7 @@
 // received), thrown before anything is written.
 import { strict as assert } from 'node:assert';
 
-import { BCEWithLogitsLoss, ClassBalancedLoss, CrossEntropyLoss, FocalLoss, SigmoidFocalLoss, classBalancedWeights } from '../lib';
+import { BCEWithLogitsLoss, ClassBalancedLoss, CrossEntropyLoss, FocalLoss, SigmoidFocalLoss, backendInfo, classBalancedWeights, setNumThreads } from '../lib';
 
 const x6 = new Float32Array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]);
 
@@ -50,6 +50,20 @@ describe('40 errors', () => {
       y[17] = -1;
       throwsExactly(() => new CrossEntropyLoss().forward(x, y), RangeError, 'target[17] = -1 is out of range [0, 3)');
       assert.doesNotThrow(() => new CrossEntropyLoss({ ignoreIndex: -1 }).forward(x, y), 'the ignored label is accepted');
+    });
+    it('in a large batch (checked over the threads in blocks), the first bad row is reported and nothing is written', () => {
+      const N = 300_000;
+      const x = new Float32Array(N * 2);
+      const y = new Int32Array(N);
+      y[250_001] = 7; // a later block
+      y[140_000] = 3; // the first bad row, in a middle block
+      const grad = new Float32Array(N * 2).fill(9);
+      for (const threads of [1, 2, 4]) {
+        setNumThreads(threads);
+        throwsExactly(() => new CrossEntropyLoss().forwardBackward(x, y, { out: { grad } }), RangeError, 'target[140000] = 3 is out of range [0, 2)');
+      }
+      setNumThreads(backendInfo().cpu.hardwareThreads);
+      assert.ok(grad.every((v) => v === 9), 'the gradient buffer is untouched');
     });
     it('labels at ±2^31 and huge BigInts are out of range', () => {
       throwsExactly(() => new CrossEntropyLoss().forward(x6, new Uint32Array([0, 2 ** 31])), RangeError, 'target[1] = 2147483648 is out of range [0, 3)');
