@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <new>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -68,6 +69,19 @@ void suspend(FiberState state) {
   swapcontext(&self.context, &run.scheduler);
 }
 
+// CBLOSS_EMULATED_SCHEDULE=reverse runs the threads of a block, and the blocks of a grid, in
+// reverse order. In index order, a thread that reads shared memory written by a lower thread in the
+// same phase (a missing __syncthreads) still sees the value, because the writer ran first; in
+// reverse order it does not. Running the tests both ways catches a missing barrier in either
+// direction, which a CPU emulator otherwise hides.
+bool reverse_schedule() {
+  static const bool reverse = [] {
+    const char* env = std::getenv("CBLOSS_EMULATED_SCHEDULE");
+    return env != nullptr && std::string(env) == "reverse";
+  }();
+  return reverse;
+}
+
 void run_block(BlockRun& run) {
   const size_t n = run.count;
   if (run.fibers.size() < n) run.fibers.resize(n);
@@ -84,23 +98,31 @@ void run_block(BlockRun& run) {
     f.context.uc_link = &run.scheduler;
     makecontext(&f.context, fiber_main, 0);
   }
+  // Warps run one after another, each as far as it can go — through its shuffles, up to its next
+  // __syncthreads — before the next warp starts: the most skew between warps that CUDA allows, so
+  // that a warp racing ahead into the next phase (a missing barrier before shared memory is reused)
+  // overwrites what a later warp still had to read.
+  const bool reverse = reverse_schedule();
+  const size_t warps = (n + 31) / 32;
   for (;;) {
-    for (size_t i = 0; i < n; ++i) {
-      if (run.fibers[i].state != FiberState::Ready) continue;
-      run.current = i;
-      swapcontext(&run.scheduler, &run.fibers[i].context);
+    for (size_t k = 0; k < warps; ++k) {
+      const size_t warp = reverse ? warps - 1 - k : k;
+      const size_t begin = warp * 32, end = begin + 32 < n ? begin + 32 : n;
+      for (;;) {
+        for (size_t j = 0; j < end - begin; ++j) {
+          const size_t i = reverse ? end - 1 - j : begin + j;
+          if (run.fibers[i].state != FiberState::Ready) continue;
+          run.current = i;
+          swapcontext(&run.scheduler, &run.fibers[i].context);
+        }
+        // The whole warp at a shuffle: exchange and go on; otherwise it waits at a barrier.
+        bool whole = true;
+        for (size_t i = begin; i < end; ++i) whole = whole && run.fibers[i].state == FiberState::AtWarpSync;
+        if (!whole) break;
+        for (size_t i = begin; i < end; ++i) run.fibers[i].state = FiberState::Ready;
+      }
     }
-    // Every fiber now waits at a barrier or has finished. Release whole warps at a shuffle first.
-    bool released = false, all_done = true, all_at_block_sync = true;
-    for (size_t warp = 0; warp * 32 < n; ++warp) {
-      const size_t end = warp * 32 + 32 < n ? warp * 32 + 32 : n;
-      bool whole = true;
-      for (size_t i = warp * 32; i < end; ++i) whole = whole && run.fibers[i].state == FiberState::AtWarpSync;
-      if (!whole) continue;
-      for (size_t i = warp * 32; i < end; ++i) run.fibers[i].state = FiberState::Ready;
-      released = true;
-    }
-    if (released) continue;
+    bool all_done = true, all_at_block_sync = true;
     for (size_t i = 0; i < n; ++i) {
       const FiberState s = run.fibers[i].state;
       all_done = all_done && s == FiberState::Done;
@@ -187,14 +209,14 @@ void launch(dim3 grid, dim3 block, cudaStream_t, const std::function<void()>& bo
   run.block = block;
   run.grid = grid;
   run.count = threads;
-  for (unsigned z = 0; z < grid.z; ++z) {
-    for (unsigned y = 0; y < grid.y; ++y) {
-      for (unsigned x = 0; x < grid.x; ++x) {
-        if (run.fibers.size() < threads) run.fibers.resize(threads);
-        for (size_t i = 0; i < threads; ++i) run.fibers[i].where.block = dim3(x, y, z);
-        run_block(run);
-      }
-    }
+  const size_t blocks = static_cast<size_t>(grid.x) * grid.y * grid.z;
+  for (size_t k = 0; k < blocks; ++k) {
+    const size_t b = reverse_schedule() ? blocks - 1 - k : k;
+    const dim3 where(static_cast<unsigned>(b % grid.x), static_cast<unsigned>(b / grid.x % grid.y),
+                     static_cast<unsigned>(b / grid.x / grid.y));
+    if (run.fibers.size() < threads) run.fibers.resize(threads);
+    for (size_t i = 0; i < threads; ++i) run.fibers[i].where.block = where;
+    run_block(run);
   }
   run.body = nullptr;
 }
