@@ -708,7 +708,18 @@ struct SimdKernels {
     float scale;
   };
 
+  // kPlain: 0 for any span; 1 (BCE) or 2 (the focal losses) for a plain span — no class or row
+  // factors, no pos_weight, no per-element losses or upstream gradient, as in a reduced BCE or
+  // sigmoid focal loss without weights — whose loop then tests none of them on every vector.
+  template <int kPlain>
   __attribute__((always_inline)) static V element_step(const ElementParams& e, const Span& s, int64_t j) {
+    if constexpr (kPlain != 0) {
+      const V x = V::load(s.x + j), t = V::load(s.t + j);
+      const math::LossAndSlope<V> r =
+          kPlain == 1 ? math::bce_pos_weighted(x, t, V(1.0f)) : element_vector(e, x, t, V(1.0f), V(1.0f));
+      if (s.grad_out) (r.slope * V(s.scale)).store(s.grad_out + j);
+      return r.loss;
+    }
     V w = s.w ? V::load(s.w + j) : V(1.0f);
     if (s.rw) w = w * V::load(s.rw + j);
     const math::LossAndSlope<V> r =
@@ -733,6 +744,7 @@ struct SimdKernels {
   // The loop works on local copies of the parameters and the span: through the caller's references,
   // any float stored to the outputs might have changed their float fields (scale, gamma, ...), so
   // GCC reloaded and retested them on every vector (~3% of an in-cache BCE call, A/B of minima).
+  template <int kPlain>
   static double element_run(const ElementParams& params, const Span& span, int64_t count) {
     const ElementParams e = params;
     const Span s = span;
@@ -741,12 +753,17 @@ struct SimdKernels {
     int64_t j = 0;
     while (j + W <= count) {
       const int64_t stop = min64(count - W, j + 64 * W);
-      for (; j <= stop; j += W) sum += element_step(e, s, j);
+      for (; j <= stop; j += W) sum += element_step<kPlain>(e, s, j);
       total += simd::hsum(sum);
       sum = V(0.0f);
     }
     if (j < count) total += simd::hsum(element_tail(e, s, j, count - j));
     return total;
+  }
+
+  static double run_span(const ElementParams& e, const Span& s, int64_t count) {
+    if (s.w || s.pw || s.rw || s.go || s.loss_out) return element_run<0>(e, s, count);
+    return e.bce ? element_run<1>(e, s, count) : element_run<2>(e, s, count);
   }
 
   // The span of the problem's arrays that starts at element i.
@@ -800,7 +817,7 @@ struct SimdKernels {
             if (y >= 0 && y < len) t_tile[y] = 1.0f;
             s.t = t_tile;
           }
-          total += element_run(e, s, len);
+          total += run_span(e, s, len);
         }
       }
       return total;
@@ -836,7 +853,7 @@ struct SimdKernels {
         for (int64_t r = 0; r < rows; ++r) t_tile[r * C + p.labels[n0 + r]] = 1.0f;
         s.t = t_tile;
       }
-      total += element_run(e, s, rows * C);
+      total += run_span(e, s, rows * C);
     }
     return total;
   }
