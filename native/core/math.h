@@ -3,9 +3,9 @@
 //
 // The templates take the compute type T: float or double, or a SIMD vector type of the CPU backend
 // (native/cpu/simd.h). They are branch-free — `select(mask, a, b)` instead of `if` — and call the
-// primitives m_exp, m_expm1, m_log, m_log1p, m_log1p_unit, m_pow, m_abs unqualified: for float and double the
-// overloads below are found, for a vector type its own overloads are found by argument-dependent
-// lookup. So the CPU (scalar and SIMD) and CUDA kernels evaluate the same formulas.
+// primitives m_exp, m_exp_nonpositive, m_expm1, m_log, m_log1p, m_log1p_unit, m_pow, m_abs
+// unqualified: for float and double the overloads below are found, for a vector type its own
+// overloads are found by argument-dependent lookup. So the CPU (scalar and SIMD) and CUDA kernels evaluate the same formulas.
 #pragma once
 
 #include <cmath>
@@ -35,6 +35,9 @@ namespace CBLOSS_MATH_NAMESPACE_NAME {
 // ---- Scalar primitives --------------------------------------------------------------------------
 CBL_HD float m_exp(float x) { return std::exp(x); }
 CBL_HD double m_exp(double x) { return std::exp(x); }
+// e^x for x <= 0 (or NaN): no overflow to handle (the CPU's vector version skips that check).
+CBL_HD float m_exp_nonpositive(float x) { return std::exp(x); }
+CBL_HD double m_exp_nonpositive(double x) { return std::exp(x); }
 CBL_HD float m_expm1(float x) { return std::expm1(x); }
 CBL_HD double m_expm1(double x) { return std::expm1(x); }
 CBL_HD float m_log(float x) { return std::log(x); }
@@ -66,7 +69,7 @@ CBL_HD T positive_part(T x) {
 // e^-|x|, the one exponential that sigmoid and softplus of either sign need.
 template <class T>
 CBL_HD T exp_neg_abs(T x) {
-  return m_exp(-m_abs(x));
+  return m_exp_nonpositive(-m_abs(x));
 }
 
 // Logistic sigmoid of x and of -x from e = e^-|x| (no overflow for any x).
