@@ -117,6 +117,43 @@ describe('70 kernel levels, shapes and threads', () => {
     });
   }
 
+  // A gradient of 32 MiB or more is written with non-temporal stores by rows of many classes (the
+  // exponentials parked in a scratch row, the stores aligned by hand): every level against the float64
+  // path, with the gradient at an unaligned offset and in place.
+  it('rows of a gradient past the caches (streamed stores): every level, unaligned and in place', function () {
+    this.timeout(120_000);
+    const N = 64;
+    const C = 131072;
+    const rand = rng(777);
+    const input = randomLogits(rand, N * C, 4);
+    const labels = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
+    const probs = makeTarget('probs', rand, N, C) as Float32Array;
+    const weight = w(C, rand);
+    const cases: Array<[string, LossSpec, Int32Array | Float32Array]> = [
+      ['CE weight smoothing', { loss: 'CrossEntropyLoss', options: { weight, labelSmoothing: 0.1 } }, labels],
+      ['CE probabilities', { loss: 'CrossEntropyLoss', options: { numClasses: C } }, probs],
+      ['focal gamma 2', { loss: 'FocalLoss', options: { numClasses: C } }, labels],
+    ];
+    const buffer = new Float32Array(N * C + 3);
+    for (const [name, spec, target] of cases) {
+      const loss = buildLoss(spec);
+      cbloss.setSimdLevel('scalar');
+      const expected = loss.forwardBackward(input, target);
+      for (const level of levels) {
+        cbloss.setSimdLevel(level);
+        for (const offset of [0, 1, 3]) {
+          const grad = buffer.subarray(offset, offset + N * C);
+          const got = loss.forwardBackward(input, target, { out: { grad } });
+          assertLossClose(got.loss as number, expected.loss as number, `${name} [${level}] offset ${offset}`);
+          assertGradClose(grad, expected.grad, `${name} [${level}] offset ${offset} grad`);
+        }
+        const work = input.slice();
+        loss.forwardBackward(work, target, { out: { grad: work } });
+        assertGradClose(work, expected.grad, `${name} [${level}] in place`);
+      }
+    }
+  });
+
   it('results do not depend on the number of threads (bit for bit)', () => {
     const rand = rng(3);
     const threads = cbloss.backendInfo().cpu.threads;

@@ -21,8 +21,14 @@ struct RunContext {
   const float* pos_weight = nullptr;
   const float* alpha = nullptr;
   const float* balance_weight = nullptr;
+  // The gradient is too large for the caches: rows of many classes write it with non-temporal
+  // stores (see wide_row).
+  bool stream_gradient = false;
   std::vector<float> storage;
 };
+
+// Gradients from this size on are written past the caches by the wide-row kernels.
+constexpr int64_t kStreamGradientBytes = int64_t{32} << 20;
 
 // Evaluates rows [begin, end) and returns the sum of their (weighted) output elements.
 using RowsFn = double (*)(const Problem& p, const RunContext& ctx, int64_t begin, int64_t end);

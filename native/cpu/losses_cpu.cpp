@@ -395,6 +395,7 @@ double run_cpu(const Problem& p) {
     // gradient rather than 0 * inf.
     ctx.reduced_scale = divisor != 0.0 ? p.grad_output_scalar / divisor : 0.0;
   }
+  ctx.stream_gradient = p.grad_out != nullptr && p.rows * p.classes * int64_t{4} >= cpu::kStreamGradientBytes;
   ctx.class_weight_sum = static_cast<double>(p.classes);
   if (p.class_weight) {
     ctx.class_weight_sum = 0.0;

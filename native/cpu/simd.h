@@ -12,7 +12,7 @@
 #include <limits>
 #include <utility>
 
-#if defined(__AVX512F__)
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
 
@@ -188,6 +188,22 @@ inline Vec<W> m_exp(Vec<W> x) {
   result = xv < -87.3365448f ? F{} : result;
   result = xv > 88.7228391f ? F{} + std::numeric_limits<float>::infinity() : result;
   return Vec<W>(result);
+}
+
+// A non-temporal store of a vector to p, which must be aligned to the vector's size (an ordinary
+// store where the instruction set has none).
+template <int W>
+inline void stream_store(Vec<W> v, float* p) {
+#if defined(__AVX512F__)
+  if constexpr (W == 16) return _mm512_stream_ps(p, (__m512)v.v);
+#endif
+#if defined(__AVX__)
+  if constexpr (W == 8) return _mm256_stream_ps(p, (__m256)v.v);
+#endif
+#if defined(__SSE__)
+  if constexpr (W == 4) return _mm_stream_ps(p, (__m128)v.v);
+#endif
+  v.store(p);
 }
 
 // p * 2^n for integral n with p * 2^n normal (n is a float holding an integer).
