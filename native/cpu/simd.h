@@ -175,19 +175,32 @@ inline typename Vec<W>::raw_t exp_reduced(typename Vec<W>::raw_t x, typename Vec
   return p * (F)bits;
 }
 
-// e^x for any x: the float range's limits (0 below, inf above, also for x = -inf, where the
-// polynomial gives NaN); NaN passes.
+// e^x given fx = x log2(e) <= 127, with the float range's lower limit: 0 below -87.3 (also for
+// x = -inf, where the polynomial gives NaN); NaN passes.
+template <int W>
+inline typename Vec<W>::raw_t exp_above_limit(typename Vec<W>::raw_t xv, typename Vec<W>::raw_t fx) {
+  typedef typename Vec<W>::raw_t F;
+  fx = fx < -127.0f ? F{} - 127.0f : fx;  // keeps NaN
+  const F result = exp_reduced<W>(xv, fx);
+  return xv < -87.3365448f ? F{} : result;
+}
+
+// e^x for any x: the float range's limits (0 below, inf above); NaN passes.
 template <int W>
 inline Vec<W> m_exp(Vec<W> x) {
   typedef typename Vec<W>::raw_t F;
   const F xv = x.v;
   F fx = xv * 1.44269504088896341f;
-  fx = fx < -127.0f ? F{} - 127.0f : fx;  // keeps NaN
   fx = fx > 127.0f ? F{} + 127.0f : fx;
-  F result = exp_reduced<W>(xv, fx);
-  result = xv < -87.3365448f ? F{} : result;
-  result = xv > 88.7228391f ? F{} + std::numeric_limits<float>::infinity() : result;
-  return Vec<W>(result);
+  const F result = exp_above_limit<W>(xv, fx);
+  return Vec<W>(xv > 88.7228391f ? F{} + std::numeric_limits<float>::infinity() : result);
+}
+
+// e^x for x <= 0 (or NaN), e^-|x| of the element losses: m_exp without the clamps against
+// overflow (4 vector operations of ~25), the same values.
+template <int W>
+inline Vec<W> m_exp_nonpositive(Vec<W> x) {
+  return Vec<W>(exp_above_limit<W>(x.v, x.v * 1.44269504088896341f));
 }
 
 // A non-temporal store of a vector to p, which must be aligned to the vector's size (an ordinary
@@ -217,17 +230,6 @@ inline typename Vec<W>::raw_t scale_by_pow2(typename Vec<W>::raw_t p, typename V
   return (typename Vec<W>::raw_t)((I)p + (__builtin_convertvector(n, I) << 23));
 }
 
-// e^x for x <= 0 (or NaN), e^-|x| of the element losses: m_exp without the clamps against
-// overflow (4 vector operations of ~25), the same values.
-template <int W>
-inline Vec<W> m_exp_nonpositive(Vec<W> x) {
-  typedef typename Vec<W>::raw_t F;
-  const F xv = x.v;
-  F fx = xv * 1.44269504088896341f;
-  fx = fx < -127.0f ? F{} - 127.0f : fx;  // keeps NaN
-  const F result = exp_reduced<W>(xv, fx);
-  return Vec<W>(xv < -87.3365448f ? F{} : result);
-}
 
 // e^-d for d >= 0 (or NaN), the softmax exponential. It only has to be accurate against the row's
 // sum S >= 1 (every use is e / S or log S), which allows a shorter path than m_exp's: e^-d = 2^t
