@@ -310,7 +310,7 @@ struct SimdKernels {
         for (int l = 0; l < W; ++l) yi[l] = l < valid ? p.labels[n0 + l] : -1;
       }
       if (p.loss == LossKind::CrossEntropy) yi = yi == p.ignore_index ? RawI{} - 1 : yi;
-      yf = V(__builtin_convertvector(yi, typename V::raw_t));
+      yf = simd::from_int32<W>(yi);
       live = simd::select(yf >= V(0.0f), live, V(0.0f));
     }
 

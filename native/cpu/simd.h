@@ -87,11 +87,9 @@ inline Vec<W> select(Mask<W> mask, Vec<W> a, Vec<W> b) {
   return Vec<W>(mask.m ? a.v : b.v);
 }
 
-// W int32 values converted to float lanes.
+// W int32 lanes converted to float lanes.
 template <int W>
-inline Vec<W> from_int32(const int32_t* p) {
-  typename Mask<W>::raw_t i;
-  std::memcpy(&i, p, sizeof(i));
+inline Vec<W> from_int32(typename Mask<W>::raw_t i) {
   return Vec<W>(__builtin_convertvector(i, typename Vec<W>::raw_t));
 }
 
