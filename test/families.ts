@@ -87,7 +87,7 @@ export const families: Family[] = [
     reductions: R3,
   },
   { name: 'focal softmax two classes', loss: 'FocalLoss', options: () => ({ numClasses: 2, gamma: 0.7 }), target: indices, reductions: R3, classes: 2 },
-  ...[0, 0.5, 2].map((gamma): Family => ({
+  ...[0, 0.5, 1, 2].map((gamma): Family => ({
     name: `focal binary gamma=${gamma} soft`,
     loss: 'FocalLoss',
     options: () => ({ numClasses: 2, gamma, alpha: 0.4 }),
@@ -103,7 +103,7 @@ export const families: Family[] = [
     reductions: R3,
     flat: true,
   },
-  ...[0, 0.5, 2].map((gamma): Family => ({
+  ...[0, 0.5, 1, 2].map((gamma): Family => ({
     name: `sigmoid focal gamma=${gamma}`,
     loss: 'SigmoidFocalLoss',
     options: () => ({ gamma, reduction: 'mean' }),

@@ -176,16 +176,17 @@ export function referenceWeights(counts: number[], beta: number): number[] {
   return raw.map((w) => (w / sum) * counts.length);
 }
 
-/** The loss: a number, or one value per output element for reduction 'none'. */
-export function referenceLoss(c: RefCase, z: ArrayLike<number>): number | number[] {
+/** A loss before its last division: per-element values ('none'), or a total and its divisor. */
+type Reduced = { values: number[] } | { total: number; divisor: number };
+
+function reduced(c: RefCase, z: ArrayLike<number>): Reduced {
   const o = c.options;
   if (c.loss !== 'ClassBalancedLoss') {
     const u = unreduced(c, z, c.target);
     const reduction = (o.reduction as string | undefined) ?? (c.loss === 'SigmoidFocalLoss' ? 'none' : 'mean');
-    const sum = u.values.reduce((a, b) => a + b, 0);
-    if (reduction === 'none') return u.values;
-    if (reduction === 'sum') return sum;
-    return sum / u.meanDivisor;
+    const total = u.values.reduce((a, b) => a + b, 0);
+    if (reduction === 'none') return { values: u.values };
+    return { total, divisor: reduction === 'sum' ? 1 : u.meanDivisor };
   }
   const base = (o.lossFunc ?? o.loss_func) as LossSpec;
   const C = (o.numClasses ?? o.num_classes) as number;
@@ -197,19 +198,25 @@ export function referenceLoss(c: RefCase, z: ArrayLike<number>): number | number
     const n = Math.floor(i / u.perRow);
     return v * (byClass ? w[i % u.perRow] : rowWeights[n]);
   });
-  const sum = weighted.reduce((a, b) => a + b, 0);
+  const total = weighted.reduce((a, b) => a + b, 0);
   switch ((o.reduction as string | undefined) ?? 'mean') {
     case 'none':
-      return weighted;
+      return { values: weighted };
     case 'sum':
-      return sum;
+      return { total, divisor: 1 };
     case 'batchmean':
-      return sum / u.rows;
+      return { total, divisor: u.rows };
     case 'weightedmean':
-      return sum / rowWeights.reduce((a, b) => a + b, 0);
+      return { total, divisor: rowWeights.reduce((a, b) => a + b, 0) };
     default:
-      return sum / weighted.length;
+      return { total, divisor: weighted.length };
   }
+}
+
+/** The loss: a number, or one value per output element for reduction 'none'. */
+export function referenceLoss(c: RefCase, z: ArrayLike<number>): number | number[] {
+  const r = reduced(c, z);
+  return 'values' in r ? r.values : r.total / r.divisor;
 }
 
 /**
@@ -221,6 +228,10 @@ export function referenceGrad(c: RefCase, z: Float64Array, gradOutput: number | 
     return v.reduce((a, x, i) => a + x * (typeof gradOutput === 'number' ? gradOutput : gradOutput[i]), 0);
   };
   const g = new Float64Array(z.length);
+  // Nothing to average (every row ignored, or zero total weight for 'weightedmean'): the loss is NaN
+  // for every z, and the package's documented gradient is 0, as PyTorch's for CE (README).
+  const r = reduced(c, z);
+  if ('divisor' in r && r.divisor === 0) return g;
   const zz = Float64Array.from(z);
   for (let i = 0; i < z.length; i++) {
     const h = 1e-5 * Math.max(1, Math.abs(z[i]));

@@ -5,7 +5,8 @@
 // (native/cpu/simd.h). They are branch-free — `select(mask, a, b)` instead of `if` — and call the
 // primitives m_exp, m_exp_nonpositive, m_expm1, m_log, m_log1p, m_log1p_unit, m_pow, m_abs
 // unqualified: for float and double the overloads below are found, for a vector type its own
-// overloads are found by argument-dependent lookup. So the CPU (scalar and SIMD) and CUDA kernels evaluate the same formulas.
+// overloads are found by argument-dependent lookup. So the CPU (scalar and SIMD) and CUDA kernels
+// evaluate the same formulas.
 #pragma once
 
 #include <cmath>
@@ -165,6 +166,14 @@ struct LossAndSlope {
 //   d/dx = a^gamma * (p - t) + gamma * a^(gamma-1) * (1-2t) * p(1-p) * BCE
 // The second term is written a^gamma * (p(1-p)/a): for t in [0, 1], a >= min(p, 1-p) >= p(1-p), so
 // the ratio is at most 1 and no negative power of a is formed. At a = 0 the term is 0 (its limit).
+// For gamma = 2 (the default) and gamma = 1 that product is a p(1-p) and p(1-p): no division.
+template <class T, class G>
+CBL_HD T focal_second_factor(T a, T ag, T pnp, G gamma) {
+  if (gamma == G(2)) return a * pnp;
+  if (gamma == G(1)) return pnp;
+  return select(a != T(0), ag * (pnp / a), T(0));
+}
+
 template <class T, class G>
 CBL_HD LossAndSlope<T> sigmoid_focal(T x, T t, G gamma) {
   const T e = exp_neg_abs(x);
@@ -172,9 +181,8 @@ CBL_HD LossAndSlope<T> sigmoid_focal(T x, T t, G gamma) {
   const T ce = bce_with_logits(x, t, e);
   const T a = t * s.np + (T(1) - t) * s.p;
   const T ag = m_pow(a, gamma);
-  const T first = ag * (s.p - t);
-  const T second = T(gamma) * ag * (T(1) - T(2) * t) * (s.p * s.np / a) * ce;
-  return {ag * ce, select(a != T(0), first + second, first)};
+  const T second = T(gamma) * (T(1) - T(2) * t) * ce * focal_second_factor(a, ag, s.p * s.np, gamma);
+  return {ag * ce, ag * (s.p - t) + second};
 }
 
 // PyTorch's BCEWithLogits with pos_weight pw for one element (class weight applied by the caller):
