@@ -111,6 +111,7 @@ export const families: Family[] = [
     reductions: R3,
   })),
   { name: 'sigmoid focal alpha<0', loss: 'SigmoidFocalLoss', options: () => ({ alpha: -1, gamma: 1 }), target: hard, reductions: R3 },
+  { name: 'sigmoid focal alpha<0 gamma=2', loss: 'SigmoidFocalLoss', options: () => ({ alpha: -1, gamma: 2 }), target: soft, reductions: R3 },
   { name: 'sigmoid focal index targets', loss: 'SigmoidFocalLoss', options: (C) => ({ numClasses: C }), target: indices, reductions: R3 },
 ];
 

@@ -213,10 +213,15 @@ function reduced(c: RefCase, z: ArrayLike<number>): Reduced {
   }
 }
 
-/** The loss: a number, or one value per output element for reduction 'none'. */
+/**
+ * The loss: a number, or one value per output element for reduction 'none'. A zero divisor gives NaN
+ * (README, "Zero divisor": nothing to average), also where the total is not 0 — a 'weightedmean'
+ * with weighting 'class' over rows without positives — which plain division would make ±Infinity.
+ */
 export function referenceLoss(c: RefCase, z: ArrayLike<number>): number | number[] {
   const r = reduced(c, z);
-  return 'values' in r ? r.values : r.total / r.divisor;
+  if ('values' in r) return r.values;
+  return r.divisor === 0 ? NaN : r.total / r.divisor;
 }
 
 /**
