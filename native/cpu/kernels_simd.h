@@ -808,6 +808,11 @@ struct SimdKernels {
     return r.loss;
   }
 
+  // The element loops prefetch their two input streams this many floats (1 KB) ahead: beyond the
+  // caches the hardware prefetchers alone left BCE and sigmoid focal waiting on memory (at
+  // 256 x 131072: 15-20% faster at 1 and 2 threads, 128-512 alike; no cost in cache).
+  static constexpr int64_t kPrefetchAhead = 256;
+
   // Elements [0, count) of a span; the loss summed in float lanes, flushed to double regularly.
   // The loop works on local copies of the parameters and the span: through the caller's references,
   // any float stored to the outputs might have changed their float fields (scale, gamma, ...), so
@@ -821,7 +826,11 @@ struct SimdKernels {
     int64_t j = 0;
     while (j + W <= count) {
       const int64_t stop = min64(count - W, j + 64 * W);
-      for (; j <= stop; j += W) sum += element_step<kPlain>(e, s, j);
+      for (; j <= stop; j += W) {
+        __builtin_prefetch(s.x + j + kPrefetchAhead);
+        __builtin_prefetch(s.t + j + kPrefetchAhead);
+        sum += element_step<kPlain>(e, s, j);
+      }
       total += simd::hsum(sum);
       sum = V(0.0f);
     }
