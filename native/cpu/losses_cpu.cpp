@@ -52,6 +52,26 @@ namespace cpu {
 
 namespace {
 
+// How many of the n labels equal `label`: a loop the compiler vectorizes, over the thread pool in
+// blocks of 64K for large batches (a pass over the labels that ran on one thread before the kernel:
+// ~4-5% of a CE call at C = 2, perf).
+int64_t count_label(const int32_t* labels, int64_t n, int32_t label) {
+  auto count = [&](int64_t begin, int64_t end) {
+    int64_t k = 0;
+    for (int64_t i = begin; i < end; ++i) k += labels[i] == label;
+    return k;
+  };
+  const int64_t block = int64_t{1} << 16;
+  const int64_t blocks = (n + block - 1) / block;
+  if (blocks <= 1 || ThreadPool::instance().threads() == 1) return count(0, n);
+  std::vector<int64_t> found(static_cast<size_t>(blocks), 0);
+  ThreadPool::instance().run(
+      blocks, [&](int64_t b) { found[static_cast<size_t>(b)] = count(b * block, std::min(n, (b + 1) * block)); });
+  int64_t total = 0;
+  for (const int64_t k : found) total += k;
+  return total;
+}
+
 // The divisor of the reduction, computed from the targets alone (before any gradient is written,
 // since every gradient element is scaled by 1 / divisor).
 double reduction_divisor(const Problem& p) {
@@ -65,11 +85,7 @@ double reduction_divisor(const Problem& p) {
       return static_cast<double>(p.rows);
     case Divisor::LabelWeight: {
       if (!p.labels) return static_cast<double>(p.rows);
-      if (!p.class_weight) {  // the count of rows not ignored (a loop the compiler vectorizes)
-        int64_t ignored = 0;
-        for (int64_t n = 0; n < p.rows; ++n) ignored += p.labels[n] == p.ignore_index;
-        return static_cast<double>(p.rows - ignored);
-      }
+      if (!p.class_weight) return static_cast<double>(p.rows - count_label(p.labels, p.rows, p.ignore_index));
       double sum = 0.0;
       for (int64_t n = 0; n < p.rows; ++n) {
         const int32_t y = p.labels[n];
