@@ -178,6 +178,32 @@ describe('70 kernel levels, shapes and threads', () => {
     assert.equal(cbloss.backendInfo().cpu.threads, threads);
   });
 
+  it('a mean over 300k rows with ignored labels divides by the rows not ignored, at 1 and 3 threads', () => {
+    // The count of ignored labels runs over the thread pool in 64K blocks for large batches.
+    const rand = rng(8);
+    const N = 300_000;
+    const x = randomLogits(rand, N * 2);
+    const y = Int32Array.from({ length: N }, () => (rand() < 0.3 ? -100 : Math.floor(rand() * 2)));
+    let sum = 0;
+    let counted = 0;
+    for (let n = 0; n < N; n++) {
+      if (y[n] === -100) continue;
+      const m = Math.max(x[2 * n], x[2 * n + 1]);
+      sum += m + Math.log(Math.exp(x[2 * n] - m) + Math.exp(x[2 * n + 1] - m)) - x[2 * n + y[n]];
+      counted++;
+    }
+    const threads = cbloss.backendInfo().cpu.threads;
+    try {
+      for (const t of [1, 3]) {
+        cbloss.setNumThreads(t);
+        const loss = new cbloss.CrossEntropyLoss().forward(x, y);
+        assert.ok(Math.abs(loss - sum / counted) <= 1e-5 * (sum / counted), `${t} threads: ${loss}, want ${sum / counted}`);
+      }
+    } finally {
+      cbloss.setNumThreads(threads);
+    }
+  });
+
   it('setNumThreads and setSimdLevel check their arguments', () => {
     assert.throws(() => cbloss.setNumThreads(0), { name: 'RangeError', message: 'Expected an integer in [1, 1024] for threads but received 0' });
     assert.throws(() => cbloss.setNumThreads('2' as never), TypeError);
