@@ -11,6 +11,7 @@ import type { LossSpec } from './reference';
 const SHAPES: Array<[number, number]> = [
   [5, 1], [17, 2], [9, 3], [33, 7], [20, 8], [19, 15], [40, 16], [18, 17], [7, 31], [6, 32], [5, 33],
   [4, 63], [5, 48], [4, 64], [3, 100], [3, 128], [3, 129], [3, 257], [2, 4097], [2, 9000], [1, 20000],
+  [16, 48], [37, 100], // whole groups of W rows in registers (AVX-512: 16), and a partial one
 ];
 
 interface Family {
@@ -35,6 +36,11 @@ const FAMILIES: Family[] = [
     name: 'CB(BCE) class weighting',
     spec: (C, r) => ({ loss: 'ClassBalancedLoss', options: { samplesPerCls: w(C, r).map((x) => x * 100), beta: 0.99, numClasses: C, weighting: 'class', reduction: 'weightedmean', lossFunc: { loss: 'BCEWithLogitsLoss', options: { reduction: 'none' } } } }),
     target: 'elements',
+  },
+  {
+    name: 'CB(CE) probability targets',
+    spec: (C, r) => ({ loss: 'ClassBalancedLoss', options: { samplesPerCls: w(C, r).map((x) => x * 100), beta: 0.99, numClasses: C, reduction: 'weightedmean', lossFunc: { loss: 'CrossEntropyLoss', options: { numClasses: C, reduction: 'none' } } } }),
+    target: 'probs',
   },
   {
     name: 'CB(focal) row weighting',
