@@ -494,12 +494,21 @@ struct SimdKernels {
   // len is not a multiple of W.
   static V fresh_lanes(int64_t len) { return V::load(kStep.v + len % W); }
 
+  // Four running maxima: one chain of vmax (4 cycles each) took 4 cycles a vector, where loading
+  // and comparing take 1 (wide rows in cache 5-10% faster, A/B of minima).
   static float span_max(const float* z, int64_t len) {
-    V m = V::load(z);
+    V m0 = V::load(z), m1 = m0, m2 = m0, m3 = m0;
     const int64_t full = len / W * W;
-    for (int64_t c = W; c < full; c += W) m = simd::vmax(m, V::load(z + c));
-    if (full < len) m = simd::vmax(m, V::load(z + len - W));
-    return simd::hmax(m);
+    int64_t c = W;
+    for (; c + 4 * W <= full; c += 4 * W) {
+      m0 = simd::vmax(m0, V::load(z + c));
+      m1 = simd::vmax(m1, V::load(z + c + W));
+      m2 = simd::vmax(m2, V::load(z + c + 2 * W));
+      m3 = simd::vmax(m3, V::load(z + c + 3 * W));
+    }
+    for (; c < full; c += W) m0 = simd::vmax(m0, V::load(z + c));
+    if (full < len) m0 = simd::vmax(m0, V::load(z + len - W));
+    return simd::hmax(simd::vmax(simd::vmax(m0, m1), simd::vmax(m2, m3)));
   }
 
   struct BlockSums {
