@@ -1,7 +1,8 @@
 // SIMD kernels of the CPU backend, templated on the vector width W and instantiated once per
 // instruction set (kernels_avx512.cpp, kernels_avx2.cpp, kernels_vec128.cpp). Float arithmetic on
-// the elements, per-row scalars and every sum in double. The per-element formulas are those of
-// native/core/math.h, evaluated on vectors.
+// the elements and, for up to 8W classes, on the per-row scalars (as vectors of W rows); wide rows'
+// scalars and every sum over rows in double (float lanes flushed to double every few vectors). The
+// per-element formulas are those of native/core/math.h, evaluated on vectors.
 //
 // Softmax losses (CrossEntropy, FocalSoftmax). With m = max_c z_c, e_c = exp(z_c - m), S = sum e_c,
 // s_c = e_c / S, every gradient is k * (coef * s_c - q_c):
@@ -17,7 +18,9 @@
 //   * few classes (C <= 2W): W rows at a time, one row per lane — the rows are transposed into a
 //     small column-major tile, every row statistic (max, S, log S, focal factor) is one vector
 //     operation, and the gradient tile is transposed back;
-//   * 2W < C <= 8W: one row at a time, held in registers: read once, gradient written once;
+//   * 2W < C <= 8W: W rows at a time, each row held in registers in turn (its max, exponentials
+//     and sums), then the row scalars of the W rows as vectors, as above, then each row's gradient:
+//     read once, gradient written once;
 //   * more classes: one row at a time in blocks of kBlock logits. Pass 1 takes each block's max,
 //     parks e = exp(z - block max) in the gradient row (still in cache) and sums it; the blocks'
 //     (max, sum) pairs merge into (m, S) without another exp per element; pass 2 rescales the parked
