@@ -66,12 +66,19 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
   });
 
   describe('every row kernel and the chunked pipeline, against the CPU', () => {
-    // C = 10: 4 lanes a row; 100: a warp; 3000: a block; 40000: three blocks per row.
+    // Every row kernel: 4 lanes a row (C = 10 one column a run, 12 runs of 4), a warp (100: one run of
+    // 4 a lane, 1000: eight, 999: 32 runs of one), a block (3000: four runs of 4 a thread, 8191: 32 of
+    // one), several blocks per row (40000: three, runs of 4; 9001: one and a bit, runs of one).
     const shapes: Array<[number, number]> = [
       [64, 10],
+      [16, 12],
       [40, 100],
+      [12, 1000],
+      [6, 999],
       [5, 3000],
+      [3, 8191],
       [3, 40000],
+      [2, 9001],
     ];
     const specs: Array<[string, Record<string, unknown>]> = [
       ['CE', { loss: 'CrossEntropyLoss', options: { labelSmoothing: 0.1, ignoreIndex: 2 } }],
@@ -146,6 +153,7 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       const decode = dtype === 'float16' ? cbloss.fromFloat16Bits : cbloss.fromBfloat16Bits;
       for (const [N, C] of [
         [33, 10],
+        [7, 1000],
         [4, 3000],
         [2, 40000],
       ] as Array<[number, number]>) {

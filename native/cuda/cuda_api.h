@@ -24,6 +24,14 @@
 #define CBLOSS_LAUNCH(kernel, grid, block, stream, ...) kernel<<<grid, block, 0, stream>>>(__VA_ARGS__)
 #endif
 
+// CBLOSS_UNROLL before a loop of a constant count over a small array: unrolled, the array lives in
+// registers (ptxas puts an array indexed by a loop variable on the stack, in local memory).
+#if defined(CBLOSS_CUDA_EMULATION)
+#define CBLOSS_UNROLL
+#else
+#define CBLOSS_UNROLL _Pragma("unroll")
+#endif
+
 namespace cbloss {
 namespace cuda {
 

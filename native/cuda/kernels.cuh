@@ -4,19 +4,18 @@
 // Softmax losses (CE, softmax focal). With m = max_c z_c, S = sum_c e^(z_c - m) and the linear terms
 // of math::softmax_row_terms, every gradient is  k * (coef * e^(z_c - m) / S - q_c)  (q_c: `hit` at
 // the label plus the per-class smoothing / probability-target term), k the upstream gradient times
-// the class-balanced row weight over the divisor. A row is read three times by the same threads —
-// the max, the sums, the gradient — so only the first read comes from DRAM, and every thread writes
-// only the columns it read (in place is safe; z_y, read by every lane, is read before the sums are
-// combined, which every lane waits for). A row goes to
-//   * a group of G = 4 or 32 lanes of one warp (shuffle reductions) for C <= kWarpRowMaxClasses,
-//   * a whole block for C <= kBlockRowMaxClasses,
-//   * several blocks beyond (vocabulary-sized rows): each block reduces one slice of the row to
-//     (max, S, linear, mass) around its own max; a second kernel merges the slices of the row —
-//     S = sum_s S_s e^(m_s - m), linear = sum_s linear_s + mass_s (m - m_s) — in a fixed order and
-//     writes the gradient of its slice.
-// Each row's loss goes to a per-row buffer (the 'none' output itself, or scratch) that
-// segment_sum_kernel adds up in double in a fixed order, so the reduced loss does not depend on the
-// GPU or the grid.
+// the class-balanced row weight over the divisor. A row goes to
+//   * a group of G threads — 4 lanes (C <= 16), 32 lanes (a warp), or the whole block — that holds the
+//     row in registers, R runs of V columns per thread (held_rows_kernel, C <= kMaxHeldValues G): one
+//     read of the logits and one write of the gradient per element;
+//   * beyond that (C > 8192), several blocks per row in two kernels: running
+//     (online) statistics of each slice in one read, then the slices merged — S = sum_s S_s e^(m_s - m),
+//     linear = sum_s linear_s + mass_s (m - m_s) — in a fixed order and the gradient of each slice
+//     from a second read.
+// Every thread writes only the columns it read (so the gradient may overwrite the logits), after the
+// row's statistics are complete. Each row's loss goes to a per-row buffer (the 'none' output itself,
+// or scratch) that segment_sum_kernel adds up in double in a fixed order, so the reduced loss does not
+// depend on the GPU or the grid.
 //
 // Element-wise losses (BCE, sigmoid focal, binary focal): a grid-stride loop, one partial sum per
 // block in a fixed grid. No float atomics anywhere.
@@ -37,8 +36,7 @@ namespace cbloss {
 namespace cuda {
 
 constexpr int kBlock = 256;
-constexpr int kWarpRowMaxClasses = 2048;
-constexpr int kBlockRowMaxClasses = 32768;
+constexpr int kMaxHeldValues = 32;   // logits a thread holds in registers (held_rows_kernel)
 constexpr int kSliceColumns = 16384;  // columns per block when a row takes several blocks
 constexpr int kMaxGridX = 65535;
 
@@ -129,6 +127,7 @@ __device__ __forceinline__ void for_each_column(const void* base, int64_t row, i
   for (int64_t c = begin + V * lane; c < end; c += static_cast<int64_t>(V) * G) {
     float v[V];
     load_n<T, V>(base, row + c, v);
+CBLOSS_UNROLL
     for (int k = 0; k < V; ++k) f(c + k, v[k]);
   }
 }
@@ -140,9 +139,17 @@ __device__ __forceinline__ void transform_columns(const void* in, void* out, int
   for (int64_t c = begin + V * lane; c < end; c += static_cast<int64_t>(V) * G) {
     float v[V];
     load_n<T, V>(in, row + c, v);
+CBLOSS_UNROLL
     for (int k = 0; k < V; ++k) v[k] = f(c + k, v[k]);
     store_n<T, V>(out, row + c, v);
   }
+}
+
+// out[c] = 0 over the same columns.
+template <class T, int V>
+__device__ __forceinline__ void zero_columns(void* out, int64_t row, int64_t begin, int64_t end, int lane, int G) {
+  const float zeros[V] = {};
+  for (int64_t c = begin + V * lane; c < end; c += static_cast<int64_t>(V) * G) store_n<T, V>(out, row + c, zeros);
 }
 
 // The factor of every gradient of a call: upstream gradient / divisor (0 when the divisor is 0:
@@ -156,28 +163,71 @@ __device__ __forceinline__ float upstream(const KernelArgs& a, int64_t output) {
 // ---- reductions over the threads that share a row --------------------------------------------------
 
 struct RowSums {
-  float s;       // sum e^(z - m)
-  float linear;  // sum a_c (m - z_c)
-  float mass;    // sum a_c
-  float balance; // sum balance_weight_c t_c (class-balanced row weight with probability targets)
+  float s;            // sum e^(z_c - m)
+  float linear;       // sum a_c (m - z_c)
+  float mass;         // sum a_c
+  float balance;      // sum balance_weight_c t_c (class-balanced row weight with probability targets)
+  float label_logit;  // z_y: the one thread holding column y adds it, every other thread adds 0
+};
+
+__device__ __forceinline__ void add_sums(RowSums& into, const RowSums& v) {
+  into.s += v.s;
+  into.linear += v.linear;
+  into.mass += v.mass;
+  into.balance += v.balance;
+  into.label_logit += v.label_logit;
+}
+
+// A row's (or a slice's) max and its sums around that max.
+struct RowStats {
+  float m;
+  RowSums sums;
 };
 
 __device__ __forceinline__ float max_ignoring_nan(float a, float b) { return b > a ? b : a; }
 
+// Sums taken around `from` re-expressed around `to` >= from: S e^(from - to), linear + mass (to - from).
+__device__ __forceinline__ RowSums rescaled(RowSums v, float from, float to) {
+  if (from == to) return v;  // (also an empty part: both -inf)
+  v.s *= expf(from - to);
+  if (v.mass != 0.0f) v.linear += v.mass * (to - from);
+  return v;
+}
+
+// Commutative bit for bit (max and float addition are), so both lanes of a butterfly get the same.
+__device__ __forceinline__ RowStats merge_stats(const RowStats& p, const RowStats& q) {
+  const float m = max_ignoring_nan(p.m, q.m);
+  RowSums sums = rescaled(p.sums, p.m, m);
+  add_sums(sums, rescaled(q.sums, q.m, m));
+  return {m, sums};
+}
+
+template <int G>
+__device__ __forceinline__ float shuffle(float v, int o) {
+  return __shfl_xor_sync(0xffffffffu, v, o, G);
+}
+
+template <int G>
+__device__ __forceinline__ RowSums shuffle(const RowSums& v, int o) {
+  return {shuffle<G>(v.s, o), shuffle<G>(v.linear, o), shuffle<G>(v.mass, o), shuffle<G>(v.balance, o),
+          shuffle<G>(v.label_logit, o)};
+}
+
 template <int G>
 __device__ __forceinline__ float shuffle_max(float v) {
-  for (int o = G / 2; o > 0; o >>= 1) v = max_ignoring_nan(v, __shfl_xor_sync(0xffffffffu, v, o, G));
+  for (int o = G / 2; o > 0; o >>= 1) v = max_ignoring_nan(v, shuffle<G>(v, o));
   return v;
 }
 
 template <int G>
 __device__ __forceinline__ RowSums shuffle_sum(RowSums v) {
-  for (int o = G / 2; o > 0; o >>= 1) {
-    v.s += __shfl_xor_sync(0xffffffffu, v.s, o, G);
-    v.linear += __shfl_xor_sync(0xffffffffu, v.linear, o, G);
-    v.mass += __shfl_xor_sync(0xffffffffu, v.mass, o, G);
-    v.balance += __shfl_xor_sync(0xffffffffu, v.balance, o, G);
-  }
+  for (int o = G / 2; o > 0; o >>= 1) add_sums(v, shuffle<G>(v, o));
+  return v;
+}
+
+template <int G>
+__device__ __forceinline__ RowStats shuffle_merge(RowStats v) {
+  for (int o = G / 2; o > 0; o >>= 1) v = merge_stats(v, RowStats{shuffle<G>(v.m, o), shuffle<G>(v.sums, o)});
   return v;
 }
 
@@ -194,18 +244,12 @@ __device__ __forceinline__ T block_reduce(T v, T identity, WarpReduce warp) {
   return v;
 }
 
-__device__ __forceinline__ float block_max(float v) {
-  return block_reduce(v, -INFINITY, [](float x) { return shuffle_max<32>(x); });
-}
-
-__device__ __forceinline__ RowSums block_sum(RowSums v) {
-  return block_reduce(v, RowSums{0.0f, 0.0f, 0.0f, 0.0f}, [](RowSums x) { return shuffle_sum<32>(x); });
-}
+constexpr RowSums kNoSums{0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
 
 template <int G>
 __device__ __forceinline__ float group_max(float v) {
   if constexpr (G == kBlock) {
-    return block_max(v);
+    return block_reduce(v, -INFINITY, [](float x) { return shuffle_max<32>(x); });
   } else {
     return shuffle_max<G>(v);
   }
@@ -214,10 +258,14 @@ __device__ __forceinline__ float group_max(float v) {
 template <int G>
 __device__ __forceinline__ RowSums group_sum(RowSums v) {
   if constexpr (G == kBlock) {
-    return block_sum(v);
+    return block_reduce(v, kNoSums, [](const RowSums& x) { return shuffle_sum<32>(x); });
   } else {
     return shuffle_sum<G>(v);
   }
+}
+
+__device__ __forceinline__ RowStats block_merge(RowStats v) {
+  return block_reduce(v, RowStats{-INFINITY, kNoSums}, [](const RowStats& x) { return shuffle_merge<32>(x); });
 }
 
 // ---- softmax rows ------------------------------------------------------------------------------
@@ -248,50 +296,37 @@ __device__ __forceinline__ float linear_weight(const KernelArgs& a, const RowSha
   return a.class_weight ? a.class_weight[c] : 1.0f;
 }
 
-// The sums over this thread's columns in [begin, end) of row n.
-template <class T, int V>
-__device__ __forceinline__ RowSums column_sums(const KernelArgs& a, const RowShape& r, int64_t n, int64_t begin,
-                                               int64_t end, int lane, int G, float m) {
-  const int64_t C = a.classes;
-  const bool want_balance = a.balance != Balance::Off && r.probs;
-  RowSums sums{0.0f, 0.0f, 0.0f, 0.0f};
-  for_each_column<T, V>(a.logits, n * C, begin, end, lane, G, [&](int64_t c, float z) {
-    const float d = m - z;
-    sums.s += expf(-d);
-    const float lw = linear_weight(a, r, n, c);
-    sums.linear += lw * d;
-    sums.mass += lw;  // used for probability targets only
-    if (want_balance) sums.balance += a.balance_weight[c] * a.targets[n * C + c];
-  });
-  return sums;
+// Adds column c of row n to `sums` taken around the max m, with d = m - z_c; returns e^(z_c - m).
+__device__ __forceinline__ float add_column(RowSums& sums, const KernelArgs& a, const RowShape& r, int64_t n,
+                                           int32_t y, int64_t c, float z, float d) {
+  const float e = expf(-d);
+  sums.s += e;
+  const float lw = linear_weight(a, r, n, c);
+  sums.linear += lw * d;
+  sums.mass += lw;  // used for probability targets only
+  if (a.balance != Balance::Off && r.probs) sums.balance += a.balance_weight[c] * a.targets[n * a.classes + c];
+  if (c == y) sums.label_logit = z;
+  return e;
 }
 
-// The row max over this thread's columns (a NaN never wins; it reaches S instead).
-template <class T, int V>
-__device__ __forceinline__ float column_max(const KernelArgs& a, int64_t n, int64_t begin, int64_t end, int lane, int G) {
-  float m = -INFINITY;
-  for_each_column<T, V>(a.logits, n * a.classes, begin, end, lane, G, [&](int64_t, float z) { m = max_ignoring_nan(m, z); });
-  return m;
-}
-
-// The row's loss terms from its merged sums; writes the row loss (lane 0) and returns k * coef / S
-// and k * hit through `scale`/`hit`.
+// The row's loss terms from its merged statistics; writes the row loss when asked.
 struct RowGradient {
   float scale;  // k * coef / S
-  float k;
+  float k;      // upstream gradient * class-balanced row weight
   float hit;    // k * hit
 };
 
 __device__ __forceinline__ RowGradient finish_row(const KernelArgs& a, const RowShape& r, int64_t n, int32_t y,
-                                                  float m, float zy, const RowSums& sums, bool write_loss) {
+                                                  const RowStats& st, bool write_loss) {
+  const RowSums& sums = st.sums;
   const float wy = y >= 0 && a.class_weight ? a.class_weight[y] : 1.0f;
   const float ay = y >= 0 && a.alpha ? a.alpha[y] : a.alpha_scalar;
   const math::SoftmaxForm form = r.focal ? math::SoftmaxForm::Focal
                                  : r.probs ? math::SoftmaxForm::Probabilities
                                            : math::SoftmaxForm::Index;
   const math::SoftmaxRow<float> row = math::softmax_row_terms(
-      form, math::SoftmaxSums<float>{m - zy, logf(sums.s), sums.linear, sums.mass}, wy, ay, 1.0f - a.eps,
-      r.smooth, a.class_weight_sum, a.gamma);
+      form, math::SoftmaxSums<float>{st.m - sums.label_logit, logf(sums.s), sums.linear, sums.mass}, wy, ay,
+      1.0f - a.eps, r.smooth, a.class_weight_sum, a.gamma);
   float rw = 1.0f;  // the class-balanced weight of the row (either Balance applies per row here)
   if (a.balance != Balance::Off) rw = r.probs ? sums.balance : a.balance_weight[y];
   if (write_loss) a.row_loss[n] = rw * row.loss;
@@ -299,27 +334,66 @@ __device__ __forceinline__ RowGradient finish_row(const KernelArgs& a, const Row
   return {k * row.coef / sums.s, k, k * row.hit};
 }
 
-template <class T, int V>
-__device__ __forceinline__ void write_row_gradient(const KernelArgs& a, const RowShape& r, int64_t n, int32_t y,
-                                                   int64_t begin, int64_t end, int lane, int G, float m,
-                                                   const RowGradient& g) {
-  transform_columns<T, V>(a.logits, a.grad, n * a.classes, begin, end, lane, G, [&](int64_t c, float z) {
-    const float q = (c == y ? g.hit : 0.0f) + (r.probs || !r.focal ? g.k * target_weight(a, r, n, c) : 0.0f);
-    return g.scale * expf(z - m) - q;
-  });
+// d loss / d z_c from the row terms and e = e^(z_c - m).
+__device__ __forceinline__ float column_gradient(const KernelArgs& a, const RowShape& r, const RowGradient& g,
+                                                 int64_t n, int32_t y, int64_t c, float e) {
+  const float q = (c == y ? g.hit : 0.0f) + (r.probs || !r.focal ? g.k * target_weight(a, r, n, c) : 0.0f);
+  return g.scale * e - q;
 }
 
-// An ignored row: zero loss, zero gradient.
-template <class T, int V>
-__device__ __forceinline__ void zero_row_gradient(const KernelArgs& a, int64_t n, int64_t begin, int64_t end, int lane, int G) {
-  transform_columns<T, V>(a.logits, a.grad, n * a.classes, begin, end, lane, G, [](int64_t, float) { return 0.0f; });
+// Where a row is ignored (ignore_index) or past the end, and which label it has.
+struct RowStart {
+  bool active;
+  bool ignored;
+  int32_t y;
+};
+
+__device__ __forceinline__ RowStart row_start(const KernelArgs& a, const RowShape& r, int64_t n) {
+  const bool active = n < a.rows;
+  const int32_t y = active && a.labels ? a.labels[n] : -1;
+  return {active, active && a.labels && !r.focal && y == a.ignore_index, y};
 }
 
-// Rows of up to kBlockRowMaxClasses: G threads per row (G = 4 or 32 within a warp, or kBlock). Every
-// thread of a block runs the same number of iterations (the loop bound depends on blockIdx only), so
-// the shuffles and barriers are never divergent; groups past the last row compute nothing.
-template <class T, int G, int V>
-__global__ void softmax_rows_kernel(KernelArgs a) {
+// ---- rows held in registers: C <= R V G <= kMaxHeldValues G ------------------------------------------------------------
+//
+// Lane `lane` of a row's group of G threads (4 or 32 lanes of a warp, or the whole block) holds R runs of
+// V columns, run j at column V * (lane + j G), in registers: it reads them once, takes the max, replaces
+// each logit with e^(z - m) while it adds up the sums, and writes the gradient from there. One read of
+// the logits and one write of the gradient per element, whatever the caches do, and one exponential.
+
+// (an int: held rows have at most kMaxHeldRuns V kBlock columns, and with j a constant after
+// unrolling, run j's address is one base register plus an immediate offset)
+template <int V, int R, int G>
+__device__ __forceinline__ int held_column(int lane, int j) {
+  return V * lane + j * V * G;
+}
+
+// f(c, value&) for every held column below `end` (runs are whole: end is a multiple of V when V > 1).
+template <int V, int R, int G, class F>
+__device__ __forceinline__ void for_each_held(float (&v)[R][V], int64_t end, int lane, F&& f) {
+  CBLOSS_UNROLL
+  for (int j = 0; j < R; ++j) {
+    const int c = held_column<V, R, G>(lane, j);
+    if (c < end) {
+      CBLOSS_UNROLL
+      for (int k = 0; k < V; ++k) f(c + k, v[j][k]);
+    }
+  }
+}
+
+// Blocks per SM the register budget is set for (65536 registers an SM): 4 (64 registers a thread), 3 (85)
+// or 2 (128), by the logits a thread holds — counting a run of one column as 1.5, for its own address
+// and bound — as many warps as fit without spilling (ptxas -v). Without a bound ptxas takes ~100
+// registers for 16 logits: 2 blocks an SM where 3 fit.
+constexpr int held_min_blocks(int V, int R) {
+  const int cost = V == 1 ? R * 3 / 2 : R * V;
+  return cost <= 8 ? 4 : cost <= 16 ? 3 : 2;
+}
+
+// Every thread of a block runs the same number of iterations (the loop bound depends on blockIdx only),
+// so the shuffles and barriers are never divergent; groups past the last row compute nothing.
+template <class T, int G, int V, int R>
+__global__ void __launch_bounds__(kBlock, held_min_blocks(V, R)) held_rows_kernel(KernelArgs a) {
   if (skip_launch(a)) return;
   constexpr int kRowsPerBlock = kBlock / G;
   const int lane = static_cast<int>(threadIdx.x) % G;
@@ -329,86 +403,115 @@ __global__ void softmax_rows_kernel(KernelArgs a) {
   for (int64_t first = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock; first < a.rows;
        first += static_cast<int64_t>(gridDim.x) * kRowsPerBlock) {
     const int64_t n = first + group;
-    const bool active = n < a.rows;
-    const int32_t y = active && a.labels ? a.labels[n] : -1;
-    const bool ignored = active && a.labels && !r.focal && y == a.ignore_index;
-    const int64_t end = active && !ignored ? C : 0;
+    const RowStart row = row_start(a, r, n);
+    const int64_t end = row.active && !row.ignored ? C : 0;
 
-    const float m = group_max<G>(column_max<T, V>(a, n, 0, end, lane, G));
-    const float zy = end && y >= 0 ? load<T>(a.logits, n * C + y) : 0.0f;  // before any lane writes
-    const RowSums sums = group_sum<G>(column_sums<T, V>(a, r, n, 0, end, lane, G, m));
-    if (!active) continue;
-    if (ignored) {
-      if (lane == 0) a.row_loss[n] = 0.0f;
-      if (a.grad) zero_row_gradient<T, V>(a, n, 0, C, lane, G);
-      continue;
+    float v[R][V];
+    CBLOSS_UNROLL
+    for (int j = 0; j < R; ++j) {
+      const int c = held_column<V, R, G>(lane, j);
+      if (c < end) {
+        load_n<T, V>(a.logits, n * C + c, v[j]);
+      } else {
+        CBLOSS_UNROLL
+        for (int k = 0; k < V; ++k) v[j][k] = 0.0f;  // never read; set so that no register is undefined
+      }
     }
-    const RowGradient g = finish_row(a, r, n, y, m, zy, sums, lane == 0);
-    if (a.grad) write_row_gradient<T, V>(a, r, n, y, 0, C, lane, G, m, g);
+    float m = -INFINITY;
+    for_each_held<V, R, G>(v, end, lane, [&](int64_t, float& z) { m = max_ignoring_nan(m, z); });
+    RowStats st{group_max<G>(m), kNoSums};
+    for_each_held<V, R, G>(v, end, lane, [&](int64_t c, float& z) {
+      z = add_column(st.sums, a, r, n, row.y, c, z, st.m - z);
+    });
+    st.sums = group_sum<G>(st.sums);
+    if (!row.active) continue;
+    const bool write = a.grad != nullptr;
+    RowGradient g{};
+    if (row.ignored) {
+      if (lane == 0) a.row_loss[n] = 0.0f;
+    } else {
+      g = finish_row(a, r, n, row.y, st, lane == 0);
+    }
+    if (!write) continue;
+    CBLOSS_UNROLL
+    for (int j = 0; j < R; ++j) {
+      const int c = held_column<V, R, G>(lane, j);
+      if (c >= C) continue;
+      float out[V];
+      CBLOSS_UNROLL
+      for (int k = 0; k < V; ++k) out[k] = row.ignored ? 0.0f : column_gradient(a, r, g, n, row.y, c + k, v[j][k]);
+      store_n<T, V>(a.grad, n * C + c, out);
+    }
   }
 }
 
-// Rows longer than kBlockRowMaxClasses: grid (slices, rows). Phase 1 reduces each slice around its
-// own max.
-struct SliceStats {
-  float m;
-  RowSums sums;
-  float zy;  // the label's logit, from the slice that holds it (read before phase 2 writes)
-};
+// ---- longer rows: several blocks per row, in two kernels ------------------------------------------------
+//
+// Grid (slices, rows), a slice being kSliceColumns columns. Phase 1 reads each slice once and keeps
+// running statistics per thread — the max so far, and the sums around it, re-expressed around a new max
+// when one comes (rescaled) — then merges them over the block. Phase 2 merges the slices of the row (every
+// block of the row in the same order: the max first, then every slice's sums re-expressed around it) and
+// reads its slice again to write the gradient. Two reads and one write per element: the rows no longer
+// fit on one SM.
+
+// This thread's running statistics over its columns in [begin, end) of row n.
+template <class T, int V>
+__device__ __forceinline__ RowStats column_stats(const KernelArgs& a, const RowShape& r, int64_t n, int32_t y,
+                                                 int64_t begin, int64_t end, int lane) {
+  RowStats st{-INFINITY, kNoSums};
+  for_each_column<T, V>(a.logits, n * a.classes, begin, end, lane, kBlock, [&](int64_t c, float z) {
+    if (z > st.m) {
+      st.sums = rescaled(st.sums, st.m, z);
+      st.m = z;
+    }
+    add_column(st.sums, a, r, n, y, c, z, st.m - z);
+  });
+  return st;
+}
 
 template <class T, int V>
-__global__ void slice_stats_kernel(KernelArgs a, SliceStats* stats) {
+__global__ void slice_stats_kernel(KernelArgs a, RowStats* stats) {
   if (skip_launch(a)) return;
   const RowShape r = row_shape(a);
-  const int64_t C = a.classes;
   const int64_t slices = gridDim.x;
   const int64_t begin = static_cast<int64_t>(blockIdx.x) * kSliceColumns;
-  const int64_t stop = begin + kSliceColumns < C ? begin + kSliceColumns : C;
+  const int64_t stop = begin + kSliceColumns < a.classes ? begin + kSliceColumns : a.classes;
   for (int64_t n = blockIdx.y; n < a.rows; n += gridDim.y) {
-    const int32_t y = a.labels ? a.labels[n] : -1;
-    const bool ignored = a.labels && !r.focal && y == a.ignore_index;
-    const int64_t end = ignored ? begin : stop;
-    const int lane = static_cast<int>(threadIdx.x);
-    const float m = block_max(column_max<T, V>(a, n, begin, end, lane, kBlock));
-    const RowSums sums = block_sum(column_sums<T, V>(a, r, n, begin, end, lane, kBlock, m));
-    if (threadIdx.x == 0) {
-      const bool holds_label = y >= begin && y < end;
-      stats[n * slices + blockIdx.x] = {m, sums, holds_label ? load<T>(a.logits, n * C + y) : 0.0f};
-    }
+    const RowStart row = row_start(a, r, n);
+    const int64_t end = row.ignored ? begin : stop;
+    const RowStats st = block_merge(column_stats<T, V>(a, r, n, row.y, begin, end, static_cast<int>(threadIdx.x)));
+    if (threadIdx.x == 0) stats[n * slices + blockIdx.x] = st;
   }
 }
 
-// Phase 2: merge the slices of row n (every block of the row in the same order), then the gradient
-// of this block's slice; the first slice's block writes the row loss.
+// Phase 2; the first slice's block writes the row loss.
 template <class T, int V>
-__global__ void slice_gradient_kernel(KernelArgs a, const SliceStats* stats) {
+__global__ void slice_gradient_kernel(KernelArgs a, const RowStats* stats) {
   if (skip_launch(a)) return;
   const RowShape r = row_shape(a);
   const int64_t C = a.classes;
   const int64_t slices = gridDim.x;
   const int64_t begin = static_cast<int64_t>(blockIdx.x) * kSliceColumns;
   const int64_t end = begin + kSliceColumns < C ? begin + kSliceColumns : C;
+  const int lane = static_cast<int>(threadIdx.x);
+  const bool first = blockIdx.x == 0 && lane == 0;
   for (int64_t n = blockIdx.y; n < a.rows; n += gridDim.y) {
-    const int32_t y = a.labels ? a.labels[n] : -1;
-    if (a.labels && !r.focal && y == a.ignore_index) {
-      if (blockIdx.x == 0 && threadIdx.x == 0) a.row_loss[n] = 0.0f;
-      if (a.grad) zero_row_gradient<T, V>(a, n, begin, end, static_cast<int>(threadIdx.x), kBlock);
+    const RowStart row = row_start(a, r, n);
+    if (row.ignored) {
+      if (first) a.row_loss[n] = 0.0f;
+      if (a.grad) zero_columns<T, V>(a.grad, n * C, begin, end, lane, kBlock);
       continue;
     }
-    const SliceStats* row = stats + n * slices;
-    float m = -INFINITY;
-    for (int64_t s = 0; s < slices; ++s) m = max_ignoring_nan(m, row[s].m);
-    RowSums sums{0.0f, 0.0f, 0.0f, 0.0f};
-    for (int64_t s = 0; s < slices; ++s) {
-      const RowSums& part = row[s].sums;
-      sums.s += part.s * expf(row[s].m - m);
-      sums.linear += part.linear + (part.mass != 0.0f ? part.mass * (m - row[s].m) : 0.0f);
-      sums.mass += part.mass;
-      sums.balance += part.balance;
+    const RowStats* parts = stats + n * slices;
+    RowStats st{-INFINITY, kNoSums};
+    for (int64_t s = 0; s < slices; ++s) st.m = max_ignoring_nan(st.m, parts[s].m);
+    for (int64_t s = 0; s < slices; ++s) add_sums(st.sums, rescaled(parts[s].sums, parts[s].m, st.m));
+    const RowGradient g = finish_row(a, r, n, row.y, st, first);
+    if (a.grad) {
+      transform_columns<T, V>(a.logits, a.grad, n * C, begin, end, lane, kBlock, [&](int64_t c, float z) {
+        return column_gradient(a, r, g, n, row.y, c, expf(z - st.m));
+      });
     }
-    const float zy = y >= 0 ? row[y / kSliceColumns].zy : 0.0f;
-    const RowGradient g = finish_row(a, r, n, y, m, zy, sums, blockIdx.x == 0 && threadIdx.x == 0);
-    if (a.grad) write_row_gradient<T, V>(a, r, n, y, begin, end, static_cast<int>(threadIdx.x), kBlock, m, g);
   }
 }
 
@@ -459,6 +562,7 @@ __global__ void elements_kernel(KernelArgs a) {
     if (a.targets) load_n<float, V>(a.targets, i0, t);
     int64_t n = i0 / C;
     int64_t c = i0 - n * C;
+CBLOSS_UNROLL
     for (int k = 0; k < V; ++k) {
       const float tk = a.labels ? (a.labels[n] == c ? 1.0f : 0.0f) : t[k];
       float w = 1.0f;  // class weight, alpha_t and class-balanced weight

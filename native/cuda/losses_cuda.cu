@@ -273,23 +273,34 @@ unsigned grid_size(int64_t blocks) { return static_cast<unsigned>(blocks < cuda:
 
 int64_t slices_per_row(int64_t classes) { return ceil_div(classes, cuda::kSliceColumns); }
 
-bool split_rows(int64_t classes) { return classes > cuda::kBlockRowMaxClasses; }
+// The threads that share a softmax row (held_rows_kernel), each holding at most kMaxHeldValues logits:
+// 4 lanes for C <= 16, a warp for C <= 1024, the block for C <= 8192.
+int row_group(int64_t classes) {
+  if (classes <= 16) return 4;
+  return classes <= int64_t{cuda::kMaxHeldValues} * 32 ? 32 : kBlock;
+}
+
+// Whether the rows are too long for one block to hold (then several blocks per row, two kernels).
+bool split_rows(int64_t classes) { return classes > int64_t{cuda::kMaxHeldValues} * kBlock; }
 
 // Scratch a compute launch of `rows` rows needs (slice statistics or element row weights).
 size_t work_bytes(const Problem& p, int64_t rows) {
   if (is_row_loss(p.loss)) {
-    return split_rows(p.classes) ? static_cast<size_t>(rows * slices_per_row(p.classes)) * sizeof(cuda::SliceStats) : 0;
+    return split_rows(p.classes) ? static_cast<size_t>(rows * slices_per_row(p.classes)) * sizeof(cuda::RowStats) : 0;
   }
   const bool row_weights = p.balance == Balance::Row && p.targets && p.loss != LossKind::FocalBinary;
   return row_weights ? static_cast<size_t>(rows) * sizeof(float) : 0;
 }
 
-template <class T, int G, int V>
-void launch_rows(const KernelArgs& a, cudaStream_t stream) {
+// held_rows_kernel with the least R (a power of 2, from R up to kMaxR) that holds `runs` runs per lane.
+template <class T, int G, int V, int R, int kMaxR>
+void launch_held_rows(const KernelArgs& a, int64_t runs, cudaStream_t stream) {
+  if constexpr (R < kMaxR) {
+    if (runs > R) return launch_held_rows<T, G, V, 2 * R, kMaxR>(a, runs, stream);
+  }
   constexpr int64_t kRowsPerBlock = kBlock / G;
-  const int64_t blocks = ceil_div(a.rows, kRowsPerBlock);
-  auto* kernel = cuda::softmax_rows_kernel<T, G, V>;
-  CBLOSS_LAUNCH(kernel, dim3(grid_size(blocks)), dim3(kBlock), stream, a);
+  auto* kernel = cuda::held_rows_kernel<T, G, V, R>;
+  CBLOSS_LAUNCH(kernel, dim3(grid_size(ceil_div(a.rows, kRowsPerBlock))), dim3(kBlock), stream, a);
 }
 
 bool aligned_to(const void* p, size_t bytes) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % bytes == 0; }
@@ -300,20 +311,25 @@ bool aligned_to(const void* p, size_t bytes) { return p == nullptr || reinterpre
 template <class T, int V>
 void launch_compute_width(KernelArgs a, char* work, cudaStream_t stream) {
   if (a.loss == LossKind::CrossEntropy || a.loss == LossKind::FocalSoftmax) {
-    if (a.classes <= 16) {
-      launch_rows<T, 4, V>(a, stream);
-    } else if (a.classes <= cuda::kWarpRowMaxClasses) {
-      launch_rows<T, 32, V>(a, stream);
-    } else if (a.classes <= cuda::kBlockRowMaxClasses) {
-      launch_rows<T, kBlock, V>(a, stream);
-    } else {
+    constexpr int kMaxRuns = cuda::kMaxHeldValues / V;
+    const int G = row_group(a.classes);
+    const int64_t runs = ceil_div(a.classes, int64_t{V} * G);
+    if (split_rows(a.classes)) {
       const int64_t slices = slices_per_row(a.classes);
       const dim3 grid(static_cast<unsigned>(slices), grid_size(a.rows));
-      auto* stats = reinterpret_cast<cuda::SliceStats*>(work);
+      auto* stats = reinterpret_cast<cuda::RowStats*>(work);
       auto* phase1 = cuda::slice_stats_kernel<T, V>;
       auto* phase2 = cuda::slice_gradient_kernel<T, V>;
       CBLOSS_LAUNCH(phase1, grid, dim3(kBlock), stream, a, stats);
       CBLOSS_LAUNCH(phase2, grid, dim3(kBlock), stream, a, stats);
+    } else if (G == 4) {
+      // C <= 16: at most 4 runs of 1 column, or 1 run of 4.
+      launch_held_rows<T, 4, V, 1, V == 1 ? 4 : 1>(a, runs, stream);
+    } else if (G == 32) {
+      launch_held_rows<T, 32, V, 1, kMaxRuns>(a, runs, stream);
+    } else {
+      // C > 32 kMaxHeldValues (too many for a warp) is more than kMaxRuns / 8 runs a thread for a block.
+      launch_held_rows<T, kBlock, V, kMaxRuns / 4, kMaxRuns>(a, runs, stream);
     }
     check_launch();
     return;

@@ -24,6 +24,7 @@
 #define __forceinline__ inline
 #define __shared__ static
 #define __restrict__
+#define __launch_bounds__(...)
 
 struct alignas(16) float4 {
   float x, y, z, w;
