@@ -67,14 +67,16 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
 
   describe('every row kernel and the chunked pipeline, against the CPU', () => {
     // Every row kernel: 4 lanes a row (C = 10 one column a run, 12 runs of 4), a warp (100: one run of
-    // 4 a lane, 1000: eight, 999: 32 runs of one), a block (3000: four runs of 4 a thread, 8191: 32 of
-    // one), several blocks per row (40000: three, runs of 4; 9001: one and a bit, runs of one).
+    // 4 a lane, 1000: eight, 999: 32 runs of one), 2 warps (2000), 4 warps (3000: eight runs of 4 a
+    // thread), the block (8191: 32 runs of one), several blocks per row (40000: three, runs of 4;
+    // 9001: one and a bit, runs of one).
     const shapes: Array<[number, number]> = [
       [64, 10],
       [16, 12],
       [40, 100],
       [12, 1000],
       [6, 999],
+      [4, 2000],
       [5, 3000],
       [3, 8191],
       [3, 40000],
@@ -151,10 +153,15 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
     for (const dtype of ['float16', 'bfloat16'] as const) {
       const encode = dtype === 'float16' ? cbloss.toFloat16Bits : cbloss.toBfloat16Bits;
       const decode = dtype === 'float16' ? cbloss.fromFloat16Bits : cbloss.fromBfloat16Bits;
+      // Runs of 1 (C = 10), 4 (100, 1500: 8-byte accesses) and 8 (16-byte accesses) columns; 4 lanes,
+      // a warp, 2 warps (1000), 4 (1500), the block (3000), several blocks (6000, 40000) a row.
       for (const [N, C] of [
         [33, 10],
+        [9, 100],
         [7, 1000],
+        [5, 1500],
         [4, 3000],
+        [3, 6000],
         [2, 40000],
       ] as Array<[number, number]>) {
         it(`${dtype} ${N}x${C}: the float32 math on the rounded logits, the gradient rounded to ${dtype}`, () => {
@@ -173,15 +180,18 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       }
     }
 
-    it('element losses take 16-bit logits too', () => {
-      const rand = rng(5);
-      const bits = cbloss.toBfloat16Bits(randomLogits(rand, 300));
-      const t = Float32Array.from({ length: 300 }, () => (rand() < 0.3 ? 1 : 0));
-      const cpu = new cbloss.SigmoidFocalLoss({ reduction: 'mean', device: 'cpu' }).forwardBackward(cbloss.fromBfloat16Bits(bits), t);
-      const gpu = new cbloss.SigmoidFocalLoss({ reduction: 'mean' }).forwardBackward(DeviceTensor.from(bits, { dtype: 'bfloat16' }), t);
-      assertLossClose(gpu.loss, cpu.loss as number, 'loss');
-      assertGradClose(cbloss.fromBfloat16Bits(gpu.grad.toHost() as Uint16Array), cpu.grad, 'grad', 8e-3);
-    });
+    // 300 elements: runs of 4 (8-byte accesses); 304: runs of 8 (16-byte accesses).
+    for (const M of [300, 304]) {
+      it(`element losses take 16-bit logits too (${M} elements)`, () => {
+        const rand = rng(5);
+        const bits = cbloss.toBfloat16Bits(randomLogits(rand, M));
+        const t = Float32Array.from({ length: M }, () => (rand() < 0.3 ? 1 : 0));
+        const cpu = new cbloss.SigmoidFocalLoss({ reduction: 'mean', device: 'cpu' }).forwardBackward(cbloss.fromBfloat16Bits(bits), t);
+        const gpu = new cbloss.SigmoidFocalLoss({ reduction: 'mean' }).forwardBackward(DeviceTensor.from(bits, { dtype: 'bfloat16' }), t);
+        assertLossClose(gpu.loss, cpu.loss as number, 'loss');
+        assertGradClose(cbloss.fromBfloat16Bits(gpu.grad.toHost() as Uint16Array), cpu.grad, 'grad', 8e-3);
+      });
+    }
   });
 
   describe('DeviceTensor', () => {

@@ -5,10 +5,10 @@
 // of math::softmax_row_terms, every gradient is  k * (coef * e^(z_c - m) / S - q_c)  (q_c: `hit` at
 // the label plus the per-class smoothing / probability-target term), k the upstream gradient times
 // the class-balanced row weight over the divisor. A row goes to
-//   * a group of G threads — 4 lanes (C <= 16), 32 lanes (a warp), or the whole block — that holds the
-//     row in registers, R runs of V columns per thread (held_rows_kernel, C <= kMaxHeldValues G): one
-//     read of the logits and one write of the gradient per element;
-//   * beyond that (C > 8192), several blocks per row in two kernels: running
+//   * a group of G threads — 4 lanes (C <= 16), a warp, or 2, 4 or 8 warps (the whole block), the
+//     smallest that holds the row in registers, R runs of V columns per thread (held_rows_kernel,
+//     C <= kMaxHeldValues G): one read of the logits and one write of the gradient per element;
+//   * beyond that (C > 8192 float32 or 4096 16-bit logits), several blocks per row in two kernels: running
 //     (online) statistics of each slice in one read, then the slices merged — S = sum_s S_s e^(m_s - m),
 //     linear = sum_s linear_s + mass_s (m - m_s) — in a fixed order and the gradient of each slice
 //     from a second read.
@@ -20,9 +20,10 @@
 // Element-wise losses (BCE, sigmoid focal, binary focal): a grid-stride loop, one partial sum per
 // block in a fixed grid. No float atomics anywhere.
 //
-// Every kernel has a width V: 4 when its rows (softmax) or its whole array (element-wise) come in
-// runs of 4 and the arrays are aligned for it — one 16-byte (float32) or 8-byte (16-bit) access per 4
-// values — else 1 (the host picks, launch_compute in losses_cuda.cu).
+// Every kernel has a width V: its rows (softmax) or its whole array (element-wise) come in runs of V
+// values read and written with vector accesses — V = 8 for 16-bit logits and V = 4 for float32, one
+// 16-byte access each, or V = 4 for 16-bit logits (8 bytes) — when the lengths and the arrays'
+// alignment allow it, else V = 1 (the host picks, launch_compute in losses_cuda.cu).
 #pragma once
 
 #include <cstdint>
@@ -36,7 +37,10 @@ namespace cbloss {
 namespace cuda {
 
 constexpr int kBlock = 256;
-constexpr int kMaxHeldValues = 32;   // logits a thread holds in registers (held_rows_kernel)
+// Logits a thread holds in registers (held_rows_kernel): 32 float32, 16 of the 16-bit types (whose
+// unpacking and packing take registers too: 32 spilled under the bound of held_min_blocks).
+template <class T>
+constexpr int kMaxHeldValues = sizeof(T) == 4 ? 32 : 16;
 constexpr int kSliceColumns = 16384;  // columns per block when a row takes several blocks
 constexpr int kMaxGridX = 65535;
 
@@ -88,18 +92,43 @@ __device__ __forceinline__ void store(void* base, int64_t i, float v) {
   static_cast<T*>(base)[i] = from_float(v, static_cast<T*>(nullptr));
 }
 
-// V consecutive values from element i: V = 4 is one 16-byte load (float) or 8-byte load (16-bit
-// types); the caller guarantees the alignment (the host picks V = 4 only then).
+// Two 16-bit values in one 32-bit word, the first in the low half (little-endian, as every GPU is).
+template <class T>
+__device__ __forceinline__ void unpack_pair(uint32_t word, float* out) {
+  out[0] = to_float(T{static_cast<uint16_t>(word & 0xffffu)});
+  out[1] = to_float(T{static_cast<uint16_t>(word >> 16)});
+}
+
+template <class T>
+__device__ __forceinline__ uint32_t pack_pair(const float* in) {
+  T* none = nullptr;
+  return static_cast<uint32_t>(from_float(in[0], none).bits) | (static_cast<uint32_t>(from_float(in[1], none).bits) << 16);
+}
+
+// V consecutive values from element i in vector accesses: float32 V = 4 (8) is one (two) 16-byte
+// access(es); 16-bit types V = 8 is one 16-byte access, V = 4 one 8-byte access. The caller guarantees
+// the alignment (the host picks V > 1 only then, launch_compute). Stores go through __stwb (the default
+// cache policy), which always emits the vector instruction: a plain float4 store was split into four
+// 4-byte stores in some kernels (held rows with R = 8, the slice gradient).
 template <class T, int V>
 __device__ __forceinline__ void load_n(const void* base, int64_t i, float (&v)[V]) {
   if constexpr (V == 1) {
     v[0] = load<T>(base, i);
   } else if constexpr (std::is_same<T, float>::value) {
-    const float4 q = *reinterpret_cast<const float4*>(static_cast<const float*>(base) + i);
-    v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+    static_assert(V % 4 == 0, "float32 runs are whole float4s");
+    const float4* q = reinterpret_cast<const float4*>(static_cast<const float*>(base) + i);
+    CBLOSS_UNROLL
+    for (int k = 0; k < V / 4; ++k) {
+      const float4 f = q[k];
+      v[4 * k] = f.x, v[4 * k + 1] = f.y, v[4 * k + 2] = f.z, v[4 * k + 3] = f.w;
+    }
+  } else if constexpr (V == 4) {
+    const uint2 w = *reinterpret_cast<const uint2*>(static_cast<const T*>(base) + i);
+    unpack_pair<T>(w.x, v), unpack_pair<T>(w.y, v + 2);
   } else {
-    const ushort4 q = *reinterpret_cast<const ushort4*>(static_cast<const T*>(base) + i);
-    v[0] = to_float(T{q.x}), v[1] = to_float(T{q.y}), v[2] = to_float(T{q.z}), v[3] = to_float(T{q.w});
+    static_assert(V == 8, "16-bit runs are 4 or 8 values");
+    const uint4 w = *reinterpret_cast<const uint4*>(static_cast<const T*>(base) + i);
+    unpack_pair<T>(w.x, v), unpack_pair<T>(w.y, v + 2), unpack_pair<T>(w.z, v + 4), unpack_pair<T>(w.w, v + 6);
   }
 }
 
@@ -108,18 +137,20 @@ __device__ __forceinline__ void store_n(void* base, int64_t i, const float (&v)[
   if constexpr (V == 1) {
     store<T>(base, i, v[0]);
   } else if constexpr (std::is_same<T, float>::value) {
-    *reinterpret_cast<float4*>(static_cast<float*>(base) + i) = float4{v[0], v[1], v[2], v[3]};
+    float4* q = reinterpret_cast<float4*>(static_cast<float*>(base) + i);
+    CBLOSS_UNROLL
+    for (int k = 0; k < V / 4; ++k) __stwb(q + k, float4{v[4 * k], v[4 * k + 1], v[4 * k + 2], v[4 * k + 3]});
+  } else if constexpr (V == 4) {
+    __stwb(reinterpret_cast<uint2*>(static_cast<T*>(base) + i), uint2{pack_pair<T>(v), pack_pair<T>(v + 2)});
   } else {
-    T* none = nullptr;
-    *reinterpret_cast<ushort4*>(static_cast<T*>(base) + i) =
-        ushort4{from_float(v[0], none).bits, from_float(v[1], none).bits, from_float(v[2], none).bits,
-                from_float(v[3], none).bits};
+    __stwb(reinterpret_cast<uint4*>(static_cast<T*>(base) + i),
+           uint4{pack_pair<T>(v), pack_pair<T>(v + 2), pack_pair<T>(v + 4), pack_pair<T>(v + 6)});
   }
 }
 
 // The columns [begin, end) of row `row` (its first element's index) that thread `lane` of a group of
-// G owns: V = 1, every G-th column from begin + lane; V = 4, every G-th run of 4 columns from
-// begin + 4 lane, one vector access each ((end - begin) and the row start are multiples of 4). A
+// G owns: every G-th run of V columns from begin + V lane, one vector access each ((end - begin) and
+// the row start are multiples of V). A
 // thread reads and writes only its own columns in every pass, so a gradient may overwrite its logits.
 template <class T, int V, class F>
 __device__ __forceinline__ void for_each_column(const void* base, int64_t row, int64_t begin, int64_t end, int lane,
@@ -231,25 +262,28 @@ __device__ __forceinline__ RowStats shuffle_merge(RowStats v) {
   return v;
 }
 
-// Block-wide: every warp reduces with `warp`, then every warp combines the warps' results in the same
-// order, so all threads get the same value without a broadcast.
-template <class T, class WarpReduce>
-__device__ __forceinline__ T block_reduce(T v, T identity, WarpReduce warp) {
+// Over a group of G = 64 ... kBlock threads (whole warps): every warp reduces with `warp`, then every
+// thread combines its group's warps' results in the same order, so all threads of the group get the
+// same value without a broadcast. Every thread of the block must call it (it has barriers).
+template <int G, class T, class WarpReduce, class Combine>
+__device__ __forceinline__ T warps_reduce(T v, WarpReduce warp, Combine combine) {
+  constexpr int kWarps = G / 32;
   __shared__ T scratch[kBlock / 32];
   v = warp(v);
-  if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = v;
+  const int w = static_cast<int>(threadIdx.x) >> 5;
+  if ((threadIdx.x & 31) == 0) scratch[w] = v;
   __syncthreads();
-  v = warp((threadIdx.x & 31) < kBlock / 32 ? scratch[threadIdx.x & 31] : identity);
+  const int first = w - w % kWarps;
+  v = scratch[first];
+  for (int k = 1; k < kWarps; ++k) v = combine(v, scratch[first + k]);
   __syncthreads();  // scratch is reused by the next reduction
   return v;
 }
 
-constexpr RowSums kNoSums{0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-
 template <int G>
 __device__ __forceinline__ float group_max(float v) {
-  if constexpr (G == kBlock) {
-    return block_reduce(v, -INFINITY, [](float x) { return shuffle_max<32>(x); });
+  if constexpr (G > 32) {
+    return warps_reduce<G>(v, [](float x) { return shuffle_max<32>(x); }, [](float x, float y) { return max_ignoring_nan(x, y); });
   } else {
     return shuffle_max<G>(v);
   }
@@ -257,16 +291,22 @@ __device__ __forceinline__ float group_max(float v) {
 
 template <int G>
 __device__ __forceinline__ RowSums group_sum(RowSums v) {
-  if constexpr (G == kBlock) {
-    return block_reduce(v, kNoSums, [](const RowSums& x) { return shuffle_sum<32>(x); });
+  if constexpr (G > 32) {
+    return warps_reduce<G>(v, [](const RowSums& x) { return shuffle_sum<32>(x); }, [](RowSums x, const RowSums& y) {
+      add_sums(x, y);
+      return x;
+    });
   } else {
     return shuffle_sum<G>(v);
   }
 }
 
 __device__ __forceinline__ RowStats block_merge(RowStats v) {
-  return block_reduce(v, RowStats{-INFINITY, kNoSums}, [](const RowStats& x) { return shuffle_merge<32>(x); });
+  return warps_reduce<kBlock>(v, [](const RowStats& x) { return shuffle_merge<32>(x); },
+                             [](const RowStats& x, const RowStats& y) { return merge_stats(x, y); });
 }
+
+constexpr RowSums kNoSums{0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
 
 // ---- softmax rows ------------------------------------------------------------------------------
 
@@ -354,7 +394,7 @@ __device__ __forceinline__ RowStart row_start(const KernelArgs& a, const RowShap
   return {active, active && a.labels && !r.focal && y == a.ignore_index, y};
 }
 
-// ---- rows held in registers: C <= R V G <= kMaxHeldValues G ------------------------------------------------------------
+// ---- rows held in registers: C <= R V G <= kMaxHeldValues<T> G ------------------------------------------------------------
 //
 // Lane `lane` of a row's group of G threads (4 or 32 lanes of a warp, or the whole block) holds R runs of
 // V columns, run j at column V * (lane + j G), in registers: it reads them once, takes the max, replaces
@@ -543,7 +583,7 @@ __device__ double block_total(double v) {
   return total;
 }
 
-// V consecutive elements per thread and step (one vector access; V = 4 needs M % 4 == 0 and aligned
+// V consecutive elements per thread and step (vector accesses; V > 1 needs M % V == 0 and aligned
 // arrays), with the row and column of the first found by one division and the rest by counting.
 template <class T, int V>
 __global__ void elements_kernel(KernelArgs a) {

@@ -273,20 +273,26 @@ unsigned grid_size(int64_t blocks) { return static_cast<unsigned>(blocks < cuda:
 
 int64_t slices_per_row(int64_t classes) { return ceil_div(classes, cuda::kSliceColumns); }
 
-// The threads that share a softmax row (held_rows_kernel), each holding at most kMaxHeldValues logits:
-// 4 lanes for C <= 16, a warp for C <= 1024, the block for C <= 8192.
-int row_group(int64_t classes) {
+// The threads that share a softmax row (held_rows_kernel): 4 lanes for C <= 16, else the smallest of
+// 1, 2, 4 or 8 warps whose threads hold the row with at most `held` logits each; 0 when even the
+// block cannot (then several blocks per row, two kernels).
+int row_group(int64_t classes, int held) {
   if (classes <= 16) return 4;
-  return classes <= int64_t{cuda::kMaxHeldValues} * 32 ? 32 : kBlock;
+  for (int G = 32; G <= kBlock; G *= 2) {
+    if (classes <= int64_t{held} * G) return G;
+  }
+  return 0;
 }
 
-// Whether the rows are too long for one block to hold (then several blocks per row, two kernels).
-bool split_rows(int64_t classes) { return classes > int64_t{cuda::kMaxHeldValues} * kBlock; }
+int held_values(LogitType type) {
+  return type == LogitType::Float32 ? cuda::kMaxHeldValues<float> : cuda::kMaxHeldValues<cuda::BFloat16>;
+}
 
 // Scratch a compute launch of `rows` rows needs (slice statistics or element row weights).
 size_t work_bytes(const Problem& p, int64_t rows) {
   if (is_row_loss(p.loss)) {
-    return split_rows(p.classes) ? static_cast<size_t>(rows * slices_per_row(p.classes)) * sizeof(cuda::RowStats) : 0;
+    const bool split = row_group(p.classes, held_values(p.logit_type)) == 0;
+    return split ? static_cast<size_t>(rows * slices_per_row(p.classes)) * sizeof(cuda::RowStats) : 0;
   }
   const bool row_weights = p.balance == Balance::Row && p.targets && p.loss != LossKind::FocalBinary;
   return row_weights ? static_cast<size_t>(rows) * sizeof(float) : 0;
@@ -306,30 +312,32 @@ void launch_held_rows(const KernelArgs& a, int64_t runs, cudaStream_t stream) {
 bool aligned_to(const void* p, size_t bytes) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 // The loss (and gradient) kernels for a problem already on the device; `work` has work_bytes().
-// V = 4 (vector loads and stores) when the rows (softmax) or the whole array (element-wise) come in
-// runs of 4 and every array they touch that way is aligned; V = 1 otherwise.
+// V > 1 (vector loads and stores, launch_compute) when the rows (softmax) or the whole array
+// (element-wise) come in runs of V and every array they touch that way is aligned; V = 1 otherwise.
 template <class T, int V>
 void launch_compute_width(KernelArgs a, char* work, cudaStream_t stream) {
   if (a.loss == LossKind::CrossEntropy || a.loss == LossKind::FocalSoftmax) {
-    constexpr int kMaxRuns = cuda::kMaxHeldValues / V;
-    const int G = row_group(a.classes);
-    const int64_t runs = ceil_div(a.classes, int64_t{V} * G);
-    if (split_rows(a.classes)) {
-      const int64_t slices = slices_per_row(a.classes);
-      const dim3 grid(static_cast<unsigned>(slices), grid_size(a.rows));
-      auto* stats = reinterpret_cast<cuda::RowStats*>(work);
-      auto* phase1 = cuda::slice_stats_kernel<T, V>;
-      auto* phase2 = cuda::slice_gradient_kernel<T, V>;
-      CBLOSS_LAUNCH(phase1, grid, dim3(kBlock), stream, a, stats);
-      CBLOSS_LAUNCH(phase2, grid, dim3(kBlock), stream, a, stats);
-    } else if (G == 4) {
-      // C <= 16: at most 4 runs of 1 column, or 1 run of 4.
-      launch_held_rows<T, 4, V, 1, V == 1 ? 4 : 1>(a, runs, stream);
-    } else if (G == 32) {
-      launch_held_rows<T, 32, V, 1, kMaxRuns>(a, runs, stream);
-    } else {
-      // C > 32 kMaxHeldValues (too many for a warp) is more than kMaxRuns / 8 runs a thread for a block.
-      launch_held_rows<T, kBlock, V, kMaxRuns / 4, kMaxRuns>(a, runs, stream);
+    constexpr int kMaxRuns = cuda::kMaxHeldValues<T> / V;
+    const int G = row_group(a.classes, cuda::kMaxHeldValues<T>);
+    const int64_t runs = G ? ceil_div(a.classes, int64_t{V} * G) : 0;
+    // A group of more than one warp is used only when the one of half its size cannot hold the row:
+    // more than kMaxRuns / 2 runs a thread, so R = kMaxRuns.
+    switch (G) {
+      case 0: {
+        const int64_t slices = slices_per_row(a.classes);
+        const dim3 grid(static_cast<unsigned>(slices), grid_size(a.rows));
+        auto* stats = reinterpret_cast<cuda::RowStats*>(work);
+        auto* phase1 = cuda::slice_stats_kernel<T, V>;
+        auto* phase2 = cuda::slice_gradient_kernel<T, V>;
+        CBLOSS_LAUNCH(phase1, grid, dim3(kBlock), stream, a, stats);
+        CBLOSS_LAUNCH(phase2, grid, dim3(kBlock), stream, a, stats);
+        break;
+      }
+      case 4: launch_held_rows<T, 4, V, 1, V == 1 ? 4 : 1>(a, runs, stream); break;  // C <= 16
+      case 32: launch_held_rows<T, 32, V, 1, kMaxRuns>(a, runs, stream); break;
+      case 64: launch_held_rows<T, 64, V, kMaxRuns, kMaxRuns>(a, runs, stream); break;
+      case 128: launch_held_rows<T, 128, V, kMaxRuns, kMaxRuns>(a, runs, stream); break;
+      default: launch_held_rows<T, kBlock, V, kMaxRuns, kMaxRuns>(a, runs, stream); break;
     }
     check_launch();
     return;
@@ -348,13 +356,18 @@ void launch_compute_width(KernelArgs a, char* work, cudaStream_t stream) {
 template <class T>
 void launch_compute(const KernelArgs& a, char* work, cudaStream_t stream) {
   if (a.rows == 0) return;
-  const size_t quad = 4 * sizeof(T);
   const bool rows = a.loss == LossKind::CrossEntropy || a.loss == LossKind::FocalSoftmax;
-  const bool runs_of_4 = rows ? a.classes % 4 == 0 : (a.rows * a.classes) % 4 == 0;
-  const bool vector = runs_of_4 && aligned_to(a.logits, quad) && aligned_to(a.grad, quad) &&
-                      (rows || (aligned_to(a.targets, 16) && aligned_to(a.element_loss, 16)));
-  if (vector) launch_compute_width<T, 4>(a, work, stream);
-  else launch_compute_width<T, 1>(a, work, stream);
+  const int64_t run = rows ? a.classes : a.rows * a.classes;  // what must come in whole runs of V
+  const auto fits = [&](int64_t V) {
+    const size_t bytes = static_cast<size_t>(V) * sizeof(T);
+    return run % V == 0 && aligned_to(a.logits, bytes) && aligned_to(a.grad, bytes) &&
+           (rows || (aligned_to(a.targets, 16) && aligned_to(a.element_loss, 16)));
+  };
+  if constexpr (sizeof(T) == 2) {
+    if (fits(8)) return launch_compute_width<T, 8>(a, work, stream);
+  }
+  if (fits(4)) return launch_compute_width<T, 4>(a, work, stream);
+  launch_compute_width<T, 1>(a, work, stream);
 }
 
 void launch_compute_typed(LogitType type, const KernelArgs& a, char* work, cudaStream_t stream) {

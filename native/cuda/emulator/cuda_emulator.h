@@ -29,8 +29,11 @@
 struct alignas(16) float4 {
   float x, y, z, w;
 };
-struct alignas(8) ushort4 {
-  unsigned short x, y, z, w;
+struct alignas(8) uint2 {
+  unsigned x, y;
+};
+struct alignas(16) uint4 {
+  unsigned x, y, z, w;
 };
 
 struct dim3 {
@@ -138,6 +141,12 @@ inline float __uint_as_float(unsigned v) {
   float f;
   std::memcpy(&f, &v, sizeof f);
   return f;
+}
+
+// A store with a cache policy: a plain store here.
+template <class T>
+void __stwb(T* address, T value) {
+  *address = value;
 }
 
 // Integer atomics (the emulator runs one fiber at a time, so a plain update is atomic).
