@@ -66,10 +66,11 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
   });
 
   describe('every row kernel and the chunked pipeline, against the CPU', () => {
-    // Every row kernel: 4 lanes a row (C = 10 one column a run, 12 runs of 4), a warp (100: one run of
-    // 4 a lane, 1000: eight, 999: 32 runs of one), 2 warps (2000), 4 warps (3000: eight runs of 4 a
-    // thread), the block (8191: 32 runs of one), several blocks per row (40000: three, runs of 4;
-    // 9001: one and a bit, runs of one).
+    // Every row kernel, by how many threads hold a row (runs of 4 columns where C % 4 == 0, else of 1;
+    // a thread holds at most 32 float32 logits in runs of 4, 16 in runs of 1): 4 lanes (C = 10, 12),
+    // a warp (100, 1000), 2 warps (999, 2000), 4 warps (3000), the block (6000, 4001), a cluster of
+    // blocks (8191: 2, 9001: 3, 40000: 5) — and the clusters' rows again without clusters
+    // (CBLOSS_CUDA_CLUSTERS=0: two kernels over slices of the row, as on GPUs older than sm_90).
     const shapes: Array<[number, number]> = [
       [64, 10],
       [16, 12],
@@ -78,6 +79,8 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       [6, 999],
       [4, 2000],
       [5, 3000],
+      [3, 6000],
+      [3, 4001],
       [3, 8191],
       [3, 40000],
       [2, 9001],
@@ -120,6 +123,17 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
           assertGradClose(gpu.grad, cpu.grad, 'host arrays grad');
           assertGradClose(resident.grad.toHost() as Float32Array, cpu.grad, 'DeviceTensor grad');
           assert.deepEqual(chunked.grad, gpu.grad, 'chunking does not change the gradient');
+          if (C > 4096 && !spec.loss.startsWith('BCE') && spec.loss !== 'SigmoidFocalLoss') {
+            process.env.CBLOSS_CUDA_CLUSTERS = '0';
+            try {
+              const slices = build('cuda').forwardBackward(dx, dy);
+              assertLossClose(slices.loss as number, cpu.loss as number, 'loss without clusters');
+              assertGradClose(slices.grad.toHost() as Float32Array, cpu.grad, 'grad without clusters');
+              slices.grad.dispose();
+            } finally {
+              delete process.env.CBLOSS_CUDA_CLUSTERS;
+            }
+          }
           for (const t of [dx, dy, resident.grad]) t.dispose();
         });
       }

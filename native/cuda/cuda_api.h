@@ -10,6 +10,7 @@
 #include "emulator/cuda_emulator.h"
 #include "../core/half.h"
 #else
+#include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -24,6 +25,25 @@
 #define CBLOSS_LAUNCH(kernel, grid, block, stream, ...) kernel<<<grid, block, 0, stream>>>(__VA_ARGS__)
 #endif
 
+// Thread block clusters (sm_90; the kernels that use them compile to nothing for older GPUs, and the
+// host launches them only on a GPU of compute capability 9 or more):
+//   CBLOSS_CLUSTERS: defined where cluster code is compiled (sm_90+ device code, host code, emulator);
+//   CBLOSS_CLUSTER_SHARED(type, name, n): `type name[n]` in shared memory that the other blocks of
+//     the cluster read (the emulator gives each block its own copy);
+//   cluster_rank(), cluster_sync(), cluster_peer(p, rank, n): p (in a CBLOSS_CLUSTER_SHARED array of
+//     n) in the shared memory of block `rank` of the cluster.
+#if defined(CBLOSS_CUDA_EMULATION)
+#define CBLOSS_CLUSTERS 1
+#define CBLOSS_CLUSTER_SHARED(type, name, n)                          \
+  static type name##_of_block[::cbloss_emu::kMaxClusterBlocks][n]; \
+  type* name = name##_of_block[::cbloss_emu::cluster_rank()]
+#define CBLOSS_LAUNCH_CLUSTER(kernel, grid, block, cluster, stream, ...) \
+  ::cbloss_emu::launch_cluster(grid, block, cluster, stream, [&] { kernel(__VA_ARGS__); })
+#elif !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
+#define CBLOSS_CLUSTERS 1
+#define CBLOSS_CLUSTER_SHARED(type, name, n) __shared__ type name[n]
+#endif
+
 // CBLOSS_UNROLL before a loop of a constant count over a small array: unrolled, the array lives in
 // registers (ptxas puts an array indexed by a loop variable on the stack, in local memory).
 #if defined(CBLOSS_CUDA_EMULATION)
@@ -34,6 +54,26 @@
 
 namespace cbloss {
 namespace cuda {
+
+#if defined(CBLOSS_CLUSTERS)
+#if defined(CBLOSS_CUDA_EMULATION)
+inline unsigned cluster_rank() { return ::cbloss_emu::cluster_rank(); }
+inline void cluster_sync() { ::cbloss_emu::sync_cluster(); }
+// (each block's copy of a CBLOSS_CLUSTER_SHARED array of n is n elements after the previous one)
+template <class T>
+T* cluster_peer(T* local, unsigned rank, int n) {
+  const long offset = (static_cast<long>(rank) - static_cast<long>(cluster_rank())) * n;
+  return local + offset;
+}
+#else
+__device__ __forceinline__ unsigned cluster_rank() { return cooperative_groups::this_cluster().block_rank(); }
+__device__ __forceinline__ void cluster_sync() { cooperative_groups::this_cluster().sync(); }
+template <class T>
+__device__ __forceinline__ T* cluster_peer(T* local, unsigned rank, int /*n: the emulator's*/) {
+  return cooperative_groups::this_cluster().map_shared_rank(local, rank);
+}
+#endif
+#endif
 
 // Storage of the 16-bit logit types: their bit patterns.
 struct Float16 {

@@ -37,10 +37,11 @@ namespace cbloss {
 namespace cuda {
 
 constexpr int kBlock = 256;
-// Logits a thread holds in registers (held_rows_kernel): 32 float32, 16 of the 16-bit types (whose
-// unpacking and packing take registers too: 32 spilled under the bound of held_min_blocks).
-template <class T>
-constexpr int kMaxHeldValues = sizeof(T) == 4 ? 32 : 16;
+// Logits a thread holds in registers (held_rows_kernel) in runs of V: 32 float32 in runs of 4, else 16
+// — the 16-bit types' unpacking and packing, and single-column runs' own addresses and bounds, take
+// registers too: 32 spilled under the bound of held_min_blocks (ptxas-check.sh).
+template <class T, int V>
+constexpr int kMaxHeldValues = sizeof(T) == 4 && V == 4 ? 32 : 16;
 constexpr int kSliceColumns = 16384;  // columns per block when a row takes several blocks
 constexpr int kMaxGridX = 65535;
 
@@ -394,7 +395,7 @@ __device__ __forceinline__ RowStart row_start(const KernelArgs& a, const RowShap
   return {active, active && a.labels && !r.focal && y == a.ignore_index, y};
 }
 
-// ---- rows held in registers: C <= R V G <= kMaxHeldValues<T> G ------------------------------------------------------------
+// ---- rows held in registers: C <= R V G <= kMaxHeldValues<T, V> G -----------------------------------------------
 //
 // Lane `lane` of a row's group of G threads (4 or 32 lanes of a warp, or the whole block) holds R runs of
 // V columns, run j at column V * (lane + j G), in registers: it reads them once, takes the max, replaces
@@ -408,16 +409,66 @@ __device__ __forceinline__ int held_column(int lane, int j) {
   return V * lane + j * V * G;
 }
 
-// f(c, value&) for every held column below `end` (runs are whole: end is a multiple of V when V > 1).
+// f(c, value&) for every held column in [begin, end) (runs are whole: end - begin is a multiple of V).
+// Columns are ints: held rows have at most kMaxClusterBlocks kMaxHeldValues kBlock columns.
 template <int V, int R, int G, class F>
-__device__ __forceinline__ void for_each_held(float (&v)[R][V], int64_t end, int lane, F&& f) {
+__device__ __forceinline__ void for_each_held(float (&v)[R][V], int begin, int end, int lane, F&& f) {
   CBLOSS_UNROLL
   for (int j = 0; j < R; ++j) {
-    const int c = held_column<V, R, G>(lane, j);
+    const int c = begin + held_column<V, R, G>(lane, j);
     if (c < end) {
       CBLOSS_UNROLL
       for (int k = 0; k < V; ++k) f(c + k, v[j][k]);
     }
+  }
+}
+
+// This thread's columns of [begin, end) of row n (row0 = n C), into registers.
+template <class T, int V, int R, int G>
+__device__ __forceinline__ void load_held(float (&v)[R][V], const void* logits, int64_t row0, int begin, int end,
+                                          int lane) {
+  CBLOSS_UNROLL
+  for (int j = 0; j < R; ++j) {
+    const int c = begin + held_column<V, R, G>(lane, j);
+    if (c < end) {
+      load_n<T, V>(logits, row0 + c, v[j]);
+    } else {
+      CBLOSS_UNROLL
+      for (int k = 0; k < V; ++k) v[j][k] = 0.0f;  // never read; set so that no register is undefined
+    }
+  }
+}
+
+template <int V, int R, int G>
+__device__ __forceinline__ float held_max(float (&v)[R][V], int begin, int end, int lane) {
+  float m = -INFINITY;
+  for_each_held<V, R, G>(v, begin, end, lane, [&](int, float& z) { m = max_ignoring_nan(m, z); });
+  return m;
+}
+
+// This thread's sums around the row max m; replaces each held logit with e^(z - m).
+template <int V, int R, int G>
+__device__ __forceinline__ RowSums held_sums(float (&v)[R][V], const KernelArgs& a, const RowShape& r, int64_t n,
+                                             int32_t y, float m, int begin, int end, int lane) {
+  RowSums sums = kNoSums;
+  for_each_held<V, R, G>(v, begin, end, lane, [&](int c, float& z) { z = add_column(sums, a, r, n, y, c, z, m - z); });
+  return sums;
+}
+
+// The gradient of this thread's columns of [begin, end) of row n from the held e^(z - m) (zero for an
+// ignored row).
+template <class T, int V, int R, int G>
+__device__ __forceinline__ void store_held_gradient(float (&v)[R][V], const KernelArgs& a, const RowShape& r,
+                                                    const RowGradient& g, int64_t n, int32_t y, bool ignored,
+                                                    int begin, int end, int lane) {
+  CBLOSS_UNROLL
+  for (int j = 0; j < R; ++j) {
+    const int c = begin + held_column<V, R, G>(lane, j);
+    if (c >= end) continue;
+    float out[V];
+    CBLOSS_UNROLL
+    for (int k = 0; k < V; ++k) out[k] = ignored ? 0.0f : column_gradient(a, r, g, n, y, c + k, v[j][k]);
+    store_n<T, V>(a.grad, n * a.classes + c, out);
   }
 }
 
@@ -444,45 +495,72 @@ __global__ void __launch_bounds__(kBlock, held_min_blocks(V, R)) held_rows_kerne
        first += static_cast<int64_t>(gridDim.x) * kRowsPerBlock) {
     const int64_t n = first + group;
     const RowStart row = row_start(a, r, n);
-    const int64_t end = row.active && !row.ignored ? C : 0;
-
+    const int end = row.active && !row.ignored ? static_cast<int>(C) : 0;
     float v[R][V];
-    CBLOSS_UNROLL
-    for (int j = 0; j < R; ++j) {
-      const int c = held_column<V, R, G>(lane, j);
-      if (c < end) {
-        load_n<T, V>(a.logits, n * C + c, v[j]);
-      } else {
-        CBLOSS_UNROLL
-        for (int k = 0; k < V; ++k) v[j][k] = 0.0f;  // never read; set so that no register is undefined
-      }
-    }
-    float m = -INFINITY;
-    for_each_held<V, R, G>(v, end, lane, [&](int64_t, float& z) { m = max_ignoring_nan(m, z); });
-    RowStats st{group_max<G>(m), kNoSums};
-    for_each_held<V, R, G>(v, end, lane, [&](int64_t c, float& z) {
-      z = add_column(st.sums, a, r, n, row.y, c, z, st.m - z);
-    });
-    st.sums = group_sum<G>(st.sums);
+    load_held<T, V, R, G>(v, a.logits, n * C, 0, end, lane);
+    RowStats st{group_max<G>(held_max<V, R, G>(v, 0, end, lane)), kNoSums};
+    st.sums = group_sum<G>(held_sums<V, R, G>(v, a, r, n, row.y, st.m, 0, end, lane));
     if (!row.active) continue;
-    const bool write = a.grad != nullptr;
     RowGradient g{};
     if (row.ignored) {
       if (lane == 0) a.row_loss[n] = 0.0f;
     } else {
       g = finish_row(a, r, n, row.y, st, lane == 0);
     }
-    if (!write) continue;
-    CBLOSS_UNROLL
-    for (int j = 0; j < R; ++j) {
-      const int c = held_column<V, R, G>(lane, j);
-      if (c >= C) continue;
-      float out[V];
-      CBLOSS_UNROLL
-      for (int k = 0; k < V; ++k) out[k] = row.ignored ? 0.0f : column_gradient(a, r, g, n, row.y, c + k, v[j][k]);
-      store_n<T, V>(a.grad, n * C + c, out);
-    }
+    if (a.grad) store_held_gradient<T, V, R, G>(v, a, r, g, n, row.y, row.ignored, 0, static_cast<int>(C), lane);
   }
+}
+
+// ---- longer rows on sm_90: a cluster of blocks per row, held in registers ------------------------------
+//
+// Grid (K, rows), clusters of K blocks along x: block `rank` of a row's cluster holds columns
+// [rank slice, (rank + 1) slice) in registers as above. The blocks exchange their max, then their
+// sums around the row max, through distributed shared memory (each block's `exchange`, read by all),
+// with a cluster barrier after each: one read and one write per element for rows of up to
+// kMaxClusterBlocks kMaxHeldValues kBlock columns (131072 float32 in runs of 4). One `exchange` serves
+// every row: a block writes row i + 1's max after passing row i's second barrier, which every block reaches only
+// after reading row i's maxima, and row i + 1's sums after row i + 1's first barrier, reached only
+// after reading row i's sums.
+constexpr int kMaxClusterBlocks = 16;  // non-portable beyond 8: H100 and H200 run 16
+
+template <class T, int V, int R>
+__global__ void __launch_bounds__(kBlock, held_min_blocks(V, R)) cluster_rows_kernel(KernelArgs a, int64_t slice) {
+#if defined(CBLOSS_CLUSTERS)
+  if (skip_launch(a)) return;  // (every block of the grid alike: no barrier is left waiting)
+  CBLOSS_CLUSTER_SHARED(RowStats, exchange, 1);
+  const unsigned blocks = gridDim.x;  // the cluster spans the grid's x
+  const unsigned rank = cluster_rank();
+  const int lane = static_cast<int>(threadIdx.x);
+  const RowShape r = row_shape(a);
+  const int64_t C = a.classes;
+  const int begin = static_cast<int>(rank * slice);
+  const int stop = static_cast<int>(begin + slice < C ? begin + slice : C);
+  for (int64_t n = blockIdx.y; n < a.rows; n += gridDim.y) {
+    const RowStart row = row_start(a, r, n);
+    const int end = row.ignored ? begin : stop;
+    float v[R][V];
+    load_held<T, V, R, kBlock>(v, a.logits, n * C, begin, end, lane);
+    const float block_m = group_max<kBlock>(held_max<V, R, kBlock>(v, begin, end, lane));
+    if (lane == 0) exchange->m = block_m;
+    cluster_sync();
+    RowStats st{-INFINITY, kNoSums};
+    for (unsigned b = 0; b < blocks; ++b) st.m = max_ignoring_nan(st.m, cluster_peer(exchange, b, 1)->m);
+    const RowSums block_sums = group_sum<kBlock>(held_sums<V, R, kBlock>(v, a, r, n, row.y, st.m, begin, end, lane));
+    if (lane == 0) exchange->sums = block_sums;
+    cluster_sync();
+    for (unsigned b = 0; b < blocks; ++b) add_sums(st.sums, cluster_peer(exchange, b, 1)->sums);
+    RowGradient g{};
+    if (row.ignored) {
+      if (rank == 0 && lane == 0) a.row_loss[n] = 0.0f;
+    } else {
+      g = finish_row(a, r, n, row.y, st, rank == 0 && lane == 0);
+    }
+    if (a.grad) store_held_gradient<T, V, R, kBlock>(v, a, r, g, n, row.y, row.ignored, begin, stop, lane);
+  }
+  cluster_sync();  // no block may exit while another still reads its shared memory
+#else
+  (void)a, (void)slice;
+#endif
 }
 
 // ---- longer rows: several blocks per row, in two kernels ------------------------------------------------

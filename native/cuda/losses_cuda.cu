@@ -156,9 +156,15 @@ struct DeviceContext {
   PinnedArray host_params;
   DeviceArray device_params;
   DeviceArray scratch;
+  bool clusters = false;  // thread block clusters: compute capability 9 or more (the emulator has them)
 
   void initialize() {
     if (initialized) return;
+#if defined(CBLOSS_CUDA_EMULATION)
+    clusters = true;
+#else
+    clusters = cuda_status().devices[static_cast<size_t>(device)].major >= 9;
+#endif
     for (Slot& s : slots) {
       check(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking), "stream creation");
       check(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming), "event creation");
@@ -284,14 +290,13 @@ int row_group(int64_t classes, int held) {
   return 0;
 }
 
-int held_values(LogitType type) {
-  return type == LogitType::Float32 ? cuda::kMaxHeldValues<float> : cuda::kMaxHeldValues<cuda::BFloat16>;
-}
+// The fewest logits a thread may hold, over the widths (the scratch is sized before the width is known).
+int least_held_values() { return cuda::kMaxHeldValues<cuda::BFloat16, 1>; }
 
 // Scratch a compute launch of `rows` rows needs (slice statistics or element row weights).
 size_t work_bytes(const Problem& p, int64_t rows) {
   if (is_row_loss(p.loss)) {
-    const bool split = row_group(p.classes, held_values(p.logit_type)) == 0;
+    const bool split = row_group(p.classes, least_held_values()) == 0;
     return split ? static_cast<size_t>(rows * slices_per_row(p.classes)) * sizeof(cuda::RowStats) : 0;
   }
   const bool row_weights = p.balance == Balance::Row && p.targets && p.loss != LossKind::FocalBinary;
@@ -314,16 +319,57 @@ bool aligned_to(const void* p, size_t bytes) { return p == nullptr || reinterpre
 // The loss (and gradient) kernels for a problem already on the device; `work` has work_bytes().
 // V > 1 (vector loads and stores, launch_compute) when the rows (softmax) or the whole array
 // (element-wise) come in runs of V and every array they touch that way is aligned; V = 1 otherwise.
+// Rows too long for one block: a cluster of K blocks per row (cluster_rows_kernel) where the GPU has
+// clusters and K <= kMaxClusterBlocks fit on it; false when not (then the two-kernel slices).
 template <class T, int V>
-void launch_compute_width(KernelArgs a, char* work, cudaStream_t stream) {
+bool launch_cluster_rows(const KernelArgs& a, cudaStream_t stream) {
+  constexpr int kRuns = cuda::kMaxHeldValues<T, V> / V;
+  const int64_t per_block = int64_t{kRuns} * V * kBlock;
+  const int64_t K = ceil_div(a.classes, per_block);
+  if (K > cuda::kMaxClusterBlocks) return false;
+  const int64_t slice = ceil_div(ceil_div(a.classes, K), V) * V;  // even slices, whole runs
+  const dim3 grid(static_cast<unsigned>(K), grid_size(a.rows));
+  auto* kernel = cuda::cluster_rows_kernel<T, V, kRuns>;
+#if defined(CBLOSS_CUDA_EMULATION)
+  CBLOSS_LAUNCH_CLUSTER(kernel, grid, dim3(kBlock), static_cast<unsigned>(K), stream, a, slice);
+#else
+  if (K > 8 && cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) != cudaSuccess) {
+    cudaGetLastError();  // (not sticky) this GPU or driver has no clusters of more than 8
+    return false;
+  }
+  cudaLaunchAttribute cluster;
+  cluster.id = cudaLaunchAttributeClusterDimension;
+  cluster.val.clusterDim.x = static_cast<unsigned>(K);
+  cluster.val.clusterDim.y = 1;
+  cluster.val.clusterDim.z = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = dim3(kBlock);
+  config.dynamicSmemBytes = 0;
+  config.stream = stream;
+  config.attrs = &cluster;
+  config.numAttrs = 1;
+  int fitting = 0;
+  if (cudaOccupancyMaxActiveClusters(&fitting, kernel, &config) != cudaSuccess || fitting < 1) {
+    cudaGetLastError();
+    return false;
+  }
+  check(cudaLaunchKernelEx(&config, kernel, a, slice), "cluster launch");
+#endif
+  return true;
+}
+
+template <class T, int V>
+void launch_compute_width(KernelArgs a, char* work, bool clusters, cudaStream_t stream) {
   if (a.loss == LossKind::CrossEntropy || a.loss == LossKind::FocalSoftmax) {
-    constexpr int kMaxRuns = cuda::kMaxHeldValues<T> / V;
-    const int G = row_group(a.classes, cuda::kMaxHeldValues<T>);
+    constexpr int kMaxRuns = cuda::kMaxHeldValues<T, V> / V;
+    const int G = row_group(a.classes, cuda::kMaxHeldValues<T, V>);
     const int64_t runs = G ? ceil_div(a.classes, int64_t{V} * G) : 0;
     // A group of more than one warp is used only when the one of half its size cannot hold the row:
     // more than kMaxRuns / 2 runs a thread, so R = kMaxRuns.
     switch (G) {
       case 0: {
+        if (clusters && launch_cluster_rows<T, V>(a, stream)) break;
         const int64_t slices = slices_per_row(a.classes);
         const dim3 grid(static_cast<unsigned>(slices), grid_size(a.rows));
         auto* stats = reinterpret_cast<cuda::RowStats*>(work);
@@ -354,7 +400,7 @@ void launch_compute_width(KernelArgs a, char* work, cudaStream_t stream) {
 }
 
 template <class T>
-void launch_compute(const KernelArgs& a, char* work, cudaStream_t stream) {
+void launch_compute(const KernelArgs& a, char* work, bool clusters, cudaStream_t stream) {
   if (a.rows == 0) return;
   const bool rows = a.loss == LossKind::CrossEntropy || a.loss == LossKind::FocalSoftmax;
   const int64_t run = rows ? a.classes : a.rows * a.classes;  // what must come in whole runs of V
@@ -364,17 +410,24 @@ void launch_compute(const KernelArgs& a, char* work, cudaStream_t stream) {
            (rows || (aligned_to(a.targets, 16) && aligned_to(a.element_loss, 16)));
   };
   if constexpr (sizeof(T) == 2) {
-    if (fits(8)) return launch_compute_width<T, 8>(a, work, stream);
+    if (fits(8)) return launch_compute_width<T, 8>(a, work, clusters, stream);
   }
-  if (fits(4)) return launch_compute_width<T, 4>(a, work, stream);
-  launch_compute_width<T, 1>(a, work, stream);
+  if (fits(4)) return launch_compute_width<T, 4>(a, work, clusters, stream);
+  launch_compute_width<T, 1>(a, work, clusters, stream);
 }
 
-void launch_compute_typed(LogitType type, const KernelArgs& a, char* work, cudaStream_t stream) {
+// CBLOSS_CUDA_CLUSTERS=0 turns the cluster kernel off (the tests run the long rows both ways).
+bool use_clusters(const DeviceContext& ctx) {
+  const char* env = std::getenv("CBLOSS_CUDA_CLUSTERS");
+  return ctx.clusters && !(env && std::string(env) == "0");
+}
+
+void launch_compute_typed(const DeviceContext& ctx, LogitType type, const KernelArgs& a, char* work, cudaStream_t stream) {
+  const bool clusters = use_clusters(ctx);
   switch (type) {
-    case LogitType::Float32: return launch_compute<float>(a, work, stream);
-    case LogitType::Float16: return launch_compute<cuda::Float16>(a, work, stream);
-    case LogitType::BFloat16: return launch_compute<cuda::BFloat16>(a, work, stream);
+    case LogitType::Float32: return launch_compute<float>(a, work, clusters, stream);
+    case LogitType::Float16: return launch_compute<cuda::Float16>(a, work, clusters, stream);
+    case LogitType::BFloat16: return launch_compute<cuda::BFloat16>(a, work, clusters, stream);
   }
 }
 
@@ -470,7 +523,7 @@ double run_on_device(DeviceContext& ctx, const Problem& p) {
   a.row_loss = rows ? (p.loss_out ? p.loss_out : reinterpret_cast<float*>(scratch + row_loss_at)) : nullptr;
   a.element_loss = rows ? nullptr : p.loss_out;
   a.partials = reinterpret_cast<double*>(scratch + partials_at);
-  launch_compute_typed(p.logit_type, a, scratch + work_at, stream);
+  launch_compute_typed(ctx, p.logit_type, a, scratch + work_at, stream);
 
   double* sum = reinterpret_cast<double*>(params + layout.sum);
   if (rows) launch_sum(a.row_loss, N, reinterpret_cast<double*>(scratch + stage_at), sum, stream);
@@ -587,7 +640,7 @@ double run_host_arrays(DeviceContext& ctx, const Problem& p) {
     a.row_loss = rows ? reinterpret_cast<float*>(scratch + row_loss_at) + r0 : nullptr;
     a.element_loss = !rows && p.loss_out ? reinterpret_cast<float*>(dout + loss_at) : nullptr;
     a.partials = partials + i * blocks_per_chunk;
-    launch_compute<float>(a, s.work.data(), s.stream);
+    launch_compute<float>(a, s.work.data(), use_clusters(ctx), s.stream);
 
     PendingCopy& c = s.pending;
     c.active = true;

@@ -17,7 +17,7 @@ namespace {
 constexpr size_t kFiberStack = 128 * 1024;
 constexpr int kDevices = 2;  // two, so that the multi-device paths run too
 
-enum class FiberState { Ready, AtWarpSync, AtBlockSync, Done };
+enum class FiberState { Ready, AtWarpSync, AtBlockSync, AtClusterSync, Done };
 
 struct Fiber {
   ucontext_t context;
@@ -27,7 +27,8 @@ struct Fiber {
   Coordinates where;
 };
 
-// The block being run. Launches hold launch_mutex(), so one block runs at a time in the process.
+// A block being run. Launches hold launch_mutex(), so one block runs at a time in the process; the
+// blocks of a cluster take turns, each running until all its threads wait at the cluster barrier.
 struct BlockRun {
   std::vector<Fiber> fibers;  // grown once, reused by every block
   size_t count = 0;           // threads of this block
@@ -37,12 +38,21 @@ struct BlockRun {
   const std::function<void()>* body = nullptr;
   dim3 block;
   dim3 grid;
+  unsigned cluster_rank = 0;
 };
 
-BlockRun& run_state() {
+// The block of plain launches; a cluster launch points running() at its blocks in turn.
+BlockRun& single_run() {
   static BlockRun run;
   return run;
 }
+
+BlockRun*& running() {
+  static BlockRun* now = &single_run();
+  return now;
+}
+
+BlockRun& run_state() { return *running(); }
 
 std::recursive_mutex& launch_mutex() {
   static std::recursive_mutex m;
@@ -82,7 +92,8 @@ bool reverse_schedule() {
   return reverse;
 }
 
-void run_block(BlockRun& run) {
+// Makes the block's threads, ready to start.
+void start_block(BlockRun& run) {
   const size_t n = run.count;
   if (run.fibers.size() < n) run.fibers.resize(n);
   run.exchange.assign(((n + 31) / 32) * 64, 0);
@@ -98,6 +109,11 @@ void run_block(BlockRun& run) {
     f.context.uc_link = &run.scheduler;
     makecontext(&f.context, fiber_main, 0);
   }
+}
+
+// Runs the block until every thread has returned or waits at the cluster barrier.
+void run_phase(BlockRun& run) {
+  const size_t n = run.count;
   // Warps run one after another, each as far as it can go — through its shuffles, up to its next
   // __syncthreads — before the next warp starts: the most skew between warps that CUDA allows, so
   // that a warp racing ahead into the next phase (a missing barrier before shared memory is reused)
@@ -122,14 +138,16 @@ void run_block(BlockRun& run) {
         for (size_t i = begin; i < end; ++i) run.fibers[i].state = FiberState::Ready;
       }
     }
-    bool all_done = true, all_at_block_sync = true;
+    bool phase_over = true, all_at_block_sync = true;
     for (size_t i = 0; i < n; ++i) {
       const FiberState s = run.fibers[i].state;
-      all_done = all_done && s == FiberState::Done;
+      phase_over = phase_over && (s == FiberState::Done || s == FiberState::AtClusterSync);
       all_at_block_sync = all_at_block_sync && (s == FiberState::AtBlockSync || s == FiberState::Done);
     }
-    if (all_done) return;
-    if (!all_at_block_sync) emulator_fault("a warp shuffle that not every lane of the warp reaches (divergence or an exited lane)");
+    if (phase_over) return;
+    if (!all_at_block_sync) {
+      emulator_fault("a warp shuffle or barrier that not every thread reaches (divergence or an exited thread)");
+    }
     bool any_waiting = false;
     for (size_t i = 0; i < n; ++i) {
       if (run.fibers[i].state == FiberState::AtBlockSync) {
@@ -138,6 +156,14 @@ void run_block(BlockRun& run) {
       }
     }
     if (!any_waiting) emulator_fault("scheduler stalled");
+  }
+}
+
+void run_block(BlockRun& run) {
+  start_block(run);
+  run_phase(run);
+  for (size_t i = 0; i < run.count; ++i) {
+    if (run.fibers[i].state != FiberState::Done) emulator_fault("a cluster barrier in a launch without clusters");
   }
 }
 
@@ -176,6 +202,10 @@ const dim3& block_dim() { return run_state().block; }
 const dim3& grid_dim() { return run_state().grid; }
 
 void sync_block() { suspend(FiberState::AtBlockSync); }
+
+unsigned cluster_rank() { return run_state().cluster_rank; }
+
+void sync_cluster() { suspend(FiberState::AtClusterSync); }
 
 uint64_t warp_exchange(uint64_t bits, unsigned source_lane) {
   BlockRun& run = run_state();
@@ -219,6 +249,58 @@ void launch(dim3 grid, dim3 block, cudaStream_t, const std::function<void()>& bo
     run_block(run);
   }
   run.body = nullptr;
+}
+
+void launch_cluster(dim3 grid, dim3 block, unsigned cluster, cudaStream_t, const std::function<void()>& body) {
+  const size_t threads = static_cast<size_t>(block.x) * block.y * block.z;
+  if (threads == 0 || threads > 1024 || cluster == 0 || cluster > kMaxClusterBlocks || grid.x % cluster != 0 ||
+      grid.y == 0 || grid.y > 65535 || grid.z != 1) {
+    record(cudaErrorInvalidValue);
+    return;
+  }
+  const char* fault = std::getenv("CBLOSS_EMULATED_LAUNCH_FAILURE");
+  if (fault && fault[0] == '1') {
+    record(cudaErrorLaunchFailure);
+    return;
+  }
+  std::lock_guard<std::recursive_mutex> lock(launch_mutex());
+  if (run_state().body) emulator_fault("a kernel launched from a kernel");
+  std::vector<BlockRun> runs(cluster);
+  const bool reverse = reverse_schedule();
+  const size_t clusters = static_cast<size_t>(grid.x / cluster) * grid.y;
+  for (size_t k = 0; k < clusters; ++k) {
+    const size_t first = (reverse ? clusters - 1 - k : k) * cluster;  // the cluster's first block
+    for (unsigned r = 0; r < cluster; ++r) {
+      BlockRun& run = runs[r];
+      const size_t b = first + r;
+      const dim3 where(static_cast<unsigned>(b % grid.x), static_cast<unsigned>(b / grid.x), 0);
+      run.body = &body, run.block = block, run.grid = grid, run.count = threads, run.cluster_rank = r;
+      if (run.fibers.size() < threads) run.fibers.resize(threads);
+      for (size_t i = 0; i < threads; ++i) run.fibers[i].where.block = where;
+      start_block(run);
+    }
+    // Each block runs to the cluster barrier in turn (in either order); then all pass it together.
+    for (;;) {
+      for (unsigned j = 0; j < cluster; ++j) {
+        BlockRun& run = runs[reverse ? cluster - 1 - j : j];
+        running() = &run;
+        run_phase(run);
+      }
+      size_t done = 0, waiting = 0;
+      for (BlockRun& run : runs) {
+        for (size_t i = 0; i < threads; ++i) {
+          done += run.fibers[i].state == FiberState::Done;
+          waiting += run.fibers[i].state == FiberState::AtClusterSync;
+        }
+      }
+      if (done == runs.size() * threads) break;
+      if (waiting != runs.size() * threads) emulator_fault("a cluster barrier that not every thread of the cluster reaches");
+      for (BlockRun& run : runs) {
+        for (size_t i = 0; i < threads; ++i) run.fibers[i].state = FiberState::Ready;
+      }
+    }
+  }
+  running() = &single_run();
 }
 
 }  // namespace cbloss_emu

@@ -6,6 +6,8 @@
 //   * __syncthreads() waits for every live thread of the block, a warp shuffle for the 32 lanes of
 //     its warp. A barrier or shuffle that not all of them reach (divergent code, a lane that has
 //     returned) is reported and aborts: on a GPU it would hang or read garbage.
+//   * Clusters of blocks (sm_90): the blocks of a cluster take turns, switching at the cluster barrier;
+//     shared memory that other blocks of the cluster read is one copy per block (CBLOSS_CLUSTER_SHARED).
 //   * Two devices; streams and events are synchronous; "device memory" is host memory with a byte budget
 //     (CBLOSS_EMULATED_DEVICE_MEMORY, default 1 GiB) so that out-of-memory paths can be tested, and
 //     CBLOSS_EMULATED_LAUNCH_FAILURE=1 makes every kernel launch fail (cudaErrorLaunchFailure, as a
@@ -113,6 +115,13 @@ const dim3& grid_dim();
 void sync_block();
 uint64_t warp_exchange(uint64_t bits, unsigned source_lane);  // every lane sends, reads source_lane's
 void launch(dim3 grid, dim3 block, cudaStream_t stream, const std::function<void()>& body);
+
+// Thread block clusters (sm_90): `cluster` consecutive blocks along x run together; the blocks of a
+// cluster take turns, each running until all its threads wait at the cluster barrier.
+constexpr unsigned kMaxClusterBlocks = 16;
+void launch_cluster(dim3 grid, dim3 block, unsigned cluster, cudaStream_t stream, const std::function<void()>& body);
+unsigned cluster_rank();
+void sync_cluster();
 
 }  // namespace cbloss_emu
 
