@@ -85,6 +85,16 @@ if (fs.existsSync(vectors)) {
   console.log(`vectors not found at ${vectors}`);
 }
 
+// CBLOSS_CUDA_CLUSTERS=0: rows longer than one block go to the two-kernel slices instead of clusters.
+function withoutClusters(fn) {
+  process.env.CBLOSS_CUDA_CLUSTERS = '0';
+  try {
+    return fn();
+  } finally {
+    delete process.env.CBLOSS_CUDA_CLUSTERS;
+  }
+}
+
 // 2. GPU against CPU, large random inputs: host arrays, DeviceTensors, and 16-bit logits.
 const rand = rng(2026);
 const families = [
@@ -120,6 +130,12 @@ for (const [N, C] of QUICK ? [[64, 10], [8, 1000], [2, 40000]] : [[4096, 10], [2
     const dt = DeviceTensor.from(targets);
     const d = make(C, 'cuda').forwardBackward(dx, dt);
     check(close(d.loss, a.loss) && gradClose(d.grad.toHost(), a.grad), `GPU = CPU: ${name} ${N}x${C} DeviceTensors (${d.loss} vs ${a.loss})`);
+    if (C > 8192 && kind !== 'binary' && kind !== 'flat') {
+      // Rows past one block: a cluster of blocks a row (sm_90), and the two-kernel slices without.
+      const s = withoutClusters(() => make(C, 'cuda').forwardBackward(dx, dt));
+      check(close(s.loss, a.loss) && gradClose(s.grad.toHost(), a.grad), `GPU = CPU: ${name} ${N}x${C} without clusters (${s.loss} vs ${a.loss})`);
+      s.grad.dispose();
+    }
     for (const t of [dx, dt, d.grad]) t.dispose();
   }
   for (const [dtype, encode, decode, rel] of [
@@ -175,6 +191,7 @@ for (const [N, C] of shapes) {
     const dx = filled(N * C, dtype);
     const dg = DeviceTensor.empty(N * C, { dtype });
     row[`ce_${dtype}`] = median(() => ce.forwardBackward(dx, dy, { out: { grad: dg } }));
+    if (C > 8192 && dtype === 'float32') row.ce_slices = withoutClusters(() => median(() => ce.forwardBackward(dx, dy, { out: { grad: dg } })));
     if (dtype === 'float32') row.cb_float32 = median(() => cb.forwardBackward(dx, dy, { out: { grad: dg } }));
     dx.dispose();
     dg.dispose();
@@ -226,6 +243,9 @@ for (const r of rows) {
       fmt(r.ce_cpu, 1).padStart(7),
     ].join(' '),
   );
+}
+for (const r of rows) {
+  if (r.ce_slices !== undefined) console.log(`${r.shape} CE fp32 without clusters (two kernels over slices of each row): ${fmt(r.ce_slices)} ms`);
 }
 console.log(`copy bandwidth (device): ${fmt(peer.copyGBs ?? Object.values(peer)[0]?.copyGBs, 0)} GB/s; pinned H2D ${fmt(Object.values(peer)[0]?.h2dGBs, 1)} GB/s, D2H ${fmt(Object.values(peer)[0]?.d2hGBs, 1)} GB/s`);
 console.log('%copyBW: minimum bytes (logits read + gradient written + labels read) at the device copy speed, over the CE fp32 time.');
