@@ -663,8 +663,10 @@ __device__ double block_total(double v) {
 
 // V consecutive elements per thread and step (vector accesses; V > 1 needs M % V == 0 and aligned
 // arrays), with the row and column of the first found by one division and the rest by counting.
+// Bounded to 64 registers (4 blocks an SM; unbounded, ptxas took 72: 3): a streaming loop wants
+// warps with loads in flight more than registers (no spills: ptxas-check.sh).
 template <class T, int V>
-__global__ void elements_kernel(KernelArgs a) {
+__global__ void __launch_bounds__(kBlock, 4) elements_kernel(KernelArgs a) {
   if (skip_launch(a)) {
     if (threadIdx.x == 0) a.partials[blockIdx.x] = 0.0;
     return;
