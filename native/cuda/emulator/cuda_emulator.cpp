@@ -220,16 +220,37 @@ uint64_t warp_exchange(uint64_t bits, unsigned source_lane) {
   return slots[source_lane];
 }
 
-void launch(dim3 grid, dim3 block, cudaStream_t, const std::function<void()>& body) {
-  const size_t threads = static_cast<size_t>(block.x) * block.y * block.z;
-  if (threads == 0 || threads > 1024 || grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 ||
-      grid.z > 65535) {
+namespace {
+
+size_t block_threads(dim3 block) { return static_cast<size_t>(block.x) * block.y * block.z; }
+
+// What every launch checks first: a valid shape (else cudaErrorInvalidValue) and the injected
+// failure (CBLOSS_EMULATED_LAUNCH_FAILURE=1). True when the launch must not run.
+bool refuse_launch(bool valid_shape) {
+  if (!valid_shape) {
     record(cudaErrorInvalidValue);
-    return;
+    return true;
   }
   const char* fault = std::getenv("CBLOSS_EMULATED_LAUNCH_FAILURE");
   if (fault && fault[0] == '1') {
     record(cudaErrorLaunchFailure);
+    return true;
+  }
+  return false;
+}
+
+// The blocks of a cluster launch, kept between launches (their fiber stacks are allocated once).
+std::vector<BlockRun>& cluster_runs() {
+  static std::vector<BlockRun> runs;
+  return runs;
+}
+
+}  // namespace
+
+void launch(dim3 grid, dim3 block, cudaStream_t, const std::function<void()>& body) {
+  const size_t threads = block_threads(block);
+  if (refuse_launch(threads > 0 && threads <= 1024 && grid.x > 0 && grid.y > 0 && grid.z > 0 && grid.y <= 65535 &&
+                    grid.z <= 65535)) {
     return;
   }
   std::lock_guard<std::recursive_mutex> lock(launch_mutex());
@@ -252,20 +273,15 @@ void launch(dim3 grid, dim3 block, cudaStream_t, const std::function<void()>& bo
 }
 
 void launch_cluster(dim3 grid, dim3 block, unsigned cluster, cudaStream_t, const std::function<void()>& body) {
-  const size_t threads = static_cast<size_t>(block.x) * block.y * block.z;
-  if (threads == 0 || threads > 1024 || cluster == 0 || cluster > kMaxClusterBlocks || grid.x % cluster != 0 ||
-      grid.y == 0 || grid.y > 65535 || grid.z != 1) {
-    record(cudaErrorInvalidValue);
-    return;
-  }
-  const char* fault = std::getenv("CBLOSS_EMULATED_LAUNCH_FAILURE");
-  if (fault && fault[0] == '1') {
-    record(cudaErrorLaunchFailure);
+  const size_t threads = block_threads(block);
+  if (refuse_launch(threads > 0 && threads <= 1024 && cluster > 0 && cluster <= kMaxClusterBlocks &&
+                    grid.x % cluster == 0 && grid.y > 0 && grid.y <= 65535 && grid.z == 1)) {
     return;
   }
   std::lock_guard<std::recursive_mutex> lock(launch_mutex());
   if (run_state().body) emulator_fault("a kernel launched from a kernel");
-  std::vector<BlockRun> runs(cluster);
+  std::vector<BlockRun>& runs = cluster_runs();
+  if (runs.size() < cluster) runs.resize(cluster);
   const bool reverse = reverse_schedule();
   const size_t clusters = static_cast<size_t>(grid.x / cluster) * grid.y;
   for (size_t k = 0; k < clusters; ++k) {
@@ -287,19 +303,20 @@ void launch_cluster(dim3 grid, dim3 block, unsigned cluster, cudaStream_t, const
         run_phase(run);
       }
       size_t done = 0, waiting = 0;
-      for (BlockRun& run : runs) {
+      for (unsigned r = 0; r < cluster; ++r) {
         for (size_t i = 0; i < threads; ++i) {
-          done += run.fibers[i].state == FiberState::Done;
-          waiting += run.fibers[i].state == FiberState::AtClusterSync;
+          done += runs[r].fibers[i].state == FiberState::Done;
+          waiting += runs[r].fibers[i].state == FiberState::AtClusterSync;
         }
       }
-      if (done == runs.size() * threads) break;
-      if (waiting != runs.size() * threads) emulator_fault("a cluster barrier that not every thread of the cluster reaches");
-      for (BlockRun& run : runs) {
-        for (size_t i = 0; i < threads; ++i) run.fibers[i].state = FiberState::Ready;
+      if (done == cluster * threads) break;
+      if (waiting != cluster * threads) emulator_fault("a cluster barrier that not every thread of the cluster reaches");
+      for (unsigned r = 0; r < cluster; ++r) {
+        for (size_t i = 0; i < threads; ++i) runs[r].fibers[i].state = FiberState::Ready;
       }
     }
   }
+  for (BlockRun& run : runs) run.body = nullptr;
   running() = &single_run();
 }
 
