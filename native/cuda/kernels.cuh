@@ -8,8 +8,11 @@
 //   * a group of G threads — 4 lanes (C <= 16), a warp, or 2, 4 or 8 warps (the whole block), the
 //     smallest that holds the row in registers, R runs of V columns per thread (held_rows_kernel,
 //     C <= kMaxHeldValues G): one read of the logits and one write of the gradient per element;
-//   * beyond that (C > 8192 float32 or 4096 16-bit logits), several blocks per row in two kernels: running
-//     (online) statistics of each slice in one read, then the slices merged — S = sum_s S_s e^(m_s - m),
+//   * beyond that, on sm_90, a cluster of up to kMaxClusterBlocks blocks per row, each holding a slice
+//     in registers, the blocks' max and sums exchanged through distributed shared memory
+//     (cluster_rows_kernel): again one read and one write per element;
+//   * beyond that, or without clusters, several blocks per row in two kernels: running (online)
+//     statistics of each slice in one read, then the slices merged — S = sum_s S_s e^(m_s - m),
 //     linear = sum_s linear_s + mass_s (m - m_s) — in a fixed order and the gradient of each slice
 //     from a second read.
 // Every thread writes only the columns it read (so the gradient may overwrite the logits), after the
@@ -103,7 +106,8 @@ __device__ __forceinline__ void unpack_pair(uint32_t word, float* out) {
 template <class T>
 __device__ __forceinline__ uint32_t pack_pair(const float* in) {
   T* none = nullptr;
-  return static_cast<uint32_t>(from_float(in[0], none).bits) | (static_cast<uint32_t>(from_float(in[1], none).bits) << 16);
+  const uint32_t lo = from_float(in[0], none).bits, hi = from_float(in[1], none).bits;
+  return lo | (hi << 16);
 }
 
 // V consecutive values from element i in vector accesses: float32 V = 4 (8) is one (two) 16-byte
@@ -151,15 +155,15 @@ __device__ __forceinline__ void store_n(void* base, int64_t i, const float (&v)[
 
 // The columns [begin, end) of row `row` (its first element's index) that thread `lane` of a group of
 // G owns: every G-th run of V columns from begin + V lane, one vector access each ((end - begin) and
-// the row start are multiples of V). A
-// thread reads and writes only its own columns in every pass, so a gradient may overwrite its logits.
+// the row start are multiples of V). A thread reads and writes only its own columns in every pass, so
+// a gradient may overwrite its logits.
 template <class T, int V, class F>
 __device__ __forceinline__ void for_each_column(const void* base, int64_t row, int64_t begin, int64_t end, int lane,
                                                 int G, F&& f) {
   for (int64_t c = begin + V * lane; c < end; c += static_cast<int64_t>(V) * G) {
     float v[V];
     load_n<T, V>(base, row + c, v);
-CBLOSS_UNROLL
+    CBLOSS_UNROLL
     for (int k = 0; k < V; ++k) f(c + k, v[k]);
   }
 }
@@ -171,7 +175,7 @@ __device__ __forceinline__ void transform_columns(const void* in, void* out, int
   for (int64_t c = begin + V * lane; c < end; c += static_cast<int64_t>(V) * G) {
     float v[V];
     load_n<T, V>(in, row + c, v);
-CBLOSS_UNROLL
+    CBLOSS_UNROLL
     for (int k = 0; k < V; ++k) v[k] = f(c + k, v[k]);
     store_n<T, V>(out, row + c, v);
   }
@@ -216,6 +220,7 @@ struct RowStats {
   RowSums sums;
 };
 
+// (a NaN never wins the max; it reaches S instead)
 __device__ __forceinline__ float max_ignoring_nan(float a, float b) { return b > a ? b : a; }
 
 // Sums taken around `from` re-expressed around `to` >= from: S e^(from - to), linear + mass (to - from).
@@ -284,7 +289,8 @@ __device__ __forceinline__ T warps_reduce(T v, WarpReduce warp, Combine combine)
 template <int G>
 __device__ __forceinline__ float group_max(float v) {
   if constexpr (G > 32) {
-    return warps_reduce<G>(v, [](float x) { return shuffle_max<32>(x); }, [](float x, float y) { return max_ignoring_nan(x, y); });
+    return warps_reduce<G>(v, [](float x) { return shuffle_max<32>(x); },
+                           [](float x, float y) { return max_ignoring_nan(x, y); });
   } else {
     return shuffle_max<G>(v);
   }
@@ -293,10 +299,11 @@ __device__ __forceinline__ float group_max(float v) {
 template <int G>
 __device__ __forceinline__ RowSums group_sum(RowSums v) {
   if constexpr (G > 32) {
-    return warps_reduce<G>(v, [](const RowSums& x) { return shuffle_sum<32>(x); }, [](RowSums x, const RowSums& y) {
+    const auto add = [](RowSums x, const RowSums& y) {
       add_sums(x, y);
       return x;
-    });
+    };
+    return warps_reduce<G>(v, [](const RowSums& x) { return shuffle_sum<32>(x); }, add);
   } else {
     return shuffle_sum<G>(v);
   }
@@ -395,15 +402,14 @@ __device__ __forceinline__ RowStart row_start(const KernelArgs& a, const RowShap
   return {active, active && a.labels && !r.focal && y == a.ignore_index, y};
 }
 
-// ---- rows held in registers: C <= R V G <= kMaxHeldValues<T, V> G -----------------------------------------------
+// ---- rows held in registers: C <= R V G <= kMaxHeldValues<T, V> G ----------------------------------
 //
-// Lane `lane` of a row's group of G threads (4 or 32 lanes of a warp, or the whole block) holds R runs of
-// V columns, run j at column V * (lane + j G), in registers: it reads them once, takes the max, replaces
+// Lane `lane` of a row's group of G threads (4 lanes, or 1, 2, 4 or 8 warps) holds R runs of V
+// columns, run j at column V * (lane + j G), in registers: it reads them once, takes the max, replaces
 // each logit with e^(z - m) while it adds up the sums, and writes the gradient from there. One read of
 // the logits and one write of the gradient per element, whatever the caches do, and one exponential.
 
-// (an int: held rows have at most kMaxHeldRuns V kBlock columns, and with j a constant after
-// unrolling, run j's address is one base register plus an immediate offset)
+// (with j a constant after unrolling, run j's address is one base register plus an immediate offset)
 template <int V, int R, int G>
 __device__ __forceinline__ int held_column(int lane, int j) {
   return V * lane + j * V * G;
@@ -451,7 +457,8 @@ template <int V, int R, int G>
 __device__ __forceinline__ RowSums held_sums(float (&v)[R][V], const KernelArgs& a, const RowShape& r, int64_t n,
                                              int32_t y, float m, int begin, int end, int lane) {
   RowSums sums = kNoSums;
-  for_each_held<V, R, G>(v, begin, end, lane, [&](int c, float& z) { z = add_column(sums, a, r, n, y, c, z, m - z); });
+  for_each_held<V, R, G>(v, begin, end, lane,
+                         [&](int c, float& z) { z = add_column(sums, a, r, n, y, c, z, m - z); });
   return sums;
 }
 
@@ -511,16 +518,16 @@ __global__ void __launch_bounds__(kBlock, held_min_blocks(V, R)) held_rows_kerne
   }
 }
 
-// ---- longer rows on sm_90: a cluster of blocks per row, held in registers ------------------------------
+// ---- longer rows on sm_90: a cluster of blocks per row, held in registers ------------------------
 //
 // Grid (K, rows), clusters of K blocks along x: block `rank` of a row's cluster holds columns
 // [rank slice, (rank + 1) slice) in registers as above. The blocks exchange their max, then their
 // sums around the row max, through distributed shared memory (each block's `exchange`, read by all),
 // with a cluster barrier after each: one read and one write per element for rows of up to
 // kMaxClusterBlocks kMaxHeldValues kBlock columns (131072 float32 in runs of 4). One `exchange` serves
-// every row: a block writes row i + 1's max after passing row i's second barrier, which every block reaches only
-// after reading row i's maxima, and row i + 1's sums after row i + 1's first barrier, reached only
-// after reading row i's sums.
+// every row: a block writes row i + 1's max after passing row i's second barrier, which every block
+// reaches only after reading row i's maxima, and row i + 1's sums after row i + 1's first barrier,
+// reached only after reading row i's sums.
 constexpr int kMaxClusterBlocks = 16;  // non-portable beyond 8: H100 and H200 run 16
 
 template <class T, int V, int R>
@@ -545,7 +552,8 @@ __global__ void __launch_bounds__(kBlock, held_min_blocks(V, R)) cluster_rows_ke
     cluster_sync();
     RowStats st{-INFINITY, kNoSums};
     for (unsigned b = 0; b < blocks; ++b) st.m = max_ignoring_nan(st.m, cluster_peer(exchange, b, 1)->m);
-    const RowSums block_sums = group_sum<kBlock>(held_sums<V, R, kBlock>(v, a, r, n, row.y, st.m, begin, end, lane));
+    const RowSums block_sums =
+        group_sum<kBlock>(held_sums<V, R, kBlock>(v, a, r, n, row.y, st.m, begin, end, lane));
     if (lane == 0) exchange->sums = block_sums;
     cluster_sync();
     for (unsigned b = 0; b < blocks; ++b) add_sums(st.sums, cluster_peer(exchange, b, 1)->sums);
@@ -563,14 +571,14 @@ __global__ void __launch_bounds__(kBlock, held_min_blocks(V, R)) cluster_rows_ke
 #endif
 }
 
-// ---- longer rows: several blocks per row, in two kernels ------------------------------------------------
+// ---- longer rows without clusters: several blocks per row, in two kernels --------------------------
 //
 // Grid (slices, rows), a slice being kSliceColumns columns. Phase 1 reads each slice once and keeps
-// running statistics per thread — the max so far, and the sums around it, re-expressed around a new max
-// when one comes (rescaled) — then merges them over the block. Phase 2 merges the slices of the row (every
-// block of the row in the same order: the max first, then every slice's sums re-expressed around it) and
-// reads its slice again to write the gradient. Two reads and one write per element: the rows no longer
-// fit on one SM.
+// running statistics per thread — the max so far, and the sums around it, re-expressed around a new
+// max when one comes (rescaled) — then merges them over the block. Phase 2 merges the slices of the row
+// (every block of the row in the same order: the max first, then every slice's sums re-expressed
+// around it) and reads its slice again to write the gradient. Two reads and one write per element: for
+// GPUs without clusters (before sm_90) and rows longer than a cluster holds.
 
 // This thread's running statistics over its columns in [begin, end) of row n.
 template <class T, int V>
@@ -682,7 +690,7 @@ __global__ void __launch_bounds__(kBlock, 4) elements_kernel(KernelArgs a) {
     if (a.targets) load_n<float, V>(a.targets, i0, t);
     int64_t n = i0 / C;
     int64_t c = i0 - n * C;
-CBLOSS_UNROLL
+    CBLOSS_UNROLL
     for (int k = 0; k < V; ++k) {
       const float tk = a.labels ? (a.labels[n] == c ? 1.0f : 0.0f) : t[k];
       float w = 1.0f;  // class weight, alpha_t and class-balanced weight

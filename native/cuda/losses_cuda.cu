@@ -422,7 +422,8 @@ bool use_clusters(const DeviceContext& ctx) {
   return ctx.clusters && !(env && std::string(env) == "0");
 }
 
-void launch_compute_typed(const DeviceContext& ctx, LogitType type, const KernelArgs& a, char* work, cudaStream_t stream) {
+void launch_compute_typed(const DeviceContext& ctx, LogitType type, const KernelArgs& a, char* work,
+                          cudaStream_t stream) {
   const bool clusters = use_clusters(ctx);
   switch (type) {
     case LogitType::Float32: return launch_compute<float>(a, work, clusters, stream);

@@ -310,7 +310,9 @@ void launch_cluster(dim3 grid, dim3 block, unsigned cluster, cudaStream_t, const
         }
       }
       if (done == cluster * threads) break;
-      if (waiting != cluster * threads) emulator_fault("a cluster barrier that not every thread of the cluster reaches");
+      if (waiting != cluster * threads) {
+        emulator_fault("a cluster barrier that not every thread of the cluster reaches");
+      }
       for (unsigned r = 0; r < cluster; ++r) {
         for (size_t i = 0; i < threads; ++i) runs[r].fibers[i].state = FiberState::Ready;
       }
