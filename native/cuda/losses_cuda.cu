@@ -316,9 +316,6 @@ void launch_held_rows(const KernelArgs& a, int64_t runs, cudaStream_t stream) {
 
 bool aligned_to(const void* p, size_t bytes) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
-// The loss (and gradient) kernels for a problem already on the device; `work` has work_bytes().
-// V > 1 (vector loads and stores, launch_compute) when the rows (softmax) or the whole array
-// (element-wise) come in runs of V and every array they touch that way is aligned; V = 1 otherwise.
 // Rows too long for one block: a cluster of K blocks per row (cluster_rows_kernel) where the GPU has
 // clusters and K <= kMaxClusterBlocks fit on it; false when not (then the two-kernel slices).
 template <class T, int V>
@@ -359,6 +356,9 @@ bool launch_cluster_rows(const KernelArgs& a, cudaStream_t stream) {
   return true;
 }
 
+// The loss (and gradient) kernels for a problem already on the device; `work` has work_bytes().
+// V > 1 (vector loads and stores, launch_compute) when the rows (softmax) or the whole array
+// (element-wise) come in runs of V and every array they touch that way is aligned; V = 1 otherwise.
 template <class T, int V>
 void launch_compute_width(KernelArgs a, char* work, bool clusters, cudaStream_t stream) {
   if (a.loss == LossKind::CrossEntropy || a.loss == LossKind::FocalSoftmax) {
