@@ -70,6 +70,14 @@ struct Case {
   bool labels;
 };
 
+// CBLOSS_CUDA_CLUSTERS=0 while it lives: rows longer than one block go to the two-kernel slices.
+struct WithoutClusters {
+  WithoutClusters() { setenv("CBLOSS_CUDA_CLUSTERS", "0", 1); }
+  ~WithoutClusters() { unsetenv("CBLOSS_CUDA_CLUSTERS"); }
+  WithoutClusters(const WithoutClusters&) = delete;
+  WithoutClusters& operator=(const WithoutClusters&) = delete;
+};
+
 std::shared_ptr<DeviceMemory> upload(const void* data, size_t bytes) {
   auto m = DeviceMemory::allocate(0, bytes);
   m->copy_from_host(data, bytes);
@@ -116,6 +124,13 @@ void compare(const Case& c, int64_t N, int64_t C, Random& rng) {
   const std::string what = std::string(c.name) + " " + std::to_string(N) + "x" + std::to_string(C);
   check(close(l_gpu, l_cpu) && grad_close(g_gpu, g_cpu), what + " host arrays: " + std::to_string(l_gpu) + " vs " + std::to_string(l_cpu));
   check(close(l_dev, l_cpu) && grad_close(g_dev, g_cpu), what + " device arrays: " + std::to_string(l_dev) + " vs " + std::to_string(l_cpu));
+  if (c.labels && C > 4096) {
+    // Rows past one block: a cluster of blocks a row (sm_90) above; the two-kernel slices here.
+    const WithoutClusters slices;
+    const double l_slices = cbloss::run_cuda(d, 0);
+    dg->copy_to_host(g_dev.data(), M * sizeof(float));
+    check(close(l_slices, l_cpu) && grad_close(g_dev, g_cpu), what + " without clusters: " + std::to_string(l_slices) + " vs " + std::to_string(l_cpu));
+  }
 }
 
 double median_ms(const std::vector<double>& samples) {
@@ -124,7 +139,7 @@ double median_ms(const std::vector<double>& samples) {
   return s[s.size() / 2];
 }
 
-void time_cross_entropy(int64_t N, int64_t C, int reps) {
+void time_cross_entropy(int64_t N, int64_t C, int reps, const char* how = "") {
   const size_t M = static_cast<size_t>(N * C);
   std::vector<float> block(std::min<size_t>(M, size_t{1} << 24));
   Random rng{7};
@@ -156,8 +171,8 @@ void time_cross_entropy(int64_t N, int64_t C, int reps) {
   }
   const double ms = median_ms(samples);
   const double bytes = static_cast<double>(M) * 8.0 + static_cast<double>(N) * 4.0;
-  std::printf("%10lldx%-7lld CE fp32 device-resident: %9.3f ms per call (syncs included), %7.1f GB/s of minimum bytes\n",
-              static_cast<long long>(N), static_cast<long long>(C), ms, bytes / ms / 1e6);
+  std::printf("%10lldx%-7lld CE fp32 device-resident%s: %9.3f ms per call (syncs included), %7.1f GB/s of minimum bytes\n",
+              static_cast<long long>(N), static_cast<long long>(C), how, ms, bytes / ms / 1e6);
 }
 
 }  // namespace
@@ -194,10 +209,14 @@ int main() {
     }
     if (quick) {
       time_cross_entropy(512, 128, 2);
+      const WithoutClusters slices;
+      time_cross_entropy(2, 40000, 2, ", without clusters");
     } else {
       time_cross_entropy(int64_t{1} << 20, 128, 10);
       time_cross_entropy(65536, 1000, 10);
       time_cross_entropy(8192, 131072, 10);
+      const WithoutClusters slices;
+      time_cross_entropy(8192, 131072, 10, ", without clusters");
     }
   } catch (const std::exception& e) {
     check(false, std::string("exception: ") + e.what());
