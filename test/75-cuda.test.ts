@@ -167,8 +167,9 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
     for (const dtype of ['float16', 'bfloat16'] as const) {
       const encode = dtype === 'float16' ? cbloss.toFloat16Bits : cbloss.toBfloat16Bits;
       const decode = dtype === 'float16' ? cbloss.fromFloat16Bits : cbloss.fromBfloat16Bits;
-      // Runs of 1 (C = 10), 4 (100, 1500: 8-byte accesses) and 8 (16-byte accesses) columns; 4 lanes,
-      // a warp, 2 warps (1000), 4 (1500), the block (3000), several blocks (6000, 40000) a row.
+      // Runs of 1 (C = 10), 4 (100, 1500: 8-byte accesses) and 8 (16-byte accesses) columns, at most 16
+      // logits a thread: 4 lanes, a warp (100), 2 warps (1000), 4 (1500), the block (3000), a cluster
+      // (6000: 2 blocks, 40000: 10) — and those two again without clusters (two kernels over slices).
       for (const [N, C] of [
         [33, 10],
         [9, 100],
@@ -185,11 +186,23 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
           const y = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
           const cpu = new cbloss.FocalLoss({ numClasses: C, gamma: 2, device: 'cpu' }).forwardBackward(rounded, y);
           const x = DeviceTensor.from(bits, { dtype });
-          const gpu = new cbloss.FocalLoss({ numClasses: C, gamma: 2 }).forwardBackward(x, DeviceTensor.from(y));
-          assert.equal(gpu.grad.dtype, dtype);
-          assertLossClose(gpu.loss, cpu.loss as number, 'loss');
-          // The gradient's own rounding: half an ulp of the type, relative (plus the float32 tolerance).
-          assertGradClose(decode(gpu.grad.toHost() as Uint16Array), cpu.grad, 'grad', dtype === 'float16' ? 1e-3 : 8e-3);
+          const run = () => new cbloss.FocalLoss({ numClasses: C, gamma: 2 }).forwardBackward(x, DeviceTensor.from(y));
+          const runs = [['', run()]] as Array<[string, ReturnType<typeof run>]>;
+          if (C > 4096) {
+            process.env.CBLOSS_CUDA_CLUSTERS = '0';
+            try {
+              runs.push([' without clusters', run()]);
+            } finally {
+              delete process.env.CBLOSS_CUDA_CLUSTERS;
+            }
+          }
+          for (const [how, gpu] of runs) {
+            assert.equal(gpu.grad.dtype, dtype);
+            assertLossClose(gpu.loss, cpu.loss as number, `loss${how}`);
+            // The gradient's own rounding: half an ulp of the type, relative (plus the float32 tolerance).
+            const tolerance = dtype === 'float16' ? 1e-3 : 8e-3;
+            assertGradClose(decode(gpu.grad.toHost() as Uint16Array), cpu.grad, `grad${how}`, tolerance);
+          }
         });
       }
     }
