@@ -19,6 +19,17 @@ function check(ok, what) {
     console.log(`FAIL ${what}`);
   }
 }
+// Runs one check or measurement: an exception is a failure with its message, and the script goes on
+// (a first run on a GPU may be the only one: the other checks and the timing table must still come out).
+function attempt(what, fn) {
+  try {
+    return fn();
+  } catch (e) {
+    failures++;
+    console.log(`FAIL ${what}: ${e && e.message}`);
+    return undefined;
+  }
+}
 const close = (a, b, rel = 1e-5, abs = 1e-6) => (Number.isNaN(b) ? Number.isNaN(a) : Math.abs(a - b) <= Math.max(rel * Math.abs(b), abs));
 function gradClose(g, ref, rel = 1e-5) {
   let max = 0;
@@ -61,7 +72,7 @@ const vectors =
   'public.json (not found: set CBLOSS_VECTORS)';
 if (fs.existsSync(vectors)) {
   const cases = JSON.parse(fs.readFileSync(vectors, 'utf8')).cases;
-  for (const c of cases) {
+  for (const c of cases) attempt(`vector ${c.name}`, () => {
     const loss = build({ loss: c.loss, options: c.options }, 'cuda');
     const input = Float32Array.from(c.input);
     const target = c.targetType === 'int32' ? Int32Array.from(c.target) : Float32Array.from(c.target);
@@ -79,7 +90,7 @@ if (fs.existsSync(vectors)) {
     }
     dx.dispose();
     dev.grad.dispose();
-  }
+  });
   console.log(`vectors on the GPU: ${cases.length} cases x 2, ${failures} failures`);
 } else {
   console.log(`vectors not found at ${vectors}`);
@@ -108,7 +119,7 @@ const families = [
 ];
 for (const [N, C] of QUICK ? [[64, 10], [8, 1000], [2, 40000]] : [[4096, 10], [2048, 1000], [16, 20000], [4, 131072]]) {
   const x = Float32Array.from({ length: N * C }, () => (rand() - 0.5) * 8);
-  for (const [name, make, kind] of families) {
+  for (const [name, make, kind] of families) attempt(`GPU = CPU: ${name} ${N}x${C}`, () => {
     const targets = {
       index: () => Int32Array.from({ length: N }, () => Math.floor(rand() * C)),
       probs: () => {
@@ -137,11 +148,11 @@ for (const [N, C] of QUICK ? [[64, 10], [8, 1000], [2, 40000]] : [[4096, 10], [2
       s.grad.dispose();
     }
     for (const t of [dx, dt, d.grad]) t.dispose();
-  }
+  });
   for (const [dtype, encode, decode, rel] of [
     ['bfloat16', cbloss.toBfloat16Bits, cbloss.fromBfloat16Bits, 8e-3],
     ['float16', cbloss.toFloat16Bits, cbloss.fromFloat16Bits, 1e-3],
-  ]) {
+  ]) attempt(`GPU = CPU: CE ${N}x${C} ${dtype} logits`, () => {
     const bits = encode(x);
     const y = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
     const a = new cbloss.CrossEntropyLoss({ device: 'cpu' }).forwardBackward(decode(bits), y);
@@ -150,7 +161,7 @@ for (const [N, C] of QUICK ? [[64, 10], [8, 1000], [2, 40000]] : [[4096, 10], [2
     check(close(d.loss, a.loss) && gradClose(decode(d.grad.toHost()), a.grad, rel), `GPU = CPU: CE ${N}x${C} ${dtype} logits`);
     dx.dispose();
     d.grad.dispose();
-  }
+  });
 }
 console.log(`GPU against CPU: ${failures} failures so far`);
 
@@ -180,7 +191,7 @@ function filled(length, dtype) {
 }
 const shapes = QUICK ? [[512, 128], [64, 1000], [2, 40000]] : [[1 << 20, 128], [65536, 1000], [8192, 131072]];
 const rows = [];
-for (const [N, C] of shapes) {
+for (const [N, C] of shapes) attempt(`timing ${N}x${C}`, () => {
   const y = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
   const counts = Array.from({ length: C }, (_, i) => 1 + Math.floor(1000 / (i + 1)));
   const ce = new cbloss.CrossEntropyLoss({ device: 'cuda' });
@@ -190,23 +201,26 @@ for (const [N, C] of shapes) {
   for (const dtype of ['float32', 'bfloat16']) {
     const dx = filled(N * C, dtype);
     const dg = DeviceTensor.empty(N * C, { dtype });
-    row[`ce_${dtype}`] = median(() => ce.forwardBackward(dx, dy, { out: { grad: dg } }));
-    if (C > 8192 && dtype === 'float32') row.ce_slices = withoutClusters(() => median(() => ce.forwardBackward(dx, dy, { out: { grad: dg } })));
-    if (dtype === 'float32') row.cb_float32 = median(() => cb.forwardBackward(dx, dy, { out: { grad: dg } }));
+    const time = (what, fn) => attempt(`timing ${N}x${C} ${what}`, fn) ?? NaN;
+    row[`ce_${dtype}`] = time(`CE ${dtype}`, () => median(() => ce.forwardBackward(dx, dy, { out: { grad: dg } })));
+    if (C > 8192 && dtype === 'float32') {
+      row.ce_slices = time('CE without clusters', () => withoutClusters(() => median(() => ce.forwardBackward(dx, dy, { out: { grad: dg } }))));
+    }
+    if (dtype === 'float32') row.cb_float32 = time('CB focal', () => median(() => cb.forwardBackward(dx, dy, { out: { grad: dg } })));
     dx.dispose();
     dg.dispose();
   }
   dy.dispose();
-  if (N * C <= 1 << 27) {
+  if (N * C <= 1 << 27) attempt(`timing ${N}x${C} host arrays`, () => {
     // Host arrays: the pipelined path, copies included.
     const x = new Float32Array(N * C);
     for (let at = 0; at < x.length; at += BLOCK) x.set(blockF32.subarray(0, Math.min(BLOCK, x.length - at)), at);
     const grad = new Float32Array(N * C);
     row.ce_host = median(() => ce.forwardBackward(x, y, { out: { grad } }), 5);
     row.ce_cpu = median(() => new cbloss.CrossEntropyLoss({ device: 'cpu' }).forwardBackward(x, y, { out: { grad } }), 3);
-  }
+  });
   rows.push(row);
-}
+});
 const torch = spawnSync('python3', [path.join(__dirname, '..', 'bench', 'torch_cuda_bench.py')], {
   input: JSON.stringify({ shapes }),
   encoding: 'utf8',

@@ -5,6 +5,7 @@
 // --CDCBLOSS_TOOLS=ON` (then build/cbloss_gpu_check); CBLOSS_GPU_CHECK_QUICK=1 for small shapes
 // (CI runs it so on the CUDA emulator). Prints `N passed, M failed`; exit 1 on a failure.
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -34,6 +35,17 @@ void check(bool ok, const std::string& what) {
   } else {
     ++failed;
     std::printf("FAIL %s\n", what.c_str());
+  }
+}
+
+// Runs one comparison or timing: an exception is a failure with its message, and the check goes on
+// (a first run on a GPU may be the only one).
+template <class F>
+void attempt(const std::string& what, F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    check(false, what + ": " + e.what());
   }
 }
 
@@ -196,30 +208,26 @@ int main() {
       {"BCE", LossKind::BCEWithLogits, 0.0, 0.0, false},
       {"sigmoid focal", LossKind::SigmoidFocal, 2.0, 0.0, false},
   };
-  const int64_t shapes[][2] = {{4096, 10}, {2048, 1000}, {16, 20000}, {4, 131072}};
-  const int64_t quick_shapes[][2] = {{64, 10}, {8, 1000}, {2, 40000}};
+  using Shapes = std::vector<std::array<int64_t, 2>>;
+  const Shapes shapes = quick ? Shapes{{64, 10}, {8, 1000}, {2, 40000}}
+                              : Shapes{{4096, 10}, {2048, 1000}, {16, 20000}, {4, 131072}};
   Random rng{2026};
-  try {
-    for (const Case& c : cases) {
-      if (quick) {
-        for (const auto& s : quick_shapes) compare(c, s[0], s[1], rng);
-      } else {
-        for (const auto& s : shapes) compare(c, s[0], s[1], rng);
-      }
+  for (const Case& c : cases) {
+    for (const auto& s : shapes) {
+      attempt(std::string(c.name) + " " + std::to_string(s[0]) + "x" + std::to_string(s[1]),
+              [&] { compare(c, s[0], s[1], rng); });
     }
-    if (quick) {
-      time_cross_entropy(512, 128, 2);
-      const WithoutClusters slices;
-      time_cross_entropy(2, 40000, 2, ", without clusters");
-    } else {
-      time_cross_entropy(int64_t{1} << 20, 128, 10);
-      time_cross_entropy(65536, 1000, 10);
-      time_cross_entropy(8192, 131072, 10);
-      const WithoutClusters slices;
-      time_cross_entropy(8192, 131072, 10, ", without clusters");
-    }
-  } catch (const std::exception& e) {
-    check(false, std::string("exception: ") + e.what());
+  }
+  if (quick) {
+    attempt("timing 512x128", [] { time_cross_entropy(512, 128, 2); });
+    const WithoutClusters slices;
+    attempt("timing 2x40000 without clusters", [] { time_cross_entropy(2, 40000, 2, ", without clusters"); });
+  } else {
+    attempt("timing 1Mx128", [] { time_cross_entropy(int64_t{1} << 20, 128, 10); });
+    attempt("timing 65536x1000", [] { time_cross_entropy(65536, 1000, 10); });
+    attempt("timing 8192x131072", [] { time_cross_entropy(8192, 131072, 10); });
+    const WithoutClusters slices;
+    attempt("timing 8192x131072 without clusters", [] { time_cross_entropy(8192, 131072, 10, ", without clusters"); });
   }
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
