@@ -139,6 +139,30 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       }
     }
 
+    // A row max that missed part of the row would still give the right softmax for small logits (the
+    // shift cancels); with one logit 100 above the rest — the row's last column, or its first — e^(z - m)
+    // overflows when the part holding it was missed.
+    it('every row kernel takes the max of the whole row (one logit 100 above), float32 and bfloat16', () => {
+      for (const [N, C] of [[8, 10], [4, 1000], [3, 3000], [3, 6000], [2, 40000]] as Array<[number, number]>) {
+        const rand = rng(C);
+        const x = randomLogits(rand, N * C, 3);
+        for (let n = 0; n < N; n++) x[n * C + (n % 2 === 0 ? C - 1 : 0)] += 100;
+        const y = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
+        for (const dtype of ['float32', 'bfloat16'] as const) {
+          const input = dtype === 'float32' ? x : cbloss.fromBfloat16Bits(cbloss.toBfloat16Bits(x));
+          const cpu = new cbloss.CrossEntropyLoss({ device: 'cpu' }).forwardBackward(input, y);
+          const dx = dtype === 'float32' ? DeviceTensor.from(x) : DeviceTensor.from(cbloss.toBfloat16Bits(x), { dtype });
+          const gpu = new cbloss.CrossEntropyLoss({ device: 'cuda' }).forwardBackward(dx, DeviceTensor.from(y));
+          assertLossClose(gpu.loss, cpu.loss as number, `${dtype} ${N}x${C} loss`);
+          const g = gpu.grad.toHost();
+          const grad = dtype === 'float32' ? (g as Float32Array) : cbloss.fromBfloat16Bits(g as Uint16Array);
+          assertGradClose(grad, cpu.grad, `${dtype} ${N}x${C} grad`, dtype === 'float32' ? undefined : 8e-3);
+          dx.dispose();
+          gpu.grad.dispose();
+        }
+      }
+    });
+
     it("'none' losses and per-element gradOutput across chunks", () => {
       const rand = rng(77);
       const N = 50;

@@ -268,13 +268,14 @@ __device__ __forceinline__ RowStats shuffle_merge(RowStats v) {
   return v;
 }
 
-// Over a group of G = 64 ... kBlock threads (whole warps): every warp reduces with `warp`, then every
-// thread combines its group's warps' results in the same order, so all threads of the group get the
-// same value without a broadcast. Every thread of the block must call it (it has barriers).
+// Over a group of G = 64 ... 512 threads (whole warps; G a block of its own beyond kBlock): every warp
+// reduces with `warp`, then every thread combines its group's warps' results in the same order, so all
+// threads of the group get the same value without a broadcast. Every thread of the block must call it
+// (it has barriers).
 template <int G, class T, class WarpReduce, class Combine>
 __device__ __forceinline__ T warps_reduce(T v, WarpReduce warp, Combine combine) {
   constexpr int kWarps = G / 32;
-  __shared__ T scratch[kBlock / 32];
+  __shared__ T scratch[(G > kBlock ? G : kBlock) / 32];
   v = warp(v);
   const int w = static_cast<int>(threadIdx.x) >> 5;
   if ((threadIdx.x & 31) == 0) scratch[w] = v;
@@ -520,18 +521,21 @@ __global__ void __launch_bounds__(kBlock, held_min_blocks(V, R)) held_rows_kerne
 
 // ---- longer rows on sm_90: a cluster of blocks per row, held in registers ------------------------
 //
-// Grid (K, rows), clusters of K blocks along x: block `rank` of a row's cluster holds columns
-// [rank slice, (rank + 1) slice) in registers as above. The blocks exchange their max, then their
+// Grid (K, rows), clusters of K blocks of B threads along x: block `rank` of a row's cluster holds
+// columns [rank slice, (rank + 1) slice) in registers as above (B = 512 for 16-bit logits, which hold
+// 16 a thread: 8192 a block, as float32 blocks of 256 holding 32). The blocks exchange their max, then their
 // sums around the row max, through distributed shared memory (each block's `exchange`, read by all),
 // with a cluster barrier after each: one read and one write per element for rows of up to
-// kMaxClusterBlocks kMaxHeldValues kBlock columns (131072 float32 in runs of 4). One `exchange` serves
+// kMaxClusterBlocks kMaxHeldValues B columns (131072 float32 in runs of 4 or 16-bit). One `exchange` serves
 // every row: a block writes row i + 1's max after passing row i's second barrier, which every block
 // reaches only after reading row i's maxima, and row i + 1's sums after row i + 1's first barrier,
 // reached only after reading row i's sums.
 constexpr int kMaxClusterBlocks = 16;  // non-portable beyond 8: H100 and H200 run 16
 
-template <class T, int V, int R>
-__global__ void __launch_bounds__(kBlock, held_min_blocks(V, R)) cluster_rows_kernel(KernelArgs a, int64_t slice) {
+// Blocks of 256 take held_min_blocks' budget; blocks of 512, one an SM: 128 registers a thread.
+template <class T, int V, int R, int B>
+__global__ void __launch_bounds__(B, B == kBlock ? held_min_blocks(V, R) : 1) cluster_rows_kernel(KernelArgs a,
+                                                                                                 int64_t slice) {
 #if defined(CBLOSS_CLUSTERS)
   if (skip_launch(a)) return;  // (every block of the grid alike: no barrier is left waiting)
   CBLOSS_CLUSTER_SHARED(RowStats, exchange, 1);
@@ -546,14 +550,14 @@ __global__ void __launch_bounds__(kBlock, held_min_blocks(V, R)) cluster_rows_ke
     const RowStart row = row_start(a, r, n);
     const int end = row.ignored ? begin : stop;
     float v[R][V];
-    load_held<T, V, R, kBlock>(v, a.logits, n * C, begin, end, lane);
-    const float block_m = group_max<kBlock>(held_max<V, R, kBlock>(v, begin, end, lane));
+    load_held<T, V, R, B>(v, a.logits, n * C, begin, end, lane);
+    const float block_m = group_max<B>(held_max<V, R, B>(v, begin, end, lane));
     if (lane == 0) exchange->m = block_m;
     cluster_sync();
     RowStats st{-INFINITY, kNoSums};
     for (unsigned b = 0; b < blocks; ++b) st.m = max_ignoring_nan(st.m, cluster_peer(exchange, b, 1)->m);
     const RowSums block_sums =
-        group_sum<kBlock>(held_sums<V, R, kBlock>(v, a, r, n, row.y, st.m, begin, end, lane));
+        group_sum<B>(held_sums<V, R, B>(v, a, r, n, row.y, st.m, begin, end, lane));
     if (lane == 0) exchange->sums = block_sums;
     cluster_sync();
     for (unsigned b = 0; b < blocks; ++b) add_sums(st.sums, cluster_peer(exchange, b, 1)->sums);
@@ -563,7 +567,7 @@ __global__ void __launch_bounds__(kBlock, held_min_blocks(V, R)) cluster_rows_ke
     } else {
       g = finish_row(a, r, n, row.y, st, rank == 0 && lane == 0);
     }
-    if (a.grad) store_held_gradient<T, V, R, kBlock>(v, a, r, g, n, row.y, row.ignored, begin, stop, lane);
+    if (a.grad) store_held_gradient<T, V, R, B>(v, a, r, g, n, row.y, row.ignored, begin, stop, lane);
   }
   cluster_sync();  // no block may exit while another still reads its shared memory
 #else

@@ -321,14 +321,15 @@ bool aligned_to(const void* p, size_t bytes) { return p == nullptr || reinterpre
 template <class T, int V>
 bool launch_cluster_rows(const KernelArgs& a, cudaStream_t stream) {
   constexpr int kRuns = cuda::kMaxHeldValues<T, V> / V;
-  const int64_t per_block = int64_t{kRuns} * V * kBlock;
+  constexpr int kThreads = sizeof(T) == 2 ? 2 * kBlock : kBlock;  // 8192 logits a block either way
+  const int64_t per_block = int64_t{kRuns} * V * kThreads;
   const int64_t K = ceil_div(a.classes, per_block);
   if (K > cuda::kMaxClusterBlocks) return false;
   const int64_t slice = ceil_div(ceil_div(a.classes, K), V) * V;  // even slices, whole runs
   const dim3 grid(static_cast<unsigned>(K), grid_size(a.rows));
-  auto* kernel = cuda::cluster_rows_kernel<T, V, kRuns>;
+  auto* kernel = cuda::cluster_rows_kernel<T, V, kRuns, kThreads>;
 #if defined(CBLOSS_CUDA_EMULATION)
-  CBLOSS_LAUNCH_CLUSTER(kernel, grid, dim3(kBlock), static_cast<unsigned>(K), stream, a, slice);
+  CBLOSS_LAUNCH_CLUSTER(kernel, grid, dim3(kThreads), static_cast<unsigned>(K), stream, a, slice);
 #else
   if (K > 8 && cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) != cudaSuccess) {
     cudaGetLastError();  // (not sticky) this GPU or driver has no clusters of more than 8
@@ -341,7 +342,7 @@ bool launch_cluster_rows(const KernelArgs& a, cudaStream_t stream) {
   cluster.val.clusterDim.z = 1;
   cudaLaunchConfig_t config = {};
   config.gridDim = grid;
-  config.blockDim = dim3(kBlock);
+  config.blockDim = dim3(kThreads);
   config.dynamicSmemBytes = 0;
   config.stream = stream;
   config.attrs = &cluster;
