@@ -14,6 +14,16 @@ import { assertGradClose, assertLossArrayClose, assertLossClose, buildLoss, load
 const cuda = cbloss.backendInfo().cuda;
 const where = cuda.emulated ? 'the CPU emulator of CUDA' : 'a GPU';
 
+// fn() with the environment variable `name` set to `value` (read by the addon at each call), then unset.
+function withEnv<T>(name: string, value: string, fn: () => T): T {
+  process.env[name] = value;
+  try {
+    return fn();
+  } finally {
+    delete process.env[name];
+  }
+}
+
 describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, function () {
   before(function () {
     if (!cuda.available) {
@@ -110,13 +120,8 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
           const dx = DeviceTensor.from(x);
           const dy = DeviceTensor.from(y);
           const resident = build('cuda').forwardBackward(dx, dy);
-          process.env.CBLOSS_CUDA_CHUNK_ELEMENTS = String(Math.max(1, Math.floor((N * C) / 7)));
-          let chunked;
-          try {
-            chunked = build('cuda').forwardBackward(x, y);
-          } finally {
-            delete process.env.CBLOSS_CUDA_CHUNK_ELEMENTS;
-          }
+          const chunks = String(Math.max(1, Math.floor((N * C) / 7)));
+          const chunked = withEnv('CBLOSS_CUDA_CHUNK_ELEMENTS', chunks, () => build('cuda').forwardBackward(x, y));
           assertLossClose(gpu.loss as number, cpu.loss as number, 'host arrays loss');
           assertLossClose(resident.loss as number, cpu.loss as number, 'DeviceTensor loss');
           assertLossClose(chunked.loss as number, cpu.loss as number, 'chunked loss');
@@ -124,15 +129,10 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
           assertGradClose(resident.grad.toHost() as Float32Array, cpu.grad, 'DeviceTensor grad');
           assert.deepEqual(chunked.grad, gpu.grad, 'chunking does not change the gradient');
           if (C > 4096 && name !== 'BCE' && name !== 'sigmoid focal') {
-            process.env.CBLOSS_CUDA_CLUSTERS = '0';
-            try {
-              const slices = build('cuda').forwardBackward(dx, dy);
-              assertLossClose(slices.loss as number, cpu.loss as number, 'loss without clusters');
-              assertGradClose(slices.grad.toHost() as Float32Array, cpu.grad, 'grad without clusters');
-              slices.grad.dispose();
-            } finally {
-              delete process.env.CBLOSS_CUDA_CLUSTERS;
-            }
+            const slices = withEnv('CBLOSS_CUDA_CLUSTERS', '0', () => build('cuda').forwardBackward(dx, dy));
+            assertLossClose(slices.loss as number, cpu.loss as number, 'loss without clusters');
+            assertGradClose(slices.grad.toHost() as Float32Array, cpu.grad, 'grad without clusters');
+            slices.grad.dispose();
           }
           for (const t of [dx, dy, resident.grad]) t.dispose();
         });
@@ -212,14 +212,7 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
           const x = DeviceTensor.from(bits, { dtype });
           const run = () => new cbloss.FocalLoss({ numClasses: C, gamma: 2 }).forwardBackward(x, DeviceTensor.from(y));
           const runs = [['', run()]] as Array<[string, ReturnType<typeof run>]>;
-          if (C > 4096) {
-            process.env.CBLOSS_CUDA_CLUSTERS = '0';
-            try {
-              runs.push([' without clusters', run()]);
-            } finally {
-              delete process.env.CBLOSS_CUDA_CLUSTERS;
-            }
-          }
+          if (C > 4096) runs.push([' without clusters', withEnv('CBLOSS_CUDA_CLUSTERS', '0', run)]);
           for (const [how, gpu] of runs) {
             assert.equal(gpu.grad.dtype, dtype);
             assertLossClose(gpu.loss, cpu.loss as number, `loss${how}`);
