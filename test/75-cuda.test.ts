@@ -10,6 +10,7 @@ import * as cbloss from '../lib';
 import { DeviceTensor } from '../lib';
 import { cbFamilies, families, runFamily } from './families';
 import { assertGradClose, assertLossArrayClose, assertLossClose, buildLoss, loadPublicVectors, nullToNaN, randomLogits, rng } from './helpers';
+import type { LossSpec } from './reference';
 
 const cuda = cbloss.backendInfo().cuda;
 const where = cuda.emulated ? 'the CPU emulator of CUDA' : 'a GPU';
@@ -159,6 +160,45 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
           assertGradClose(grad, cpu.grad, `${dtype} ${N}x${C} grad`, dtype === 'float32' ? undefined : 8e-3);
           dx.dispose();
           gpu.grad.dispose();
+        }
+      }
+    });
+
+    // Rows held in registers read the per-column weights from shared memory, staged by each block, and
+    // their grids are capped so that each block takes many rows: class weights with label smoothing and
+    // with probability targets, the class-balanced weights of probability targets (per column too), at
+    // every group size, with more rows than the capped grid has blocks; 2 x 8000 weights need more than
+    // the 48 KB of shared memory a kernel gets without asking.
+    it('class weights staged in shared memory: smoothing, probability targets, class-balanced rows', () => {
+      for (const [N, C] of [[700, 10], [90, 100], [40, 1000], [12, 3000], [10, 8000]] as Array<[number, number]>) {
+        const rand = rng(C + 5);
+        const x = randomLogits(rand, N * C, 3);
+        const y = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
+        const probs = new Float32Array(N * C);
+        for (let n = 0; n < N; n++) {
+          const row = Array.from({ length: C }, () => (rand() < 0.9 ? rand() * rand() : 0));
+          const total = row.reduce((s, v) => s + v, 0) || 1;
+          row.forEach((v, c) => (probs[n * C + c] = v / total));
+        }
+        const weight = Array.from({ length: C }, () => 0.2 + 2 * rand());
+        const samplesPerCls = Array.from({ length: C }, () => 1 + Math.floor(rand() * 200));
+        const cases: Array<[string, LossSpec, Int32Array | Float32Array]> = [
+          ['CE, weights, smoothing', { loss: 'CrossEntropyLoss', options: { weight, labelSmoothing: 0.2 } }, y],
+          ['CE, weights, probabilities', { loss: 'CrossEntropyLoss', options: { weight, labelSmoothing: 0.1, numClasses: C } }, probs],
+          ['CB CE, probabilities', { loss: 'ClassBalancedLoss', options: { numClasses: C, beta: 0.999, samplesPerCls, lossFunc: { loss: 'CrossEntropyLoss', options: { weight, reduction: 'none' } } } }, probs],
+        ];
+        for (const [name, spec, target] of cases) {
+          const build = (device: string) => buildLoss({ loss: spec.loss, options: { ...spec.options, device } });
+          const cpu = build('cpu').forwardBackward(x, target);
+          const host = build('cuda').forwardBackward(x, target);
+          const dx = DeviceTensor.from(x);
+          const resident = build('cuda').forwardBackward(dx, target);
+          assertLossClose(host.loss as number, cpu.loss as number, `${name} ${N}x${C}: host arrays loss`);
+          assertLossClose(resident.loss as number, cpu.loss as number, `${name} ${N}x${C}: DeviceTensor loss`);
+          assertGradClose(host.grad, cpu.grad, `${name} ${N}x${C}: host arrays grad`);
+          assertGradClose(resident.grad.toHost() as Float32Array, cpu.grad, `${name} ${N}x${C}: DeviceTensor grad`);
+          dx.dispose();
+          resident.grad.dispose();
         }
       }
     });

@@ -25,6 +25,23 @@
 #define CBLOSS_LAUNCH(kernel, grid, block, stream, ...) kernel<<<grid, block, 0, stream>>>(__VA_ARGS__)
 #endif
 
+// CBLOSS_LAUNCH_SHARED(kernel, grid, block, bytes, stream, args...): with `bytes` of dynamic shared
+// memory, which the kernel finds through CBLOSS_DYNAMIC_SHARED(type, name): `type* name`, 16-byte
+// aligned (one array per kernel: it is all the dynamic shared memory of the block).
+#if defined(CBLOSS_CUDA_EMULATION)
+#define CBLOSS_LAUNCH_SHARED(kernel, grid, block, bytes, stream, ...)                                   \
+  ::cbloss_emu::launch_shared(grid, block, bytes, reinterpret_cast<const void*>(kernel), stream, [&] { \
+    kernel(__VA_ARGS__);                                                                               \
+  })
+#define CBLOSS_DYNAMIC_SHARED(type, name) type* name = static_cast<type*>(::cbloss_emu::dynamic_shared())
+#else
+#define CBLOSS_LAUNCH_SHARED(kernel, grid, block, bytes, stream, ...) \
+  kernel<<<grid, block, bytes, stream>>>(__VA_ARGS__)
+#define CBLOSS_DYNAMIC_SHARED(type, name)                    \
+  extern __shared__ float4 cbloss_dynamic_shared_memory[]; \
+  type* name = reinterpret_cast<type*>(cbloss_dynamic_shared_memory)
+#endif
+
 // Thread block clusters (sm_90; the kernels that use them compile to nothing for older GPUs, and the
 // host launches them only on a GPU of compute capability 9 or more):
 //   CBLOSS_CLUSTERS: defined where cluster code is compiled (sm_90+ device code, host code, emulator);

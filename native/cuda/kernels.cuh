@@ -331,10 +331,11 @@ __device__ __forceinline__ RowShape row_shape(const KernelArgs& a) {
 
 // The per-class target term q_c of the gradient besides `hit` (see math::softmax_row_terms): w_c t'_c
 // for probability targets, smooth * w_c for index targets, 0 for the focal loss.
+// (No smoothing: 0 without reading w_c, which the options' checks keep finite.)
 __device__ __forceinline__ float target_weight(const KernelArgs& a, const RowShape& r, int64_t n, int64_t c) {
+  if (!r.probs && (r.focal || a.eps == 0.0f)) return 0.0f;
   const float w = a.class_weight ? a.class_weight[c] : 1.0f;
-  if (r.probs) return w * ((1.0f - a.eps) * a.targets[n * a.classes + c] + r.smooth);
-  return r.focal ? 0.0f : r.smooth * w;
+  return r.probs ? w * ((1.0f - a.eps) * a.targets[n * a.classes + c] + r.smooth) : r.smooth * w;
 }
 
 // The weight of class c in the `linear` sum: w_c t'_c for probability targets; w_c for index targets
@@ -343,6 +344,44 @@ __device__ __forceinline__ float linear_weight(const KernelArgs& a, const RowSha
   if (r.probs) return target_weight(a, r, n, c);
   if (r.focal || a.eps == 0.0f) return 0.0f;
   return a.class_weight ? a.class_weight[c] : 1.0f;
+}
+
+// Class weights in shared memory. The per-class weights a softmax row reads at every column, not only at
+// its label — the class weights where the target term uses them (probability targets, label smoothing)
+// and the class-balanced weights of probability targets — are read by every row: rows held in registers
+// (held_rows_kernel, C <= 8192) read them from shared memory, copied there once by each block, and the
+// host caps those launches' grids so that each block takes many rows. (Longer rows, split over blocks,
+// read their slice of the weights from global memory through the caches, once a row like the logits.)
+__host__ __device__ inline bool stages_class_weight(const KernelArgs& a) {
+  return a.class_weight && (a.targets || (a.loss == LossKind::CrossEntropy && a.eps != 0.0f));
+}
+__host__ __device__ inline bool stages_balance_weight(const KernelArgs& a) {
+  return a.balance != Balance::Off && a.targets;
+}
+// The shared memory the block needs: C floats per staged array.
+__host__ __device__ inline size_t staged_weight_bytes(const KernelArgs& a) {
+  const int arrays = (stages_class_weight(a) ? 1 : 0) + (stages_balance_weight(a) ? 1 : 0);
+  return static_cast<size_t>(arrays) * static_cast<size_t>(a.classes) * sizeof(float);
+}
+
+// The arguments with the staged arrays pointing into `shared` (staged_weight_bytes of it), filled by
+// the block. Every thread of the block calls it (a barrier).
+__device__ __forceinline__ KernelArgs with_staged_weights(KernelArgs a, float* shared) {
+  const bool class_weight = stages_class_weight(a), balance = stages_balance_weight(a);
+  if (!class_weight && !balance) return a;
+  const int C = static_cast<int>(a.classes);
+  const int lane = static_cast<int>(threadIdx.x), stride = static_cast<int>(blockDim.x);
+  if (class_weight) {
+    for (int c = lane; c < C; c += stride) shared[c] = a.class_weight[c];
+    a.class_weight = shared;
+    shared += C;
+  }
+  if (balance) {
+    for (int c = lane; c < C; c += stride) shared[c] = a.balance_weight[c];
+    a.balance_weight = shared;
+  }
+  __syncthreads();
+  return a;
 }
 
 // Adds column c of row n to `sums` taken around the max m, with d = m - z_c; returns e^(z_c - m).
@@ -492,8 +531,10 @@ constexpr int held_min_blocks(int V, int R) {
 // Every thread of a block runs the same number of iterations (the loop bound depends on blockIdx only),
 // so the shuffles and barriers are never divergent; groups past the last row compute nothing.
 template <class T, int G, int V, int R>
-__global__ void __launch_bounds__(kBlock, held_min_blocks(V, R)) held_rows_kernel(KernelArgs a) {
-  if (skip_launch(a)) return;
+__global__ void __launch_bounds__(kBlock, held_min_blocks(V, R)) held_rows_kernel(KernelArgs args) {
+  if (skip_launch(args)) return;
+  CBLOSS_DYNAMIC_SHARED(float, staged);
+  const KernelArgs a = with_staged_weights(args, staged);
   constexpr int kRowsPerBlock = kBlock / G;
   const int lane = static_cast<int>(threadIdx.x) % G;
   const int group = static_cast<int>(threadIdx.x) / G;

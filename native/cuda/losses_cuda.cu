@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -147,6 +148,13 @@ struct Slot {
   PendingCopy pending;
 };
 
+// What launches learn of a device once and keep: whether a kernel runs in clusters of K blocks there,
+// and the dynamic shared memory a kernel was allowed beyond the default 48 KB.
+struct LaunchAnswers {
+  std::map<std::pair<const void*, int64_t>, bool> cluster_fits;
+  std::map<const void*, size_t> shared_allowed;
+};
+
 struct DeviceContext {
   std::mutex mutex;
   int device = 0;
@@ -157,14 +165,18 @@ struct DeviceContext {
   DeviceArray device_params;
   DeviceArray scratch;
   bool clusters = false;  // thread block clusters: compute capability 9 or more (the emulator has them)
+  int multiprocessors = 1;
+  LaunchAnswers answers;  // (under `mutex`, like everything a call touches)
 
   void initialize() {
     if (initialized) return;
+    const CudaDevice& props = cuda_status().devices[static_cast<size_t>(device)];
 #if defined(CBLOSS_CUDA_EMULATION)
     clusters = true;
 #else
-    clusters = cuda_status().devices[static_cast<size_t>(device)].major >= 9;
+    clusters = props.major >= 9;
 #endif
+    multiprocessors = props.multiprocessors > 0 ? props.multiprocessors : 1;
     for (Slot& s : slots) {
       check(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking), "stream creation");
       check(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming), "event creation");
@@ -303,23 +315,63 @@ size_t work_bytes(const Problem& p, int64_t rows) {
   return row_weights ? static_cast<size_t>(rows) * sizeof(float) : 0;
 }
 
+// What a compute launch needs besides its arguments: the stream, and the device's context — whether
+// cluster kernels may be tried (compute capability 9+, not turned off by CBLOSS_CUDA_CLUSTERS=0), its
+// multiprocessors, and the answers it keeps (the context's lock is held around every launch).
+struct DeviceLaunch {
+  cudaStream_t stream;
+  bool clusters;
+  int multiprocessors;
+  LaunchAnswers& answers;
+};
+
+// CBLOSS_CUDA_CLUSTERS=0 turns the cluster kernel off (the tests run the long rows both ways).
+DeviceLaunch device_launch(DeviceContext& ctx, cudaStream_t stream) {
+  const char* env = std::getenv("CBLOSS_CUDA_CLUSTERS");
+  const bool clusters = ctx.clusters && !(env && std::string(env) == "0");
+  return {stream, clusters, ctx.multiprocessors, ctx.answers};
+}
+
+// Blocks per multiprocessor of a launch whose blocks stage class weights (kernels.cuh): enough waves to
+// balance, few enough that each block's copy of the weights serves many rows.
+constexpr int64_t kStagingBlocksPerSM = 8;
+
+// Allows `kernel` `bytes` of dynamic shared memory on the device (beyond 48 KB it must be asked for).
+template <class Kernel>
+void allow_shared(Kernel* kernel, size_t bytes, LaunchAnswers& answers) {
+  constexpr size_t kDefaultShared = 48 * 1024;
+  if (bytes <= kDefaultShared) return;
+  size_t& allowed = answers.shared_allowed[reinterpret_cast<const void*>(kernel)];
+  if (allowed >= bytes) return;
+  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
+        "shared memory for the class weights");
+  allowed = bytes;
+}
+
 // held_rows_kernel with the least R (a power of 2, from R up to kMaxR) that holds `runs` runs per lane.
 template <class T, int G, int V, int R, int kMaxR>
-void launch_held_rows(const KernelArgs& a, int64_t runs, cudaStream_t stream) {
+void launch_held_rows(const KernelArgs& a, int64_t runs, const DeviceLaunch& d) {
   if constexpr (R < kMaxR) {
-    if (runs > R) return launch_held_rows<T, G, V, 2 * R, kMaxR>(a, runs, stream);
+    if (runs > R) return launch_held_rows<T, G, V, 2 * R, kMaxR>(a, runs, d);
   }
   constexpr int64_t kRowsPerBlock = kBlock / G;
   auto* kernel = cuda::held_rows_kernel<T, G, V, R>;
-  CBLOSS_LAUNCH(kernel, dim3(grid_size(ceil_div(a.rows, kRowsPerBlock))), dim3(kBlock), stream, a);
+  int64_t blocks = ceil_div(a.rows, kRowsPerBlock);
+  const size_t shared = cuda::staged_weight_bytes(a);
+  if (shared > 0) {
+    blocks = std::min(blocks, kStagingBlocksPerSM * d.multiprocessors);
+    allow_shared(kernel, shared, d.answers);
+  }
+  CBLOSS_LAUNCH_SHARED(kernel, dim3(grid_size(blocks)), dim3(kBlock), shared, d.stream, a);
 }
 
 bool aligned_to(const void* p, size_t bytes) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 // Rows too long for one block: a cluster of K blocks per row (cluster_rows_kernel) where the GPU has
-// clusters and K <= kMaxClusterBlocks fit on it; false when not (then the two-kernel slices).
+// clusters and K <= kMaxClusterBlocks fit on it; false when not (then the two-kernel slices). Whether a
+// kernel fits in clusters of K on the device is asked once (the attribute and occupancy calls), then kept.
 template <class T, int V>
-bool launch_cluster_rows(const KernelArgs& a, cudaStream_t stream) {
+bool launch_cluster_rows(const KernelArgs& a, const DeviceLaunch& d) {
   constexpr int kRuns = cuda::kMaxHeldValues<T, V> / V;
   constexpr int kThreads = sizeof(T) == 2 ? 2 * kBlock : kBlock;  // 8192 logits a block either way
   const int64_t per_block = int64_t{kRuns} * V * kThreads;
@@ -329,12 +381,9 @@ bool launch_cluster_rows(const KernelArgs& a, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(K), grid_size(a.rows));
   auto* kernel = cuda::cluster_rows_kernel<T, V, kRuns, kThreads>;
 #if defined(CBLOSS_CUDA_EMULATION)
-  CBLOSS_LAUNCH_CLUSTER(kernel, grid, dim3(kThreads), static_cast<unsigned>(K), stream, a, slice);
+  (void)d;
+  CBLOSS_LAUNCH_CLUSTER(kernel, grid, dim3(kThreads), static_cast<unsigned>(K), d.stream, a, slice);
 #else
-  if (K > 8 && cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) != cudaSuccess) {
-    cudaGetLastError();  // (not sticky) this GPU or driver has no clusters of more than 8
-    return false;
-  }
   cudaLaunchAttribute cluster;
   cluster.id = cudaLaunchAttributeClusterDimension;
   cluster.val.clusterDim.x = static_cast<unsigned>(K);
@@ -344,14 +393,19 @@ bool launch_cluster_rows(const KernelArgs& a, cudaStream_t stream) {
   config.gridDim = grid;
   config.blockDim = dim3(kThreads);
   config.dynamicSmemBytes = 0;
-  config.stream = stream;
+  config.stream = d.stream;
   config.attrs = &cluster;
   config.numAttrs = 1;
-  int fitting = 0;
-  if (cudaOccupancyMaxActiveClusters(&fitting, kernel, &config) != cudaSuccess || fitting < 1) {
-    cudaGetLastError();
-    return false;
+  const auto key = std::make_pair(reinterpret_cast<const void*>(kernel), K);
+  auto known = d.answers.cluster_fits.find(key);
+  if (known == d.answers.cluster_fits.end()) {
+    bool fits = K <= 8 || cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess;
+    int fitting = 0;
+    fits = fits && cudaOccupancyMaxActiveClusters(&fitting, kernel, &config) == cudaSuccess && fitting >= 1;
+    cudaGetLastError();  // (not sticky) no clusters of K on this GPU or driver: the slices instead
+    known = d.answers.cluster_fits.emplace(key, fits).first;
   }
+  if (!known->second) return false;
   check(cudaLaunchKernelEx(&config, kernel, a, slice), "cluster launch");
 #endif
   return true;
@@ -361,7 +415,7 @@ bool launch_cluster_rows(const KernelArgs& a, cudaStream_t stream) {
 // V > 1 (vector loads and stores, launch_compute) when the rows (softmax) or the whole array
 // (element-wise) come in runs of V and every array they touch that way is aligned; V = 1 otherwise.
 template <class T, int V>
-void launch_compute_width(KernelArgs a, char* work, bool clusters, cudaStream_t stream) {
+void launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d) {
   if (a.loss == LossKind::CrossEntropy || a.loss == LossKind::FocalSoftmax) {
     constexpr int kMaxRuns = cuda::kMaxHeldValues<T, V> / V;
     const int G = row_group(a.classes, cuda::kMaxHeldValues<T, V>);
@@ -370,21 +424,21 @@ void launch_compute_width(KernelArgs a, char* work, bool clusters, cudaStream_t 
     // more than kMaxRuns / 2 runs a thread, so R = kMaxRuns.
     switch (G) {
       case 0: {
-        if (clusters && launch_cluster_rows<T, V>(a, stream)) break;
+        if (d.clusters && launch_cluster_rows<T, V>(a, d)) break;
         const int64_t slices = slices_per_row(a.classes);
         const dim3 grid(static_cast<unsigned>(slices), grid_size(a.rows));
         auto* stats = reinterpret_cast<cuda::RowStats*>(work);
         auto* phase1 = cuda::slice_stats_kernel<T, V>;
         auto* phase2 = cuda::slice_gradient_kernel<T, V>;
-        CBLOSS_LAUNCH(phase1, grid, dim3(kBlock), stream, a, stats);
-        CBLOSS_LAUNCH(phase2, grid, dim3(kBlock), stream, a, stats);
+        CBLOSS_LAUNCH(phase1, grid, dim3(kBlock), d.stream, a, stats);
+        CBLOSS_LAUNCH(phase2, grid, dim3(kBlock), d.stream, a, stats);
         break;
       }
-      case 4: launch_held_rows<T, 4, V, 1, V == 1 ? 4 : 1>(a, runs, stream); break;  // C <= 16
-      case 32: launch_held_rows<T, 32, V, 1, kMaxRuns>(a, runs, stream); break;
-      case 64: launch_held_rows<T, 64, V, kMaxRuns, kMaxRuns>(a, runs, stream); break;
-      case 128: launch_held_rows<T, 128, V, kMaxRuns, kMaxRuns>(a, runs, stream); break;
-      default: launch_held_rows<T, kBlock, V, kMaxRuns, kMaxRuns>(a, runs, stream); break;
+      case 4: launch_held_rows<T, 4, V, 1, V == 1 ? 4 : 1>(a, runs, d); break;  // C <= 16
+      case 32: launch_held_rows<T, 32, V, 1, kMaxRuns>(a, runs, d); break;
+      case 64: launch_held_rows<T, 64, V, kMaxRuns, kMaxRuns>(a, runs, d); break;
+      case 128: launch_held_rows<T, 128, V, kMaxRuns, kMaxRuns>(a, runs, d); break;
+      default: launch_held_rows<T, kBlock, V, kMaxRuns, kMaxRuns>(a, runs, d); break;
     }
     check_launch();
     return;
@@ -392,16 +446,16 @@ void launch_compute_width(KernelArgs a, char* work, bool clusters, cudaStream_t 
   if (a.balance == Balance::Row && a.targets && a.loss != LossKind::FocalBinary) {
     float* weights = reinterpret_cast<float*>(work);
     const int64_t blocks = ceil_div(a.rows, kBlock / 32);
-    CBLOSS_LAUNCH(cuda::row_weights_kernel, dim3(grid_size(blocks)), dim3(kBlock), stream, a, weights);
+    CBLOSS_LAUNCH(cuda::row_weights_kernel, dim3(grid_size(blocks)), dim3(kBlock), d.stream, a, weights);
     a.row_weight = weights;
   }
   auto* kernel = cuda::elements_kernel<T, V>;
-  CBLOSS_LAUNCH(kernel, dim3(static_cast<unsigned>(element_blocks(a.rows * a.classes))), dim3(kBlock), stream, a);
+  CBLOSS_LAUNCH(kernel, dim3(static_cast<unsigned>(element_blocks(a.rows * a.classes))), dim3(kBlock), d.stream, a);
   check_launch();
 }
 
 template <class T>
-void launch_compute(const KernelArgs& a, char* work, bool clusters, cudaStream_t stream) {
+void launch_compute(const KernelArgs& a, char* work, const DeviceLaunch& d) {
   if (a.rows == 0) return;
   const bool rows = a.loss == LossKind::CrossEntropy || a.loss == LossKind::FocalSoftmax;
   const int64_t run = rows ? a.classes : a.rows * a.classes;  // what must come in whole runs of V
@@ -411,25 +465,17 @@ void launch_compute(const KernelArgs& a, char* work, bool clusters, cudaStream_t
            (rows || (aligned_to(a.targets, 16) && aligned_to(a.element_loss, 16)));
   };
   if constexpr (sizeof(T) == 2) {
-    if (fits(8)) return launch_compute_width<T, 8>(a, work, clusters, stream);
+    if (fits(8)) return launch_compute_width<T, 8>(a, work, d);
   }
-  if (fits(4)) return launch_compute_width<T, 4>(a, work, clusters, stream);
-  launch_compute_width<T, 1>(a, work, clusters, stream);
+  if (fits(4)) return launch_compute_width<T, 4>(a, work, d);
+  launch_compute_width<T, 1>(a, work, d);
 }
 
-// CBLOSS_CUDA_CLUSTERS=0 turns the cluster kernel off (the tests run the long rows both ways).
-bool use_clusters(const DeviceContext& ctx) {
-  const char* env = std::getenv("CBLOSS_CUDA_CLUSTERS");
-  return ctx.clusters && !(env && std::string(env) == "0");
-}
-
-void launch_compute_typed(const DeviceContext& ctx, LogitType type, const KernelArgs& a, char* work,
-                          cudaStream_t stream) {
-  const bool clusters = use_clusters(ctx);
+void launch_compute_typed(LogitType type, const KernelArgs& a, char* work, const DeviceLaunch& d) {
   switch (type) {
-    case LogitType::Float32: return launch_compute<float>(a, work, clusters, stream);
-    case LogitType::Float16: return launch_compute<cuda::Float16>(a, work, clusters, stream);
-    case LogitType::BFloat16: return launch_compute<cuda::BFloat16>(a, work, clusters, stream);
+    case LogitType::Float32: return launch_compute<float>(a, work, d);
+    case LogitType::Float16: return launch_compute<cuda::Float16>(a, work, d);
+    case LogitType::BFloat16: return launch_compute<cuda::BFloat16>(a, work, d);
   }
 }
 
@@ -525,7 +571,7 @@ double run_on_device(DeviceContext& ctx, const Problem& p) {
   a.row_loss = rows ? (p.loss_out ? p.loss_out : reinterpret_cast<float*>(scratch + row_loss_at)) : nullptr;
   a.element_loss = rows ? nullptr : p.loss_out;
   a.partials = reinterpret_cast<double*>(scratch + partials_at);
-  launch_compute_typed(ctx, p.logit_type, a, scratch + work_at, stream);
+  launch_compute_typed(p.logit_type, a, scratch + work_at, device_launch(ctx, stream));
 
   double* sum = reinterpret_cast<double*>(params + layout.sum);
   if (rows) launch_sum(a.row_loss, N, reinterpret_cast<double*>(scratch + stage_at), sum, stream);
@@ -642,7 +688,7 @@ double run_host_arrays(DeviceContext& ctx, const Problem& p) {
     a.row_loss = rows ? reinterpret_cast<float*>(scratch + row_loss_at) + r0 : nullptr;
     a.element_loss = !rows && p.loss_out ? reinterpret_cast<float*>(dout + loss_at) : nullptr;
     a.partials = partials + i * blocks_per_chunk;
-    launch_compute<float>(a, s.work.data(), use_clusters(ctx), s.stream);
+    launch_compute<float>(a, s.work.data(), device_launch(ctx, s.stream));
 
     PendingCopy& c = s.pending;
     c.active = true;

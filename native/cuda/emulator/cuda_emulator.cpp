@@ -39,6 +39,8 @@ struct BlockRun {
   dim3 block;
   dim3 grid;
   unsigned cluster_rank = 0;
+  size_t shared_bytes = 0;            // dynamic shared memory of the launch
+  std::vector<unsigned char> shared;  // this block's
 };
 
 // The block of plain launches; a cluster launch points running() at its blocks in turn.
@@ -97,6 +99,7 @@ void start_block(BlockRun& run) {
   const size_t n = run.count;
   if (run.fibers.size() < n) run.fibers.resize(n);
   run.exchange.assign(((n + 31) / 32) * 64, 0);
+  run.shared.assign(run.shared_bytes, 0xff);
   for (size_t i = 0; i < n; ++i) {
     Fiber& f = run.fibers[i];
     if (f.stack.empty()) f.stack.resize(kFiberStack);
@@ -203,6 +206,8 @@ const dim3& grid_dim() { return run_state().grid; }
 
 void sync_block() { suspend(FiberState::AtBlockSync); }
 
+void* dynamic_shared() { return run_state().shared.data(); }
+
 unsigned cluster_rank() { return run_state().cluster_rank; }
 
 void sync_cluster() { suspend(FiberState::AtClusterSync); }
@@ -239,6 +244,28 @@ bool refuse_launch(bool valid_shape) {
   return false;
 }
 
+// Dynamic shared memory a block may have: 48 KB, or what cudaFuncSetAttribute raised the kernel's limit
+// to on the current device (up to kMaxSharedBytes, sm_90's).
+constexpr size_t kDefaultSharedBytes = 48 * 1024;
+constexpr size_t kMaxSharedBytes = 227 * 1024;
+
+std::mutex& limits_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+std::unordered_map<const void*, size_t>& shared_limits(int device) {
+  static std::unordered_map<const void*, size_t> limits[kDevices];
+  return limits[device];
+}
+
+size_t shared_limit(const void* kernel) {
+  std::lock_guard<std::mutex> lock(limits_mutex());
+  const auto& limits = shared_limits(current_device);
+  const auto it = limits.find(kernel);
+  return it == limits.end() ? kDefaultSharedBytes : it->second;
+}
+
 // The blocks of a cluster launch, kept between launches (their fiber stacks are allocated once).
 std::vector<BlockRun>& cluster_runs() {
   static std::vector<BlockRun> runs;
@@ -247,10 +274,15 @@ std::vector<BlockRun>& cluster_runs() {
 
 }  // namespace
 
-void launch(dim3 grid, dim3 block, cudaStream_t, const std::function<void()>& body) {
+void launch(dim3 grid, dim3 block, cudaStream_t stream, const std::function<void()>& body) {
+  launch_shared(grid, block, 0, nullptr, stream, body);
+}
+
+void launch_shared(dim3 grid, dim3 block, size_t shared_bytes, const void* kernel, cudaStream_t,
+                   const std::function<void()>& body) {
   const size_t threads = block_threads(block);
   if (refuse_launch(threads > 0 && threads <= 1024 && grid.x > 0 && grid.y > 0 && grid.z > 0 && grid.y <= 65535 &&
-                    grid.z <= 65535)) {
+                    grid.z <= 65535 && shared_bytes <= shared_limit(kernel))) {
     return;
   }
   std::lock_guard<std::recursive_mutex> lock(launch_mutex());
@@ -260,6 +292,7 @@ void launch(dim3 grid, dim3 block, cudaStream_t, const std::function<void()>& bo
   run.block = block;
   run.grid = grid;
   run.count = threads;
+  run.shared_bytes = shared_bytes;
   const size_t blocks = static_cast<size_t>(grid.x) * grid.y * grid.z;
   for (size_t k = 0; k < blocks; ++k) {
     const size_t b = reverse_schedule() ? blocks - 1 - k : k;
@@ -291,6 +324,7 @@ void launch_cluster(dim3 grid, dim3 block, unsigned cluster, cudaStream_t, const
       const size_t b = first + r;
       const dim3 where(static_cast<unsigned>(b % grid.x), static_cast<unsigned>(b / grid.x), 0);
       run.body = &body, run.block = block, run.grid = grid, run.count = threads, run.cluster_rank = r;
+      run.shared_bytes = 0;
       if (run.fibers.size() < threads) run.fibers.resize(threads);
       for (size_t i = 0; i < threads; ++i) run.fibers[i].where.block = where;
       start_block(run);
@@ -380,6 +414,16 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   std::snprintf(prop->name, sizeof prop->name, "cbloss CUDA emulator (CPU) #%d", device);
   prop->totalGlobalMem = cbloss_emu::heap().budget;
   prop->multiProcessorCount = 1;
+  return cudaSuccess;
+}
+
+cudaError_t cudaFuncSetAttribute(const void* kernel, cudaFuncAttribute attribute, int value) {
+  if (attribute != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 ||
+      static_cast<size_t>(value) > cbloss_emu::kMaxSharedBytes) {
+    return record(cudaErrorInvalidValue);
+  }
+  std::lock_guard<std::mutex> lock(cbloss_emu::limits_mutex());
+  cbloss_emu::shared_limits(cbloss_emu::current_device)[kernel] = static_cast<size_t>(value);
   return cudaSuccess;
 }
 

@@ -102,6 +102,15 @@ cudaError_t cudaEventDestroy(cudaEvent_t event);
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream);
 cudaError_t cudaEventSynchronize(cudaEvent_t event);
 
+enum cudaFuncAttribute {
+  cudaFuncAttributeMaxDynamicSharedMemorySize = 8,
+};
+cudaError_t cudaFuncSetAttribute(const void* kernel, cudaFuncAttribute attribute, int value);  // per device
+template <class Kernel>
+cudaError_t cudaFuncSetAttribute(Kernel* kernel, cudaFuncAttribute attribute, int value) {
+  return cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel), attribute, value);
+}
+
 namespace cbloss_emu {
 
 struct Coordinates {
@@ -115,6 +124,12 @@ const dim3& grid_dim();
 void sync_block();
 uint64_t warp_exchange(uint64_t bits, unsigned source_lane);  // every lane sends, reads source_lane's
 void launch(dim3 grid, dim3 block, cudaStream_t stream, const std::function<void()>& body);
+// A launch with `shared_bytes` of dynamic shared memory (each block gets it filled with 0xff bytes, NaN
+// floats, so that a read before the block's own write shows); more than 48 KB needs the kernel's
+// cudaFuncAttributeMaxDynamicSharedMemorySize raised on the device first, as on a GPU.
+void launch_shared(dim3 grid, dim3 block, size_t shared_bytes, const void* kernel, cudaStream_t stream,
+                   const std::function<void()>& body);
+void* dynamic_shared();  // the running block's
 
 // Thread block clusters (sm_90): `cluster` consecutive blocks along x run together; the blocks of a
 // cluster take turns, each running until all its threads wait at the cluster barrier.
