@@ -117,7 +117,7 @@ const families = [
   ['sigmoid focal', (C, device) => new cbloss.SigmoidFocalLoss({ numClasses: C, reduction: 'mean', device }), 'binary'],
   ['binary focal', (C, device) => new cbloss.FocalLoss({ numClasses: 2, device }), 'flat'],
 ];
-for (const [N, C] of QUICK ? [[64, 10], [8, 1000], [2, 40000]] : [[4096, 10], [2048, 1000], [16, 20000], [4, 131072]]) {
+for (const [N, C] of QUICK ? [[64, 10], [8, 1000], [2, 40000]] : [[4096, 10], [2048, 1000], [16, 20000], [4, 131072], [4, 256000]]) {
   const x = Float32Array.from({ length: N * C }, () => (rand() - 0.5) * 8);
   for (const [name, make, kind] of families) attempt(`GPU = CPU: ${name} ${N}x${C}`, () => {
     const targets = {

@@ -80,8 +80,9 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
     // Every row kernel, by how many threads hold a row (runs of 4 columns where C % 4 == 0, else of 1;
     // a thread holds at most 32 float32 logits in runs of 4, 16 in runs of 1): 4 lanes (C = 10, 12),
     // a warp (100, 1000), 2 warps (999, 2000), 4 warps (3000), the block (6000, 4001), a cluster of
-    // blocks (8191: 2, 9001: 3, 40000: 5) — and the clusters' rows again without clusters
-    // (CBLOSS_CUDA_CLUSTERS=0: two kernels over slices of the row, as on GPUs older than sm_90).
+    // blocks (8191: 2, 9001: 3, 40000: 5), of blocks twice as large for rows beyond 16 blocks (140000 in
+    // runs of 4: 9 blocks of 512; 70001 in runs of 1: 9 blocks of 512) — and the clusters' rows again
+    // without clusters (CBLOSS_CUDA_CLUSTERS=0: two kernels over slices of the row, as before sm_90).
     const shapes: Array<[number, number]> = [
       [64, 10],
       [16, 12],
@@ -95,6 +96,8 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       [3, 8191],
       [3, 40000],
       [2, 9001],
+      [2, 140000],
+      [2, 70001],
     ];
     const specs: Array<[string, Record<string, unknown>]> = [
       ['CE', { loss: 'CrossEntropyLoss', options: { labelSmoothing: 0.1, ignoreIndex: 2 } }],
@@ -105,6 +108,8 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
     ];
     for (const [N, C] of shapes) {
       for (const [name, spec] of specs) {
+        const elementWise = name === 'BCE' || name === 'sigmoid focal';
+        if (elementWise && C > 65536) continue;  // (a flat array to them: 40000 already took every path)
         it(`${name} ${N}x${C}`, () => {
           const rand = rng(N * 31 + C);
           const x = randomLogits(rand, N * C, 3);
@@ -129,7 +134,7 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
           assertGradClose(gpu.grad, cpu.grad, 'host arrays grad');
           assertGradClose(resident.grad.toHost() as Float32Array, cpu.grad, 'DeviceTensor grad');
           assert.deepEqual(chunked.grad, gpu.grad, 'chunking does not change the gradient');
-          if (C > 4096 && name !== 'BCE' && name !== 'sigmoid focal') {
+          if (C > 4096 && !elementWise) {
             const slices = withEnv('CBLOSS_CUDA_CLUSTERS', '0', () => build('cuda').forwardBackward(dx, dy));
             assertLossClose(slices.loss as number, cpu.loss as number, 'loss without clusters');
             assertGradClose(slices.grad.toHost() as Float32Array, cpu.grad, 'grad without clusters');
@@ -144,7 +149,7 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
     // shift cancels); with one logit 100 above the rest — the row's last column, or its first — e^(z - m)
     // overflows when the part holding it was missed.
     it('every row kernel takes the max of the whole row (one logit 100 above), float32 and bfloat16', () => {
-      for (const [N, C] of [[8, 10], [4, 1000], [3, 3000], [3, 6000], [2, 40000]] as Array<[number, number]>) {
+      for (const [N, C] of [[8, 10], [4, 1000], [3, 3000], [3, 6000], [2, 40000], [2, 140000]] as Array<[number, number]>) {
         const rand = rng(C);
         const x = randomLogits(rand, N * C, 3);
         for (let n = 0; n < N; n++) x[n * C + (n % 2 === 0 ? C - 1 : 0)] += 100;
@@ -233,7 +238,9 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       const decode = dtype === 'float16' ? cbloss.fromFloat16Bits : cbloss.fromBfloat16Bits;
       // Runs of 1 (C = 10), 4 (100, 1500: 8-byte accesses) and 8 (16-byte accesses) columns, at most 16
       // logits a thread: 4 lanes, a warp (100), 2 warps (1000), 4 (1500), the block (3000), a cluster
-      // (6000: 2 blocks, 40000: 10) — and those two again without clusters (two kernels over slices).
+      // (6000: 2 blocks, 40000: 10), a cluster of blocks of 1024 (140000 in runs of 8: 9 blocks), rows
+      // too long for any cluster (140001 in runs of 1: slices) — and those again without clusters (two
+      // kernels over slices).
       for (const [N, C] of [
         [33, 10],
         [9, 100],
@@ -242,6 +249,8 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
         [4, 3000],
         [3, 6000],
         [2, 40000],
+        [2, 140000],
+        [2, 140001],
       ] as Array<[number, number]>) {
         it(`${dtype} ${N}x${C}: the float32 math on the rounded logits, the gradient rounded to ${dtype}`, () => {
           const rand = rng(C + N);

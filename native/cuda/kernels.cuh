@@ -456,7 +456,7 @@ __device__ __forceinline__ int held_column(int lane, int j) {
 }
 
 // f(c, value&) for every held column in [begin, end) (runs are whole: end - begin is a multiple of V).
-// Columns are ints: held rows have at most kMaxClusterBlocks kMaxHeldValues kBlock columns.
+// Columns are ints: held rows have at most kMaxClusterBlocks kMaxHeldValues 1024 columns.
 template <int V, int R, int G, class F>
 __device__ __forceinline__ void for_each_held(float (&v)[R][V], int begin, int end, int lane, F&& f) {
   CBLOSS_UNROLL
@@ -564,16 +564,18 @@ __global__ void __launch_bounds__(kBlock, held_min_blocks(V, R)) held_rows_kerne
 //
 // Grid (K, rows), clusters of K blocks of B threads along x: block `rank` of a row's cluster holds
 // columns [rank slice, (rank + 1) slice) in registers as above (B = 512 for 16-bit logits, which hold
-// 16 a thread: 8192 a block, as float32 blocks of 256 holding 32). The blocks exchange their max, then their
+// 16 a thread: 8192 a block, as float32 blocks of 256 holding 32; twice those B, one block an SM, for
+// rows longer than 16 such blocks). The blocks exchange their max, then their
 // sums around the row max, through distributed shared memory (each block's `exchange`, read by all),
 // with a cluster barrier after each: one read and one write per element for rows of up to
-// kMaxClusterBlocks kMaxHeldValues B columns (131072 float32 in runs of 4 or 16-bit). One `exchange` serves
+// kMaxClusterBlocks kMaxHeldValues B columns (262144 in runs of 4 or more). One `exchange` serves
 // every row: a block writes row i + 1's max after passing row i's second barrier, which every block
 // reaches only after reading row i's maxima, and row i + 1's sums after row i + 1's first barrier,
 // reached only after reading row i's sums.
 constexpr int kMaxClusterBlocks = 16;  // non-portable beyond 8: H100 and H200 run 16
 
-// Blocks of 256 take held_min_blocks' budget; blocks of 512, one an SM: 128 registers a thread.
+// Blocks of 256 take held_min_blocks' budget; larger blocks, one an SM: 65536 / B registers a thread
+// (128 for 512, 64 for 1024).
 template <class T, int V, int R, int B>
 __global__ void __launch_bounds__(B, B == kBlock ? held_min_blocks(V, R) : 1) cluster_rows_kernel(KernelArgs a,
                                                                                                  int64_t slice) {

@@ -367,22 +367,19 @@ void launch_held_rows(const KernelArgs& a, int64_t runs, const DeviceLaunch& d) 
 
 bool aligned_to(const void* p, size_t bytes) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
-// Rows too long for one block: a cluster of K blocks per row (cluster_rows_kernel) where the GPU has
-// clusters and K <= kMaxClusterBlocks fit on it; false when not (then the two-kernel slices). Whether a
-// kernel fits in clusters of K on the device is asked once (the attribute and occupancy calls), then kept.
-template <class T, int V>
-bool launch_cluster_rows(const KernelArgs& a, const DeviceLaunch& d) {
+// Rows too long for one block: a cluster of K blocks of B threads per row (cluster_rows_kernel) where
+// K <= kMaxClusterBlocks and the GPU runs clusters of K of that kernel; false when not. Whether it does
+// is asked once per device (the attribute and occupancy calls), then kept.
+template <class T, int V, int B>
+bool launch_cluster_rows_of(const KernelArgs& a, const DeviceLaunch& d) {
   constexpr int kRuns = cuda::kMaxHeldValues<T, V> / V;
-  constexpr int kThreads = sizeof(T) == 2 ? 2 * kBlock : kBlock;  // 8192 logits a block either way
-  const int64_t per_block = int64_t{kRuns} * V * kThreads;
-  const int64_t K = ceil_div(a.classes, per_block);
+  const int64_t K = ceil_div(a.classes, int64_t{kRuns} * V * B);
   if (K > cuda::kMaxClusterBlocks) return false;
   const int64_t slice = ceil_div(ceil_div(a.classes, K), V) * V;  // even slices, whole runs
   const dim3 grid(static_cast<unsigned>(K), grid_size(a.rows));
-  auto* kernel = cuda::cluster_rows_kernel<T, V, kRuns, kThreads>;
+  auto* kernel = cuda::cluster_rows_kernel<T, V, kRuns, B>;
 #if defined(CBLOSS_CUDA_EMULATION)
-  (void)d;
-  CBLOSS_LAUNCH_CLUSTER(kernel, grid, dim3(kThreads), static_cast<unsigned>(K), d.stream, a, slice);
+  CBLOSS_LAUNCH_CLUSTER(kernel, grid, dim3(B), static_cast<unsigned>(K), d.stream, a, slice);
 #else
   cudaLaunchAttribute cluster;
   cluster.id = cudaLaunchAttributeClusterDimension;
@@ -391,7 +388,7 @@ bool launch_cluster_rows(const KernelArgs& a, const DeviceLaunch& d) {
   cluster.val.clusterDim.z = 1;
   cudaLaunchConfig_t config = {};
   config.gridDim = grid;
-  config.blockDim = dim3(kThreads);
+  config.blockDim = dim3(B);
   config.dynamicSmemBytes = 0;
   config.stream = d.stream;
   config.attrs = &cluster;
@@ -409,6 +406,18 @@ bool launch_cluster_rows(const KernelArgs& a, const DeviceLaunch& d) {
   check(cudaLaunchKernelEx(&config, kernel, a, slice), "cluster launch");
 #endif
   return true;
+}
+
+// Blocks of 256 threads for float32 and 512 for 16-bit logits (8192 logits a block in runs of 4 or
+// more); rows longer than 16 of those, blocks twice as large, one an SM: up to 262144 columns — except
+// 16-bit runs of one column, which spill at 1024 threads' 64 registers (ptxas-check.sh). False when
+// none runs (then the two-kernel slices).
+template <class T, int V>
+bool launch_cluster_rows(const KernelArgs& a, const DeviceLaunch& d) {
+  constexpr int kThreads = sizeof(T) == 2 ? 2 * kBlock : kBlock;
+  if (launch_cluster_rows_of<T, V, kThreads>(a, d)) return true;
+  if constexpr (sizeof(T) == 4 || V > 1) return launch_cluster_rows_of<T, V, 2 * kThreads>(a, d);
+  return false;
 }
 
 // The loss (and gradient) kernels for a problem already on the device; `work` has work_bytes().

@@ -210,7 +210,7 @@ int main() {
   };
   using Shapes = std::vector<std::array<int64_t, 2>>;
   const Shapes shapes = quick ? Shapes{{64, 10}, {8, 1000}, {2, 40000}}
-                              : Shapes{{4096, 10}, {2048, 1000}, {16, 20000}, {4, 131072}};
+                              : Shapes{{4096, 10}, {2048, 1000}, {16, 20000}, {4, 131072}, {4, 256000}};
   Random rng{2026};
   for (const Case& c : cases) {
     for (const auto& s : shapes) {

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <string>
@@ -21,7 +22,7 @@ enum class FiberState { Ready, AtWarpSync, AtBlockSync, AtClusterSync, Done };
 
 struct Fiber {
   ucontext_t context;
-  std::vector<char> stack;
+  std::unique_ptr<char[]> stack;  // uninitialized: its pages are committed only as far as the thread uses them
   FiberState state = FiberState::Ready;
   unsigned generation = 0;  // shuffles done: selects the half of the exchange buffer
   Coordinates where;
@@ -102,13 +103,13 @@ void start_block(BlockRun& run) {
   run.shared.assign(run.shared_bytes, 0xff);
   for (size_t i = 0; i < n; ++i) {
     Fiber& f = run.fibers[i];
-    if (f.stack.empty()) f.stack.resize(kFiberStack);
+    if (!f.stack) f.stack.reset(new char[kFiberStack]);
     f.state = FiberState::Ready;
     f.generation = 0;
     f.where.thread = dim3(static_cast<unsigned>(i % run.block.x), static_cast<unsigned>(i / run.block.x), 1);
     getcontext(&f.context);
-    f.context.uc_stack.ss_sp = f.stack.data();
-    f.context.uc_stack.ss_size = f.stack.size();
+    f.context.uc_stack.ss_sp = f.stack.get();
+    f.context.uc_stack.ss_size = kFiberStack;
     f.context.uc_link = &run.scheduler;
     makecontext(&f.context, fiber_main, 0);
   }
