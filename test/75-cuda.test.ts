@@ -169,6 +169,33 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       }
     });
 
+    // The edges of every kernel's capacity, where an off-by-one in a run count or a slice bound lives:
+    // 4 lanes full (16 in runs of 4, 13 in runs of 1) and the first warp row (17); a warp's rows one run
+    // past 1, 2 and 4 runs a lane (33 in runs of 1; 132, 260, 516 in runs of 4: the next R up); a warp
+    // full (1024) and just past it (1028: 2 warps); the block full in runs of 1 (4095 of 4096) and just past it
+    // (4097: a cluster of 2 blocks of 4096); the block full in runs of 4 (8192) and just past it (8196:
+    // a cluster of 2) — with and without clusters, weighted and smoothed (staged weights).
+    it('the edges of every row kernel: full groups and one run past them', () => {
+      for (const [N, C] of [[5, 16], [5, 13], [5, 17], [4, 33], [4, 132], [4, 260], [4, 516], [3, 1024], [3, 1028], [2, 4095], [2, 4097], [2, 8192], [2, 8196]] as Array<[number, number]>) {
+        const rand = rng(C * 7);
+        const x = randomLogits(rand, N * C, 3);
+        const y = Int32Array.from({ length: N }, (_, n) => (n === 0 ? C - 1 : Math.floor(rand() * C)));
+        const weight = Array.from({ length: C }, () => 0.5 + rand());
+        const build = (device: 'cpu' | 'cuda') => new cbloss.CrossEntropyLoss({ weight, labelSmoothing: 0.05, device });
+        const cpu = build('cpu').forwardBackward(x, y);
+        const dx = DeviceTensor.from(x);
+        const dy = DeviceTensor.from(y);
+        for (const clusters of ['1', '0']) {
+          const gpu = withEnv('CBLOSS_CUDA_CLUSTERS', clusters, () => build('cuda').forwardBackward(dx, dy));
+          assertLossClose(gpu.loss, cpu.loss as number, `${N}x${C} loss (clusters ${clusters})`);
+          assertGradClose(gpu.grad.toHost() as Float32Array, cpu.grad, `${N}x${C} grad (clusters ${clusters})`);
+          gpu.grad.dispose();
+        }
+        dx.dispose();
+        dy.dispose();
+      }
+    });
+
     // Rows held in registers read the per-column weights from shared memory, staged by each block, and
     // their grids are capped so that each block takes many rows: class weights with label smoothing and
     // with probability targets, the class-balanced weights of probability targets (per column too), at
