@@ -9,4 +9,5 @@ if ! command -v node >/dev/null 2>&1 && [ -f .gpu/node.xz ]; then
   xz -dc .gpu/node.xz > /tmp/node && chmod +x /tmp/node && export PATH=/tmp:$PATH
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
-timeout 600 node scripts/gpu-check.js
+# CBLOSS_CUDA_LOG=1: the backend prints which cluster sizes run on this GPU (else the slices run).
+CBLOSS_CUDA_LOG=1 timeout 600 node scripts/gpu-check.js

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -367,6 +368,15 @@ void launch_held_rows(const KernelArgs& a, int64_t runs, const DeviceLaunch& d) 
 
 bool aligned_to(const void* p, size_t bytes) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
+#if !defined(CBLOSS_CUDA_EMULATION)
+// CBLOSS_CUDA_LOG=1: the launch choices a device is asked about once (whether clusters of a size run
+// there, how many at once) go to stderr as they are made — what the GPU check records.
+bool launch_log() {
+  const char* env = std::getenv("CBLOSS_CUDA_LOG");
+  return env && std::string(env) == "1";
+}
+#endif
+
 // Rows too long for one block: a cluster of K blocks of B threads per row (cluster_rows_kernel) where
 // K <= kMaxClusterBlocks and the GPU runs clusters of K of that kernel; false when not. Whether it does
 // is asked once per device (the attribute and occupancy calls), then kept.
@@ -401,6 +411,11 @@ bool launch_cluster_rows_of(const KernelArgs& a, const DeviceLaunch& d) {
     fits = fits && cudaOccupancyMaxActiveClusters(&fitting, kernel, &config) == cudaSuccess && fitting >= 1;
     cudaGetLastError();  // (not sticky) no clusters of K on this GPU or driver: the slices instead
     known = d.answers.cluster_fits.emplace(key, fits).first;
+    if (launch_log()) {
+      std::fprintf(stderr, "cbloss CUDA: rows of %lld columns (%d-byte logits, runs of %d): clusters of %lld blocks of %d threads %s\n",
+                   static_cast<long long>(a.classes), static_cast<int>(sizeof(T)), V, static_cast<long long>(K), B,
+                   fits ? ("run, " + std::to_string(fitting) + " at once").c_str() : "do not run here");
+    }
   }
   if (!known->second) return false;
   check(cudaLaunchKernelEx(&config, kernel, a, slice), "cluster launch");

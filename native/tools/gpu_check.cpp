@@ -190,6 +190,7 @@ void time_cross_entropy(int64_t N, int64_t C, int reps, const char* how = "") {
 }  // namespace
 
 int main() {
+  setenv("CBLOSS_CUDA_LOG", "1", 0);  // the backend says which cluster sizes run on this GPU
   const cbloss::CudaStatus& status = cbloss::cuda_status();
   std::printf("CUDA compiled %d, available %d%s%s\n", status.compiled, status.available, status.available ? "" : ": ",
               status.reason.c_str());
