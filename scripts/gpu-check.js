@@ -261,6 +261,22 @@ for (const r of rows) {
 for (const r of rows) {
   if (r.ce_slices !== undefined) console.log(`${r.shape} CE fp32 without clusters (two kernels over slices of each row): ${fmt(r.ce_slices)} ms`);
 }
+// Where 'auto' should send host arrays (README, "When host arrays pay off on the GPU"): the host path
+// copies every logit and gradient value once through pinned staging memory on the CPU, so it can only
+// beat the CPU kernels where those are compute-bound — few classes, focal losses. CE at 1M×128 and
+// 65536×1000 is in the table above ("CE host" beside "CE CPU"); these are the compute-bound cases.
+const hostCases = QUICK
+  ? [['focal', 512, 10], ['binary focal', 4096, 2]]
+  : [['focal', 1 << 21, 10], ['binary focal', 1 << 23, 2]];
+for (const [name, N, C] of hostCases) attempt(`host arrays against the CPU: ${name} ${N}x${C}`, () => {
+  const x = Float32Array.from({ length: N * C }, () => (rand() - 0.5) * 6);
+  const target = name === 'focal' ? Int32Array.from({ length: N }, () => Math.floor(rand() * C)) : Float32Array.from({ length: N * C }, () => (rand() < 0.3 ? 1 : 0));
+  const grad = new Float32Array(N * C);
+  const make = (device) => new cbloss.FocalLoss({ numClasses: C, device });
+  const gpu = median(() => make('cuda').forwardBackward(x, target, { out: { grad } }), 5);
+  const cpu = median(() => make('cpu').forwardBackward(x, target, { out: { grad } }), 5);
+  console.log(`host arrays, ${name} ${N}x${C}: cuda ${fmt(gpu, 2)} ms, cpu ${fmt(cpu, 2)} ms (${cbloss.backendInfo().cpu.threads} threads): ${gpu < cpu ? 'cuda' : 'cpu'} ${fmt(Math.max(gpu, cpu) / Math.min(gpu, cpu), 1)}x faster`);
+});
 console.log(`copy bandwidth (device): ${fmt(peer.copyGBs ?? Object.values(peer)[0]?.copyGBs, 0)} GB/s; pinned H2D ${fmt(Object.values(peer)[0]?.h2dGBs, 1)} GB/s, D2H ${fmt(Object.values(peer)[0]?.d2hGBs, 1)} GB/s`);
 console.log('%copyBW: minimum bytes (logits read + gradient written + labels read) at the device copy speed, over the CE fp32 time.');
 console.log('ideal pinned: the logits up and the gradient down at the pinned bandwidths, one after the other.');
