@@ -99,6 +99,13 @@ export interface NativeBinding {
   firstInvalidLabel(labels: Int32Array, classes: number, ignoreIndex: number | null): number;
   /** dst = src (memcpy over the CPU threads): the memory roofline of the benchmarks. */
   copy(src: Float32Array, dst: Float32Array): void;
+  /**
+   * `bytes` of page-locked host memory as an ArrayBuffer, freed by its finalizer: host arrays in it go
+   * to and from a GPU without staging copies. An Error when CUDA is not usable.
+   */
+  allocatePinned(bytes: number): ArrayBuffer;
+  /** Whether the view lies in memory from allocatePinned. */
+  isPinned(view: ArrayBufferView): boolean;
   /** Sets the threads CPU calls may use (1 = the calling thread); returns the number now used. */
   setThreads(threads: number): number;
   /** Sets the kernel level ('scalar', 'sse2', 'avx2', 'avx512'), clamped to the CPU's; returns it. */

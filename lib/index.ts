@@ -34,5 +34,6 @@ export {
 } from './device';
 export { DeviceTensor, type DeviceDtype, type DeviceTensorOptions, type HostArrayByDtype } from './device-tensor';
 export { toFloat16Bits, fromFloat16Bits, toBfloat16Bits, fromBfloat16Bits } from './half';
+export { pinnedArray, isPinned, type PinnedDtype, type PinnedArrayOptions } from './pinned';
 export type { TensorLike } from './inputs';
 export type { TfTensor } from './tf';

@@ -219,6 +219,13 @@ for (const [N, C] of shapes) attempt(`timing ${N}x${C}`, () => {
     row.ce_host = median(() => ce.forwardBackward(x, y, { out: { grad } }), 5);
     row.ce_cpu = median(() => new cbloss.CrossEntropyLoss({ device: 'cpu' }).forwardBackward(x, y, { out: { grad } }), 3);
   });
+  if (N * C <= 1 << 27) attempt(`timing ${N}x${C} pinned host arrays`, () => {
+    // The same in pinned memory (pinnedArray): no staging copies, the transfers straight from and into it.
+    const x = cbloss.pinnedArray(N * C);
+    for (let at = 0; at < x.length; at += BLOCK) x.set(blockF32.subarray(0, Math.min(BLOCK, x.length - at)), at);
+    const grad = cbloss.pinnedArray(N * C);
+    row.ce_pinned = median(() => ce.forwardBackward(x, y, { out: { grad } }), 5);
+  });
   rows.push(row);
 });
 const torch = spawnSync('python3', [path.join(__dirname, '..', 'bench', 'torch_cuda_bench.py')], {
@@ -260,6 +267,12 @@ for (const r of rows) {
 }
 for (const r of rows) {
   if (r.ce_slices !== undefined) console.log(`${r.shape} CE fp32 without clusters (two kernels over slices of each row): ${fmt(r.ce_slices)} ms`);
+}
+for (const r of rows) {
+  if (r.ce_pinned === undefined) continue;
+  const p = peer[r.shape] || {};
+  const ideal = p.h2dGBs && p.d2hGBs ? (r.N * r.C * 4) / (p.h2dGBs * 1e6) + (r.N * r.C * 4) / (p.d2hGBs * 1e6) : NaN;
+  console.log(`${r.shape} CE host arrays in pinned memory (pinnedArray): ${fmt(r.ce_pinned, 2)} ms, ${fmt((100 * ideal) / r.ce_pinned, 0)}% of the ideal pinned time`);
 }
 // Where 'auto' should send host arrays (README, "When host arrays pay off on the GPU"): the host path
 // copies every logit and gradient value once through pinned staging memory on the CPU, so it can only

@@ -2,7 +2,7 @@
 // in place, every accepted target form gives the same answer, async equals sync.
 import { strict as assert } from 'node:assert';
 
-import { BCEWithLogitsLoss, ClassBalancedLoss, CrossEntropyLoss, FocalLoss, SigmoidFocalLoss, type Loss } from '../lib';
+import { BCEWithLogitsLoss, ClassBalancedLoss, CrossEntropyLoss, FocalLoss, SigmoidFocalLoss, backendInfo, isPinned, pinnedArray, type Loss } from '../lib';
 import { assertGradClose, randomLogits, rng } from './helpers';
 
 const N = 16;
@@ -154,5 +154,38 @@ describe('50 buffers, in place, target forms, async', () => {
     assert.equal(empty.grad.length, 0);
     assert.equal(new CrossEntropyLoss({ reduction: 'sum', numClasses: 3 }).forward(new Float32Array(0), []), 0);
     assert.ok(Number.isNaN(new BCEWithLogitsLoss().forward(new Float32Array(0), new Float32Array(0))));
+  });
+
+  // Pinned host memory where CUDA is usable, an ordinary array elsewhere: the same code runs on both.
+  it('pinnedArray: zero-filled float32/int32 arrays, pinned exactly when CUDA is usable, usable by every loss', () => {
+    const cuda = backendInfo().cuda.available;
+    const x = pinnedArray(N * C);
+    const y = pinnedArray(N, { dtype: 'int32' });
+    assert.ok(x instanceof Float32Array && y instanceof Int32Array);
+    assert.deepEqual([x.length, y.length], [N * C, N]);
+    assert.ok(x.every((v) => v === 0) && y.every((v) => v === 0));
+    assert.equal(isPinned(x), cuda);
+    assert.equal(isPinned(x.subarray(3, 9)), cuda);
+    assert.equal(isPinned(new Float32Array(4)), false);
+    assert.equal(pinnedArray(0).length, 0);
+    const rand = rng(50);
+    x.set(randomLogits(rand, N * C));
+    y.set(Int32Array.from({ length: N }, () => Math.floor(rand() * C)));
+    const expected = new CrossEntropyLoss().forwardBackward(Float32Array.from(x), Int32Array.from(y));
+    const grad = pinnedArray(N * C);
+    const got = new CrossEntropyLoss().forwardBackward(x, y, { out: { grad } });
+    assert.equal(got.loss, expected.loss);
+    assert.equal(got.grad, grad);
+    assert.deepEqual(grad, expected.grad);
+  });
+
+  it('pinnedArray and isPinned: bad arguments are TypeErrors and RangeErrors naming them', () => {
+    assert.throws(() => pinnedArray(-1), { name: 'RangeError', message: /length/ });
+    assert.throws(() => pinnedArray(1.5), { name: 'RangeError', message: /length/ });
+    assert.throws(() => pinnedArray(4, { dtype: 'float16' as never }), { name: 'RangeError', message: /dtype/ });
+    assert.throws(() => pinnedArray(4, { dtype: 3 as never }), { name: 'TypeError', message: /dtype/ });
+    assert.throws(() => pinnedArray(4, null as never), { name: 'TypeError', message: /options/ });
+    assert.throws(() => isPinned(new DataView(new ArrayBuffer(4)) as never), { name: 'TypeError', message: /array/ });
+    assert.throws(() => isPinned([1, 2] as never), { name: 'TypeError', message: /array/ });
   });
 });

@@ -314,6 +314,84 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
     }
   });
 
+  // Host arrays in pinned memory go to the device and back without the staging copies: every mix of
+  // pinned and ordinary inputs and outputs, over several chunks (CBLOSS_CUDA_CHUNK_ELEMENTS), in place,
+  // 'none' outputs, probability and element targets, async — each against the CPU.
+  describe('pinned host arrays', () => {
+    const N = 37;
+    const C = 11;
+    const pinnedCopy = (a: Float32Array): Float32Array => {
+      const p = cbloss.pinnedArray(a.length);
+      p.set(a);
+      return p;
+    };
+    const chunked = <T,>(fn: () => T): T => withEnv('CBLOSS_CUDA_CHUNK_ELEMENTS', String(5 * C), fn);
+
+    it('are pinned here', () => {
+      assert.ok(cbloss.isPinned(cbloss.pinnedArray(8)));
+    });
+
+    for (const [inputs, outputs] of [['pinned', 'pinned'], ['pinned', 'ordinary'], ['ordinary', 'pinned']] as const) {
+      it(`${inputs} inputs, ${outputs} outputs: CE, CE 'none' with probabilities, BCE 'none', over chunks`, () => {
+        const rand = rng(inputs.length * 7 + outputs.length);
+        const x = randomLogits(rand, N * C, 3);
+        const y = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
+        const probs = Float32Array.from({ length: N * C }, () => rand() / C);
+        const input = (a: Float32Array) => (inputs === 'pinned' ? pinnedCopy(a) : Float32Array.from(a));
+        const output = (n: number) => (outputs === 'pinned' ? cbloss.pinnedArray(n) : new Float32Array(n));
+        const cases: Array<[string, (device: 'cpu' | 'cuda') => cbloss.Loss, Int32Array | Float32Array, boolean]> = [
+          ['CE', (device) => new cbloss.CrossEntropyLoss({ labelSmoothing: 0.1, device }), y, false],
+          ['CE none, probabilities', (device) => new cbloss.CrossEntropyLoss({ numClasses: C, reduction: 'none', device }), probs, true],
+          ['BCE none', (device) => new cbloss.BCEWithLogitsLoss({ numClasses: C, reduction: 'none', device }), probs, true],
+        ];
+        for (const [name, make, target, none] of cases) {
+          const cpu = make('cpu').forwardBackward(x, target);
+          const t = target instanceof Float32Array ? input(target) : target;
+          const grad = output(N * C);
+          const lossOut = none ? output(name.startsWith('BCE') ? N * C : N) : undefined;
+          const gpu = chunked(() => make('cuda').forwardBackward(input(x), t, { out: { grad, loss: lossOut } }));
+          assert.equal(gpu.grad, grad, `${name}: the caller's gradient array`);
+          assertGradClose(grad, cpu.grad, `${name} grad`);
+          if (none) {
+            assert.equal(gpu.loss, lossOut);
+            assertLossArrayClose(lossOut as Float32Array, cpu.loss as Float32Array, `${name} loss`);
+          } else {
+            assertLossClose(gpu.loss as number, cpu.loss as number, `${name} loss`);
+          }
+        }
+      });
+    }
+
+    it('in place: the gradient overwrites pinned logits, over chunks', () => {
+      const rand = rng(4);
+      const x = randomLogits(rand, N * C, 3);
+      const y = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
+      const cpu = new cbloss.FocalLoss({ numClasses: C, gamma: 2, device: 'cpu' }).forwardBackward(x, y);
+      const logits = pinnedCopy(x);
+      const gpu = chunked(() => new cbloss.FocalLoss({ numClasses: C, gamma: 2, device: 'cuda' }).forwardBackward(logits, y, { out: { grad: logits } }));
+      assert.equal(gpu.grad, logits);
+      assertLossClose(gpu.loss, cpu.loss as number, 'loss');
+      assertGradClose(logits, cpu.grad, 'grad');
+    });
+
+    it('async calls on pinned arrays equal sync calls', async () => {
+      const rand = rng(6);
+      const x = pinnedCopy(randomLogits(rand, N * C, 3));
+      const y = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
+      const loss = new cbloss.CrossEntropyLoss({ device: 'cuda' });
+      const sync = chunked(() => loss.forwardBackward(x, y, { out: { grad: cbloss.pinnedArray(N * C) } }));
+      const grad = cbloss.pinnedArray(N * C);
+      process.env.CBLOSS_CUDA_CHUNK_ELEMENTS = String(5 * C);
+      try {
+        const got = await loss.forwardBackwardAsync(x, y, { out: { grad } });
+        assert.equal(got.loss, sync.loss);
+      } finally {
+        delete process.env.CBLOSS_CUDA_CHUNK_ELEMENTS;
+      }
+      assert.deepEqual(grad, sync.grad);
+    });
+  });
+
   describe('DeviceTensor', () => {
     it('round-trips every dtype', () => {
       const f = Float32Array.from([1.5, -2, 3e-8, Infinity]);

@@ -537,12 +537,43 @@ Napi::Value FirstInvalidLabel(const Napi::CallbackInfo& info) {
       env, static_cast<double>(cbloss::first_invalid_label(labels, static_cast<int64_t>(n), classes, has_ignore, ignore)));
 }
 
+// allocatePinned(bytes) -> an ArrayBuffer in page-locked host memory (cbloss::allocate_pinned), freed
+// by its finalizer once V8 collects it (an array in flight holds the buffer alive), and reported to V8 as
+// external memory like device buffers. An Error when CUDA is not usable or the memory cannot be had.
+Napi::Value AllocatePinned(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsNumber()) fail(env, "allocatePinned expects a byte count");
+  const int64_t bytes = whole_number(env, info[0].As<Napi::Number>().DoubleValue(), "bytes", 0, int64_t{1} << 50);
+  void* data = nullptr;
+  try {
+    data = cbloss::allocate_pinned(static_cast<size_t>(bytes));
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, std::string("cbloss: ") + e.what());
+  }
+  Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+  return Napi::ArrayBuffer::New(env, data, static_cast<size_t>(bytes), [bytes](Napi::Env finalizing, void* address) {
+    cbloss::free_pinned(address);
+    Napi::MemoryManagement::AdjustExternalMemory(finalizing, -bytes);
+  });
+}
+
+// isPinned(view) -> whether the typed array lies in memory from allocatePinned
+Napi::Value IsPinned(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsTypedArray()) fail(env, "isPinned expects a typed array");
+  const Napi::TypedArray view = info[0].As<Napi::TypedArray>();
+  const auto* start = static_cast<const uint8_t*>(view.ArrayBuffer().Data()) + view.ByteOffset();
+  return Napi::Boolean::New(env, cbloss::is_pinned(start, view.ByteLength()));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function device_buffer = DeviceBuffer::Define(env);
   env.SetInstanceData(new Napi::FunctionReference(Napi::Persistent(device_buffer)));
   exports.Set("DeviceBuffer", device_buffer);
   exports.Set("firstInvalidLabel", Napi::Function::New(env, FirstInvalidLabel, "firstInvalidLabel"));
   exports.Set("copy", Napi::Function::New(env, Copy, "copy"));
+  exports.Set("allocatePinned", Napi::Function::New(env, AllocatePinned, "allocatePinned"));
+  exports.Set("isPinned", Napi::Function::New(env, IsPinned, "isPinned"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("setSimd", Napi::Function::New(env, SetSimd, "setSimd"));
   exports.Set("run", Napi::Function::New(env, Run, "run"));

@@ -66,6 +66,14 @@ class DeviceMemory {
   bool owned_;
 };
 
+// Page-locked ("pinned") host memory for host arrays that go to the GPU: the host-array path sends
+// arrays lying in it straight from (and gradients straight into) the caller's memory, with no staging
+// copy on the CPU. allocate_pinned throws std::runtime_error when CUDA is not usable or the memory
+// cannot be had; free_pinned takes what allocate_pinned returned.
+void* allocate_pinned(size_t bytes);
+void free_pinned(void* address);
+bool is_pinned(const void* address, size_t bytes);  // [address, address + bytes) lies in one allocation
+
 // Helpers both backends use, computed on the host from the targets.
 double reduction_divisor(const Problem& p);                 // what the summed loss is divided by
 double balance_row_weight(const Problem& p, int64_t n);      // class-balanced weight of row n

@@ -11,7 +11,9 @@
 // to stream i % 3: its inputs are copied into that stream's pinned buffer, sent to the device, the
 // kernels run, the outputs come back to pinned memory, and they are copied into the caller's arrays
 // when the stream comes round again — so the CPU copies, both transfers and the kernels of different
-// chunks overlap. The reduction divisor is computed on the host from the targets.
+// chunks overlap. Arrays in pinned memory (allocate_pinned: the JavaScript pinnedArray) skip the CPU
+// copies: their chunks go straight between the caller's memory and the device. The reduction divisor is
+// computed on the host from the targets.
 //
 // Device arrays: one launch sequence on one stream; the labels are checked on the device first and a
 // data-dependent divisor is reduced on the device. Only the reduced loss comes back.
@@ -620,6 +622,45 @@ double run_on_device(DeviceContext& ctx, const Problem& p) {
 
 // ---- host arrays, pipelined ------------------------------------------------------------------------
 
+// Which of a call's big arrays lie in pinned memory (allocate_pinned): those go between the caller's
+// memory and the device directly, without the staging copies.
+struct DirectArrays {
+  bool logits, targets, grad, loss;
+};
+
+// One input array of a chunk: its slice of the caller's array, where it goes in the slot's layout, and
+// whether it goes directly (pinned) or through the staging buffer; `wide` ones are copied there over
+// the CPU threads (one thread's memcpy is slower than the bus).
+struct ChunkInput {
+  const void* src;  // null: absent
+  size_t at, bytes;
+  bool direct, wide;
+};
+
+// Stages what must be staged, then sends the chunk's inputs: in one transfer of the staging buffer when
+// none is direct (the usual case: one call), else array by array.
+void send_inputs(const ChunkInput (&inputs)[4], char* staging, char* device, cudaStream_t stream) {
+  size_t end = 0;
+  bool any_direct = false;
+  for (const ChunkInput& in : inputs) {
+    if (!in.src) continue;
+    end = in.at + in.bytes;
+    any_direct = any_direct || in.direct;
+    if (in.direct) continue;
+    if (in.wide) parallel_copy(reinterpret_cast<float*>(staging + in.at), static_cast<const float*>(in.src), in.bytes / sizeof(float));
+    else std::memcpy(staging + in.at, in.src, in.bytes);
+  }
+  if (!any_direct) {
+    check(cudaMemcpyAsync(device, staging, end, cudaMemcpyHostToDevice, stream), "copy to the device");
+    return;
+  }
+  for (const ChunkInput& in : inputs) {
+    if (!in.src) continue;
+    const void* from = in.direct ? in.src : staging + in.at;
+    check(cudaMemcpyAsync(device + in.at, from, in.bytes, cudaMemcpyHostToDevice, stream), "copy to the device");
+  }
+}
+
 // Copies a finished chunk's results from pinned memory into the caller's arrays.
 void deliver(Slot& s) {
   if (!s.pending.active) return;
@@ -656,6 +697,12 @@ double run_host_arrays(DeviceContext& ctx, const Problem& p) {
   const size_t partials_at = call.add(static_cast<size_t>(chunks * blocks_per_chunk) * sizeof(double));
   const size_t stage_at = call.add(sum_scratch_bytes());
 
+  const size_t total_elems = static_cast<size_t>(N * C);
+  const DirectArrays direct{is_pinned(p.logits, total_elems * sizeof(float)),
+                            p.targets && is_pinned(p.targets, total_elems * sizeof(float)),
+                            p.grad_out && is_pinned(p.grad_out, total_elems * sizeof(float)),
+                            p.loss_out && is_pinned(p.loss_out, (rows ? static_cast<size_t>(N) : total_elems) * sizeof(float))};
+
   // Reserve everything before the first output is written.
   const ParamLayout layout = param_layout(p);
   ctx.host_params.reserve(layout.bytes);
@@ -691,16 +738,13 @@ double run_host_arrays(DeviceContext& ctx, const Problem& p) {
     char* hin = s.host_in.data();
     char* din = s.device_in.data();
     char* dout = s.device_out.data();
-    // The staging copies run over the CPU threads: one thread's memcpy is slower than the bus.
-    parallel_copy(reinterpret_cast<float*>(hin + logits_at), p.logits + r0 * C, elems);
-    if (p.labels) std::memcpy(hin + labels_at, p.labels + r0, static_cast<size_t>(nr) * sizeof(int32_t));
-    if (p.targets) parallel_copy(reinterpret_cast<float*>(hin + targets_at), p.targets + r0 * C, elems);
-    if (p.grad_output) std::memcpy(hin + grad_output_at, p.grad_output + first_output, outputs * sizeof(float));
-    const size_t in_bytes = (p.grad_output ? grad_output_at + outputs * sizeof(float)
-                             : p.targets   ? targets_at + elems * sizeof(float)
-                             : p.labels    ? labels_at + static_cast<size_t>(nr) * sizeof(int32_t)
-                                           : logits_at + elems * sizeof(float));
-    check(cudaMemcpyAsync(din, hin, in_bytes, cudaMemcpyHostToDevice, s.stream), "copy to the device");
+    const ChunkInput inputs[] = {
+        {p.logits + r0 * C, logits_at, elems * sizeof(float), direct.logits, true},
+        {p.labels ? p.labels + r0 : nullptr, labels_at, static_cast<size_t>(nr) * sizeof(int32_t), false, false},
+        {p.targets ? p.targets + r0 * C : nullptr, targets_at, elems * sizeof(float), direct.targets, true},
+        {p.grad_output ? p.grad_output + first_output : nullptr, grad_output_at, outputs * sizeof(float), false, false},
+    };
+    send_inputs(inputs, hin, din, s.stream);
 
     KernelArgs a = base;
     a.rows = nr;
@@ -718,18 +762,22 @@ double run_host_arrays(DeviceContext& ctx, const Problem& p) {
     c.active = true;
     c.grad_at = grad_at;
     c.loss_at = loss_at;
+    // Outputs in pinned memory come straight back into the caller's arrays; the others through the
+    // slot's staging buffer, copied out by deliver() when the slot comes round again.
     if (p.grad_out) {
-      c.grad_dst = p.grad_out + r0 * C;
-      c.grad_bytes = elems * sizeof(float);
-      check(cudaMemcpyAsync(s.host_out.data() + grad_at, a.grad, c.grad_bytes, cudaMemcpyDeviceToHost, s.stream),
-            "copy to the host");
+      float* dst = p.grad_out + r0 * C;
+      const size_t bytes = elems * sizeof(float);
+      void* landing = direct.grad ? static_cast<void*>(dst) : s.host_out.data() + grad_at;
+      check(cudaMemcpyAsync(landing, a.grad, bytes, cudaMemcpyDeviceToHost, s.stream), "copy to the host");
+      if (!direct.grad) c.grad_dst = dst, c.grad_bytes = bytes;
     }
     if (p.loss_out) {
-      c.loss_dst = p.loss_out + first_output;
-      c.loss_bytes = outputs * sizeof(float);
+      float* dst = p.loss_out + first_output;
+      const size_t bytes = outputs * sizeof(float);
+      void* landing = direct.loss ? static_cast<void*>(dst) : s.host_out.data() + loss_at;
       const void* src = rows ? static_cast<const void*>(a.row_loss) : static_cast<const void*>(a.element_loss);
-      check(cudaMemcpyAsync(s.host_out.data() + loss_at, src, c.loss_bytes, cudaMemcpyDeviceToHost, s.stream),
-            "copy to the host");
+      check(cudaMemcpyAsync(landing, src, bytes, cudaMemcpyDeviceToHost, s.stream), "copy to the host");
+      if (!direct.loss) c.loss_dst = dst, c.loss_bytes = bytes;
     }
     check(cudaEventRecord(s.done, s.stream), "event record");
   }
@@ -802,6 +850,63 @@ void DeviceMemory::copy_to_host(void* dst, size_t bytes) const {
   if (bytes > bytes_) throw std::range_error("copy larger than the device buffer");
   check(cudaSetDevice(device_), "cudaSetDevice");
   if (bytes) check(cudaMemcpy(dst, data_, bytes, cudaMemcpyDeviceToHost), "copy to the host");
+}
+
+// ---- pinned host memory ----------------------------------------------------------------------------
+
+namespace {
+
+// Every allocate_pinned block, by address, so that run_host_arrays can tell which arrays it may send
+// directly. (Leaked on purpose: finalizers may free blocks during the process's teardown.)
+struct PinnedBlocks {
+  std::mutex mutex;
+  std::map<uintptr_t, size_t> sizes;
+};
+
+PinnedBlocks& pinned_blocks() {
+  static PinnedBlocks* blocks = new PinnedBlocks;
+  return *blocks;
+}
+
+}  // namespace
+
+void* allocate_pinned(size_t bytes) {
+  const CudaStatus& status = cuda_status();
+  if (!status.available) throw std::runtime_error("CUDA is not usable: " + status.reason);
+  const size_t size = bytes == 0 ? 1 : bytes;
+  void* address = nullptr;
+  const cudaError_t err = cudaMallocHost(&address, size);  // portable: every device sees it pinned (UVA)
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    throw std::runtime_error("could not allocate " + std::to_string(bytes) + " bytes of pinned host memory (" +
+                             describe(err) + ")");
+  }
+  PinnedBlocks& blocks = pinned_blocks();
+  std::lock_guard<std::mutex> lock(blocks.mutex);
+  blocks.sizes[reinterpret_cast<uintptr_t>(address)] = size;
+  return address;
+}
+
+void free_pinned(void* address) {
+  if (!address) return;
+  {
+    PinnedBlocks& blocks = pinned_blocks();
+    std::lock_guard<std::mutex> lock(blocks.mutex);
+    blocks.sizes.erase(reinterpret_cast<uintptr_t>(address));
+  }
+  cudaFreeHost(address);
+}
+
+bool is_pinned(const void* address, size_t bytes) {
+  if (!address) return false;
+  const uintptr_t at = reinterpret_cast<uintptr_t>(address);
+  PinnedBlocks& blocks = pinned_blocks();
+  std::lock_guard<std::mutex> lock(blocks.mutex);
+  auto it = blocks.sizes.upper_bound(at);
+  if (it == blocks.sizes.begin()) return false;
+  --it;
+  const size_t offset = at - it->first;
+  return offset < it->second && bytes <= it->second - offset;
 }
 
 }  // namespace cbloss

@@ -23,4 +23,8 @@ DeviceMemory::~DeviceMemory() = default;
 void DeviceMemory::copy_from_host(const void*, size_t, size_t) { throw std::runtime_error(cuda_status().reason); }
 void DeviceMemory::copy_to_host(void*, size_t) const { throw std::runtime_error(cuda_status().reason); }
 
+void* allocate_pinned(size_t) { throw std::runtime_error(cuda_status().reason); }
+void free_pinned(void*) {}
+bool is_pinned(const void*, size_t) { return false; }
+
 }  // namespace cbloss
