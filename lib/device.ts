@@ -39,10 +39,21 @@ export function resolveDevice(optionName: string, value: unknown): ResolvedDevic
 }
 
 /**
- * 'auto' runs on the GPU from this many logits on (host arrays: the copies to and from the device
- * must pay off). Provisional: to be measured on a GPU machine (scripts/gpu-check.sh).
+ * 'auto' runs host arrays in pinned memory on the GPU from this many logits on (the transfers to and
+ * from the device must pay off). Provisional: to be measured on a GPU machine (scripts/gpu-check.sh).
  */
 export const AUTO_CUDA_MIN_ELEMENTS = 1 << 22;
+
+/**
+ * Whether 'auto' sends host arrays to the GPU: large enough, CUDA usable, and the logits in pinned
+ * memory (pinnedArray). Ordinary host arrays stay on the CPU: on the GPU each chunk would first be
+ * copied into pinned staging memory and each gradient chunk out of it, on the CPU — two copies of the
+ * data, which cost at least what the CPU kernels do (they run at 50-80% of one copy for most shapes;
+ * README, "When host arrays pay off on the GPU"). `device: 'cuda'` still sends them.
+ */
+export function autoPicksCuda(elements: number, cudaUsable: () => boolean, pinned: () => boolean): boolean {
+  return elements >= AUTO_CUDA_MIN_ELEMENTS && cudaUsable() && pinned();
+}
 
 let autoCuda: boolean | undefined;
 
@@ -55,11 +66,11 @@ function autoCanUseCuda(): boolean {
   return autoCuda;
 }
 
-/** The device index of the native call for `elements` logits: -1 for the CPU, N for CUDA device N. */
-export function deviceIndex(device: ResolvedDevice, elements: number): number {
+/** The device index of the native call on host logits: -1 for the CPU, N for CUDA device N. */
+export function deviceIndex(device: ResolvedDevice, logits: Float32Array): number {
   if (device.kind === 'cuda') return device.index;
   if (device.kind === 'cpu') return -1;
-  return elements >= AUTO_CUDA_MIN_ELEMENTS && autoCanUseCuda() ? 0 : -1;
+  return autoPicksCuda(logits.length, autoCanUseCuda, () => binding.isPinned(logits)) ? 0 : -1;
 }
 
 export interface BackendInfo {
@@ -69,7 +80,10 @@ export interface BackendInfo {
   compiled: { cpu: true; cuda: boolean };
   /** Backends usable now. */
   available: { cpu: true; cuda: boolean };
-  /** The device `'auto'` resolves to on this machine for large work (AUTO_CUDA_MIN_ELEMENTS logits and more). */
+  /**
+   * The device `'auto'` resolves to on this machine for large work: DeviceTensors, and host arrays of
+   * AUTO_CUDA_MIN_ELEMENTS logits or more in pinned memory (ordinary host arrays stay on the CPU).
+   */
   defaultDevice: 'cpu' | 'cuda';
   /** CBLOSS_DEVICE from the environment, if set. */
   deviceOverride: string | null;

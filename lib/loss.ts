@@ -205,7 +205,7 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
     let rowOutputs = true;
     const loss = tensorLoss(input as TfTensor, (x) => {
       const { plan } = this[PREPARE](x, target);
-      plan.device = deviceIndex(this.device, plan.logits.length);
+      plan.device = deviceIndex(this.device, plan.logits as Float32Array); // (a tf.js tensor's data: on the host)
       if (perRow) plan.divisor = Divisor.None;
       const none = plan.divisor === Divisor.None;
       const grad = new Float32Array(plan.logits.length);
@@ -251,7 +251,7 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
     if (plan.labels instanceof DeviceTensor || plan.targets instanceof DeviceTensor) {
       throw invalidType('target', 'a host array (the input is not a DeviceTensor)', plan.labels ?? plan.targets);
     }
-    plan.device = deviceIndex(this.device, plan.logits.length);
+    plan.device = deviceIndex(this.device, plan.logits);
     const none = plan.divisor === Divisor.None;
     const gradOutput = readGradOutput(opts?.gradOutput, none, plan.outputLength);
     const out = readOut(opts?.out, none, wantGrad, plan);

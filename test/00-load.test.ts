@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import * as cbloss from '../lib';
+import { AUTO_CUDA_MIN_ELEMENTS, autoPicksCuda } from '../lib/device';
 
 const root = path.join(__dirname, '..');
 
@@ -101,6 +102,22 @@ describe('00 loading and backend info', () => {
       message: "Expected 'auto', 'cpu', 'cuda' or 'cuda:N' for device but received 'gpu'",
     });
     assert.throws(() => new cbloss.CrossEntropyLoss({ device: 3 as never }), TypeError);
+  });
+
+  it("'auto' sends host arrays to the GPU only when large, CUDA usable, and pinned", () => {
+    const yes = () => true;
+    const no = () => false;
+    assert.equal(autoPicksCuda(AUTO_CUDA_MIN_ELEMENTS, yes, yes), true);
+    assert.equal(autoPicksCuda(AUTO_CUDA_MIN_ELEMENTS - 1, yes, yes), false);
+    assert.equal(autoPicksCuda(AUTO_CUDA_MIN_ELEMENTS, no, yes), false);
+    assert.equal(autoPicksCuda(AUTO_CUDA_MIN_ELEMENTS, yes, no), false, 'ordinary host arrays stay on the CPU');
+    let asked = 0;
+    const count = () => {
+      asked++;
+      return true;
+    };
+    autoPicksCuda(16, count, count);
+    assert.equal(asked, 0, 'small calls ask neither CUDA nor the array (the sync call overhead)');
   });
 
   it('CBLOSS_DEVICE overrides the default device', () => {
