@@ -151,6 +151,18 @@ double median_ms(const std::vector<double>& samples) {
   return s[s.size() / 2];
 }
 
+// The median wall time of `reps` calls of run_cuda(p) after one warm-up call, in milliseconds.
+double median_call_ms(const Problem& p, int reps) {
+  cbloss::run_cuda(p, 0);
+  std::vector<double> samples;
+  for (int i = 0; i < reps; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    cbloss::run_cuda(p, 0);
+    samples.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  return median_ms(samples);
+}
+
 void time_cross_entropy(int64_t N, int64_t C, int reps, const char* how = "") {
   const size_t M = static_cast<size_t>(N * C);
   std::vector<float> block(std::min<size_t>(M, size_t{1} << 24));
@@ -174,14 +186,7 @@ void time_cross_entropy(int64_t N, int64_t C, int reps, const char* how = "") {
   p.labels = static_cast<const int32_t*>(dy->data());
   p.grad_out = static_cast<float*>(dg->data());
   p.divisor = cbloss::Divisor::LabelWeight;
-  cbloss::run_cuda(p, 0);  // warm-up
-  std::vector<double> samples;
-  for (int i = 0; i < reps; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    cbloss::run_cuda(p, 0);
-    samples.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-  }
-  const double ms = median_ms(samples);
+  const double ms = median_call_ms(p, reps);
   const double bytes = static_cast<double>(M) * 8.0 + static_cast<double>(N) * 4.0;
   std::printf("%10lldx%-7lld CE fp32 device-resident%s: %9.3f ms per call (syncs included), %7.1f GB/s of minimum bytes\n",
               static_cast<long long>(N), static_cast<long long>(C), how, ms, bytes / ms / 1e6);
@@ -211,14 +216,7 @@ void time_host_arrays(int64_t N, int64_t C, int reps) {
   const auto time = [&](const float* logits, float* grad) {
     p.logits = logits;
     p.grad_out = grad;
-    cbloss::run_cuda(p, 0);  // warm-up
-    std::vector<double> samples;
-    for (int i = 0; i < reps; ++i) {
-      const auto start = std::chrono::steady_clock::now();
-      cbloss::run_cuda(p, 0);
-      samples.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-    }
-    return median_ms(samples);
+    return median_call_ms(p, reps);
   };
   const double ordinary = time(x.data(), g.data());
   const double pinned = time(x_pinned.data, g_pinned.data);
