@@ -150,17 +150,22 @@ export class DeviceTensor<D extends DeviceDtype = DeviceDtype> {
     return new DeviceTensor(buffer, length, type as D);
   }
 
-  /** Copies the data back: Float32Array, Int32Array, or Uint16Array bit patterns for 16-bit floats. */
-  toHost(): HostArrayByDtype[D] {
+  /**
+   * Copies the data back: Float32Array, Int32Array, or Uint16Array bit patterns for 16-bit floats —
+   * into `out` when given (an array of that type and the tensor's length, reused; one from
+   * `pinnedArray` takes the copy straight from the device), else into a new array.
+   */
+  toHost(out?: HostArrayByDtype[D]): HostArrayByDtype[D] {
     this.check('toHost()');
-    const out =
-      this.dtype === 'float32'
-        ? new Float32Array(this.length)
-        : this.dtype === 'int32'
-          ? new Int32Array(this.length)
-          : new Uint16Array(this.length);
+    const Host = this.dtype === 'float32' ? Float32Array : this.dtype === 'int32' ? Int32Array : Uint16Array;
+    if (out === undefined) {
+      out = new Host(this.length) as HostArrayByDtype[D];
+    } else {
+      if (!(out instanceof Host)) throw invalidType('out', `a ${Host.name} (the tensor is ${this.dtype})`, out);
+      if (out.length !== this.length) throw invalidLength('out', `${this.length} (the tensor's length)`, out.length);
+    }
     this.#buffer.download(out);
-    return out as HostArrayByDtype[D];
+    return out;
   }
 
   /** Overwrites elements [offset, offset + data.length) from a host array of the tensor's type. */

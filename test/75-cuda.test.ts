@@ -393,6 +393,23 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
   });
 
   describe('DeviceTensor', () => {
+    it('toHost(out) fills a caller-owned array (a pinned one too); a wrong type or length is an error naming out', () => {
+      const f = Float32Array.from([1.5, -2, 3e-8]);
+      const t = DeviceTensor.from(f);
+      for (const out of [new Float32Array(3), cbloss.pinnedArray(3)]) {
+        assert.equal(t.toHost(out), out);
+        assert.deepEqual(out, f);
+      }
+      assert.throws(() => t.toHost(new Int32Array(3) as never), { name: 'TypeError', message: /Float32Array .*for out/ });
+      assert.throws(() => t.toHost(new Float32Array(4)), { name: 'RangeError', message: /out/ });
+      const h = DeviceTensor.from(Uint16Array.from([0x3c00]), { dtype: 'bfloat16' });
+      const bits = new Uint16Array(1);
+      assert.equal(h.toHost(bits), bits);
+      assert.deepEqual(bits, Uint16Array.from([0x3c00]));
+      t.dispose();
+      h.dispose();
+    });
+
     it('round-trips every dtype', () => {
       const f = Float32Array.from([1.5, -2, 3e-8, Infinity]);
       assert.deepEqual(DeviceTensor.from(f).toHost(), f);
