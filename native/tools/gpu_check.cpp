@@ -199,6 +199,8 @@ void time_host_arrays(int64_t N, int64_t C, int reps) {
   struct Pinned {
     float* data;
     explicit Pinned(size_t n) : data(static_cast<float*>(cbloss::allocate_pinned(n * sizeof(float)))) {}
+    Pinned(const Pinned&) = delete;
+    Pinned& operator=(const Pinned&) = delete;
     ~Pinned() { cbloss::free_pinned(data); }
   };
   const Pinned x_pinned(M), g_pinned(M);
