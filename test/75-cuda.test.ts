@@ -374,6 +374,25 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       assertGradClose(logits, cpu.grad, 'grad');
     });
 
+    // The emulator gives 1 GiB of pinned memory: 600 MiB arrays fit one at a time, so without the
+    // finalizer the second would fail; too much at once is a clear Error, and allocation works after it.
+    it('the finalizer frees pinned arrays nobody keeps; too much is an Error that leaves it usable', async function () {
+      if (!cuda.emulated || typeof global.gc !== 'function') this.skip();
+      for (let i = 0; i < 3; i++) {
+        let a: Float32Array | null = cbloss.pinnedArray(150 * 2 ** 20);
+        assert.equal(a.length, 150 * 2 ** 20);
+        a = null;
+        global.gc?.();
+        await new Promise((resolve) => setImmediate(resolve));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      assert.throws(() => cbloss.pinnedArray(300 * 2 ** 20), {
+        name: 'Error',
+        message: /^cbloss: could not allocate 1258291200 bytes of pinned host memory \(cudaErrorMemoryAllocation/,
+      });
+      assert.ok(cbloss.isPinned(cbloss.pinnedArray(16)));
+    });
+
     it('async calls on pinned arrays equal sync calls', async () => {
       const rand = rng(6);
       const x = pinnedCopy(randomLogits(rand, N * C, 3));

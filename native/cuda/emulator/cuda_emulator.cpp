@@ -171,20 +171,49 @@ void run_block(BlockRun& run) {
   }
 }
 
-// Device memory: host allocations with a byte budget.
+// Device memory, and pinned host memory: host allocations with a byte budget each (1 GiB, or the
+// environment variable's value), so that running out of either can be tested — and a leak shows.
 struct DeviceHeap {
   std::mutex mutex;
   std::unordered_map<void*, size_t> blocks;
   size_t used = 0;
   size_t budget = 0;
-  DeviceHeap() {
-    const char* env = std::getenv("CBLOSS_EMULATED_DEVICE_MEMORY");
+  explicit DeviceHeap(const char* budget_variable) {
+    const char* env = std::getenv(budget_variable);
     budget = env ? static_cast<size_t>(std::strtoull(env, nullptr, 10)) : (size_t{1} << 30);
+  }
+
+  cudaError_t allocate(void** ptr, size_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex);
+    *ptr = nullptr;
+    if (bytes > budget - used) return cudaErrorMemoryAllocation;
+    void* p = std::malloc(bytes == 0 ? 1 : bytes);
+    if (!p) return cudaErrorMemoryAllocation;
+    blocks[p] = bytes;
+    used += bytes;
+    *ptr = p;
+    return cudaSuccess;
+  }
+
+  cudaError_t release(void* ptr) {
+    if (!ptr) return cudaSuccess;
+    std::lock_guard<std::mutex> lock(mutex);
+    const auto it = blocks.find(ptr);
+    if (it == blocks.end()) return cudaErrorInvalidValue;
+    used -= it->second;
+    blocks.erase(it);
+    std::free(ptr);
+    return cudaSuccess;
   }
 };
 
 DeviceHeap& heap() {
-  static DeviceHeap h;
+  static DeviceHeap h("CBLOSS_EMULATED_DEVICE_MEMORY");
+  return h;
+}
+
+DeviceHeap& pinned_heap() {
+  static DeviceHeap h("CBLOSS_EMULATED_PINNED_MEMORY");
   return h;
 }
 
@@ -434,40 +463,13 @@ cudaError_t cudaSetDevice(int device) {
   return cudaSuccess;
 }
 
-cudaError_t cudaMalloc(void** ptr, size_t bytes) {
-  cbloss_emu::DeviceHeap& h = cbloss_emu::heap();
-  std::lock_guard<std::mutex> lock(h.mutex);
-  *ptr = nullptr;
-  if (bytes > h.budget - h.used) return record(cudaErrorMemoryAllocation);
-  void* p = std::malloc(bytes == 0 ? 1 : bytes);
-  if (!p) return record(cudaErrorMemoryAllocation);
-  h.blocks[p] = bytes;
-  h.used += bytes;
-  *ptr = p;
-  return cudaSuccess;
-}
+cudaError_t cudaMalloc(void** ptr, size_t bytes) { return record(cbloss_emu::heap().allocate(ptr, bytes)); }
 
-cudaError_t cudaFree(void* ptr) {
-  if (!ptr) return cudaSuccess;
-  cbloss_emu::DeviceHeap& h = cbloss_emu::heap();
-  std::lock_guard<std::mutex> lock(h.mutex);
-  const auto it = h.blocks.find(ptr);
-  if (it == h.blocks.end()) return record(cudaErrorInvalidValue);
-  h.used -= it->second;
-  h.blocks.erase(it);
-  std::free(ptr);
-  return cudaSuccess;
-}
+cudaError_t cudaFree(void* ptr) { return record(cbloss_emu::heap().release(ptr)); }
 
-cudaError_t cudaMallocHost(void** ptr, size_t bytes) {
-  *ptr = std::malloc(bytes == 0 ? 1 : bytes);
-  return *ptr ? cudaSuccess : record(cudaErrorMemoryAllocation);
-}
+cudaError_t cudaMallocHost(void** ptr, size_t bytes) { return record(cbloss_emu::pinned_heap().allocate(ptr, bytes)); }
 
-cudaError_t cudaFreeHost(void* ptr) {
-  std::free(ptr);
-  return cudaSuccess;
-}
+cudaError_t cudaFreeHost(void* ptr) { return record(cbloss_emu::pinned_heap().release(ptr)); }
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
   if (bytes) std::memmove(dst, src, bytes);
