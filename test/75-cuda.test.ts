@@ -25,6 +25,13 @@ function withEnv<T>(name: string, value: string, fn: () => T): T {
   }
 }
 
+// A full collection, then two turns of the event loop: Node runs addon finalizers from the loop.
+async function collectGarbage(): Promise<void> {
+  global.gc?.();
+  await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setImmediate(resolve));
+}
+
 describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, function () {
   before(function () {
     if (!cuda.available) {
@@ -382,9 +389,7 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
         let a: Float32Array | null = cbloss.pinnedArray(150 * 2 ** 20);
         assert.equal(a.length, 150 * 2 ** 20);
         a = null;
-        global.gc?.();
-        await new Promise((resolve) => setImmediate(resolve));
-        await new Promise((resolve) => setImmediate(resolve));
+        await collectGarbage();
       }
       assert.throws(() => cbloss.pinnedArray(300 * 2 ** 20), {
         name: 'Error',
@@ -656,14 +661,11 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
     it('the finalizer frees tensors nobody disposed', async function () {
       if (!cuda.emulated || typeof global.gc !== 'function') this.skip();
       // 600 MiB each against the emulator's 1 GiB: without the finalizer the second would not fit.
-      // (Node runs addon finalizers after the collection, from the event loop: hence the awaits.)
       for (let i = 0; i < 4; i++) {
         let t: DeviceTensor | null = DeviceTensor.empty(150 * 2 ** 20);
         assert.equal(t.length, 150 * 2 ** 20);
         t = null;
-        global.gc?.();
-        await new Promise((resolve) => setImmediate(resolve));
-        await new Promise((resolve) => setImmediate(resolve));
+        await collectGarbage();
       }
     });
   });
