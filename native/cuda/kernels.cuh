@@ -268,7 +268,7 @@ __device__ __forceinline__ RowStats shuffle_merge(RowStats v) {
   return v;
 }
 
-// Over a group of G = 64 ... 512 threads (whole warps; G a block of its own beyond kBlock): every warp
+// Over a group of G = 64 ... 1024 threads (whole warps; G a block of its own beyond kBlock): every warp
 // reduces with `warp`, then every thread combines its group's warps' results in the same order, so all
 // threads of the group get the same value without a broadcast. Every thread of the block must call it
 // (it has barriers).
