@@ -96,13 +96,19 @@ if (fs.existsSync(vectors)) {
   console.log(`vectors not found at ${vectors}`);
 }
 
-// CBLOSS_CUDA_CLUSTERS=0: rows longer than one block go to the two-kernel slices instead of clusters.
-function withoutClusters(fn) {
-  process.env.CBLOSS_CUDA_CLUSTERS = '0';
+// The long-row kernels besides the default (registers in clusters up to 262144 columns, then shared
+// memory in clusters: sm_90): without clusters, one block a row holding it in shared memory where it
+// fits (as before sm_90), else the two-kernel slices; and the slices alone.
+const longRowKernels = [
+  ['without clusters', { CBLOSS_CUDA_CLUSTERS: '0' }],
+  ['in slices', { CBLOSS_CUDA_CLUSTERS: '0', CBLOSS_CUDA_SHARED_ROWS: '0' }],
+];
+function withEnv(env, fn) {
+  Object.assign(process.env, env);
   try {
     return fn();
   } finally {
-    delete process.env.CBLOSS_CUDA_CLUSTERS;
+    for (const name of Object.keys(env)) delete process.env[name];
   }
 }
 
@@ -117,7 +123,7 @@ const families = [
   ['sigmoid focal', (C, device) => new cbloss.SigmoidFocalLoss({ numClasses: C, reduction: 'mean', device }), 'binary'],
   ['binary focal', (C, device) => new cbloss.FocalLoss({ numClasses: 2, device }), 'flat'],
 ];
-for (const [N, C] of QUICK ? [[64, 10], [8, 1000], [2, 40000]] : [[4096, 10], [2048, 1000], [16, 20000], [4, 131072], [4, 256000]]) {
+for (const [N, C] of QUICK ? [[64, 10], [8, 1000], [2, 40000], [2, 300000]] : [[4096, 10], [2048, 1000], [16, 20000], [4, 131072], [4, 256000], [4, 262208]]) {
   const x = Float32Array.from({ length: N * C }, () => (rand() - 0.5) * 8);
   for (const [name, make, kind] of families) attempt(`GPU = CPU: ${name} ${N}x${C}`, () => {
     const targets = {
@@ -142,10 +148,11 @@ for (const [N, C] of QUICK ? [[64, 10], [8, 1000], [2, 40000]] : [[4096, 10], [2
     const d = make(C, 'cuda').forwardBackward(dx, dt);
     check(close(d.loss, a.loss) && gradClose(d.grad.toHost(), a.grad), `GPU = CPU: ${name} ${N}x${C} DeviceTensors (${d.loss} vs ${a.loss})`);
     if (C > 8192 && kind !== 'binary' && kind !== 'flat') {
-      // Rows past one block: a cluster of blocks a row (sm_90), and the two-kernel slices without.
-      const s = withoutClusters(() => make(C, 'cuda').forwardBackward(dx, dt));
-      check(close(s.loss, a.loss) && gradClose(s.grad.toHost(), a.grad), `GPU = CPU: ${name} ${N}x${C} without clusters (${s.loss} vs ${a.loss})`);
-      s.grad.dispose();
+      for (const [how, env] of longRowKernels) {
+        const s = withEnv(env, () => make(C, 'cuda').forwardBackward(dx, dt));
+        check(close(s.loss, a.loss) && gradClose(s.grad.toHost(), a.grad), `GPU = CPU: ${name} ${N}x${C} ${how} (${s.loss} vs ${a.loss})`);
+        s.grad.dispose();
+      }
     }
     for (const t of [dx, dt, d.grad]) t.dispose();
   });
@@ -189,7 +196,9 @@ function filled(length, dtype) {
   for (let at = 0; at < length; at += BLOCK) t.copyFrom(block.subarray(0, Math.min(BLOCK, length - at)), at);
   return t;
 }
-const shapes = QUICK ? [[512, 128], [64, 1000], [2, 40000]] : [[1 << 20, 128], [65536, 1000], [8192, 131072]];
+// The issue's three shapes, then two vocabularies: Llama 2's (32000: one block a row holds it in shared
+// memory without clusters) and Gemma 3's (262208: beyond registers, shared memory in clusters of 16).
+const shapes = QUICK ? [[512, 128], [64, 1000], [2, 40000], [2, 300000]] : [[1 << 20, 128], [65536, 1000], [8192, 131072], [16384, 32000], [4096, 262208]];
 const rows = [];
 for (const [N, C] of shapes) attempt(`timing ${N}x${C}`, () => {
   const y = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
@@ -203,8 +212,10 @@ for (const [N, C] of shapes) attempt(`timing ${N}x${C}`, () => {
     const dg = DeviceTensor.empty(N * C, { dtype });
     const time = (what, fn) => attempt(`timing ${N}x${C} ${what}`, fn) ?? NaN;
     row[`ce_${dtype}`] = time(`CE ${dtype}`, () => median(() => ce.forwardBackward(dx, dy, { out: { grad: dg } })));
-    if (C > 8192 && dtype === 'float32') {
-      row.ce_slices = time('CE without clusters', () => withoutClusters(() => median(() => ce.forwardBackward(dx, dy, { out: { grad: dg } }))));
+    if (C > 8192) {
+      for (const [how, env] of longRowKernels) {
+        row[`ce_${dtype} ${how}`] = time(`CE ${dtype} ${how}`, () => withEnv(env, () => median(() => ce.forwardBackward(dx, dy, { out: { grad: dg } }))));
+      }
     }
     if (dtype === 'float32') row.cb_float32 = time('CB focal', () => median(() => cb.forwardBackward(dx, dy, { out: { grad: dg } })));
     dx.dispose();
@@ -266,7 +277,12 @@ for (const r of rows) {
   );
 }
 for (const r of rows) {
-  if (r.ce_slices !== undefined) console.log(`${r.shape} CE fp32 without clusters (two kernels over slices of each row): ${fmt(r.ce_slices)} ms`);
+  for (const dtype of ['float32', 'bfloat16']) {
+    for (const [how] of longRowKernels) {
+      const ms = r[`ce_${dtype} ${how}`];
+      if (ms !== undefined) console.log(`${r.shape} CE ${dtype} ${how}: ${fmt(ms)} ms (default ${fmt(r[`ce_${dtype}`])} ms)`);
+    }
+  }
 }
 for (const r of rows) {
   if (r.ce_pinned === undefined) continue;

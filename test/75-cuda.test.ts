@@ -16,14 +16,22 @@ const cuda = cbloss.backendInfo().cuda;
 const where = cuda.emulated ? 'the CPU emulator of CUDA' : 'a GPU';
 
 // fn() with the environment variable `name` set to `value` (read by the addon at each call), then unset.
-function withEnv<T>(name: string, value: string, fn: () => T): T {
-  process.env[name] = value;
+function withEnv<T>(env: Record<string, string>, fn: () => T): T {
+  Object.assign(process.env, env);
   try {
     return fn();
   } finally {
-    delete process.env[name];
+    for (const name of Object.keys(env)) delete process.env[name];
   }
 }
+
+// The long-row kernels a GPU of compute capability 9 chooses from, each forced in turn: the default
+// (registers in clusters up to 262144 columns, then shared memory in clusters), none of clusters (one
+// block a row holding it in shared memory, as before sm_90), and neither (two kernels over slices).
+const longRowKernels: Array<[string, Record<string, string>]> = [
+  ['without clusters', { CBLOSS_CUDA_CLUSTERS: '0' }],
+  ['in slices', { CBLOSS_CUDA_CLUSTERS: '0', CBLOSS_CUDA_SHARED_ROWS: '0' }],
+];
 
 // A full collection, then two turns of the event loop: Node runs addon finalizers from the loop.
 async function collectGarbage(): Promise<void> {
@@ -88,8 +96,10 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
     // a thread holds at most 32 float32 logits in runs of 4, 16 in runs of 1): 4 lanes (C = 10, 12),
     // a warp (100, 1000), 2 warps (999, 2000), 4 warps (3000), the block (6000, 4001), a cluster of
     // blocks (8191: 2, 9001: 3, 40000: 5), of blocks twice as large for rows beyond 16 blocks (140000 in
-    // runs of 4: 9 blocks of 512; 70001 in runs of 1: 9 blocks of 512) — and the clusters' rows again
-    // without clusters (CBLOSS_CUDA_CLUSTERS=0: two kernels over slices of the row, as before sm_90).
+    // runs of 4: 9 blocks of 512; 70001 in runs of 1: 9 blocks of 512), rows beyond what registers hold
+    // in shared memory (300000: a cluster of 16) — and the long rows again with every other long-row
+    // kernel (longRowKernels: without clusters, one block a row holding it in shared memory up to 57856
+    // columns, as before sm_90; two kernels over slices of the row beyond, or when told).
     const shapes: Array<[number, number]> = [
       [64, 10],
       [16, 12],
@@ -105,6 +115,7 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       [2, 9001],
       [2, 140000],
       [2, 70001],
+      [2, 300000],
     ];
     const specs: Array<[string, Record<string, unknown>]> = [
       ['CE', { loss: 'CrossEntropyLoss', options: { labelSmoothing: 0.1, ignoreIndex: 2 } }],
@@ -120,7 +131,7 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
         it(`${name} ${N}x${C}`, () => {
           const rand = rng(N * 31 + C);
           const x = randomLogits(rand, N * C, 3);
-          const y = Int32Array.from({ length: N }, (_, n) => (n % 5 === 4 && name === 'CE' ? 2 : Math.floor(rand() * C)));
+          const y = Int32Array.from({ length: N }, (_, n) => ((n % 5 === 4 || n === N - 1) && name === 'CE' ? 2 : Math.floor(rand() * C)));
           const options: Record<string, unknown> = { ...(spec.options as Record<string, unknown>), numClasses: C };
           if (spec.loss === 'ClassBalancedLoss') {
             options.samplesPerCls = Array.from({ length: C }, () => 1 + Math.floor(rand() * 100));
@@ -134,7 +145,7 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
           const dy = DeviceTensor.from(y);
           const resident = build('cuda').forwardBackward(dx, dy);
           const chunks = String(Math.max(1, Math.floor((N * C) / 7)));
-          const chunked = withEnv('CBLOSS_CUDA_CHUNK_ELEMENTS', chunks, () => build('cuda').forwardBackward(x, y));
+          const chunked = withEnv({ CBLOSS_CUDA_CHUNK_ELEMENTS: chunks }, () => build('cuda').forwardBackward(x, y));
           assertLossClose(gpu.loss as number, cpu.loss as number, 'host arrays loss');
           assertLossClose(resident.loss as number, cpu.loss as number, 'DeviceTensor loss');
           assertLossClose(chunked.loss as number, cpu.loss as number, 'chunked loss');
@@ -142,10 +153,12 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
           assertGradClose(resident.grad.toHost() as Float32Array, cpu.grad, 'DeviceTensor grad');
           assert.deepEqual(chunked.grad, gpu.grad, 'chunking does not change the gradient');
           if (C > 4096 && !elementWise) {
-            const slices = withEnv('CBLOSS_CUDA_CLUSTERS', '0', () => build('cuda').forwardBackward(dx, dy));
-            assertLossClose(slices.loss as number, cpu.loss as number, 'loss without clusters');
-            assertGradClose(slices.grad.toHost() as Float32Array, cpu.grad, 'grad without clusters');
-            slices.grad.dispose();
+            for (const [how, env] of longRowKernels) {
+              const other = withEnv(env, () => build('cuda').forwardBackward(dx, dy));
+              assertLossClose(other.loss as number, cpu.loss as number, `loss ${how}`);
+              assertGradClose(other.grad.toHost() as Float32Array, cpu.grad, `grad ${how}`);
+              other.grad.dispose();
+            }
           }
           for (const t of [dx, dy, resident.grad]) t.dispose();
         });
@@ -156,7 +169,7 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
     // shift cancels); with one logit 100 above the rest — the row's last column, or its first — e^(z - m)
     // overflows when the part holding it was missed.
     it('every row kernel takes the max of the whole row (one logit 100 above), float32 and bfloat16', () => {
-      for (const [N, C] of [[8, 10], [4, 1000], [3, 3000], [3, 6000], [2, 40000], [2, 140000]] as Array<[number, number]>) {
+      for (const [N, C] of [[8, 10], [4, 1000], [3, 3000], [3, 6000], [2, 40000], [2, 140000], [2, 300000]] as Array<[number, number]>) {
         const rand = rng(C);
         const x = randomLogits(rand, N * C, 3);
         for (let n = 0; n < N; n++) x[n * C + (n % 2 === 0 ? C - 1 : 0)] += 100;
@@ -181,9 +194,15 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
     // past 1, 2 and 4 runs a lane (33 in runs of 1; 132, 260, 516 in runs of 4: the next R up); a warp
     // full (1024) and just past it (1028: 2 warps); the block full in runs of 1 (4095 of 4096) and just past it
     // (4097: a cluster of 2 blocks of 4096); the block full in runs of 4 (8192) and just past it (8196:
-    // a cluster of 2) — with and without clusters, weighted and smoothed (staged weights).
+    // a cluster of 2); registers in clusters full (262144) and just past them (262148 in runs of 4,
+    // 262145 in runs of 1: shared memory in a cluster of 16); shared memory a block full (the emulator's
+    // 227 KB less 1 KB for the kernel's own: 57856 columns — one block a row without clusters, 16 of them
+    // with) and just past it (57857 without clusters, 925697 with: slices) — with and without clusters,
+    // weighted and smoothed (staged weights).
     it('the edges of every row kernel: full groups and one run past them', () => {
-      for (const [N, C] of [[5, 16], [5, 13], [5, 17], [4, 33], [4, 132], [4, 260], [4, 516], [3, 1024], [3, 1028], [2, 4095], [2, 4097], [2, 8192], [2, 8196]] as Array<[number, number]>) {
+      const edges = [[5, 16], [5, 13], [5, 17], [4, 33], [4, 132], [4, 260], [4, 516], [3, 1024], [3, 1028], [2, 4095], [2, 4097], [2, 8192], [2, 8196]];
+      const longEdges = [[2, 262144], [2, 262148], [2, 262145], [2, 57856], [2, 57857], [1, 925696], [1, 925697]];
+      for (const [N, C] of [...edges, ...longEdges] as Array<[number, number]>) {
         const rand = rng(C * 7);
         const x = randomLogits(rand, N * C, 3);
         const y = Int32Array.from({ length: N }, (_, n) => (n === 0 ? C - 1 : Math.floor(rand() * C)));
@@ -193,7 +212,7 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
         const dx = DeviceTensor.from(x);
         const dy = DeviceTensor.from(y);
         for (const clusters of ['1', '0']) {
-          const gpu = withEnv('CBLOSS_CUDA_CLUSTERS', clusters, () => build('cuda').forwardBackward(dx, dy));
+          const gpu = withEnv({ CBLOSS_CUDA_CLUSTERS: clusters }, () => build('cuda').forwardBackward(dx, dy));
           assertLossClose(gpu.loss, cpu.loss as number, `${N}x${C} loss (clusters ${clusters})`);
           assertGradClose(gpu.grad.toHost() as Float32Array, cpu.grad, `${N}x${C} grad (clusters ${clusters})`);
           gpu.grad.dispose();
@@ -273,8 +292,8 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       // Runs of 1 (C = 10), 4 (100, 1500: 8-byte accesses) and 8 (16-byte accesses) columns, at most 16
       // logits a thread: 4 lanes, a warp (100), 2 warps (1000), 4 (1500), the block (3000), a cluster
       // (6000: 2 blocks, 40000: 10), a cluster of blocks of 1024 (140000 in runs of 8: 9 blocks), rows
-      // too long for any cluster (140001 in runs of 1: slices) — and those again without clusters (two
-      // kernels over slices).
+      // too long for registers (140001 in runs of 1: shared memory in a cluster of 16) — and those again
+      // with every other long-row kernel (longRowKernels).
       for (const [N, C] of [
         [33, 10],
         [9, 100],
@@ -295,7 +314,7 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
           const x = DeviceTensor.from(bits, { dtype });
           const run = () => new cbloss.FocalLoss({ numClasses: C, gamma: 2 }).forwardBackward(x, DeviceTensor.from(y));
           const runs = [['', run()]] as Array<[string, ReturnType<typeof run>]>;
-          if (C > 4096) runs.push([' without clusters', withEnv('CBLOSS_CUDA_CLUSTERS', '0', run)]);
+          if (C > 4096) for (const [how, env] of longRowKernels) runs.push([` ${how}`, withEnv(env, run)]);
           for (const [how, gpu] of runs) {
             assert.equal(gpu.grad.dtype, dtype);
             assertLossClose(gpu.loss, cpu.loss as number, `loss${how}`);
@@ -332,7 +351,7 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       p.set(a);
       return p;
     };
-    const chunked = <T,>(fn: () => T): T => withEnv('CBLOSS_CUDA_CHUNK_ELEMENTS', String(5 * C), fn);
+    const chunked = <T,>(fn: () => T): T => withEnv({ CBLOSS_CUDA_CHUNK_ELEMENTS: String(5 * C) }, fn);
 
     it('are pinned here', () => {
       assert.ok(cbloss.isPinned(cbloss.pinnedArray(8)));
@@ -521,6 +540,26 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
         name: 'TypeError',
         message: /out\.loss/,
       });
+    });
+
+    // Every kernel writes only the columns each thread read, after the row's statistics are complete:
+    // rows in registers (a warp, a cluster), in shared memory (one block, a cluster) and in slices.
+    it('in place in every row kernel: the gradient overwrites the logits', () => {
+      for (const [N, C] of [[6, 1000], [2, 9001], [2, 300000]] as Array<[number, number]>) {
+        const rand = rng(C + 1);
+        const x = randomLogits(rand, N * C, 3);
+        const y = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
+        const cpu = new cbloss.FocalLoss({ numClasses: C, gamma: 1, device: 'cpu' }).forwardBackward(x, y);
+        const dy = DeviceTensor.from(y);
+        for (const [how, env] of [['', {}], ...longRowKernels] as Array<[string, Record<string, string>]>) {
+          const dx = DeviceTensor.from(x);
+          const r = withEnv(env, () => new cbloss.FocalLoss({ numClasses: C, gamma: 1 }).forwardBackward(dx, dy, { out: { grad: dx } }));
+          assertLossClose(r.loss, cpu.loss as number, `${N}x${C} ${how} loss`);
+          assertGradClose(dx.toHost() as Float32Array, cpu.grad, `${N}x${C} ${how} in-place grad`);
+          dx.dispose();
+        }
+        dy.dispose();
+      }
     });
 
     it('per-element gradOutput as a DeviceTensor or host values', () => {

@@ -104,6 +104,7 @@ struct CudaDevice {
   int major = 0;
   int minor = 0;
   int multiprocessors = 0;
+  size_t shared_per_block = 0;  // shared memory a block may be given (asking beyond the default 48 KB)
 };
 
 struct CudaStatus {

@@ -54,8 +54,9 @@
 #define CBLOSS_CLUSTER_SHARED(type, name, n)                          \
   static type name##_of_block[::cbloss_emu::kMaxClusterBlocks][n]; \
   type* name = name##_of_block[::cbloss_emu::cluster_rank()]
-#define CBLOSS_LAUNCH_CLUSTER(kernel, grid, block, cluster, stream, ...) \
-  ::cbloss_emu::launch_cluster(grid, block, cluster, stream, [&] { kernel(__VA_ARGS__); })
+#define CBLOSS_LAUNCH_CLUSTER(kernel, grid, block, cluster, shared_bytes, stream, ...)                       \
+  ::cbloss_emu::launch_cluster(grid, block, cluster, shared_bytes, reinterpret_cast<const void*>(kernel), stream, \
+                               [&] { kernel(__VA_ARGS__); })
 #elif !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
 #define CBLOSS_CLUSTERS 1
 #define CBLOSS_CLUSTER_SHARED(type, name, n) __shared__ type name[n]

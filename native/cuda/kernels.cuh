@@ -11,7 +11,9 @@
 //   * beyond that, on sm_90, a cluster of up to kMaxClusterBlocks blocks per row, each holding a slice
 //     in registers, the blocks' max and sums exchanged through distributed shared memory
 //     (cluster_rows_kernel): again one read and one write per element;
-//   * beyond that, or without clusters, several blocks per row in two kernels: running (online)
+//   * beyond that, or without clusters, a block or a cluster of blocks per row holding it in shared
+//     memory (shared_rows_kernel): one read and one write per element, up to what shared memory holds;
+//   * beyond that, several blocks per row in two kernels: running (online)
 //     statistics of each slice in one read, then the slices merged — S = sum_s S_s e^(m_s - m),
 //     linear = sum_s linear_s + mass_s (m - m_s) — in a fixed order and the gradient of each slice
 //     from a second read.
@@ -574,6 +576,26 @@ __global__ void __launch_bounds__(kBlock, held_min_blocks(V, R)) held_rows_kerne
 // reached only after reading row i's sums.
 constexpr int kMaxClusterBlocks = 16;  // non-portable beyond 8: H100 and H200 run 16
 
+#if defined(CBLOSS_CLUSTERS)
+// The row's max from its blocks' maxima (every thread of the cluster calls it: a cluster barrier).
+__device__ __forceinline__ float cluster_max(RowStats* exchange, float block_m) {
+  if (threadIdx.x == 0) exchange->m = block_m;
+  cluster_sync();
+  float m = -INFINITY;
+  for (unsigned b = 0; b < gridDim.x; ++b) m = max_ignoring_nan(m, cluster_peer(exchange, b, 1)->m);
+  return m;
+}
+
+// The row's sums from its blocks' sums, all taken around the row max (a cluster barrier too).
+__device__ __forceinline__ RowSums cluster_sum(RowStats* exchange, const RowSums& block_sums) {
+  if (threadIdx.x == 0) exchange->sums = block_sums;
+  cluster_sync();
+  RowSums sums = kNoSums;
+  for (unsigned b = 0; b < gridDim.x; ++b) add_sums(sums, cluster_peer(exchange, b, 1)->sums);
+  return sums;
+}
+#endif
+
 // Blocks of 256 take held_min_blocks' budget; larger blocks, one an SM: 65536 / B registers a thread
 // (128 for 512, 64 for 1024).
 template <class T, int V, int R, int B>
@@ -582,8 +604,7 @@ __global__ void __launch_bounds__(B, B == kBlock ? held_min_blocks(V, R) : 1) cl
 #if defined(CBLOSS_CLUSTERS)
   if (skip_launch(a)) return;  // (every block of the grid alike: no barrier is left waiting)
   CBLOSS_CLUSTER_SHARED(RowStats, exchange, 1);
-  const unsigned blocks = gridDim.x;  // the cluster spans the grid's x
-  const unsigned rank = cluster_rank();
+  const unsigned rank = cluster_rank();  // the cluster spans the grid's x
   const int lane = static_cast<int>(threadIdx.x);
   const RowShape r = row_shape(a);
   const int64_t C = a.classes;
@@ -594,16 +615,8 @@ __global__ void __launch_bounds__(B, B == kBlock ? held_min_blocks(V, R) : 1) cl
     const int end = row.ignored ? begin : stop;
     float v[R][V];
     load_held<T, V, R, B>(v, a.logits, n * C, begin, end, lane);
-    const float block_m = group_max<B>(held_max<V, R, B>(v, begin, end, lane));
-    if (lane == 0) exchange->m = block_m;
-    cluster_sync();
-    RowStats st{-INFINITY, kNoSums};
-    for (unsigned b = 0; b < blocks; ++b) st.m = max_ignoring_nan(st.m, cluster_peer(exchange, b, 1)->m);
-    const RowSums block_sums =
-        group_sum<B>(held_sums<V, R, B>(v, a, r, n, row.y, st.m, begin, end, lane));
-    if (lane == 0) exchange->sums = block_sums;
-    cluster_sync();
-    for (unsigned b = 0; b < blocks; ++b) add_sums(st.sums, cluster_peer(exchange, b, 1)->sums);
+    RowStats st{cluster_max(exchange, group_max<B>(held_max<V, R, B>(v, begin, end, lane))), kNoSums};
+    st.sums = cluster_sum(exchange, group_sum<B>(held_sums<V, R, B>(v, a, r, n, row.y, st.m, begin, end, lane)));
     RowGradient g{};
     if (row.ignored) {
       if (rank == 0 && lane == 0) a.row_loss[n] = 0.0f;
@@ -615,6 +628,133 @@ __global__ void __launch_bounds__(B, B == kBlock ? held_min_blocks(V, R) : 1) cl
   cluster_sync();  // no block may exit while another still reads its shared memory
 #else
   (void)a, (void)slice;
+#endif
+}
+
+// ---- longer rows: a block, or a cluster of blocks, per row, held in shared memory -----------------
+//
+// Rows longer than registers hold (beyond 262144 columns on sm_90; beyond 8192 without clusters, as
+// before sm_90): grid (K, rows) of blocks of kSharedRowsBlock threads, K = 1 or a cluster of K. Block
+// `rank` copies columns [rank slice, (rank + 1) slice) of the row into its dynamic shared memory, as
+// float32, taking the max as it reads; then, with the blocks' maxima exchanged as in cluster_rows_kernel
+// (K > 1), replaces each value with e^(z - m) while it adds up the sums; then, with the sums exchanged,
+// writes the gradient from there. One read of the logits and one write of the gradient per element for
+// rows of up to K times the shared memory a block may have, less 1 KB (227 KB on sm_90: 925696
+// columns in clusters of 16; 163 KB on sm_80: 41472 in one block). Each thread reads and writes only
+// the shared memory of its own columns — the same columns at every pass, and in every row — so no
+// barrier guards it.
+constexpr int kSharedRowsBlock = 512;
+constexpr int kSharedRowsBatch = 4;  // runs a thread loads before storing them: loads in flight
+
+// A run of V floats at p in shared memory (16-byte aligned when V is a multiple of 4: the slices and
+// each thread's offset in them are whole runs).
+template <int V>
+__device__ __forceinline__ void load_floats(const float* p, float (&v)[V]) {
+  if constexpr (V % 4 == 0) {
+    CBLOSS_UNROLL
+    for (int k = 0; k < V; k += 4) {
+      const float4 f = *reinterpret_cast<const float4*>(p + k);
+      v[k] = f.x, v[k + 1] = f.y, v[k + 2] = f.z, v[k + 3] = f.w;
+    }
+  } else {
+    CBLOSS_UNROLL
+    for (int k = 0; k < V; ++k) v[k] = p[k];
+  }
+}
+
+template <int V>
+__device__ __forceinline__ void store_floats(float* p, const float (&v)[V]) {
+  if constexpr (V % 4 == 0) {
+    CBLOSS_UNROLL
+    for (int k = 0; k < V; k += 4) *reinterpret_cast<float4*>(p + k) = float4{v[k], v[k + 1], v[k + 2], v[k + 3]};
+  } else {
+    CBLOSS_UNROLL
+    for (int k = 0; k < V; ++k) p[k] = v[k];
+  }
+}
+
+// This thread's columns of [begin, end) of row n (row0 = n C) into `held` (column c at c - begin);
+// returns their max.
+template <class T, int V>
+__device__ __forceinline__ float load_shared(float* held, const void* logits, int64_t row0, int begin, int end,
+                                             int lane) {
+  constexpr int kStep = V * kSharedRowsBlock;
+  float m = -INFINITY;
+  for (int c0 = begin + V * lane; c0 < end; c0 += kSharedRowsBatch * kStep) {
+    float v[kSharedRowsBatch][V];
+    CBLOSS_UNROLL
+    for (int j = 0; j < kSharedRowsBatch; ++j) {
+      if (c0 + j * kStep < end) {
+        load_n<T, V>(logits, row0 + c0 + j * kStep, v[j]);
+      } else {
+        CBLOSS_UNROLL
+        for (int k = 0; k < V; ++k) v[j][k] = 0.0f;  // never read; set so that no register is undefined
+      }
+    }
+    CBLOSS_UNROLL
+    for (int j = 0; j < kSharedRowsBatch; ++j) {
+      if (c0 + j * kStep >= end) continue;
+      store_floats<V>(held + (c0 + j * kStep - begin), v[j]);
+      CBLOSS_UNROLL
+      for (int k = 0; k < V; ++k) m = max_ignoring_nan(m, v[j][k]);
+    }
+  }
+  return m;
+}
+
+template <class T, int V>
+__global__ void __launch_bounds__(kSharedRowsBlock) shared_rows_kernel(KernelArgs a, int64_t slice) {
+  if (skip_launch(a)) return;  // (every block of the grid alike: no barrier is left waiting)
+  CBLOSS_DYNAMIC_SHARED(float, held);
+#if defined(CBLOSS_CLUSTERS)
+  CBLOSS_CLUSTER_SHARED(RowStats, exchange, 1);
+  const bool clustered = gridDim.x > 1;  // (a grid of one block a row is launched without clusters)
+  const unsigned rank = clustered ? cluster_rank() : 0;
+#else
+  const unsigned rank = 0;  // (launched with K = 1 only)
+#endif
+  constexpr int kStep = V * kSharedRowsBlock;
+  const int lane = static_cast<int>(threadIdx.x);
+  const RowShape r = row_shape(a);
+  const int64_t C = a.classes;
+  const int begin = static_cast<int>(rank * slice);
+  const int stop = static_cast<int>(begin + slice < C ? begin + slice : C);
+  for (int64_t n = blockIdx.y; n < a.rows; n += gridDim.y) {
+    const RowStart row = row_start(a, r, n);
+    const int end = row.ignored ? begin : stop;
+    RowStats st{group_max<kSharedRowsBlock>(load_shared<T, V>(held, a.logits, n * C, begin, end, lane)), kNoSums};
+#if defined(CBLOSS_CLUSTERS)
+    if (clustered) st.m = cluster_max(exchange, st.m);
+#endif
+    RowSums sums = kNoSums;
+    for (int c = begin + V * lane; c < end; c += kStep) {
+      float v[V];
+      load_floats<V>(held + (c - begin), v);
+      CBLOSS_UNROLL
+      for (int k = 0; k < V; ++k) v[k] = add_column(sums, a, r, n, row.y, c + k, v[k], st.m - v[k]);
+      store_floats<V>(held + (c - begin), v);
+    }
+    st.sums = group_sum<kSharedRowsBlock>(sums);
+#if defined(CBLOSS_CLUSTERS)
+    if (clustered) st.sums = cluster_sum(exchange, st.sums);
+#endif
+    if (row.ignored) {
+      if (rank == 0 && lane == 0) a.row_loss[n] = 0.0f;
+      if (a.grad) zero_columns<T, V>(a.grad, n * C, begin, stop, lane, kSharedRowsBlock);
+      continue;
+    }
+    const RowGradient g = finish_row(a, r, n, row.y, st, rank == 0 && lane == 0);
+    if (!a.grad) continue;
+    for (int c = begin + V * lane; c < stop; c += kStep) {
+      float e[V], out[V];
+      load_floats<V>(held + (c - begin), e);
+      CBLOSS_UNROLL
+      for (int k = 0; k < V; ++k) out[k] = column_gradient(a, r, g, n, row.y, c + k, e[k]);
+      store_n<T, V>(a.grad, n * C + c, out);
+    }
+  }
+#if defined(CBLOSS_CLUSTERS)
+  if (clustered) cluster_sync();  // no block may exit while another still reads its shared memory
 #endif
 }
 

@@ -29,6 +29,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "../core/backend.h"
@@ -151,10 +152,11 @@ struct Slot {
   PendingCopy pending;
 };
 
-// What launches learn of a device once and keep: whether a kernel runs in clusters of K blocks there,
-// and the dynamic shared memory a kernel was allowed beyond the default 48 KB.
+// What launches learn of a device once and keep: whether a kernel runs in clusters of K blocks with
+// so much dynamic shared memory a block there, and the dynamic shared memory a kernel was allowed
+// beyond the default 48 KB.
 struct LaunchAnswers {
-  std::map<std::pair<const void*, int64_t>, bool> cluster_fits;
+  std::map<std::tuple<const void*, int64_t, size_t>, bool> cluster_fits;
   std::map<const void*, size_t> shared_allowed;
 };
 
@@ -169,6 +171,7 @@ struct DeviceContext {
   DeviceArray scratch;
   bool clusters = false;  // thread block clusters: compute capability 9 or more (the emulator has them)
   int multiprocessors = 1;
+  size_t shared_per_block = 0;  // what a block may be given, dynamic and static
   LaunchAnswers answers;  // (under `mutex`, like everything a call touches)
 
   void initialize() {
@@ -180,6 +183,7 @@ struct DeviceContext {
     clusters = props.major >= 9;
 #endif
     multiprocessors = props.multiprocessors > 0 ? props.multiprocessors : 1;
+    shared_per_block = props.shared_per_block;
     for (Slot& s : slots) {
       check(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking), "stream creation");
       check(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming), "event creation");
@@ -319,20 +323,28 @@ size_t work_bytes(const Problem& p, int64_t rows) {
 }
 
 // What a compute launch needs besides its arguments: the stream, and the device's context — whether
-// cluster kernels may be tried (compute capability 9+, not turned off by CBLOSS_CUDA_CLUSTERS=0), its
-// multiprocessors, and the answers it keeps (the context's lock is held around every launch).
+// cluster kernels may be tried (compute capability 9+, not turned off by CBLOSS_CUDA_CLUSTERS=0), and
+// rows held in shared memory (not turned off by CBLOSS_CUDA_SHARED_ROWS=0), its multiprocessors and
+// shared memory, and the answers it keeps (the context's lock is held around every launch).
 struct DeviceLaunch {
   cudaStream_t stream;
   bool clusters;
+  bool shared_rows;
   int multiprocessors;
+  size_t shared_per_block;
   LaunchAnswers& answers;
 };
 
-// CBLOSS_CUDA_CLUSTERS=0 turns the cluster kernel off (the tests run the long rows both ways).
+// The two switches are for tests and measurements: they let every long-row kernel run on one GPU
+// (clusters, shared memory with and without clusters, the two-kernel slices).
+bool switched_off(const char* name) {
+  const char* env = std::getenv(name);
+  return env && std::string(env) == "0";
+}
+
 DeviceLaunch device_launch(DeviceContext& ctx, cudaStream_t stream) {
-  const char* env = std::getenv("CBLOSS_CUDA_CLUSTERS");
-  const bool clusters = ctx.clusters && !(env && std::string(env) == "0");
-  return {stream, clusters, ctx.multiprocessors, ctx.answers};
+  return {stream,        ctx.clusters && !switched_off("CBLOSS_CUDA_CLUSTERS"), !switched_off("CBLOSS_CUDA_SHARED_ROWS"),
+          ctx.multiprocessors, ctx.shared_per_block, ctx.answers};
 }
 
 // Blocks per multiprocessor of a launch whose blocks stage class weights (kernels.cuh): enough waves to
@@ -341,14 +353,15 @@ constexpr int64_t kStagingBlocksPerSM = 8;
 
 // Allows `kernel` `bytes` of dynamic shared memory on the device (beyond 48 KB it must be asked for).
 template <class Kernel>
-void allow_shared(Kernel* kernel, size_t bytes, LaunchAnswers& answers) {
+cudaError_t raise_shared_limit(Kernel* kernel, size_t bytes, LaunchAnswers& answers) {
   constexpr size_t kDefaultShared = 48 * 1024;
-  if (bytes <= kDefaultShared) return;
+  if (bytes <= kDefaultShared) return cudaSuccess;
   size_t& allowed = answers.shared_allowed[reinterpret_cast<const void*>(kernel)];
-  if (allowed >= bytes) return;
-  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
-        "shared memory for the class weights");
-  allowed = bytes;
+  if (allowed >= bytes) return cudaSuccess;
+  const cudaError_t err =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+  if (err == cudaSuccess) allowed = bytes;
+  return err;
 }
 
 // held_rows_kernel with the least R (a power of 2, from R up to kMaxR) that holds `runs` runs per lane.
@@ -363,7 +376,7 @@ void launch_held_rows(const KernelArgs& a, int64_t runs, const DeviceLaunch& d) 
   const size_t shared = cuda::staged_weight_bytes(a);
   if (shared > 0) {
     blocks = std::min(blocks, kStagingBlocksPerSM * d.multiprocessors);
-    allow_shared(kernel, shared, d.answers);
+    check(raise_shared_limit(kernel, shared, d.answers), "shared memory for the class weights");
   }
   CBLOSS_LAUNCH_SHARED(kernel, dim3(grid_size(blocks)), dim3(kBlock), shared, d.stream, a);
 }
@@ -379,19 +392,16 @@ bool launch_log() {
 }
 #endif
 
-// Rows too long for one block: a cluster of K blocks of B threads per row (cluster_rows_kernel) where
-// K <= kMaxClusterBlocks and the GPU runs clusters of K of that kernel; false when not. Whether it does
-// is asked once per device (the attribute and occupancy calls), then kept.
-template <class T, int V, int B>
-bool launch_cluster_rows_of(const KernelArgs& a, const DeviceLaunch& d) {
-  constexpr int kRuns = cuda::kMaxHeldValues<T, V> / V;
-  const int64_t K = ceil_div(a.classes, int64_t{kRuns} * V * B);
-  if (K > cuda::kMaxClusterBlocks) return false;
-  const int64_t slice = ceil_div(ceil_div(a.classes, K), V) * V;  // even slices, whole runs
+// Launches kernel(a, slice) on grid (K, rows) in clusters of K blocks of B threads with `shared` bytes
+// of dynamic shared memory each, where the GPU runs such clusters of that kernel; false where not.
+// Whether it does is asked once per device, kernel, K and shared memory (the attribute and occupancy
+// calls), then kept.
+template <class T, int V>
+bool launch_clusters(void (*kernel)(KernelArgs, int64_t), int64_t K, int B, size_t shared, const KernelArgs& a,
+                     int64_t slice, const DeviceLaunch& d) {
   const dim3 grid(static_cast<unsigned>(K), grid_size(a.rows));
-  auto* kernel = cuda::cluster_rows_kernel<T, V, kRuns, B>;
 #if defined(CBLOSS_CUDA_EMULATION)
-  CBLOSS_LAUNCH_CLUSTER(kernel, grid, dim3(B), static_cast<unsigned>(K), d.stream, a, slice);
+  CBLOSS_LAUNCH_CLUSTER(kernel, grid, dim3(B), static_cast<unsigned>(K), shared, d.stream, a, slice);
 #else
   cudaLaunchAttribute cluster;
   cluster.id = cudaLaunchAttributeClusterDimension;
@@ -401,11 +411,11 @@ bool launch_cluster_rows_of(const KernelArgs& a, const DeviceLaunch& d) {
   cudaLaunchConfig_t config = {};
   config.gridDim = grid;
   config.blockDim = dim3(B);
-  config.dynamicSmemBytes = 0;
+  config.dynamicSmemBytes = shared;
   config.stream = d.stream;
   config.attrs = &cluster;
   config.numAttrs = 1;
-  const auto key = std::make_pair(reinterpret_cast<const void*>(kernel), K);
+  const auto key = std::make_tuple(reinterpret_cast<const void*>(kernel), K, shared);
   auto known = d.answers.cluster_fits.find(key);
   if (known == d.answers.cluster_fits.end()) {
     bool fits = K <= 8 || cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess;
@@ -414,8 +424,10 @@ bool launch_cluster_rows_of(const KernelArgs& a, const DeviceLaunch& d) {
     cudaGetLastError();  // (not sticky) no clusters of K on this GPU or driver: the slices instead
     known = d.answers.cluster_fits.emplace(key, fits).first;
     if (launch_log()) {
-      std::fprintf(stderr, "cbloss CUDA: rows of %lld columns (%d-byte logits, runs of %d): clusters of %lld blocks of %d threads %s\n",
+      std::fprintf(stderr,
+                   "cbloss CUDA: rows of %lld columns (%d-byte logits, runs of %d): clusters of %lld blocks of %d threads%s %s\n",
                    static_cast<long long>(a.classes), static_cast<int>(sizeof(T)), V, static_cast<long long>(K), B,
+                   shared ? (" holding " + std::to_string(shared / 1024) + " KB of the row in shared memory").c_str() : "",
                    fits ? ("run, " + std::to_string(fitting) + " at once").c_str() : "do not run here");
     }
   }
@@ -425,16 +437,58 @@ bool launch_cluster_rows_of(const KernelArgs& a, const DeviceLaunch& d) {
   return true;
 }
 
+// Rows too long for one block: a cluster of K <= kMaxClusterBlocks blocks of B threads per row, held in
+// registers (cluster_rows_kernel); false where the row needs more blocks or the GPU does not run them.
+template <class T, int V, int B>
+bool launch_cluster_rows_of(const KernelArgs& a, const DeviceLaunch& d) {
+  constexpr int kRuns = cuda::kMaxHeldValues<T, V> / V;
+  const int64_t K = ceil_div(a.classes, int64_t{kRuns} * V * B);
+  if (K > cuda::kMaxClusterBlocks) return false;
+  const int64_t slice = ceil_div(ceil_div(a.classes, K), V) * V;  // even slices, whole runs
+  return launch_clusters<T, V>(cuda::cluster_rows_kernel<T, V, kRuns, B>, K, B, 0, a, slice, d);
+}
+
 // Blocks of 256 threads for float32 and 512 for 16-bit logits (8192 logits a block in runs of 4 or
 // more); rows longer than 16 of those, blocks twice as large, one an SM: up to 262144 columns — except
 // 16-bit runs of one column, which spill at 1024 threads' 64 registers (ptxas-check.sh). False when
-// none runs (then the two-kernel slices).
+// none runs.
 template <class T, int V>
 bool launch_cluster_rows(const KernelArgs& a, const DeviceLaunch& d) {
   constexpr int kThreads = sizeof(T) == 2 ? 2 * kBlock : kBlock;
   if (launch_cluster_rows_of<T, V, kThreads>(a, d)) return true;
   if constexpr (sizeof(T) == 4 || V > 1) return launch_cluster_rows_of<T, V, 2 * kThreads>(a, d);
   return false;
+}
+
+// Rows held in shared memory (shared_rows_kernel), K blocks a row: the least K of 1, 2, 4, 8, 16 (only 1
+// where clusters do not run) whose slices take at most half the shared memory a block may have — two
+// blocks an SM, so that one reads its row while the other reduces — else the least whose slices fit.
+// False when none fits or the GPU does not run those clusters.
+template <class T, int V>
+bool launch_shared_rows(const KernelArgs& a, const DeviceLaunch& d) {
+  constexpr size_t kStaticShared = 1024;  // the kernel's own: its reductions' scratch, `exchange`
+  if (d.shared_per_block <= kStaticShared) return false;
+  const size_t room = d.shared_per_block - kStaticShared;
+  const int64_t most = d.clusters ? cuda::kMaxClusterBlocks : 1;
+  const auto slice_for = [&](int64_t K) { return ceil_div(ceil_div(a.classes, K), V) * V; };  // whole runs
+  const auto bytes_for = [&](int64_t K) { return static_cast<size_t>(slice_for(K)) * sizeof(float); };
+  int64_t K = 0;
+  for (const size_t limit : {room / 2, room}) {
+    for (int64_t k = 1; k <= most && K == 0; k *= 2) {
+      if (bytes_for(k) <= limit) K = k;
+    }
+  }
+  if (K == 0) return false;
+  const int64_t slice = slice_for(K);
+  const size_t shared = bytes_for(K);
+  auto* kernel = cuda::shared_rows_kernel<T, V>;
+  if (raise_shared_limit(kernel, shared, d.answers) != cudaSuccess) {
+    cudaGetLastError();  // (not sticky) the device refuses so much: the slices instead
+    return false;
+  }
+  if (K > 1) return launch_clusters<T, V>(kernel, K, cuda::kSharedRowsBlock, shared, a, slice, d);
+  CBLOSS_LAUNCH_SHARED(kernel, dim3(1, grid_size(a.rows)), dim3(cuda::kSharedRowsBlock), shared, d.stream, a, slice);
+  return true;
 }
 
 // The loss (and gradient) kernels for a problem already on the device; `work` has work_bytes().
@@ -451,6 +505,7 @@ void launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d) {
     switch (G) {
       case 0: {
         if (d.clusters && launch_cluster_rows<T, V>(a, d)) break;
+        if (d.shared_rows && launch_shared_rows<T, V>(a, d)) break;
         const int64_t slices = slices_per_row(a.classes);
         const dim3 grid(static_cast<unsigned>(slices), grid_size(a.rows));
         auto* stats = reinterpret_cast<cuda::RowStats*>(work);

@@ -52,6 +52,7 @@ CudaStatus probe() {
     d.major = prop.major;
     d.minor = prop.minor;
     d.multiprocessors = prop.multiProcessorCount;
+    d.shared_per_block = prop.sharedMemPerBlockOptin;
     s.devices.push_back(d);
   }
   s.available = !s.devices.empty();

@@ -82,12 +82,27 @@ struct Case {
   bool labels;
 };
 
-// CBLOSS_CUDA_CLUSTERS=0 while it lives: rows longer than one block go to the two-kernel slices.
-struct WithoutClusters {
-  WithoutClusters() { setenv("CBLOSS_CUDA_CLUSTERS", "0", 1); }
-  ~WithoutClusters() { unsetenv("CBLOSS_CUDA_CLUSTERS"); }
-  WithoutClusters(const WithoutClusters&) = delete;
-  WithoutClusters& operator=(const WithoutClusters&) = delete;
+// The long-row kernels besides the default (registers in clusters up to 262144 columns, then shared
+// memory in clusters: sm_90), each chosen by turning kernels off while a LongRowKernel lives: without
+// clusters, one block a row holding it in shared memory where it fits (as before sm_90), else the
+// two-kernel slices; and the slices alone.
+struct LongRowKernel {
+  const char* how;
+  bool shared_rows;
+};
+constexpr LongRowKernel kLongRowKernels[] = {{"without clusters", true}, {"in slices", false}};
+
+struct WithLongRowKernel {
+  explicit WithLongRowKernel(const LongRowKernel& k) {
+    setenv("CBLOSS_CUDA_CLUSTERS", "0", 1);
+    if (!k.shared_rows) setenv("CBLOSS_CUDA_SHARED_ROWS", "0", 1);
+  }
+  ~WithLongRowKernel() {
+    unsetenv("CBLOSS_CUDA_CLUSTERS");
+    unsetenv("CBLOSS_CUDA_SHARED_ROWS");
+  }
+  WithLongRowKernel(const WithLongRowKernel&) = delete;
+  WithLongRowKernel& operator=(const WithLongRowKernel&) = delete;
 };
 
 std::shared_ptr<DeviceMemory> upload(const void* data, size_t bytes) {
@@ -137,11 +152,13 @@ void compare(const Case& c, int64_t N, int64_t C, Random& rng) {
   check(close(l_gpu, l_cpu) && grad_close(g_gpu, g_cpu), what + " host arrays: " + std::to_string(l_gpu) + " vs " + std::to_string(l_cpu));
   check(close(l_dev, l_cpu) && grad_close(g_dev, g_cpu), what + " device arrays: " + std::to_string(l_dev) + " vs " + std::to_string(l_cpu));
   if (c.labels && C > 4096) {
-    // Rows past one block: a cluster of blocks a row (sm_90) above; the two-kernel slices here.
-    const WithoutClusters slices;
-    const double l_slices = cbloss::run_cuda(d, 0);
-    dg->copy_to_host(g_dev.data(), M * sizeof(float));
-    check(close(l_slices, l_cpu) && grad_close(g_dev, g_cpu), what + " without clusters: " + std::to_string(l_slices) + " vs " + std::to_string(l_cpu));
+    for (const LongRowKernel& k : kLongRowKernels) {
+      const WithLongRowKernel chosen(k);
+      const double l_other = cbloss::run_cuda(d, 0);
+      dg->copy_to_host(g_dev.data(), M * sizeof(float));
+      check(close(l_other, l_cpu) && grad_close(g_dev, g_cpu),
+            what + " " + k.how + ": " + std::to_string(l_other) + " vs " + std::to_string(l_cpu));
+    }
   }
 }
 
@@ -163,7 +180,7 @@ double median_call_ms(const Problem& p, int reps) {
   return median_ms(samples);
 }
 
-void time_cross_entropy(int64_t N, int64_t C, int reps, const char* how = "") {
+void time_cross_entropy(int64_t N, int64_t C, int reps) {
   const size_t M = static_cast<size_t>(N * C);
   std::vector<float> block(std::min<size_t>(M, size_t{1} << 24));
   Random rng{7};
@@ -186,10 +203,18 @@ void time_cross_entropy(int64_t N, int64_t C, int reps, const char* how = "") {
   p.labels = static_cast<const int32_t*>(dy->data());
   p.grad_out = static_cast<float*>(dg->data());
   p.divisor = cbloss::Divisor::LabelWeight;
-  const double ms = median_call_ms(p, reps);
   const double bytes = static_cast<double>(M) * 8.0 + static_cast<double>(N) * 4.0;
-  std::printf("%10lldx%-7lld CE fp32 device-resident%s: %9.3f ms per call (syncs included), %7.1f GB/s of minimum bytes\n",
-              static_cast<long long>(N), static_cast<long long>(C), how, ms, bytes / ms / 1e6);
+  const auto report = [&](const char* how) {
+    const double ms = median_call_ms(p, reps);
+    std::printf("%10lldx%-7lld CE fp32 device-resident%s: %9.3f ms per call (syncs included), %7.1f GB/s of minimum bytes\n",
+                static_cast<long long>(N), static_cast<long long>(C), how, ms, bytes / ms / 1e6);
+  };
+  report("");
+  if (C <= 8192) return;
+  for (const LongRowKernel& k : kLongRowKernels) {
+    const WithLongRowKernel chosen(k);
+    report((std::string(", ") + k.how).c_str());
+  }
 }
 
 // Host arrays through the pipeline: ordinary (staged through pinned buffers by the CPU) and in pinned
@@ -251,8 +276,8 @@ int main() {
       {"sigmoid focal", LossKind::SigmoidFocal, 2.0, 0.0, false},
   };
   using Shapes = std::vector<std::array<int64_t, 2>>;
-  const Shapes shapes = quick ? Shapes{{64, 10}, {8, 1000}, {2, 40000}}
-                              : Shapes{{4096, 10}, {2048, 1000}, {16, 20000}, {4, 131072}, {4, 256000}};
+  const Shapes shapes = quick ? Shapes{{64, 10}, {8, 1000}, {2, 40000}, {2, 300000}}
+                              : Shapes{{4096, 10}, {2048, 1000}, {16, 20000}, {4, 131072}, {4, 256000}, {4, 262208}};
   Random rng{2026};
   for (const Case& c : cases) {
     for (const auto& s : shapes) {
@@ -262,16 +287,15 @@ int main() {
   }
   if (quick) {
     attempt("timing 512x128", [] { time_cross_entropy(512, 128, 2); });
-    const WithoutClusters slices;
-    attempt("timing 2x40000 without clusters", [] { time_cross_entropy(2, 40000, 2, ", without clusters"); });
+    attempt("timing 2x40000", [] { time_cross_entropy(2, 40000, 2); });
     attempt("timing host arrays 64x1000", [] { time_host_arrays(64, 1000, 2); });
   } else {
     attempt("timing host arrays 65536x1000", [] { time_host_arrays(65536, 1000, 5); });
     attempt("timing 1Mx128", [] { time_cross_entropy(int64_t{1} << 20, 128, 10); });
     attempt("timing 65536x1000", [] { time_cross_entropy(65536, 1000, 10); });
     attempt("timing 8192x131072", [] { time_cross_entropy(8192, 131072, 10); });
-    const WithoutClusters slices;
-    attempt("timing 8192x131072 without clusters", [] { time_cross_entropy(8192, 131072, 10, ", without clusters"); });
+    attempt("timing 16384x32000", [] { time_cross_entropy(16384, 32000, 10); });
+    attempt("timing 4096x262208", [] { time_cross_entropy(4096, 262208, 10); });
   }
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;

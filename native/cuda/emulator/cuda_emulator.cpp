@@ -95,12 +95,18 @@ bool reverse_schedule() {
   return reverse;
 }
 
+// Bytes past the block's dynamic shared memory, set to kGuardByte when it starts: one changed when it
+// ends is a write past the end (on a GPU, into another block's shared memory, or a fault).
+constexpr size_t kSharedGuard = 256;
+constexpr unsigned char kGuardByte = 0xa5;
+
 // Makes the block's threads, ready to start.
 void start_block(BlockRun& run) {
   const size_t n = run.count;
   if (run.fibers.size() < n) run.fibers.resize(n);
   run.exchange.assign(((n + 31) / 32) * 64, 0);
-  run.shared.assign(run.shared_bytes, 0xff);
+  run.shared.assign(run.shared_bytes + kSharedGuard, kGuardByte);
+  std::memset(run.shared.data(), 0xff, run.shared_bytes);
   for (size_t i = 0; i < n; ++i) {
     Fiber& f = run.fibers[i];
     if (!f.stack) f.stack.reset(new char[kFiberStack]);
@@ -163,9 +169,16 @@ void run_phase(BlockRun& run) {
   }
 }
 
+void check_shared_guard(const BlockRun& run) {
+  for (size_t i = run.shared_bytes; i < run.shared.size(); ++i) {
+    if (run.shared[i] != kGuardByte) emulator_fault("a write past the end of the block's dynamic shared memory");
+  }
+}
+
 void run_block(BlockRun& run) {
   start_block(run);
   run_phase(run);
+  check_shared_guard(run);
   for (size_t i = 0; i < run.count; ++i) {
     if (run.fibers[i].state != FiberState::Done) emulator_fault("a cluster barrier in a launch without clusters");
   }
@@ -335,10 +348,12 @@ void launch_shared(dim3 grid, dim3 block, size_t shared_bytes, const void* kerne
   run.body = nullptr;
 }
 
-void launch_cluster(dim3 grid, dim3 block, unsigned cluster, cudaStream_t, const std::function<void()>& body) {
+void launch_cluster(dim3 grid, dim3 block, unsigned cluster, size_t shared_bytes, const void* kernel, cudaStream_t,
+                    const std::function<void()>& body) {
   const size_t threads = block_threads(block);
   if (refuse_launch(threads > 0 && threads <= 1024 && cluster > 0 && cluster <= kMaxClusterBlocks &&
-                    grid.x % cluster == 0 && grid.y > 0 && grid.y <= 65535 && grid.z == 1)) {
+                    grid.x % cluster == 0 && grid.y > 0 && grid.y <= 65535 && grid.z == 1 &&
+                    shared_bytes <= shared_limit(kernel))) {
     return;
   }
   std::lock_guard<std::recursive_mutex> lock(launch_mutex());
@@ -354,7 +369,7 @@ void launch_cluster(dim3 grid, dim3 block, unsigned cluster, cudaStream_t, const
       const size_t b = first + r;
       const dim3 where(static_cast<unsigned>(b % grid.x), static_cast<unsigned>(b / grid.x), 0);
       run.body = &body, run.block = block, run.grid = grid, run.count = threads, run.cluster_rank = r;
-      run.shared_bytes = 0;
+      run.shared_bytes = shared_bytes;
       if (run.fibers.size() < threads) run.fibers.resize(threads);
       for (size_t i = 0; i < threads; ++i) run.fibers[i].where.block = where;
       start_block(run);
@@ -373,7 +388,10 @@ void launch_cluster(dim3 grid, dim3 block, unsigned cluster, cudaStream_t, const
           waiting += runs[r].fibers[i].state == FiberState::AtClusterSync;
         }
       }
-      if (done == cluster * threads) break;
+      if (done == cluster * threads) {
+        for (unsigned r = 0; r < cluster; ++r) check_shared_guard(runs[r]);
+        break;
+      }
       if (waiting != cluster * threads) {
         emulator_fault("a cluster barrier that not every thread of the cluster reaches");
       }
@@ -444,6 +462,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   std::snprintf(prop->name, sizeof prop->name, "cbloss CUDA emulator (CPU) #%d", device);
   prop->totalGlobalMem = cbloss_emu::heap().budget;
   prop->multiProcessorCount = 1;
+  prop->sharedMemPerBlockOptin = cbloss_emu::kMaxSharedBytes;
   return cudaSuccess;
 }
 

@@ -77,6 +77,7 @@ struct cudaDeviceProp {
   int major;
   int minor;
   int multiProcessorCount;
+  size_t sharedMemPerBlockOptin;
 };
 
 const char* cudaGetErrorName(cudaError_t err);
@@ -133,9 +134,11 @@ void launch_shared(dim3 grid, dim3 block, size_t shared_bytes, const void* kerne
 void* dynamic_shared();  // the running block's
 
 // Thread block clusters (sm_90): `cluster` consecutive blocks along x run together; the blocks of a
-// cluster take turns, each running until all its threads wait at the cluster barrier.
+// cluster take turns, each running until all its threads wait at the cluster barrier. Each block has
+// `shared_bytes` of dynamic shared memory, as launch_shared gives.
 constexpr unsigned kMaxClusterBlocks = 16;
-void launch_cluster(dim3 grid, dim3 block, unsigned cluster, cudaStream_t stream, const std::function<void()>& body);
+void launch_cluster(dim3 grid, dim3 block, unsigned cluster, size_t shared_bytes, const void* kernel,
+                    cudaStream_t stream, const std::function<void()>& body);
 unsigned cluster_rank();
 void sync_cluster();
 
