@@ -97,9 +97,10 @@ if (fs.existsSync(vectors)) {
 }
 
 // The long-row kernels besides the default (registers in clusters up to 262144 columns, then shared
-// memory in clusters: sm_90): without clusters, one block a row holding it in shared memory where it
-// fits (as before sm_90), else the two-kernel slices; and the slices alone.
+// memory in clusters: sm_90): shared memory in clusters; without clusters, one block a row holding it
+// in shared memory where it fits (as before sm_90), else the two-kernel slices; and the slices alone.
 const longRowKernels = [
+  ['in shared memory', { CBLOSS_CUDA_REGISTER_CLUSTERS: '0' }],
   ['without clusters', { CBLOSS_CUDA_CLUSTERS: '0' }],
   ['in slices', { CBLOSS_CUDA_CLUSTERS: '0', CBLOSS_CUDA_SHARED_ROWS: '0' }],
 ];

@@ -26,9 +26,11 @@ function withEnv<T>(env: Record<string, string>, fn: () => T): T {
 }
 
 // The long-row kernels a GPU of compute capability 9 chooses from, each forced in turn: the default
-// (registers in clusters up to 262144 columns, then shared memory in clusters), none of clusters (one
-// block a row holding it in shared memory, as before sm_90), and neither (two kernels over slices).
+// (registers in clusters up to 262144 columns, then shared memory in clusters), shared memory in
+// clusters, no clusters (one block a row holding it in shared memory, as before sm_90, then slices),
+// and two kernels over slices.
 const longRowKernels: Array<[string, Record<string, string>]> = [
+  ['in shared memory', { CBLOSS_CUDA_REGISTER_CLUSTERS: '0' }],
   ['without clusters', { CBLOSS_CUDA_CLUSTERS: '0' }],
   ['in slices', { CBLOSS_CUDA_CLUSTERS: '0', CBLOSS_CUDA_SHARED_ROWS: '0' }],
 ];

@@ -323,28 +323,36 @@ size_t work_bytes(const Problem& p, int64_t rows) {
 }
 
 // What a compute launch needs besides its arguments: the stream, and the device's context — whether
-// cluster kernels may be tried (compute capability 9+, not turned off by CBLOSS_CUDA_CLUSTERS=0), and
-// rows held in shared memory (not turned off by CBLOSS_CUDA_SHARED_ROWS=0), its multiprocessors and
-// shared memory, and the answers it keeps (the context's lock is held around every launch).
+// cluster kernels may be tried (compute capability 9+, not turned off by CBLOSS_CUDA_CLUSTERS=0), rows
+// held in registers by clusters (not turned off by CBLOSS_CUDA_REGISTER_CLUSTERS=0) and rows held in
+// shared memory (not turned off by CBLOSS_CUDA_SHARED_ROWS=0), its multiprocessors and shared memory,
+// and the answers it keeps (the context's lock is held around every launch).
 struct DeviceLaunch {
   cudaStream_t stream;
   bool clusters;
+  bool register_clusters;
   bool shared_rows;
   int multiprocessors;
   size_t shared_per_block;
   LaunchAnswers& answers;
 };
 
-// The two switches are for tests and measurements: they let every long-row kernel run on one GPU
-// (clusters, shared memory with and without clusters, the two-kernel slices).
+// The switches are for tests and measurements: they let every long-row kernel run on one GPU (registers
+// in clusters, shared memory in clusters and in one block, the two-kernel slices).
 bool switched_off(const char* name) {
   const char* env = std::getenv(name);
   return env && std::string(env) == "0";
 }
 
 DeviceLaunch device_launch(DeviceContext& ctx, cudaStream_t stream) {
-  return {stream,        ctx.clusters && !switched_off("CBLOSS_CUDA_CLUSTERS"), !switched_off("CBLOSS_CUDA_SHARED_ROWS"),
-          ctx.multiprocessors, ctx.shared_per_block, ctx.answers};
+  const bool clusters = ctx.clusters && !switched_off("CBLOSS_CUDA_CLUSTERS");
+  return {stream,
+          clusters,
+          clusters && !switched_off("CBLOSS_CUDA_REGISTER_CLUSTERS"),
+          !switched_off("CBLOSS_CUDA_SHARED_ROWS"),
+          ctx.multiprocessors,
+          ctx.shared_per_block,
+          ctx.answers};
 }
 
 // Blocks per multiprocessor of a launch whose blocks stage class weights (kernels.cuh): enough waves to
@@ -504,7 +512,7 @@ void launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d) {
     // more than kMaxRuns / 2 runs a thread, so R = kMaxRuns.
     switch (G) {
       case 0: {
-        if (d.clusters && launch_cluster_rows<T, V>(a, d)) break;
+        if (d.register_clusters && launch_cluster_rows<T, V>(a, d)) break;
         if (d.shared_rows && launch_shared_rows<T, V>(a, d)) break;
         const int64_t slices = slices_per_row(a.classes);
         const dim3 grid(static_cast<unsigned>(slices), grid_size(a.rows));

@@ -83,23 +83,26 @@ struct Case {
 };
 
 // The long-row kernels besides the default (registers in clusters up to 262144 columns, then shared
-// memory in clusters: sm_90), each chosen by turning kernels off while a LongRowKernel lives: without
-// clusters, one block a row holding it in shared memory where it fits (as before sm_90), else the
-// two-kernel slices; and the slices alone.
+// memory in clusters: sm_90), each chosen by the switches it sets to 0 while a WithLongRowKernel lives:
+// shared memory in clusters; without clusters, one block a row holding it in shared memory where it
+// fits (as before sm_90), else the two-kernel slices; and the slices alone.
 struct LongRowKernel {
   const char* how;
-  bool shared_rows;
+  std::vector<const char*> off;
 };
-constexpr LongRowKernel kLongRowKernels[] = {{"without clusters", true}, {"in slices", false}};
+const LongRowKernel kLongRowKernels[] = {
+    {"in shared memory", {"CBLOSS_CUDA_REGISTER_CLUSTERS"}},
+    {"without clusters", {"CBLOSS_CUDA_CLUSTERS"}},
+    {"in slices", {"CBLOSS_CUDA_CLUSTERS", "CBLOSS_CUDA_SHARED_ROWS"}},
+};
 
 struct WithLongRowKernel {
-  explicit WithLongRowKernel(const LongRowKernel& k) {
-    setenv("CBLOSS_CUDA_CLUSTERS", "0", 1);
-    if (!k.shared_rows) setenv("CBLOSS_CUDA_SHARED_ROWS", "0", 1);
+  const LongRowKernel& kernel;
+  explicit WithLongRowKernel(const LongRowKernel& k) : kernel(k) {
+    for (const char* name : k.off) setenv(name, "0", 1);
   }
   ~WithLongRowKernel() {
-    unsetenv("CBLOSS_CUDA_CLUSTERS");
-    unsetenv("CBLOSS_CUDA_SHARED_ROWS");
+    for (const char* name : kernel.off) unsetenv(name);
   }
   WithLongRowKernel(const WithLongRowKernel&) = delete;
   WithLongRowKernel& operator=(const WithLongRowKernel&) = delete;
