@@ -228,9 +228,10 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
     // their grids are capped so that each block takes many rows: class weights with label smoothing and
     // with probability targets, the class-balanced weights of probability targets (per column too), at
     // every group size, with more rows than the capped grid has blocks; 2 x 8000 weights need more than
-    // the 48 KB of shared memory a kernel gets without asking.
+    // the 48 KB of shared memory a kernel gets without asking. The long-row kernels read the same
+    // weights from global memory: the same cases at 9001 and 300000 columns, in every long-row kernel.
     it('class weights staged in shared memory: smoothing, probability targets, class-balanced rows', () => {
-      for (const [N, C] of [[700, 10], [90, 100], [40, 1000], [12, 3000], [10, 8000]] as Array<[number, number]>) {
+      for (const [N, C] of [[700, 10], [90, 100], [40, 1000], [12, 3000], [10, 8000], [3, 9001], [2, 300000]] as Array<[number, number]>) {
         const rand = rng(C + 5);
         const x = randomLogits(rand, N * C, 3);
         const y = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
@@ -257,6 +258,14 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
           assertLossClose(resident.loss as number, cpu.loss as number, `${name} ${N}x${C}: DeviceTensor loss`);
           assertGradClose(host.grad, cpu.grad, `${name} ${N}x${C}: host arrays grad`);
           assertGradClose(resident.grad.toHost() as Float32Array, cpu.grad, `${name} ${N}x${C}: DeviceTensor grad`);
+          if (C > 8192) {
+            for (const [how, env] of longRowKernels) {
+              const other = withEnv(env, () => build('cuda').forwardBackward(dx, target));
+              assertLossClose(other.loss as number, cpu.loss as number, `${name} ${N}x${C} ${how}: loss`);
+              assertGradClose(other.grad.toHost() as Float32Array, cpu.grad, `${name} ${N}x${C} ${how}: grad`);
+              other.grad.dispose();
+            }
+          }
           dx.dispose();
           resident.grad.dispose();
         }
