@@ -95,8 +95,6 @@ export interface NativeBinding {
   /** `run` on a libuv worker thread; the arrays are kept alive (not copied) until it settles. */
   runAsync(...args: NativeRunArguments): Promise<number>;
   backendInfo(): NativeBackendInfo;
-  /** Index of the first label outside [0, classes) and not ignoreIndex (null: none), or -1. */
-  firstInvalidLabel(labels: Int32Array, classes: number, ignoreIndex: number | null): number;
   /** dst = src (memcpy over the CPU threads): the memory roofline of the benchmarks. */
   copy(src: Float32Array, dst: Float32Array): void;
   /**

@@ -3,7 +3,6 @@
 // used as it is.
 import { DeviceTensor } from './device-tensor';
 import { invalidElement, invalidElementType, invalidLength, invalidType } from './errors';
-import { binding } from './native';
 import { isNumericArrayLike } from './options';
 
 /** A tf.js tensor, or anything shaped like one: `shape`, `dtype`, `dataSync()`. */
@@ -125,8 +124,9 @@ function elementNumber(values: IntegerArray | readonly unknown[], i: number): nu
 }
 
 /**
- * Class indices as an Int32Array, each in [0, classes) or equal to `ignoreIndex` (when given).
- * An Int32Array is validated and returned as it is.
+ * Class indices as an Int32Array, each in [0, classes) or equal to `ignoreIndex` (when given). An
+ * Int32Array (or DeviceTensor) is returned as it is, for the addon to check (on the host, or on the
+ * device) before anything is written; other arrays are checked and converted here.
  */
 export function toLabels(
   target: Target & { kind: 'integer' },
@@ -135,12 +135,9 @@ export function toLabels(
 ): Int32Array | DeviceTensor {
   const values = target.values;
   if (values instanceof DeviceTensor) return values; // checked on the device before anything is written
-  if (values instanceof Int32Array) {
-    // The common case: scanned natively (a vectorized loop), the message built here.
-    const bad = binding.firstInvalidLabel(values, classes, ignoreIndex ?? null);
-    if (bad >= 0) throw invalidElement('target', bad, values[bad], `out of range [0, ${classes})`);
-    return values;
-  }
+  // The common case, as it is: the addon scans it (a vectorized loop) before the call writes anything,
+  // and rejects a label out of range with this function's RangeError, message for message.
+  if (values instanceof Int32Array) return values;
   const n = values.length;
   const labels = new Int32Array(n);
   for (let i = 0; i < n; i++) {

@@ -341,14 +341,9 @@ function readOut(value: unknown, none: boolean, wantGrad: boolean, plan: LossPla
   return result;
 }
 
-function byteRange(view: ArrayBufferView): [ArrayBufferLike, number, number] {
-  return [view.buffer, view.byteOffset, view.byteOffset + view.byteLength];
-}
-
 function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
-  const [bufA, startA, endA] = byteRange(a);
-  const [bufB, startB, endB] = byteRange(b);
-  return bufA === bufB && startA < endB && startB < endA && a.byteLength > 0 && b.byteLength > 0;
+  if (a.buffer !== b.buffer || a.byteLength === 0 || b.byteLength === 0) return false;
+  return a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
 }
 
 function sameView(a: ArrayBufferView, b: ArrayBufferView): boolean {
@@ -358,6 +353,7 @@ function sameView(a: ArrayBufferView, b: ArrayBufferView): boolean {
 // out.grad may be the input itself (in place); any other sharing of memory between the caller's
 // arrays and the output buffers would let an output overwrite an input mid-pass: RangeError.
 function checkOverlaps(call: PreparedCall, out: OutBuffers, gradOutput: unknown): void {
+  if (!out.grad && !out.loss) return; // (the outputs are then new arrays)
   const inputs: Array<[string, ArrayBufferView]> = [];
   if (call.logits.source) inputs.push(['input', call.logits.source]);
   if (call.target.source) inputs.push(['target', call.target.source]);

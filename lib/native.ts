@@ -55,13 +55,11 @@ function loadBinding(): NativeBinding {
 
 export const binding: NativeBinding = loadBinding();
 
-function runArguments(
-  plan: LossPlan,
-  gradOutput: number | DataArray,
-  lossOut: DataArray | null,
-  gradOut: DataArray | null,
-): NativeRunArguments {
-  const config = new Float64Array(CONFIG_SIZE);
+// One config array serves every call: the addon reads it before run or runAsync returns (a call's
+// arguments are parsed on the calling thread), so reusing it saves an allocation per call.
+const config = new Float64Array(CONFIG_SIZE);
+
+function fillConfig(plan: LossPlan, gradOutput: number | DataArray): Float64Array {
   config[0] = plan.kind;
   config[1] = plan.rows;
   config[2] = plan.classes;
@@ -74,8 +72,19 @@ function runArguments(
   config[9] = typeof gradOutput === 'number' ? gradOutput : 1;
   config[10] = plan.device; // -1: the CPU; N: CUDA device N
   config[11] = logitType(plan.logits);
-  return [
-    config,
+  return config;
+}
+
+// Calls run or runAsync with a plan's arguments (spelled out: spreading an array of them cost more).
+function callBinding<T>(
+  fn: (...args: NativeRunArguments) => T,
+  plan: LossPlan,
+  gradOutput: number | DataArray,
+  lossOut: DataArray | null,
+  gradOut: DataArray | null,
+): T {
+  return fn(
+    fillConfig(plan, gradOutput),
     nativeArray<Float32Array>(plan.logits),
     nativeArray<Int32Array>(plan.labels),
     nativeArray<Float32Array>(plan.targets),
@@ -86,7 +95,7 @@ function runArguments(
     typeof gradOutput === 'number' ? null : nativeArray<Float32Array>(gradOutput),
     nativeArray<Float32Array>(lossOut),
     nativeArray<Float32Array>(gradOut),
-  ];
+  );
 }
 
 /** Runs a plan on its device; writes `gradOut`/`lossOut` when given. */
@@ -96,7 +105,7 @@ export function runPlan(
   lossOut: DataArray | null,
   gradOut: DataArray | null,
 ): number {
-  return binding.run(...runArguments(plan, gradOutput, lossOut, gradOut));
+  return callBinding(binding.run, plan, gradOutput, lossOut, gradOut);
 }
 
 /** runPlan on a worker thread (the arrays must not be changed until the promise settles). */
@@ -106,5 +115,5 @@ export function runPlanAsync(
   lossOut: DataArray | null,
   gradOut: DataArray | null,
 ): Promise<number> {
-  return binding.runAsync(...runArguments(plan, gradOutput, lossOut, gradOut));
+  return callBinding(binding.runAsync, plan, gradOutput, lossOut, gradOut);
 }

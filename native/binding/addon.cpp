@@ -217,19 +217,34 @@ Napi::Value DeviceBuffer::Borrow(const Napi::CallbackInfo& info) {
   throw Napi::TypeError::New(env, "cbloss native: " + message);
 }
 
+// null or undefined (one napi_typeof).
+bool absent(const Napi::Value& v) {
+  const napi_valuetype type = v.Type();
+  return type == napi_null || type == napi_undefined;
+}
+
+// The data of a typed array argument of type Kind and `expected_length` elements, or null for an
+// optional one given as null or undefined. Two N-API calls (node-addon-api's TypedArrayOf asks for
+// the array's description several times: at 11 arguments a call, that was a fifth of a small call).
 template <class T, napi_typedarray_type Kind>
 T* typed_data(Napi::Env env, const Napi::Value& v, const char* name, size_t expected_length,
               bool optional) {
-  if (optional && (v.IsNull() || v.IsUndefined())) return nullptr;
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != Kind) {
+  bool is_typed_array = false;
+  napi_typedarray_type type = napi_int8_array;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_is_typedarray(env, v, &is_typed_array) != napi_ok || !is_typed_array) {
+    if (optional && absent(v)) return nullptr;
     fail(env, std::string(name) + " has the wrong array type");
   }
-  auto arr = v.As<Napi::TypedArrayOf<T>>();
-  if (arr.ElementLength() != expected_length) {
-    fail(env, std::string(name) + " has length " + std::to_string(arr.ElementLength()) +
-                  ", expected " + std::to_string(expected_length));
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr) != napi_ok || type != Kind) {
+    fail(env, std::string(name) + " has the wrong array type");
   }
-  return arr.Data();
+  if (length != expected_length) {
+    fail(env, std::string(name) + " has length " + std::to_string(length) + ", expected " +
+                  std::to_string(expected_length));
+  }
+  return static_cast<T*>(data);
 }
 
 int64_t whole_number(Napi::Env env, double v, const char* name, double lo, double hi) {
@@ -254,7 +269,7 @@ bool IsDeviceBuffer(Napi::Env env, const Napi::Value& v) {
 
 // A device buffer argument holding at least `bytes` on `device` (or null when optional).
 void* device_data(Napi::Env env, Call& call, const Napi::Value& v, const char* name, size_t bytes, bool optional) {
-  if (optional && (v.IsNull() || v.IsUndefined())) return nullptr;
+  if (optional && absent(v)) return nullptr;
   if (!IsDeviceBuffer(env, v)) fail(env, std::string(name) + " must be a DeviceBuffer when the logits are one");
   const auto& memory = DeviceBuffer::Unwrap(v.As<Napi::Object>())->Memory(env, name);
   if (memory->device() != call.device) fail(env, std::string(name) + " is on another device");
@@ -298,6 +313,12 @@ double RunCall(const Call& call) {
   return call.device < 0 ? cbloss::run_cpu(call.problem) : cbloss::run_cuda(call.problem, call.device);
 }
 
+// The message of a label out of range, in lib/'s format (lib/ leaves Int32Array labels to this check).
+std::string InvalidLabelMessage(int64_t index, int32_t value, int64_t classes) {
+  return "target[" + std::to_string(index) + "] = " + std::to_string(value) + " is out of range [0, " +
+         std::to_string(classes) + ")";
+}
+
 Call ParseCall(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < kRunArgs) fail(env, "run expects 11 arguments");
@@ -318,7 +339,7 @@ Call ParseCall(const Napi::CallbackInfo& info) {
   Call call;
   call.device = static_cast<int>(whole_number(env, cfg[kDevice], "device", -1, 1024));
   p.logit_type = static_cast<cbloss::LogitType>(whole_number(env, cfg[kLogitType], "logitType", 0, 2));
-  p.device_memory = IsDeviceBuffer(env, info[1]);
+  p.device_memory = !info[1].IsTypedArray() && IsDeviceBuffer(env, info[1]);
   if (p.device_memory && call.device < 0) fail(env, "device buffers need a CUDA device");
   if (!p.device_memory && p.logit_type != cbloss::LogitType::Float32) fail(env, "16-bit logits must be device buffers");
 
@@ -354,7 +375,7 @@ Call ParseCall(const Napi::CallbackInfo& info) {
       typed_data<double, napi_float64_array>(env, info[7], "balanceWeight", binary ? 2 : c, true);
 
   // (An empty typed array may have a null data pointer: presence is read from the JS values.)
-  const auto given = [](const Napi::Value& v) { return !v.IsNull() && !v.IsUndefined(); };
+  const auto given = [](const Napi::Value& v) { return !absent(v); };
   const bool has_labels = given(info[2]);
   if (has_labels == given(info[3])) fail(env, "exactly one of labels and targets");
   if (binary && (has_labels || c != 1)) fail(env, "the binary focal loss takes element targets");
@@ -368,19 +389,10 @@ Call ParseCall(const Napi::CallbackInfo& info) {
   if (p.labels && !p.device_memory) {  // device labels are checked on the device (run_cuda)
     const bool ce = p.loss == cbloss::LossKind::CrossEntropy;
     const int64_t bad = cbloss::first_invalid_label(p.labels, p.rows, p.classes, ce, p.ignore_index);
-    if (bad >= 0) {
-      throw Napi::RangeError::New(env, "cbloss native: label " + std::to_string(p.labels[bad]) + " at row " +
-                                           std::to_string(bad) + " is out of range");
-    }
+    if (bad >= 0) throw Napi::RangeError::New(env, InvalidLabelMessage(bad, p.labels[bad], p.classes));
   }
   call.problem = p;
   return call;
-}
-
-// The message of a label that the device check rejected, in lib/'s format.
-std::string InvalidLabelMessage(const cbloss::InvalidLabel& e, int64_t classes) {
-  return "target[" + std::to_string(e.index) + "] = " + std::to_string(e.value) + " is out of range [0, " +
-         std::to_string(classes) + ")";
 }
 
 // run(...) -> reduced loss (the sum of the elements for reduction 'none'), on the calling thread
@@ -389,7 +401,7 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
   try {
     return Napi::Number::New(info.Env(), RunCall(call));
   } catch (const cbloss::InvalidLabel& e) {
-    throw Napi::RangeError::New(info.Env(), InvalidLabelMessage(e, call.problem.classes));
+    throw Napi::RangeError::New(info.Env(), InvalidLabelMessage(e.index, e.value, call.problem.classes));
   } catch (const std::exception& e) {
     throw Napi::Error::New(info.Env(), std::string("cbloss: ") + e.what());
   }
@@ -414,7 +426,7 @@ class RunWorker : public Napi::AsyncWorker {
     try {
       result_ = RunCall(call_);
     } catch (const cbloss::InvalidLabel& e) {
-      range_error_ = InvalidLabelMessage(e, call_.problem.classes);
+      range_error_ = InvalidLabelMessage(e.index, e.value, call_.problem.classes);
     } catch (const std::exception& e) {
       SetError(std::string("cbloss: ") + e.what());
     }
@@ -520,23 +532,6 @@ Napi::Value Copy(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// firstInvalidLabel(labels, classes, ignoreIndex | null) -> index of the first label outside
-// [0, classes) (and not ignoreIndex), or -1: the fast scan behind lib/'s label validation.
-Napi::Value FirstInvalidLabel(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() != 3 || !info[1].IsNumber()) fail(env, "firstInvalidLabel expects (labels, classes, ignoreIndex)");
-  const size_t n = info[0].IsTypedArray() ? info[0].As<Napi::TypedArray>().ElementLength() : 0;
-  const int32_t* labels = typed_data<int32_t, napi_int32_array>(env, info[0], "labels", n, false);
-  const int64_t classes = whole_number(env, info[1].As<Napi::Number>().DoubleValue(), "classes", 0, 2147483648.0);
-  const bool has_ignore = info[2].IsNumber();
-  const int32_t ignore = has_ignore ? static_cast<int32_t>(whole_number(
-                                          env, info[2].As<Napi::Number>().DoubleValue(), "ignoreIndex",
-                                          -2147483648.0, 2147483647.0))
-                                    : 0;
-  return Napi::Number::New(
-      env, static_cast<double>(cbloss::first_invalid_label(labels, static_cast<int64_t>(n), classes, has_ignore, ignore)));
-}
-
 // allocatePinned(bytes) -> an ArrayBuffer in page-locked host memory (cbloss::allocate_pinned), freed
 // by its finalizer once V8 collects it (an array in flight holds the buffer alive), and reported to V8 as
 // external memory like device buffers. An Error when CUDA is not usable or the memory cannot be had.
@@ -570,7 +565,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function device_buffer = DeviceBuffer::Define(env);
   env.SetInstanceData(new Napi::FunctionReference(Napi::Persistent(device_buffer)));
   exports.Set("DeviceBuffer", device_buffer);
-  exports.Set("firstInvalidLabel", Napi::Function::New(env, FirstInvalidLabel, "firstInvalidLabel"));
   exports.Set("copy", Napi::Function::New(env, Copy, "copy"));
   exports.Set("allocatePinned", Napi::Function::New(env, AllocatePinned, "allocatePinned"));
   exports.Set("isPinned", Napi::Function::New(env, IsPinned, "isPinned"));
