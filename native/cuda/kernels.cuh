@@ -596,6 +596,16 @@ __device__ __forceinline__ RowSums cluster_sum(RowStats* exchange, const RowSums
 }
 #endif
 
+// The columns [begin, stop) of a row that block `rank` of its cluster holds (slices of `slice` columns).
+struct SliceColumns {
+  int begin;
+  int stop;
+};
+__device__ __forceinline__ SliceColumns slice_columns(unsigned rank, int64_t slice, int64_t C) {
+  const int64_t begin = rank * slice;
+  return {static_cast<int>(begin), static_cast<int>(begin + slice < C ? begin + slice : C)};
+}
+
 // Blocks of 256 take held_min_blocks' budget; larger blocks, one an SM: 65536 / B registers a thread
 // (128 for 512, 64 for 1024).
 template <class T, int V, int R, int B>
@@ -608,8 +618,7 @@ __global__ void __launch_bounds__(B, B == kBlock ? held_min_blocks(V, R) : 1) cl
   const int lane = static_cast<int>(threadIdx.x);
   const RowShape r = row_shape(a);
   const int64_t C = a.classes;
-  const int begin = static_cast<int>(rank * slice);
-  const int stop = static_cast<int>(begin + slice < C ? begin + slice : C);
+  const auto [begin, stop] = slice_columns(rank, slice, C);
   for (int64_t n = blockIdx.y; n < a.rows; n += gridDim.y) {
     const RowStart row = row_start(a, r, n);
     const int end = row.ignored ? begin : stop;
@@ -717,8 +726,7 @@ __global__ void __launch_bounds__(kSharedRowsBlock) shared_rows_kernel(KernelArg
   const int lane = static_cast<int>(threadIdx.x);
   const RowShape r = row_shape(a);
   const int64_t C = a.classes;
-  const int begin = static_cast<int>(rank * slice);
-  const int stop = static_cast<int>(begin + slice < C ? begin + slice : C);
+  const auto [begin, stop] = slice_columns(rank, slice, C);
   for (int64_t n = blockIdx.y; n < a.rows; n += gridDim.y) {
     const RowStart row = row_start(a, r, n);
     const int end = row.ignored ? begin : stop;
