@@ -111,8 +111,15 @@ export function deviceCall(
         release(false);
         return finish(value);
       },
-      runAsync: () =>
-        runPlanAsync(plan, upstream, lossOut, gradOut).then(
+      runAsync: () => {
+        let pending: Promise<number>;
+        try {
+          pending = runPlanAsync(plan, upstream, lossOut, gradOut); // (its argument checks throw here)
+        } catch (err) {
+          release(true);
+          throw err;
+        }
+        return pending.then(
           (value) => {
             release(false);
             return finish(value);
@@ -121,7 +128,8 @@ export function deviceCall(
             release(true);
             throw err;
           },
-        ),
+        );
+      },
     };
   } catch (err) {
     for (const t of [...temporaries, ...created]) t.dispose();
