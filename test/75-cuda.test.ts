@@ -95,8 +95,9 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
 
   describe('every row kernel and the chunked pipeline, against the CPU', () => {
     // Every row kernel, by how many threads hold a row (runs of 4 columns where C % 4 == 0, else of 1;
-    // a thread holds at most 32 float32 logits in runs of 4, 16 in runs of 1): 4 lanes (C = 10, 12),
-    // a warp (100, 1000), 2 warps (999, 2000), 4 warps (3000), the block (6000, 4001), a cluster of
+    // a thread holds at most 32 float32 logits in runs of 4, 16 in runs of 1, 16 in groups of 8 or 16
+    // lanes): 4 lanes (C = 10, 12), 8 lanes (100, 101), 16 lanes (200, 201), a warp (1000, 300),
+    // 2 warps (999, 2000), 4 warps (3000), the block (6000, 4001), a cluster of
     // blocks (8191: 2, 9001: 3, 40000: 5), of blocks twice as large for rows beyond 16 blocks (140000 in
     // runs of 4: 9 blocks of 512; 70001 in runs of 1: 9 blocks of 512), rows beyond what registers hold
     // in shared memory (300000: a cluster of 16) — and the long rows again with every other long-row
@@ -106,6 +107,10 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       [64, 10],
       [16, 12],
       [40, 100],
+      [40, 101],
+      [24, 200],
+      [24, 201],
+      [12, 300],
       [12, 1000],
       [6, 999],
       [4, 2000],
@@ -192,9 +197,11 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
     });
 
     // The edges of every kernel's capacity, where an off-by-one in a run count or a slice bound lives:
-    // 4 lanes full (16 in runs of 4, 13 in runs of 1) and the first warp row (17); a warp's rows one run
-    // past 1, 2 and 4 runs a lane (33 in runs of 1; 132, 260, 516 in runs of 4: the next R up); a warp
-    // full (1024) and just past it (1028: 2 warps); the block full in runs of 1 (4095 of 4096) and just past it
+    // 4 lanes full (16 in runs of 4, 13 in runs of 1) and the first 8-lane row (17); 8 lanes one run past
+    // 1, 2 and 4 runs a lane (33 in runs of 1 — 5 runs, R = 8 —; 36, 68 in runs of 4), full (128 in runs of
+    // 4, 127 in runs of 1) and just past (132, 129: 16 lanes); 16 lanes full (256, 255) and just past
+    // (260, 257: a warp); a warp's rows one run past 4 runs a lane (516 in runs of 4: the next R up); a
+    // warp full (1024) and just past it (1028: 2 warps); the block full in runs of 1 (4095 of 4096) and just past it
     // (4097: a cluster of 2 blocks of 4096); the block full in runs of 4 (8192) and just past it (8196:
     // a cluster of 2); registers in clusters full (262144) and just past them (262148 in runs of 4,
     // 262145 in runs of 1: shared memory in a cluster of 16); shared memory a block full (the emulator's
@@ -202,7 +209,7 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
     // with) and just past it (57857 without clusters, 925697 with: slices) — with and without clusters,
     // weighted and smoothed (staged weights).
     it('the edges of every row kernel: full groups and one run past them', () => {
-      const edges = [[5, 16], [5, 13], [5, 17], [4, 33], [4, 132], [4, 260], [4, 516], [3, 1024], [3, 1028], [2, 4095], [2, 4097], [2, 8192], [2, 8196]];
+      const edges = [[5, 16], [5, 13], [5, 17], [4, 33], [4, 36], [4, 68], [6, 128], [6, 127], [4, 132], [4, 129], [4, 256], [4, 255], [4, 260], [4, 257], [4, 516], [3, 1024], [3, 1028], [2, 4095], [2, 4097], [2, 8192], [2, 8196]];
       const longEdges = [[2, 262144], [2, 262148], [2, 262145], [2, 57856], [2, 57857], [1, 925696], [1, 925697]];
       for (const [N, C] of [...edges, ...longEdges] as Array<[number, number]>) {
         const rand = rng(C * 7);

@@ -5,9 +5,10 @@
 // of math::softmax_row_terms, every gradient is  k * (coef * e^(z_c - m) / S - q_c)  (q_c: `hit` at
 // the label plus the per-class smoothing / probability-target term), k the upstream gradient times
 // the class-balanced row weight over the divisor. A row goes to
-//   * a group of G threads — 4 lanes (C <= 16), a warp, or 2, 4 or 8 warps (the whole block), the
-//     smallest that holds the row in registers, R runs of V columns per thread (held_rows_kernel,
-//     C <= kMaxHeldValues G): one read of the logits and one write of the gradient per element;
+//   * a group of G threads — 4, 8 or 16 lanes (C <= 16, 128, 256), a warp, or 2, 4 or 8 warps (the
+//     whole block), the smallest that holds the row in registers, R runs of V columns per thread
+//     (held_rows_kernel, C <= kMaxHeldValues G): one read of the logits and one write of the gradient
+//     per element;
 //   * beyond that, on sm_90, a cluster of up to kMaxClusterBlocks blocks per row, each holding a slice
 //     in registers, the blocks' max and sums exchanged through distributed shared memory
 //     (cluster_rows_kernel): again one read and one write per element;
@@ -446,7 +447,7 @@ __device__ __forceinline__ RowStart row_start(const KernelArgs& a, const RowShap
 
 // ---- rows held in registers: C <= R V G <= kMaxHeldValues<T, V> G ----------------------------------
 //
-// Lane `lane` of a row's group of G threads (4 lanes, or 1, 2, 4 or 8 warps) holds R runs of V
+// Lane `lane` of a row's group of G threads (4, 8 or 16 lanes, or 1, 2, 4 or 8 warps) holds R runs of V
 // columns, run j at column V * (lane + j G), in registers: it reads them once, takes the max, replaces
 // each logit with e^(z - m) while it adds up the sums, and writes the gradient from there. One read of
 // the logits and one write of the gradient per element, whatever the caches do, and one exponential.

@@ -298,11 +298,18 @@ unsigned grid_size(int64_t blocks) { return static_cast<unsigned>(blocks < cuda:
 
 int64_t slices_per_row(int64_t classes) { return ceil_div(classes, cuda::kSliceColumns); }
 
-// The threads that share a softmax row (held_rows_kernel): 4 lanes for C <= 16, else the smallest of
-// 1, 2, 4 or 8 warps whose threads hold the row with at most `held` logits each; 0 when even the
-// block cannot (then several blocks per row, two kernels).
+// The threads that share a softmax row (held_rows_kernel): 4 lanes for C <= 16; 8 or 16 lanes holding
+// up to kSmallGroupValues logits each (C <= 128, 256) — a row reduced in 3 or 4 shuffle steps instead
+// of 5, its row terms computed once for 4 or 2 rows of a warp instead of for one, loads of 4 runs in
+// flight a lane instead of 1 (a warp a row at C = 128 spent more instructions on its reductions and row
+// terms than on its 4 logits a lane); else the smallest of 1, 2, 4 or 8 warps whose threads hold the
+// row with at most `held` logits each; 0 when even the block cannot (then longer-row kernels).
+constexpr int kSmallGroupValues = 16;
 int row_group(int64_t classes, int held) {
   if (classes <= 16) return 4;
+  for (int G = 8; G <= 16; G *= 2) {
+    if (classes <= int64_t{kSmallGroupValues} * G) return G;
+  }
   for (int G = 32; G <= kBlock; G *= 2) {
     if (classes <= int64_t{held} * G) return G;
   }
@@ -508,8 +515,10 @@ void launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d) {
     constexpr int kMaxRuns = cuda::kMaxHeldValues<T, V> / V;
     const int G = row_group(a.classes, cuda::kMaxHeldValues<T, V>);
     const int64_t runs = G ? ceil_div(a.classes, int64_t{V} * G) : 0;
-    // A group of more than one warp is used only when the one of half its size cannot hold the row:
-    // more than kMaxRuns / 2 runs a thread, so R = kMaxRuns.
+    // A group is used only when the one of half its size cannot hold the row, which bounds R from below
+    // (only R from there up is compiled; a smaller R would still be correct, a larger one too): 8 lanes
+    // take C > 16 (R >= 4 in runs of 1); 16 lanes and a warp C > 128 and 256, more than half of 16
+    // logits a lane (R = 16 / V, and up for a warp); more warps more than half of kMaxHeldValues (R = kMaxRuns).
     switch (G) {
       case 0: {
         if (d.register_clusters && launch_cluster_rows<T, V>(a, d)) break;
@@ -524,7 +533,9 @@ void launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d) {
         break;
       }
       case 4: launch_held_rows<T, 4, V, 1, V == 1 ? 4 : 1>(a, runs, d); break;  // C <= 16
-      case 32: launch_held_rows<T, 32, V, 1, kMaxRuns>(a, runs, d); break;
+      case 8: launch_held_rows<T, 8, V, V == 1 ? 4 : 1, kSmallGroupValues / V>(a, runs, d); break;
+      case 16: launch_held_rows<T, 16, V, kSmallGroupValues / V, kSmallGroupValues / V>(a, runs, d); break;
+      case 32: launch_held_rows<T, 32, V, kSmallGroupValues / V, kMaxRuns>(a, runs, d); break;
       case 64: launch_held_rows<T, 64, V, kMaxRuns, kMaxRuns>(a, runs, d); break;
       case 128: launch_held_rows<T, 128, V, kMaxRuns, kMaxRuns>(a, runs, d); break;
       default: launch_held_rows<T, kBlock, V, kMaxRuns, kMaxRuns>(a, runs, d); break;
