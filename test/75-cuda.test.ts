@@ -15,7 +15,7 @@ import type { LossSpec } from './reference';
 const cuda = cbloss.backendInfo().cuda;
 const where = cuda.emulated ? 'the CPU emulator of CUDA' : 'a GPU';
 
-// fn() with the environment variable `name` set to `value` (read by the addon at each call), then unset.
+// fn() with the environment variables of `env` set (read by the addon at each call), then unset.
 function withEnv<T>(env: Record<string, string>, fn: () => T): T {
   Object.assign(process.env, env);
   try {
