@@ -279,6 +279,38 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       }
     });
 
+    // The element kernel's grid has a block of 256 threads per 1024 elements (at most 4096), each thread
+    // taking a step of V elements at a time, so that in runs of 1 (an odd number of elements: 61 x 35)
+    // every thread takes 4 steps, counting its rows and columns from step to step (a stride of 768
+    // elements: 21 rows and 33 columns, so that most threads carry a row); per-column weights, class
+    // indices (one-hot by row and column) and class-balanced row weights (by row) each read a wrong row
+    // or column if the count slips.
+    it('element losses over several grid-stride steps: per-column, per-row and one-hot targets', () => {
+      const [N, C] = [61, 35];
+      const rand = rng(11);
+      const x = randomLogits(rand, N * C, 3);
+      const t = Float32Array.from({ length: N * C }, () => (rand() < 0.2 ? 1 : 0));
+      const y = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
+      const weight = Array.from({ length: C }, () => 0.5 + rand());
+      const posWeight = Array.from({ length: C }, () => 1 + 2 * rand());
+      const samplesPerCls = Array.from({ length: C }, () => 1 + Math.floor(rand() * 50));
+      const cases: Array<[string, LossSpec, Int32Array | Float32Array]> = [
+        ['BCE, weight and posWeight', { loss: 'BCEWithLogitsLoss', options: { weight, posWeight } }, t],
+        ['sigmoid focal, class indices', { loss: 'SigmoidFocalLoss', options: { numClasses: C, reduction: 'sum' } }, y],
+        ['CB BCE, class indices', { loss: 'ClassBalancedLoss', options: { numClasses: C, beta: 0.99, samplesPerCls, lossFunc: { loss: 'BCEWithLogitsLoss', options: { reduction: 'none' } } } }, y],
+      ];
+      const dx = DeviceTensor.from(x);
+      for (const [name, spec, target] of cases) {
+        const build = (device: string) => buildLoss({ loss: spec.loss, options: { ...spec.options, device } });
+        const cpu = build('cpu').forwardBackward(x, target);
+        const gpu = build('cuda').forwardBackward(dx, target);
+        assertLossClose(gpu.loss as number, cpu.loss as number, `${name} ${N}x${C}: loss`);
+        assertGradClose(gpu.grad.toHost() as Float32Array, cpu.grad, `${name} ${N}x${C}: grad`);
+        gpu.grad.dispose();
+      }
+      dx.dispose();
+    });
+
     it("'none' losses and per-element gradOutput across chunks", () => {
       const rand = rng(77);
       const N = 50;

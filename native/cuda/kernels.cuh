@@ -866,7 +866,10 @@ __device__ double block_total(double v) {
 }
 
 // V consecutive elements per thread and step (vector accesses; V > 1 needs M % V == 0 and aligned
-// arrays), with the row and column of the first found by one division and the rest by counting.
+// arrays). The row and column of a thread's first element come from one division; from there they
+// are counted — within a step element by element, from step to step by the stride's rows and columns
+// with a carry — so the loop divides nowhere (a 64-bit division is a software routine on the GPU:
+// tens of instructions for every V elements).
 // Bounded to 64 registers (4 blocks an SM; unbounded, ptxas took 72: 3): a streaming loop wants
 // warps with loads in flight more than registers (no spills: ptxas-check.sh).
 template <class T, int V>
@@ -879,13 +882,17 @@ __global__ void __launch_bounds__(kBlock, 4) elements_kernel(KernelArgs a) {
   const int64_t M = a.rows * C;
   const bool binary = a.loss == LossKind::FocalBinary;
   double mine = 0.0;
-  for (int64_t i0 = (static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x) * V; i0 < M;
-       i0 += static_cast<int64_t>(gridDim.x) * kBlock * V) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * kBlock * V;
+  const int64_t stride_rows = stride / C, stride_columns = stride - stride_rows * C;
+  int64_t i0 = (static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x) * V;
+  int64_t n0 = i0 / C, c0 = i0 - n0 * C;  // the row and column of element i0
+  for (; i0 < M; i0 += stride) {
     float x[V], t[V] = {}, grad[V], loss[V];
     load_n<T, V>(a.logits, i0, x);
     if (a.targets) load_n<float, V>(a.targets, i0, t);
-    int64_t n = i0 / C;
-    int64_t c = i0 - n * C;
+    int64_t n = n0, c = c0;
+    n0 += stride_rows, c0 += stride_columns;
+    if (c0 >= C) c0 -= C, ++n0;
     CBLOSS_UNROLL
     for (int k = 0; k < V; ++k) {
       const float tk = a.labels ? (a.labels[n] == c ? 1.0f : 0.0f) : t[k];
