@@ -191,12 +191,16 @@ __device__ __forceinline__ void zero_columns(void* out, int64_t row, int64_t beg
   for (int64_t c = begin + V * lane; c < end; c += static_cast<int64_t>(V) * G) store_n<T, V>(out, row + c, zeros);
 }
 
-// The factor of every gradient of a call: upstream gradient / divisor (0 when the divisor is 0:
-// the loss is then NaN, the gradient zero, as on the CPU).
-__device__ __forceinline__ float upstream(const KernelArgs& a, int64_t output) {
-  if (a.grad_output) return a.grad_output[output];
+// The factor of every gradient of a call: the scalar upstream gradient / divisor (0 when the divisor
+// is 0: the loss is then NaN, the gradient zero, as on the CPU), or the per-element upstream gradient
+// of a 'none' call.
+__device__ __forceinline__ float scalar_upstream(const KernelArgs& a) {
   const double d = *a.divisor;
   return d != 0.0 ? static_cast<float>(a.grad_output_scalar / d) : 0.0f;
+}
+
+__device__ __forceinline__ float upstream(const KernelArgs& a, int64_t output) {
+  return a.grad_output ? a.grad_output[output] : scalar_upstream(a);
 }
 
 // ---- reductions over the threads that share a row --------------------------------------------------
@@ -886,6 +890,9 @@ __global__ void __launch_bounds__(kBlock, 4) elements_kernel(KernelArgs a) {
   const int64_t stride_rows = stride / C, stride_columns = stride - stride_rows * C;
   int64_t i0 = (static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x) * V;
   int64_t n0 = i0 / C, c0 = i0 - n0 * C;  // the row and column of element i0
+  // (a double division: once, not at every element — the compiler cannot hoist the divisor's load
+  // above the gradient's stores, which might alias it)
+  const float scale = a.grad && !a.grad_output ? scalar_upstream(a) : 0.0f;
   for (; i0 < M; i0 += stride) {
     float x[V], t[V] = {}, grad[V], loss[V];
     load_n<T, V>(a.logits, i0, x);
@@ -914,7 +921,7 @@ __global__ void __launch_bounds__(kBlock, 4) elements_kernel(KernelArgs a) {
         else w *= a.labels ? a.balance_weight[a.labels[n]] : a.row_weight[n];
       }
       loss[k] = w * r.loss;
-      grad[k] = a.grad ? upstream(a, i0 + k) * w * r.slope : 0.0f;
+      grad[k] = a.grad ? (a.grad_output ? a.grad_output[i0 + k] : scale) * w * r.slope : 0.0f;
       mine += static_cast<double>(loss[k]);
       if (++c == C) c = 0, ++n;
     }
