@@ -213,10 +213,12 @@ for (const [N, C] of shapes) attempt(`timing ${N}x${C}`, () => {
     const dg = DeviceTensor.empty(N * C, { dtype });
     const time = (what, fn) => attempt(`timing ${N}x${C} ${what}`, fn) ?? NaN;
     row[`ce_${dtype}`] = time(`CE ${dtype}`, () => median(() => ce.forwardBackward(dx, dy, { out: { grad: dg } })));
-    if (C > 8192) {
-      for (const [how, env] of longRowKernels) {
-        row[`ce_${dtype} ${how}`] = time(`CE ${dtype} ${how}`, () => withEnv(env, () => median(() => ce.forwardBackward(dx, dy, { out: { grad: dg } }))));
-      }
+    // The other kernels for the same rows: the long-row kernels, or a warp a row where groups of 8 or
+    // 16 lanes hold it (CBLOSS_CUDA_SMALL_GROUPS=0: the kernel before them).
+    const others = C > 8192 ? longRowKernels : C > 16 && C <= 256 ? [['a warp a row', { CBLOSS_CUDA_SMALL_GROUPS: '0' }]] : [];
+    for (const [how, env] of others) {
+      row.others = row.others ?? [];
+      row.others.push([dtype, how, time(`CE ${dtype} ${how}`, () => withEnv(env, () => median(() => ce.forwardBackward(dx, dy, { out: { grad: dg } }))))]);
     }
     if (dtype === 'float32') row.cb_float32 = time('CB focal', () => median(() => cb.forwardBackward(dx, dy, { out: { grad: dg } })));
     dx.dispose();
@@ -278,12 +280,7 @@ for (const r of rows) {
   );
 }
 for (const r of rows) {
-  for (const dtype of ['float32', 'bfloat16']) {
-    for (const [how] of longRowKernels) {
-      const ms = r[`ce_${dtype} ${how}`];
-      if (ms !== undefined) console.log(`${r.shape} CE ${dtype} ${how}: ${fmt(ms)} ms (default ${fmt(r[`ce_${dtype}`])} ms)`);
-    }
-  }
+  for (const [dtype, how, ms] of r.others ?? []) console.log(`${r.shape} CE ${dtype} ${how}: ${fmt(ms)} ms (default ${fmt(r[`ce_${dtype}`])} ms)`);
 }
 for (const r of rows) {
   if (r.ce_pinned === undefined) continue;

@@ -206,7 +206,8 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
     // a cluster of 2); registers in clusters full (262144) and just past them (262148 in runs of 4,
     // 262145 in runs of 1: shared memory in a cluster of 16); shared memory a block full (the emulator's
     // 227 KB less 1 KB for the kernel's own: 57856 columns — one block a row without clusters, 16 of them
-    // with) and just past it (57857 without clusters, 925697 with: slices) — with and without clusters,
+    // with) and just past it (57857 without clusters, 925697 with: slices) — with and without clusters
+    // (and up to 256 columns without the small groups: a warp a row, CBLOSS_CUDA_SMALL_GROUPS=0),
     // weighted and smoothed (staged weights).
     it('the edges of every row kernel: full groups and one run past them', () => {
       const edges = [[5, 16], [5, 13], [5, 17], [4, 33], [4, 36], [4, 68], [6, 128], [6, 127], [4, 132], [4, 129], [4, 256], [4, 255], [4, 260], [4, 257], [4, 516], [3, 1024], [3, 1028], [2, 4095], [2, 4097], [2, 8192], [2, 8196]];
@@ -220,10 +221,13 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
         const cpu = build('cpu').forwardBackward(x, y);
         const dx = DeviceTensor.from(x);
         const dy = DeviceTensor.from(y);
-        for (const clusters of ['1', '0']) {
-          const gpu = withEnv({ CBLOSS_CUDA_CLUSTERS: clusters }, () => build('cuda').forwardBackward(dx, dy));
-          assertLossClose(gpu.loss, cpu.loss as number, `${N}x${C} loss (clusters ${clusters})`);
-          assertGradClose(gpu.grad.toHost() as Float32Array, cpu.grad, `${N}x${C} grad (clusters ${clusters})`);
+        const variants: Array<Record<string, string>> = [{}, { CBLOSS_CUDA_CLUSTERS: '0' }];
+        if (C > 16 && C <= 256) variants.push({ CBLOSS_CUDA_SMALL_GROUPS: '0' }); // (a warp a row)
+        for (const env of variants) {
+          const how = JSON.stringify(env);
+          const gpu = withEnv(env, () => build('cuda').forwardBackward(dx, dy));
+          assertLossClose(gpu.loss, cpu.loss as number, `${N}x${C} loss ${how}`);
+          assertGradClose(gpu.grad.toHost() as Float32Array, cpu.grad, `${N}x${C} grad ${how}`);
           gpu.grad.dispose();
         }
         dx.dispose();

@@ -304,10 +304,11 @@ int64_t slices_per_row(int64_t classes) { return ceil_div(classes, cuda::kSliceC
 // flight a lane instead of 1 (a warp a row at C = 128 spent more instructions on its reductions and row
 // terms than on its 4 logits a lane); else the smallest of 1, 2, 4 or 8 warps whose threads hold the
 // row with at most `held` logits each; 0 when even the block cannot (then longer-row kernels).
+// small_groups false (CBLOSS_CUDA_SMALL_GROUPS=0, for measurements): a warp from C = 17, as before.
 constexpr int kSmallGroupValues = 16;
-int row_group(int64_t classes, int held) {
+int row_group(int64_t classes, int held, bool small_groups = true) {
   if (classes <= 16) return 4;
-  for (int G = 8; G <= 16; G *= 2) {
+  for (int G = 8; G <= 16 && small_groups; G *= 2) {
     if (classes <= int64_t{kSmallGroupValues} * G) return G;
   }
   for (int G = 32; G <= kBlock; G *= 2) {
@@ -329,13 +330,15 @@ size_t work_bytes(const Problem& p, int64_t rows) {
   return row_weights ? static_cast<size_t>(rows) * sizeof(float) : 0;
 }
 
-// What a compute launch needs besides its arguments: the stream, and the device's context — whether
-// cluster kernels may be tried (compute capability 9+, not turned off by CBLOSS_CUDA_CLUSTERS=0), rows
+// What a compute launch needs besides its arguments: the stream, whether rows of 17-256 columns go to
+// groups of 8 or 16 lanes (not turned off by CBLOSS_CUDA_SMALL_GROUPS=0), and the device's context —
+// whether cluster kernels may be tried (compute capability 9+, not turned off by CBLOSS_CUDA_CLUSTERS=0), rows
 // held in registers by clusters (not turned off by CBLOSS_CUDA_REGISTER_CLUSTERS=0) and rows held in
 // shared memory (not turned off by CBLOSS_CUDA_SHARED_ROWS=0), its multiprocessors and shared memory,
 // and the answers it keeps (the context's lock is held around every launch).
 struct DeviceLaunch {
   cudaStream_t stream;
+  bool small_groups;
   bool clusters;
   bool register_clusters;
   bool shared_rows;
@@ -344,8 +347,9 @@ struct DeviceLaunch {
   LaunchAnswers& answers;
 };
 
-// The switches are for tests and measurements: they let every long-row kernel run on one GPU (registers
-// in clusters, shared memory in clusters and in one block, the two-kernel slices).
+// The switches are for tests and measurements: they let every row kernel run on one GPU (a warp where
+// 8 or 16 lanes would hold the row; registers in clusters, shared memory in clusters and in one block,
+// the two-kernel slices).
 bool switched_off(const char* name) {
   const char* env = std::getenv(name);
   return env && std::string(env) == "0";
@@ -354,6 +358,7 @@ bool switched_off(const char* name) {
 DeviceLaunch device_launch(DeviceContext& ctx, cudaStream_t stream) {
   const bool clusters = ctx.clusters && !switched_off("CBLOSS_CUDA_CLUSTERS");
   return {stream,
+          !switched_off("CBLOSS_CUDA_SMALL_GROUPS"),
           clusters,
           clusters && !switched_off("CBLOSS_CUDA_REGISTER_CLUSTERS"),
           !switched_off("CBLOSS_CUDA_SHARED_ROWS"),
@@ -513,7 +518,7 @@ template <class T, int V>
 void launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d) {
   if (a.loss == LossKind::CrossEntropy || a.loss == LossKind::FocalSoftmax) {
     constexpr int kMaxRuns = cuda::kMaxHeldValues<T, V> / V;
-    const int G = row_group(a.classes, cuda::kMaxHeldValues<T, V>);
+    const int G = row_group(a.classes, cuda::kMaxHeldValues<T, V>, d.small_groups);
     const int64_t runs = G ? ceil_div(a.classes, int64_t{V} * G) : 0;
     // A group is used only when the one of half its size cannot hold the row, which bounds R from below
     // (only R from there up is compiled; a smaller R would still be correct, a larger one too): 8 lanes
@@ -535,7 +540,13 @@ void launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d) {
       case 4: launch_held_rows<T, 4, V, 1, V == 1 ? 4 : 1>(a, runs, d); break;  // C <= 16
       case 8: launch_held_rows<T, 8, V, V == 1 ? 4 : 1, kSmallGroupValues / V>(a, runs, d); break;
       case 16: launch_held_rows<T, 16, V, kSmallGroupValues / V, kSmallGroupValues / V>(a, runs, d); break;
-      case 32: launch_held_rows<T, 32, V, kSmallGroupValues / V, kMaxRuns>(a, runs, d); break;
+      case 32:
+        if (d.small_groups) {
+          launch_held_rows<T, 32, V, kSmallGroupValues / V, kMaxRuns>(a, runs, d);
+        } else {
+          launch_held_rows<T, 32, V, 1, kMaxRuns>(a, runs, d);  // (C from 17, as before the small groups)
+        }
+        break;
       case 64: launch_held_rows<T, 64, V, kMaxRuns, kMaxRuns>(a, runs, d); break;
       case 128: launch_held_rows<T, 128, V, kMaxRuns, kMaxRuns>(a, runs, d); break;
       default: launch_held_rows<T, kBlock, V, kMaxRuns, kMaxRuns>(a, runs, d); break;

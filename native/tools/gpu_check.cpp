@@ -82,30 +82,32 @@ struct Case {
   bool labels;
 };
 
-// The long-row kernels besides the default (registers in clusters up to 262144 columns, then shared
-// memory in clusters: sm_90), each chosen by the switches it sets to 0 while a WithLongRowKernel lives:
-// shared memory in clusters; without clusters, one block a row holding it in shared memory where it
-// fits (as before sm_90), else the two-kernel slices; and the slices alone.
-struct LongRowKernel {
+// A row kernel other than the default, chosen by the switches it sets to 0 while a WithKernelChoice
+// lives. For long rows (the default: registers in clusters up to 262144 columns, then shared memory in
+// clusters: sm_90): shared memory in clusters; without clusters, one block a row holding it in shared
+// memory where it fits (as before sm_90), else the two-kernel slices; and the slices alone. For rows of
+// 17-256 columns (the default: groups of 8 or 16 lanes): a warp a row.
+struct KernelChoice {
   const char* how;
   std::vector<const char*> off;
 };
-const LongRowKernel kLongRowKernels[] = {
+const KernelChoice kWarpRows{"a warp a row", {"CBLOSS_CUDA_SMALL_GROUPS"}};
+const KernelChoice kLongRowKernels[] = {
     {"in shared memory", {"CBLOSS_CUDA_REGISTER_CLUSTERS"}},
     {"without clusters", {"CBLOSS_CUDA_CLUSTERS"}},
     {"in slices", {"CBLOSS_CUDA_CLUSTERS", "CBLOSS_CUDA_SHARED_ROWS"}},
 };
 
-struct WithLongRowKernel {
-  const LongRowKernel& kernel;
-  explicit WithLongRowKernel(const LongRowKernel& k) : kernel(k) {
+struct WithKernelChoice {
+  const KernelChoice& kernel;
+  explicit WithKernelChoice(const KernelChoice& k) : kernel(k) {
     for (const char* name : k.off) setenv(name, "0", 1);
   }
-  ~WithLongRowKernel() {
+  ~WithKernelChoice() {
     for (const char* name : kernel.off) unsetenv(name);
   }
-  WithLongRowKernel(const WithLongRowKernel&) = delete;
-  WithLongRowKernel& operator=(const WithLongRowKernel&) = delete;
+  WithKernelChoice(const WithKernelChoice&) = delete;
+  WithKernelChoice& operator=(const WithKernelChoice&) = delete;
 };
 
 std::shared_ptr<DeviceMemory> upload(const void* data, size_t bytes) {
@@ -155,8 +157,8 @@ void compare(const Case& c, int64_t N, int64_t C, Random& rng) {
   check(close(l_gpu, l_cpu) && grad_close(g_gpu, g_cpu), what + " host arrays: " + std::to_string(l_gpu) + " vs " + std::to_string(l_cpu));
   check(close(l_dev, l_cpu) && grad_close(g_dev, g_cpu), what + " device arrays: " + std::to_string(l_dev) + " vs " + std::to_string(l_cpu));
   if (c.labels && C > 4096) {
-    for (const LongRowKernel& k : kLongRowKernels) {
-      const WithLongRowKernel chosen(k);
+    for (const KernelChoice& k : kLongRowKernels) {
+      const WithKernelChoice chosen(k);
       const double l_other = cbloss::run_cuda(d, 0);
       dg->copy_to_host(g_dev.data(), M * sizeof(float));
       check(close(l_other, l_cpu) && grad_close(g_dev, g_cpu),
@@ -213,9 +215,13 @@ void time_cross_entropy(int64_t N, int64_t C, int reps) {
                 static_cast<long long>(N), static_cast<long long>(C), how, ms, bytes / ms / 1e6);
   };
   report("");
+  if (C > 16 && C <= 256) {
+    const WithKernelChoice chosen(kWarpRows);
+    report(", a warp a row");
+  }
   if (C <= 8192) return;
-  for (const LongRowKernel& k : kLongRowKernels) {
-    const WithLongRowKernel chosen(k);
+  for (const KernelChoice& k : kLongRowKernels) {
+    const WithKernelChoice chosen(k);
     report((std::string(", ") + k.how).c_str());
   }
 }
