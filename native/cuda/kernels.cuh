@@ -660,22 +660,9 @@ __global__ void __launch_bounds__(B, B == kBlock ? held_min_blocks(V, R) : 1) cl
 constexpr int kSharedRowsBlock = 512;
 constexpr int kSharedRowsBatch = 4;  // runs a thread loads before storing them: loads in flight
 
-// A run of V floats at p in shared memory (16-byte aligned when V is a multiple of 4: the slices and
-// each thread's offset in them are whole runs).
-template <int V>
-__device__ __forceinline__ void load_floats(const float* p, float (&v)[V]) {
-  if constexpr (V % 4 == 0) {
-    CBLOSS_UNROLL
-    for (int k = 0; k < V; k += 4) {
-      const float4 f = *reinterpret_cast<const float4*>(p + k);
-      v[k] = f.x, v[k + 1] = f.y, v[k + 2] = f.z, v[k + 3] = f.w;
-    }
-  } else {
-    CBLOSS_UNROLL
-    for (int k = 0; k < V; ++k) v[k] = p[k];
-  }
-}
-
+// A run of V floats stored at p in shared memory (16-byte aligned when V is a multiple of 4: the
+// slices and each thread's offset in them are whole runs). Runs are read back with load_n<float, V>;
+// store_n would not do here: its __stwb is a store to global memory.
 template <int V>
 __device__ __forceinline__ void store_floats(float* p, const float (&v)[V]) {
   if constexpr (V % 4 == 0) {
@@ -742,7 +729,7 @@ __global__ void __launch_bounds__(kSharedRowsBlock) shared_rows_kernel(KernelArg
     RowSums sums = kNoSums;
     for (int c = begin + V * lane; c < end; c += kStep) {
       float v[V];
-      load_floats<V>(held + (c - begin), v);
+      load_n<float, V>(held, c - begin, v);
       CBLOSS_UNROLL
       for (int k = 0; k < V; ++k) v[k] = add_column(sums, a, r, n, row.y, c + k, v[k], st.m - v[k]);
       store_floats<V>(held + (c - begin), v);
@@ -760,7 +747,7 @@ __global__ void __launch_bounds__(kSharedRowsBlock) shared_rows_kernel(KernelArg
     if (!a.grad) continue;
     for (int c = begin + V * lane; c < stop; c += kStep) {
       float e[V], out[V];
-      load_floats<V>(held + (c - begin), e);
+      load_n<float, V>(held, c - begin, e);
       CBLOSS_UNROLL
       for (int k = 0; k < V; ++k) out[k] = column_gradient(a, r, g, n, row.y, c + k, e[k]);
       store_n<T, V>(a.grad, n * C + c, out);

@@ -522,8 +522,9 @@ void launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d) {
     const int64_t runs = G ? ceil_div(a.classes, int64_t{V} * G) : 0;
     // A group is used only when the one of half its size cannot hold the row, which bounds R from below
     // (only R from there up is compiled; a smaller R would still be correct, a larger one too): 8 lanes
-    // take C > 16 (R >= 4 in runs of 1); 16 lanes and a warp C > 128 and 256, more than half of 16
-    // logits a lane (R = 16 / V, and up for a warp); more warps more than half of kMaxHeldValues (R = kMaxRuns).
+    // take C > 16 (R >= 4 in runs of 1); 16 lanes C > 128, more than half of 16 logits a lane (R = 16 / V);
+    // more warps more than half of kMaxHeldValues (R = kMaxRuns). A warp takes C > 16 too when the small
+    // groups are switched off: every R.
     switch (G) {
       case 0: {
         if (d.register_clusters && launch_cluster_rows<T, V>(a, d)) break;
@@ -540,13 +541,7 @@ void launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d) {
       case 4: launch_held_rows<T, 4, V, 1, V == 1 ? 4 : 1>(a, runs, d); break;  // C <= 16
       case 8: launch_held_rows<T, 8, V, V == 1 ? 4 : 1, kSmallGroupValues / V>(a, runs, d); break;
       case 16: launch_held_rows<T, 16, V, kSmallGroupValues / V, kSmallGroupValues / V>(a, runs, d); break;
-      case 32:
-        if (d.small_groups) {
-          launch_held_rows<T, 32, V, kSmallGroupValues / V, kMaxRuns>(a, runs, d);
-        } else {
-          launch_held_rows<T, 32, V, 1, kMaxRuns>(a, runs, d);  // (C from 17, as before the small groups)
-        }
-        break;
+      case 32: launch_held_rows<T, 32, V, 1, kMaxRuns>(a, runs, d); break;  // (from C = 17 without small groups)
       case 64: launch_held_rows<T, 64, V, kMaxRuns, kMaxRuns>(a, runs, d); break;
       case 128: launch_held_rows<T, 128, V, kMaxRuns, kMaxRuns>(a, runs, d); break;
       default: launch_held_rows<T, kBlock, V, kMaxRuns, kMaxRuns>(a, runs, d); break;
