@@ -206,7 +206,7 @@ for (const [N, C] of shapes) attempt(`timing ${N}x${C}`, () => {
   const counts = Array.from({ length: C }, (_, i) => 1 + Math.floor(1000 / (i + 1)));
   const ce = new cbloss.CrossEntropyLoss({ device: 'cuda' });
   const cb = new cbloss.ClassBalancedLoss({ samplesPerCls: counts, beta: 0.999, numClasses: C, device: 'cuda', lossFunc: new cbloss.FocalLoss({ numClasses: C, reduction: 'none' }) });
-  const row = { shape: `${N}x${C}`, N, C };
+  const row = { shape: `${N}x${C}`, N, C, others: [] };
   const dy = DeviceTensor.from(y);
   for (const dtype of ['float32', 'bfloat16']) {
     const dx = filled(N * C, dtype);
@@ -217,7 +217,6 @@ for (const [N, C] of shapes) attempt(`timing ${N}x${C}`, () => {
     // 16 lanes hold it (CBLOSS_CUDA_SMALL_GROUPS=0: the kernel before them).
     const others = C > 8192 ? longRowKernels : C > 16 && C <= 256 ? [['a warp a row', { CBLOSS_CUDA_SMALL_GROUPS: '0' }]] : [];
     for (const [how, env] of others) {
-      row.others = row.others ?? [];
       row.others.push([dtype, how, time(`CE ${dtype} ${how}`, () => withEnv(env, () => median(() => ce.forwardBackward(dx, dy, { out: { grad: dg } }))))]);
     }
     if (dtype === 'float32') row.cb_float32 = time('CB focal', () => median(() => cb.forwardBackward(dx, dy, { out: { grad: dg } })));
@@ -280,7 +279,7 @@ for (const r of rows) {
   );
 }
 for (const r of rows) {
-  for (const [dtype, how, ms] of r.others ?? []) console.log(`${r.shape} CE ${dtype} ${how}: ${fmt(ms)} ms (default ${fmt(r[`ce_${dtype}`])} ms)`);
+  for (const [dtype, how, ms] of r.others) console.log(`${r.shape} CE ${dtype} ${how}: ${fmt(ms)} ms (default ${fmt(r[`ce_${dtype}`])} ms)`);
 }
 for (const r of rows) {
   if (r.ce_pinned === undefined) continue;

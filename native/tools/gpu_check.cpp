@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -97,6 +98,13 @@ const KernelChoice kLongRowKernels[] = {
     {"without clusters", {"CBLOSS_CUDA_CLUSTERS"}},
     {"in slices", {"CBLOSS_CUDA_CLUSTERS", "CBLOSS_CUDA_SHARED_ROWS"}},
 };
+
+// The other kernels a row of C columns can run in.
+std::vector<KernelChoice> other_kernels(int64_t C) {
+  if (C > 16 && C <= 256) return {kWarpRows};
+  if (C > 8192) return {std::begin(kLongRowKernels), std::end(kLongRowKernels)};
+  return {};
+}
 
 struct WithKernelChoice {
   const KernelChoice& kernel;
@@ -215,12 +223,7 @@ void time_cross_entropy(int64_t N, int64_t C, int reps) {
                 static_cast<long long>(N), static_cast<long long>(C), how, ms, bytes / ms / 1e6);
   };
   report("");
-  if (C > 16 && C <= 256) {
-    const WithKernelChoice chosen(kWarpRows);
-    report(", a warp a row");
-  }
-  if (C <= 8192) return;
-  for (const KernelChoice& k : kLongRowKernels) {
+  for (const KernelChoice& k : other_kernels(C)) {
     const WithKernelChoice chosen(k);
     report((std::string(", ") + k.how).c_str());
   }
