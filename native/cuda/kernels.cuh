@@ -29,7 +29,7 @@
 // Every kernel has a width V: its rows (softmax) or its whole array (element-wise) come in runs of V
 // values read and written with vector accesses — V = 8 for 16-bit logits and V = 4 for float32, one
 // 16-byte access each, or V = 4 for 16-bit logits (8 bytes) — when the lengths and the arrays'
-// alignment allow it, else V = 1 (the host picks, launch_compute in losses_cuda.cu).
+// alignment allow it, else V = 1 (the host picks, launch_typed in launch.cu).
 #pragma once
 
 #include <cstdint>
@@ -38,6 +38,7 @@
 #include "../core/math.h"
 #include "../core/problem.h"
 #include "cuda_api.h"
+#include "kernel_args.h"
 
 namespace cbloss {
 namespace cuda {
@@ -50,38 +51,6 @@ template <class T, int V>
 constexpr int kMaxHeldValues = sizeof(T) == 4 && V == 4 ? 32 : 16;
 constexpr int kSliceColumns = 16384;  // columns per block when a row takes several blocks
 constexpr int kMaxGridX = 65535;
-
-// What the kernels read: device pointers and scalars (weights as float vectors on the device).
-struct KernelArgs {
-  LossKind loss;
-  int64_t rows;
-  int64_t classes;
-  const void* logits;  // rows * classes of the logit type
-  void* grad;          // rows * classes of the logit type, or null (forward only)
-  const int32_t* labels;
-  const float* targets;
-  const float* class_weight;    // C, or null
-  const float* pos_weight;      // C, or null
-  const float* alpha;           // C (softmax focal) or 2 (binary focal), or null
-  const float* balance_weight;  // C (2 for the binary focal loss), or null
-  Balance balance;
-  const float* row_weight;      // element losses, Balance::Row with probability targets: one per row
-  const float* grad_output;     // one per output element, or null
-  float grad_output_scalar;
-  const double* divisor;        // on the device: what the summed loss is divided by (1 for 'none')
-  float alpha_scalar;
-  float gamma;
-  float eps;                    // label smoothing
-  float class_weight_sum;
-  int32_t ignore_index;
-  float* row_loss;              // softmax losses: one per row (the 'none' output, or scratch)
-  float* element_loss;          // element losses with 'none': one per element, else null
-  double* partials;             // element losses: one per block
-  // Device-resident labels: the row of the first invalid label (check_labels_kernel, launched
-  // before), or all ones. Kernels that read labels or write outputs do nothing when one was found,
-  // so a call with a bad label writes nothing and needs no synchronization before its kernels.
-  const unsigned long long* invalid_label;
-};
 
 // Whether this launch must do nothing (an invalid device label was found): the same for every
 // thread of the grid, so returning at once keeps every barrier and shuffle convergent.

@@ -1,5 +1,6 @@
 // The CUDA backend's host side: run_cuda (host arrays pipelined through pinned staging buffers over
-// streams, or arrays already on the device) and DeviceMemory. The kernels are in kernels.cuh.
+// streams, or arrays already on the device) and DeviceMemory. Which kernels run, and how, is
+// launch.cu's business; the kernels are in kernels.cuh.
 //
 // Per device, one context (created at first use, kept for the life of the process) owns three
 // streams, pinned host staging and device buffers for one chunk per stream, and scratch space; they
@@ -20,7 +21,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -29,18 +29,22 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "../core/backend.h"
 #include "cuda_api.h"
-#include "kernels.cuh"
+#include "host_checks.h"
+#include "launch.h"
 
 namespace cbloss {
 namespace {
 
+using cuda::ceil_div;
+using cuda::check;
+using cuda::describe;
+using cuda::DeviceLaunch;
 using cuda::KernelArgs;
-using cuda::kBlock;
+using cuda::LaunchAnswers;
 
 constexpr int kStreams = 3;
 constexpr int64_t kChunkElements = int64_t{1} << 22;  // logits per pipelined chunk (16 MiB of float32)
@@ -52,25 +56,9 @@ int64_t chunk_elements() {
   const long long v = env ? std::atoll(env) : 0;
   return v > 0 ? static_cast<int64_t>(v) : kChunkElements;
 }
-constexpr int64_t kMaxElementBlocks = 4096;
 constexpr size_t kAlign = 256;
 
-std::string describe(cudaError_t err) {
-  return std::string(cudaGetErrorName(err)) + ": " + cudaGetErrorString(err);
-}
-
-void check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) {
-    cudaGetLastError();  // clear a non-sticky error so that later calls start clean
-    throw std::runtime_error(std::string("CUDA ") + what + " failed (" + describe(err) + ")");
-  }
-}
-
-void check_launch() { check(cudaGetLastError(), "kernel launch"); }
-
 size_t aligned(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // The two kinds of scratch memory a context keeps: device memory, and page-locked host memory
 // (transfers from it run asynchronously).
@@ -150,14 +138,6 @@ struct Slot {
   PinnedArray host_in, host_out;
   DeviceArray device_in, device_out, work;
   PendingCopy pending;
-};
-
-// What launches learn of a device once and keep: whether a kernel runs in clusters of K blocks with
-// so much dynamic shared memory a block there, and the dynamic shared memory a kernel was allowed
-// beyond the default 48 KB.
-struct LaunchAnswers {
-  std::map<std::tuple<const void*, int64_t, size_t>, bool> cluster_fits;
-  std::map<const void*, size_t> shared_allowed;
 };
 
 struct DeviceContext {
@@ -279,73 +259,7 @@ KernelArgs upload_params(DeviceContext& ctx, const Problem& p, const ParamLayout
   return a;
 }
 
-// ---- launches --------------------------------------------------------------------------------------
-
-// Grid-stride launches: between 1 and kMaxElementBlocks blocks (a function of the shape only, so
-// that the partial sums, and the reduced loss, do not depend on the GPU).
-int64_t stride_blocks(int64_t work, int64_t per_block) {
-  const int64_t b = ceil_div(work, per_block);
-  return b < 1 ? 1 : b > kMaxElementBlocks ? kMaxElementBlocks : b;
-}
-
-int64_t element_blocks(int64_t elements) { return stride_blocks(elements, int64_t{kBlock} * 4); }
-
-// One thread per row.
-unsigned row_thread_blocks(int64_t rows) { return static_cast<unsigned>(stride_blocks(rows, kBlock)); }
-
-// A grid dimension of at most kMaxGridX blocks (the kernels loop over what does not fit).
-unsigned grid_size(int64_t blocks) { return static_cast<unsigned>(blocks < cuda::kMaxGridX ? blocks : cuda::kMaxGridX); }
-
-int64_t slices_per_row(int64_t classes) { return ceil_div(classes, cuda::kSliceColumns); }
-
-// The threads that share a softmax row (held_rows_kernel): 4 lanes for C <= 16; 8 or 16 lanes holding
-// up to kSmallGroupValues logits each (C <= 128, 256) — a row reduced in 3 or 4 shuffle steps instead
-// of 5, its row terms computed once for 4 or 2 rows of a warp instead of for one, loads of 4 runs in
-// flight a lane instead of 1 (a warp a row at C = 128 spent more instructions on its reductions and row
-// terms than on its 4 logits a lane); else the smallest of 1, 2, 4 or 8 warps whose threads hold the
-// row with at most `held` logits each; 0 when even the block cannot (then longer-row kernels).
-// small_groups false (CBLOSS_CUDA_SMALL_GROUPS=0, for measurements): a warp from C = 17, as before.
-constexpr int kSmallGroupValues = 16;
-int row_group(int64_t classes, int held, bool small_groups = true) {
-  if (classes <= 16) return 4;
-  for (int G = 8; G <= 16 && small_groups; G *= 2) {
-    if (classes <= int64_t{kSmallGroupValues} * G) return G;
-  }
-  for (int G = 32; G <= kBlock; G *= 2) {
-    if (classes <= int64_t{held} * G) return G;
-  }
-  return 0;
-}
-
-// The fewest logits a thread may hold, over the widths (the scratch is sized before the width is known).
-int least_held_values() { return cuda::kMaxHeldValues<cuda::BFloat16, 1>; }
-
-// Scratch a compute launch of `rows` rows needs (slice statistics or element row weights).
-size_t work_bytes(const Problem& p, int64_t rows) {
-  if (is_row_loss(p.loss)) {
-    const bool split = row_group(p.classes, least_held_values()) == 0;
-    return split ? static_cast<size_t>(rows * slices_per_row(p.classes)) * sizeof(cuda::RowStats) : 0;
-  }
-  const bool row_weights = p.balance == Balance::Row && p.targets && p.loss != LossKind::FocalBinary;
-  return row_weights ? static_cast<size_t>(rows) * sizeof(float) : 0;
-}
-
-// What a compute launch needs besides its arguments: the stream, whether rows of 17-256 columns go to
-// groups of 8 or 16 lanes (not turned off by CBLOSS_CUDA_SMALL_GROUPS=0), and the device's context —
-// whether cluster kernels may be tried (compute capability 9+, not turned off by CBLOSS_CUDA_CLUSTERS=0), rows
-// held in registers by clusters (not turned off by CBLOSS_CUDA_REGISTER_CLUSTERS=0) and rows held in
-// shared memory (not turned off by CBLOSS_CUDA_SHARED_ROWS=0), its multiprocessors and shared memory,
-// and the answers it keeps (the context's lock is held around every launch).
-struct DeviceLaunch {
-  cudaStream_t stream;
-  bool small_groups;
-  bool clusters;
-  bool register_clusters;
-  bool shared_rows;
-  int multiprocessors;
-  size_t shared_per_block;
-  LaunchAnswers& answers;
-};
+// ---- launch settings -------------------------------------------------------------------------------
 
 // The switches are for tests and measurements: they let every row kernel run on one GPU (a warp where
 // 8 or 16 lanes would hold the row; registers in clusters, shared memory in clusters and in one block,
@@ -365,240 +279,6 @@ DeviceLaunch device_launch(DeviceContext& ctx, cudaStream_t stream) {
           ctx.multiprocessors,
           ctx.shared_per_block,
           ctx.answers};
-}
-
-// Blocks per multiprocessor of a launch whose blocks stage class weights (kernels.cuh): enough waves to
-// balance, few enough that each block's copy of the weights serves many rows.
-constexpr int64_t kStagingBlocksPerSM = 8;
-
-// Allows `kernel` `bytes` of dynamic shared memory on the device (beyond 48 KB it must be asked for).
-template <class Kernel>
-cudaError_t raise_shared_limit(Kernel* kernel, size_t bytes, LaunchAnswers& answers) {
-  constexpr size_t kDefaultShared = 48 * 1024;
-  if (bytes <= kDefaultShared) return cudaSuccess;
-  size_t& allowed = answers.shared_allowed[reinterpret_cast<const void*>(kernel)];
-  if (allowed >= bytes) return cudaSuccess;
-  const cudaError_t err =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
-  if (err == cudaSuccess) allowed = bytes;
-  return err;
-}
-
-// held_rows_kernel with the least R (a power of 2, from R up to kMaxR) that holds `runs` runs per lane.
-template <class T, int G, int V, int R, int kMaxR>
-void launch_held_rows(const KernelArgs& a, int64_t runs, const DeviceLaunch& d) {
-  if constexpr (R < kMaxR) {
-    if (runs > R) return launch_held_rows<T, G, V, 2 * R, kMaxR>(a, runs, d);
-  }
-  constexpr int64_t kRowsPerBlock = kBlock / G;
-  auto* kernel = cuda::held_rows_kernel<T, G, V, R>;
-  int64_t blocks = ceil_div(a.rows, kRowsPerBlock);
-  const size_t shared = cuda::staged_weight_bytes(a);
-  if (shared > 0) {
-    blocks = std::min(blocks, kStagingBlocksPerSM * d.multiprocessors);
-    check(raise_shared_limit(kernel, shared, d.answers), "shared memory for the class weights");
-  }
-  CBLOSS_LAUNCH_SHARED(kernel, dim3(grid_size(blocks)), dim3(kBlock), shared, d.stream, a);
-}
-
-bool aligned_to(const void* p, size_t bytes) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % bytes == 0; }
-
-#if !defined(CBLOSS_CUDA_EMULATION)
-// CBLOSS_CUDA_LOG=1: the launch choices a device is asked about once (whether clusters of a size run
-// there, how many at once) go to stderr as they are made — what the GPU check records.
-bool launch_log() {
-  const char* env = std::getenv("CBLOSS_CUDA_LOG");
-  return env && std::string(env) == "1";
-}
-#endif
-
-// Launches kernel(a, slice) on grid (K, rows) in clusters of K blocks of B threads with `shared` bytes
-// of dynamic shared memory each, where the GPU runs such clusters of that kernel; false where not.
-// Whether it does is asked once per device, kernel, K and shared memory (the attribute and occupancy
-// calls), then kept.
-template <class T, int V>
-bool launch_clusters(void (*kernel)(KernelArgs, int64_t), int64_t K, int B, size_t shared, const KernelArgs& a,
-                     int64_t slice, const DeviceLaunch& d) {
-  const dim3 grid(static_cast<unsigned>(K), grid_size(a.rows));
-#if defined(CBLOSS_CUDA_EMULATION)
-  CBLOSS_LAUNCH_CLUSTER(kernel, grid, dim3(B), static_cast<unsigned>(K), shared, d.stream, a, slice);
-#else
-  cudaLaunchAttribute cluster;
-  cluster.id = cudaLaunchAttributeClusterDimension;
-  cluster.val.clusterDim.x = static_cast<unsigned>(K);
-  cluster.val.clusterDim.y = 1;
-  cluster.val.clusterDim.z = 1;
-  cudaLaunchConfig_t config = {};
-  config.gridDim = grid;
-  config.blockDim = dim3(B);
-  config.dynamicSmemBytes = shared;
-  config.stream = d.stream;
-  config.attrs = &cluster;
-  config.numAttrs = 1;
-  const auto key = std::make_tuple(reinterpret_cast<const void*>(kernel), K, shared);
-  auto known = d.answers.cluster_fits.find(key);
-  if (known == d.answers.cluster_fits.end()) {
-    bool fits = K <= 8 || cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess;
-    int fitting = 0;
-    fits = fits && cudaOccupancyMaxActiveClusters(&fitting, kernel, &config) == cudaSuccess && fitting >= 1;
-    cudaGetLastError();  // (not sticky) no clusters of K on this GPU or driver: the slices instead
-    known = d.answers.cluster_fits.emplace(key, fits).first;
-    if (launch_log()) {
-      std::fprintf(stderr,
-                   "cbloss CUDA: rows of %lld columns (%d-byte logits, runs of %d): clusters of %lld blocks of %d threads%s %s\n",
-                   static_cast<long long>(a.classes), static_cast<int>(sizeof(T)), V, static_cast<long long>(K), B,
-                   shared ? (" holding " + std::to_string(shared / 1024) + " KB of the row in shared memory").c_str() : "",
-                   fits ? ("run, " + std::to_string(fitting) + " at once").c_str() : "do not run here");
-    }
-  }
-  if (!known->second) return false;
-  check(cudaLaunchKernelEx(&config, kernel, a, slice), "cluster launch");
-#endif
-  return true;
-}
-
-// Rows too long for one block: a cluster of K <= kMaxClusterBlocks blocks of B threads per row, held in
-// registers (cluster_rows_kernel); false where the row needs more blocks or the GPU does not run them.
-template <class T, int V, int B>
-bool launch_cluster_rows_of(const KernelArgs& a, const DeviceLaunch& d) {
-  constexpr int kRuns = cuda::kMaxHeldValues<T, V> / V;
-  const int64_t K = ceil_div(a.classes, int64_t{kRuns} * V * B);
-  if (K > cuda::kMaxClusterBlocks) return false;
-  const int64_t slice = ceil_div(ceil_div(a.classes, K), V) * V;  // even slices, whole runs
-  return launch_clusters<T, V>(cuda::cluster_rows_kernel<T, V, kRuns, B>, K, B, 0, a, slice, d);
-}
-
-// Blocks of 256 threads for float32 and 512 for 16-bit logits (8192 logits a block in runs of 4 or
-// more); rows longer than 16 of those, blocks twice as large, one an SM: up to 262144 columns — except
-// 16-bit runs of one column, which spill at 1024 threads' 64 registers (ptxas-check.sh). False when
-// none runs.
-template <class T, int V>
-bool launch_cluster_rows(const KernelArgs& a, const DeviceLaunch& d) {
-  constexpr int kThreads = sizeof(T) == 2 ? 2 * kBlock : kBlock;
-  if (launch_cluster_rows_of<T, V, kThreads>(a, d)) return true;
-  if constexpr (sizeof(T) == 4 || V > 1) return launch_cluster_rows_of<T, V, 2 * kThreads>(a, d);
-  return false;
-}
-
-// Rows held in shared memory (shared_rows_kernel), K blocks a row: the least K of 1, 2, 4, 8, 16 (only 1
-// where clusters do not run) whose slices take at most half the shared memory a block may have — two
-// blocks an SM, so that one reads its row while the other reduces — else the least whose slices fit.
-// False when none fits or the GPU does not run those clusters.
-template <class T, int V>
-bool launch_shared_rows(const KernelArgs& a, const DeviceLaunch& d) {
-  constexpr size_t kStaticShared = 1024;  // the kernel's own: its reductions' scratch, `exchange`
-  if (d.shared_per_block <= kStaticShared) return false;
-  const size_t room = d.shared_per_block - kStaticShared;
-  const int64_t most = d.clusters ? cuda::kMaxClusterBlocks : 1;
-  const auto slice_for = [&](int64_t K) { return ceil_div(ceil_div(a.classes, K), V) * V; };  // whole runs
-  const auto bytes_for = [&](int64_t K) { return static_cast<size_t>(slice_for(K)) * sizeof(float); };
-  int64_t K = 0;
-  for (const size_t limit : {room / 2, room}) {
-    for (int64_t k = 1; k <= most && K == 0; k *= 2) {
-      if (bytes_for(k) <= limit) K = k;
-    }
-  }
-  if (K == 0) return false;
-  const int64_t slice = slice_for(K);
-  const size_t shared = bytes_for(K);
-  auto* kernel = cuda::shared_rows_kernel<T, V>;
-  if (raise_shared_limit(kernel, shared, d.answers) != cudaSuccess) {
-    cudaGetLastError();  // (not sticky) the device refuses so much: the slices instead
-    return false;
-  }
-  if (K > 1) return launch_clusters<T, V>(kernel, K, cuda::kSharedRowsBlock, shared, a, slice, d);
-  CBLOSS_LAUNCH_SHARED(kernel, dim3(1, grid_size(a.rows)), dim3(cuda::kSharedRowsBlock), shared, d.stream, a, slice);
-  return true;
-}
-
-// The loss (and gradient) kernels for a problem already on the device; `work` has work_bytes().
-// V > 1 (vector loads and stores, launch_compute) when the rows (softmax) or the whole array
-// (element-wise) come in runs of V and every array they touch that way is aligned; V = 1 otherwise.
-template <class T, int V>
-void launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d) {
-  if (a.loss == LossKind::CrossEntropy || a.loss == LossKind::FocalSoftmax) {
-    constexpr int kMaxRuns = cuda::kMaxHeldValues<T, V> / V;
-    const int G = row_group(a.classes, cuda::kMaxHeldValues<T, V>, d.small_groups);
-    const int64_t runs = G ? ceil_div(a.classes, int64_t{V} * G) : 0;
-    // A group is used only when the one of half its size cannot hold the row, which bounds R from below
-    // (only R from there up is compiled; a smaller R would still be correct, a larger one too): 8 lanes
-    // take C > 16 (R >= 4 in runs of 1); 16 lanes C > 128, more than half of 16 logits a lane (R = 16 / V);
-    // more warps more than half of kMaxHeldValues (R = kMaxRuns). A warp takes C > 16 too when the small
-    // groups are switched off: every R.
-    switch (G) {
-      case 0: {
-        if (d.register_clusters && launch_cluster_rows<T, V>(a, d)) break;
-        if (d.shared_rows && launch_shared_rows<T, V>(a, d)) break;
-        const int64_t slices = slices_per_row(a.classes);
-        const dim3 grid(static_cast<unsigned>(slices), grid_size(a.rows));
-        auto* stats = reinterpret_cast<cuda::RowStats*>(work);
-        auto* phase1 = cuda::slice_stats_kernel<T, V>;
-        auto* phase2 = cuda::slice_gradient_kernel<T, V>;
-        CBLOSS_LAUNCH(phase1, grid, dim3(kBlock), d.stream, a, stats);
-        CBLOSS_LAUNCH(phase2, grid, dim3(kBlock), d.stream, a, stats);
-        break;
-      }
-      case 4: launch_held_rows<T, 4, V, 1, V == 1 ? 4 : 1>(a, runs, d); break;  // C <= 16
-      case 8: launch_held_rows<T, 8, V, V == 1 ? 4 : 1, kSmallGroupValues / V>(a, runs, d); break;
-      case 16: launch_held_rows<T, 16, V, kSmallGroupValues / V, kSmallGroupValues / V>(a, runs, d); break;
-      case 32: launch_held_rows<T, 32, V, 1, kMaxRuns>(a, runs, d); break;  // (from C = 17 without small groups)
-      case 64: launch_held_rows<T, 64, V, kMaxRuns, kMaxRuns>(a, runs, d); break;
-      case 128: launch_held_rows<T, 128, V, kMaxRuns, kMaxRuns>(a, runs, d); break;
-      default: launch_held_rows<T, kBlock, V, kMaxRuns, kMaxRuns>(a, runs, d); break;
-    }
-    check_launch();
-    return;
-  }
-  if (a.balance == Balance::Row && a.targets && a.loss != LossKind::FocalBinary) {
-    float* weights = reinterpret_cast<float*>(work);
-    const int64_t blocks = ceil_div(a.rows, kBlock / 32);
-    CBLOSS_LAUNCH(cuda::row_weights_kernel, dim3(grid_size(blocks)), dim3(kBlock), d.stream, a, weights);
-    a.row_weight = weights;
-  }
-  auto* kernel = cuda::elements_kernel<T, V>;
-  CBLOSS_LAUNCH(kernel, dim3(static_cast<unsigned>(element_blocks(a.rows * a.classes))), dim3(kBlock), d.stream, a);
-  check_launch();
-}
-
-template <class T>
-void launch_compute(const KernelArgs& a, char* work, const DeviceLaunch& d) {
-  if (a.rows == 0) return;
-  const bool rows = a.loss == LossKind::CrossEntropy || a.loss == LossKind::FocalSoftmax;
-  const int64_t run = rows ? a.classes : a.rows * a.classes;  // what must come in whole runs of V
-  const auto fits = [&](int64_t V) {
-    const size_t bytes = static_cast<size_t>(V) * sizeof(T);
-    return run % V == 0 && aligned_to(a.logits, bytes) && aligned_to(a.grad, bytes) &&
-           (rows || (aligned_to(a.targets, 16) && aligned_to(a.element_loss, 16)));
-  };
-  if constexpr (sizeof(T) == 2) {
-    if (fits(8)) return launch_compute_width<T, 8>(a, work, d);
-  }
-  if (fits(4)) return launch_compute_width<T, 4>(a, work, d);
-  launch_compute_width<T, 1>(a, work, d);
-}
-
-void launch_compute_typed(LogitType type, const KernelArgs& a, char* work, const DeviceLaunch& d) {
-  switch (type) {
-    case LogitType::Float32: return launch_compute<float>(a, work, d);
-    case LogitType::Float16: return launch_compute<cuda::Float16>(a, work, d);
-    case LogitType::BFloat16: return launch_compute<cuda::BFloat16>(a, work, d);
-  }
-}
-
-// Deterministic sum of `count` values into *out (double): fixed segments, then one block.
-constexpr int64_t kSumBlocks = 1024;
-
-size_t sum_scratch_bytes() { return kSumBlocks * sizeof(double); }
-
-template <class V>
-void launch_sum(const V* values, int64_t count, double* stage, double* out, cudaStream_t stream) {
-  const int64_t segment = count > 0 ? ceil_div(count, kSumBlocks) : 1;
-  const int64_t blocks = count > 0 ? ceil_div(count, segment) : 1;
-  auto* first = cuda::segment_sum_kernel<V>;
-  CBLOSS_LAUNCH(first, dim3(static_cast<unsigned>(blocks)), dim3(kBlock), stream, values, count, segment, stage);
-  auto* second = cuda::segment_sum_kernel<double>;
-  CBLOSS_LAUNCH(second, dim3(1), dim3(kBlock), stream, stage, blocks, blocks, out);
-  check_launch();
 }
 
 double finish(const Problem& p, double sum, double divisor) {
@@ -634,11 +314,11 @@ double run_on_device(DeviceContext& ctx, const Problem& p) {
   // the sum stages, and the kernels' work space.
   Packing pack;
   const size_t row_loss_at = pack.add(rows && !p.loss_out ? static_cast<size_t>(N) * sizeof(float) : 0);
-  const int64_t blocks = rows ? 0 : element_blocks(p.rows * p.classes);
+  const int64_t blocks = rows ? 0 : cuda::element_blocks(p.rows * p.classes);
   const size_t partials_at = pack.add(static_cast<size_t>(blocks) * sizeof(double));
   const size_t terms_at = pack.add(data_divisor ? static_cast<size_t>(N) * sizeof(double) : 0);
-  const size_t stage_at = pack.add(sum_scratch_bytes());
-  const size_t work_at = pack.add(work_bytes(p, N));
+  const size_t stage_at = pack.add(cuda::sum_scratch_bytes());
+  const size_t work_at = pack.add(cuda::work_bytes(p, N));
   char* scratch = ctx.scratch.reserve(pack.size());
   ctx.host_params.reserve(layout.bytes);
   ctx.device_params.reserve(layout.bytes);
@@ -659,29 +339,23 @@ double run_on_device(DeviceContext& ctx, const Problem& p) {
     // flag after the one synchronization of the call: nothing is written, and no extra round trip.
     const bool use_ignore = p.loss == LossKind::CrossEntropy;
     auto* bad = reinterpret_cast<unsigned long long*>(params + layout.first_bad);
-    if (N > 0) {
-      CBLOSS_LAUNCH(cuda::check_labels_kernel, dim3(row_thread_blocks(N)), dim3(kBlock), stream,
-                    p.labels, N, p.classes, use_ignore, p.ignore_index, bad);
-      check_launch();
-    }
+    cuda::launch_label_check(p.labels, N, p.classes, use_ignore, p.ignore_index, bad, stream);
     a.invalid_label = bad;
   }
   if (data_divisor) {
     double* terms = reinterpret_cast<double*>(scratch + terms_at);
-    if (N > 0) {
-      CBLOSS_LAUNCH(cuda::divisor_terms_kernel, dim3(row_thread_blocks(N)), dim3(kBlock), stream, a, p.divisor, terms);
-    }
-    launch_sum(terms, N, reinterpret_cast<double*>(scratch + stage_at),
+    cuda::launch_divisor_terms(a, p.divisor, terms, stream);
+    cuda::launch_sum(terms, N, reinterpret_cast<double*>(scratch + stage_at),
                reinterpret_cast<double*>(params + layout.divisor), stream);
   }
   a.row_loss = rows ? (p.loss_out ? p.loss_out : reinterpret_cast<float*>(scratch + row_loss_at)) : nullptr;
   a.element_loss = rows ? nullptr : p.loss_out;
   a.partials = reinterpret_cast<double*>(scratch + partials_at);
-  launch_compute_typed(p.logit_type, a, scratch + work_at, device_launch(ctx, stream));
+  cuda::launch_compute(p.logit_type, a, scratch + work_at, device_launch(ctx, stream));
 
   double* sum = reinterpret_cast<double*>(params + layout.sum);
-  if (rows) launch_sum(a.row_loss, N, reinterpret_cast<double*>(scratch + stage_at), sum, stream);
-  else launch_sum(a.partials, blocks, reinterpret_cast<double*>(scratch + stage_at), sum, stream);
+  if (rows) cuda::launch_sum(a.row_loss, N, reinterpret_cast<double*>(scratch + stage_at), sum, stream);
+  else cuda::launch_sum(a.partials, blocks, reinterpret_cast<double*>(scratch + stage_at), sum, stream);
   // The divisor, the sum and the label flag open the parameter block: one copy brings all three back.
   check(cudaMemcpyAsync(host_params, params, layout.first_bad + sizeof(unsigned long long), cudaMemcpyDeviceToHost,
                         stream),
@@ -760,7 +434,7 @@ double run_host_arrays(DeviceContext& ctx, const Problem& p) {
   const int64_t chunks = N == 0 ? 0 : ceil_div(N, chunk_rows_max);
   const size_t chunk_elems = static_cast<size_t>(chunk_rows_max * C);
   const size_t chunk_outputs = rows ? static_cast<size_t>(chunk_rows_max) : chunk_elems;
-  const int64_t blocks_per_chunk = rows ? 0 : element_blocks(chunk_rows_max * C);
+  const int64_t blocks_per_chunk = rows ? 0 : cuda::element_blocks(chunk_rows_max * C);
 
   // Per-slot layouts (inputs packed in one transfer, outputs in another).
   Packing in;
@@ -775,7 +449,7 @@ double run_host_arrays(DeviceContext& ctx, const Problem& p) {
   Packing call;
   const size_t row_loss_at = call.add(rows ? static_cast<size_t>(N) * sizeof(float) : 0);
   const size_t partials_at = call.add(static_cast<size_t>(chunks * blocks_per_chunk) * sizeof(double));
-  const size_t stage_at = call.add(sum_scratch_bytes());
+  const size_t stage_at = call.add(cuda::sum_scratch_bytes());
 
   const size_t total_elems = static_cast<size_t>(N * C);
   const DirectArrays direct{is_pinned(p.logits, total_elems * sizeof(float)),
@@ -793,7 +467,7 @@ double run_host_arrays(DeviceContext& ctx, const Problem& p) {
     s.host_out.reserve(out.size());
     s.device_in.reserve(in.size());
     s.device_out.reserve(out.size());
-    s.work.reserve(std::max<size_t>(work_bytes(p, chunk_rows_max), kAlign));
+    s.work.reserve(std::max<size_t>(cuda::work_bytes(p, chunk_rows_max), kAlign));
   }
 
   cudaStream_t first = ctx.slots[0].stream;
@@ -836,7 +510,7 @@ double run_host_arrays(DeviceContext& ctx, const Problem& p) {
     a.row_loss = rows ? reinterpret_cast<float*>(scratch + row_loss_at) + r0 : nullptr;
     a.element_loss = !rows && p.loss_out ? reinterpret_cast<float*>(dout + loss_at) : nullptr;
     a.partials = partials + i * blocks_per_chunk;
-    launch_compute<float>(a, s.work.data(), device_launch(ctx, s.stream));
+    cuda::launch_compute(LogitType::Float32, a, s.work.data(), device_launch(ctx, s.stream));
 
     PendingCopy& c = s.pending;
     c.active = true;
@@ -866,8 +540,8 @@ double run_host_arrays(DeviceContext& ctx, const Problem& p) {
   for (Slot& s : ctx.slots) check(cudaStreamWaitEvent(first, s.done, 0), "stream wait");
   double* sum = reinterpret_cast<double*>(params + layout.sum);
   double* stage = reinterpret_cast<double*>(scratch + stage_at);
-  if (rows) launch_sum(reinterpret_cast<float*>(scratch + row_loss_at), N, stage, sum, first);
-  else launch_sum(partials, chunks * blocks_per_chunk, stage, sum, first);
+  if (rows) cuda::launch_sum(reinterpret_cast<float*>(scratch + row_loss_at), N, stage, sum, first);
+  else cuda::launch_sum(partials, chunks * blocks_per_chunk, stage, sum, first);
   char* host_params = ctx.host_params.data();
   check(cudaMemcpyAsync(host_params + layout.sum, sum, sizeof(double), cudaMemcpyDeviceToHost, first), "copy to the host");
   for (Slot& s : ctx.slots) deliver(s);

@@ -1,0 +1,46 @@
+// The arguments every loss kernel takes (kernels.cuh), filled by the host side (losses_cuda.cu) and
+// passed by value to each launch (launch.cu): plain device pointers and scalars, so that host files
+// need not see the kernels.
+#pragma once
+
+#include <cstdint>
+
+#include "../core/problem.h"
+
+namespace cbloss {
+namespace cuda {
+
+// What the kernels read: device pointers and scalars (weights as float vectors on the device).
+struct KernelArgs {
+  LossKind loss;
+  int64_t rows;
+  int64_t classes;
+  const void* logits;  // rows * classes of the logit type
+  void* grad;          // rows * classes of the logit type, or null (forward only)
+  const int32_t* labels;
+  const float* targets;
+  const float* class_weight;    // C, or null
+  const float* pos_weight;      // C, or null
+  const float* alpha;           // C (softmax focal) or 2 (binary focal), or null
+  const float* balance_weight;  // C (2 for the binary focal loss), or null
+  Balance balance;
+  const float* row_weight;      // element losses, Balance::Row with probability targets: one per row
+  const float* grad_output;     // one per output element, or null
+  float grad_output_scalar;
+  const double* divisor;        // on the device: what the summed loss is divided by (1 for 'none')
+  float alpha_scalar;
+  float gamma;
+  float eps;                    // label smoothing
+  float class_weight_sum;
+  int32_t ignore_index;
+  float* row_loss;              // softmax losses: one per row (the 'none' output, or scratch)
+  float* element_loss;          // element losses with 'none': one per element, else null
+  double* partials;             // element losses: one per block
+  // Device-resident labels: the row of the first invalid label (check_labels_kernel, launched
+  // before), or all ones. Kernels that read labels or write outputs do nothing when one was found,
+  // so a call with a bad label writes nothing and needs no synchronization before its kernels.
+  const unsigned long long* invalid_label;
+};
+
+}  // namespace cuda
+}  // namespace cbloss

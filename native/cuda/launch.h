@@ -1,0 +1,72 @@
+// The CUDA backend's kernel launches (launch.cu, the one host file that compiles the kernels of
+// kernels.cuh): which kernel computes a problem of this shape on this device, on which grid, and the
+// deterministic sums of the row losses. losses_cuda.cu decides where the arrays live and when they
+// move; it calls these with device pointers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <tuple>
+
+#include "../core/problem.h"
+#include "cuda_api.h"
+#include "kernel_args.h"
+
+namespace cbloss {
+namespace cuda {
+
+// What launches learn of a device once and keep: whether a kernel runs in clusters of K blocks with
+// so much dynamic shared memory a block there, and the dynamic shared memory a kernel was allowed
+// beyond the default 48 KB.
+struct LaunchAnswers {
+  std::map<std::tuple<const void*, int64_t, size_t>, bool> cluster_fits;
+  std::map<const void*, size_t> shared_allowed;
+};
+
+// What a compute launch needs besides its arguments: the stream, whether rows of 17-256 columns go to
+// groups of 8 or 16 lanes (not turned off by CBLOSS_CUDA_SMALL_GROUPS=0), and the device's context —
+// whether cluster kernels may be tried (compute capability 9+, not turned off by CBLOSS_CUDA_CLUSTERS=0), rows
+// held in registers by clusters (not turned off by CBLOSS_CUDA_REGISTER_CLUSTERS=0) and rows held in
+// shared memory (not turned off by CBLOSS_CUDA_SHARED_ROWS=0), its multiprocessors and shared memory,
+// and the answers it keeps (the context's lock is held around every launch).
+struct DeviceLaunch {
+  cudaStream_t stream;
+  bool small_groups;
+  bool clusters;
+  bool register_clusters;
+  bool shared_rows;
+  int multiprocessors;
+  size_t shared_per_block;
+  LaunchAnswers& answers;
+};
+
+// Blocks of an element-wise loss launch, hence its count of partial sums: a function of the element
+// count only (so that the reduced loss does not depend on the GPU).
+int64_t element_blocks(int64_t elements);
+
+// Scratch a compute launch of `rows` rows needs (slice statistics or element row weights).
+size_t work_bytes(const Problem& p, int64_t rows);
+
+// The loss (and gradient) kernels of a problem whose arrays are on the device (`a`: its arguments,
+// logits of `type`); `work` has work_bytes(). Asynchronous on d.stream.
+void launch_compute(LogitType type, const KernelArgs& a, char* work, const DeviceLaunch& d);
+
+// Deterministic sum of `count` values into *out (double): fixed segments into `stage`
+// (sum_scratch_bytes()), then one block.
+size_t sum_scratch_bytes();
+void launch_sum(const float* values, int64_t count, double* stage, double* out, cudaStream_t stream);
+void launch_sum(const double* values, int64_t count, double* stage, double* out, cudaStream_t stream);
+
+// Device-resident labels: the first of `rows` rows whose label is outside [0, classes) (and not
+// ignore_index where use_ignore) into *first_bad, which holds all ones beforehand and keeps them when
+// every label is valid.
+void launch_label_check(const int32_t* labels, int64_t rows, int64_t classes, bool use_ignore, int32_t ignore_index,
+                        unsigned long long* first_bad, cudaStream_t stream);
+
+// What the divisor of a data-dependent reduction adds up per row (labels or targets on the device):
+// a.rows terms, summed afterwards by launch_sum.
+void launch_divisor_terms(const KernelArgs& a, Divisor divisor, double* terms, cudaStream_t stream);
+
+}  // namespace cuda
+}  // namespace cbloss
