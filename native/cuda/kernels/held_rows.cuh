@@ -1,0 +1,128 @@
+// Rows held in registers by a group of threads: 4, 8 or 16 lanes, a warp, or up to a block.
+// (Part of kernels.cuh, whose header comment has the overview.)
+#pragma once
+
+#include "softmax_rows.cuh"
+
+namespace cbloss {
+namespace cuda {
+
+//
+// Lane `lane` of a row's group of G threads (4, 8 or 16 lanes, or 1, 2, 4 or 8 warps) holds R runs of V
+// columns, run j at column V * (lane + j G), in registers: it reads them once, takes the max, replaces
+// each logit with e^(z - m) while it adds up the sums, and writes the gradient from there. One read of
+// the logits and one write of the gradient per element, whatever the caches do, and one exponential.
+
+// (with j a constant after unrolling, run j's address is one base register plus an immediate offset)
+template <int V, int R, int G>
+__device__ __forceinline__ int held_column(int lane, int j) {
+  return V * lane + j * V * G;
+}
+
+// f(c, value&) for every held column in [begin, end) (runs are whole: end - begin is a multiple of V).
+// Columns are ints: held rows have at most kMaxClusterBlocks kMaxHeldValues 1024 columns.
+template <int V, int R, int G, class F>
+__device__ __forceinline__ void for_each_held(float (&v)[R][V], int begin, int end, int lane, F&& f) {
+  CBLOSS_UNROLL
+  for (int j = 0; j < R; ++j) {
+    const int c = begin + held_column<V, R, G>(lane, j);
+    if (c < end) {
+      CBLOSS_UNROLL
+      for (int k = 0; k < V; ++k) f(c + k, v[j][k]);
+    }
+  }
+}
+
+// This thread's columns of [begin, end) of row n (row0 = n C), into registers.
+template <class T, int V, int R, int G>
+__device__ __forceinline__ void load_held(float (&v)[R][V], const void* logits, int64_t row0, int begin, int end,
+                                          int lane) {
+  CBLOSS_UNROLL
+  for (int j = 0; j < R; ++j) {
+    const int c = begin + held_column<V, R, G>(lane, j);
+    if (c < end) {
+      load_n<T, V>(logits, row0 + c, v[j]);
+    } else {
+      CBLOSS_UNROLL
+      for (int k = 0; k < V; ++k) v[j][k] = 0.0f;  // never read; set so that no register is undefined
+    }
+  }
+}
+
+template <int V, int R, int G>
+__device__ __forceinline__ float held_max(float (&v)[R][V], int begin, int end, int lane) {
+  float m = -INFINITY;
+  for_each_held<V, R, G>(v, begin, end, lane, [&](int, float& z) { m = max_ignoring_nan(m, z); });
+  return m;
+}
+
+// This thread's sums around the row max m; replaces each held logit with e^(z - m).
+template <int V, int R, int G>
+__device__ __forceinline__ RowSums held_sums(float (&v)[R][V], const KernelArgs& a, const RowShape& r, int64_t n,
+                                             int32_t y, float m, int begin, int end, int lane) {
+  RowSums sums = kNoSums;
+  for_each_held<V, R, G>(v, begin, end, lane,
+                         [&](int c, float& z) { z = add_column(sums, a, r, n, y, c, z, m - z); });
+  return sums;
+}
+
+// The gradient of this thread's columns of [begin, end) of row n from the held e^(z - m) (zero for an
+// ignored row).
+template <class T, int V, int R, int G>
+__device__ __forceinline__ void store_held_gradient(float (&v)[R][V], const KernelArgs& a, const RowShape& r,
+                                                    const RowGradient& g, int64_t n, int32_t y, bool ignored,
+                                                    int begin, int end, int lane) {
+  CBLOSS_UNROLL
+  for (int j = 0; j < R; ++j) {
+    const int c = begin + held_column<V, R, G>(lane, j);
+    if (c >= end) continue;
+    float out[V];
+    CBLOSS_UNROLL
+    for (int k = 0; k < V; ++k) out[k] = ignored ? 0.0f : column_gradient(a, r, g, n, y, c + k, v[j][k]);
+    store_n<T, V>(a.grad, n * a.classes + c, out);
+  }
+}
+
+// Blocks per SM the register budget is set for (65536 registers an SM): 4 (64 registers a thread), 3 (85)
+// or 2 (128), by the logits a thread holds — counting a run of one column as 1.5, for its own address
+// and bound — as many warps as fit without spilling (ptxas -v). Without a bound ptxas takes ~100
+// registers for 16 logits: 2 blocks an SM where 3 fit.
+constexpr int held_min_blocks(int V, int R) {
+  const int cost = V == 1 ? R * 3 / 2 : R * V;
+  return cost <= 8 ? 4 : cost <= 16 ? 3 : 2;
+}
+
+// Every thread of a block runs the same number of iterations (the loop bound depends on blockIdx only),
+// so the shuffles and barriers are never divergent; groups past the last row compute nothing.
+template <class T, int G, int V, int R>
+__global__ void __launch_bounds__(kBlock, held_min_blocks(V, R)) held_rows_kernel(KernelArgs args) {
+  if (skip_launch(args)) return;
+  CBLOSS_DYNAMIC_SHARED(float, staged);
+  const KernelArgs a = with_staged_weights(args, staged);
+  constexpr int kRowsPerBlock = kBlock / G;
+  const int lane = static_cast<int>(threadIdx.x) % G;
+  const int group = static_cast<int>(threadIdx.x) / G;
+  const RowShape r = row_shape(a);
+  const int64_t C = a.classes;
+  for (int64_t first = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock; first < a.rows;
+       first += static_cast<int64_t>(gridDim.x) * kRowsPerBlock) {
+    const int64_t n = first + group;
+    const RowStart row = row_start(a, r, n);
+    const int end = row.active && !row.ignored ? static_cast<int>(C) : 0;
+    float v[R][V];
+    load_held<T, V, R, G>(v, a.logits, n * C, 0, end, lane);
+    RowStats st{group_max<G>(held_max<V, R, G>(v, 0, end, lane)), kNoSums};
+    st.sums = group_sum<G>(held_sums<V, R, G>(v, a, r, n, row.y, st.m, 0, end, lane));
+    if (!row.active) continue;
+    RowGradient g{};
+    if (row.ignored) {
+      if (lane == 0) a.row_loss[n] = 0.0f;
+    } else {
+      g = finish_row(a, r, n, row.y, st, lane == 0);
+    }
+    if (a.grad) store_held_gradient<T, V, R, G>(v, a, r, g, n, row.y, row.ignored, 0, static_cast<int>(C), lane);
+  }
+}
+
+}  // namespace cuda
+}  // namespace cbloss

@@ -1,0 +1,135 @@
+// What every softmax-row kernel computes once a row's max and sums are known: its loss and the
+// per-column gradient (math.h's row terms), and where its label and weights come from.
+// (Part of kernels.cuh, whose header comment has the overview.)
+#pragma once
+
+#include "reductions.cuh"
+
+namespace cbloss {
+namespace cuda {
+
+struct RowShape {
+  bool probs;
+  bool focal;
+  float smooth;  // eps / C
+};
+
+__device__ __forceinline__ RowShape row_shape(const KernelArgs& a) {
+  return {a.targets != nullptr, a.loss == LossKind::FocalSoftmax, a.eps / static_cast<float>(a.classes)};
+}
+
+// The per-class target term q_c of the gradient besides `hit` (see math::softmax_row_terms): w_c t'_c
+// for probability targets, smooth * w_c for index targets, 0 for the focal loss.
+// (No smoothing: 0 without reading w_c, which the options' checks keep finite.)
+__device__ __forceinline__ float target_weight(const KernelArgs& a, const RowShape& r, int64_t n, int64_t c) {
+  if (!r.probs && (r.focal || a.eps == 0.0f)) return 0.0f;
+  const float w = a.class_weight ? a.class_weight[c] : 1.0f;
+  return r.probs ? w * ((1.0f - a.eps) * a.targets[n * a.classes + c] + r.smooth) : r.smooth * w;
+}
+
+// The weight of class c in the `linear` sum: w_c t'_c for probability targets; w_c for index targets
+// with smoothing (softmax_row_terms multiplies by smooth itself); 0 otherwise.
+__device__ __forceinline__ float linear_weight(const KernelArgs& a, const RowShape& r, int64_t n, int64_t c) {
+  if (r.probs) return target_weight(a, r, n, c);
+  if (r.focal || a.eps == 0.0f) return 0.0f;
+  return a.class_weight ? a.class_weight[c] : 1.0f;
+}
+
+// Class weights in shared memory. The per-class weights a softmax row reads at every column, not only at
+// its label — the class weights where the target term uses them (probability targets, label smoothing)
+// and the class-balanced weights of probability targets — are read by every row: rows held in registers
+// (held_rows_kernel, C <= 8192) read them from shared memory, copied there once by each block, and the
+// host caps those launches' grids so that each block takes many rows. (Longer rows, split over blocks,
+// read their slice of the weights from global memory through the caches, once a row like the logits.)
+__host__ __device__ inline bool stages_class_weight(const KernelArgs& a) {
+  return a.class_weight && (a.targets || (a.loss == LossKind::CrossEntropy && a.eps != 0.0f));
+}
+__host__ __device__ inline bool stages_balance_weight(const KernelArgs& a) {
+  return a.balance != Balance::Off && a.targets;
+}
+// The shared memory the block needs: C floats per staged array.
+__host__ __device__ inline size_t staged_weight_bytes(const KernelArgs& a) {
+  const int arrays = (stages_class_weight(a) ? 1 : 0) + (stages_balance_weight(a) ? 1 : 0);
+  return static_cast<size_t>(arrays) * static_cast<size_t>(a.classes) * sizeof(float);
+}
+
+// The arguments with the staged arrays pointing into `shared` (staged_weight_bytes of it), filled by
+// the block. Every thread of the block calls it (a barrier).
+__device__ __forceinline__ KernelArgs with_staged_weights(KernelArgs a, float* shared) {
+  const bool class_weight = stages_class_weight(a), balance = stages_balance_weight(a);
+  if (!class_weight && !balance) return a;
+  const int C = static_cast<int>(a.classes);
+  const int lane = static_cast<int>(threadIdx.x), stride = static_cast<int>(blockDim.x);
+  if (class_weight) {
+    for (int c = lane; c < C; c += stride) shared[c] = a.class_weight[c];
+    a.class_weight = shared;
+    shared += C;
+  }
+  if (balance) {
+    for (int c = lane; c < C; c += stride) shared[c] = a.balance_weight[c];
+    a.balance_weight = shared;
+  }
+  __syncthreads();
+  return a;
+}
+
+// Adds column c of row n to `sums` taken around the max m, with d = m - z_c; returns e^(z_c - m).
+__device__ __forceinline__ float add_column(RowSums& sums, const KernelArgs& a, const RowShape& r, int64_t n,
+                                           int32_t y, int64_t c, float z, float d) {
+  const float e = expf(-d);
+  sums.s += e;
+  const float lw = linear_weight(a, r, n, c);
+  sums.linear += lw * d;
+  sums.mass += lw;  // used for probability targets only
+  if (a.balance != Balance::Off && r.probs) sums.balance += a.balance_weight[c] * a.targets[n * a.classes + c];
+  if (c == y) sums.label_logit = z;
+  return e;
+}
+
+// The row's loss terms from its merged statistics; writes the row loss when asked.
+struct RowGradient {
+  float scale;  // k * coef / S
+  float k;      // upstream gradient * class-balanced row weight
+  float hit;    // k * hit
+};
+
+__device__ __forceinline__ RowGradient finish_row(const KernelArgs& a, const RowShape& r, int64_t n, int32_t y,
+                                                  const RowStats& st, bool write_loss) {
+  const RowSums& sums = st.sums;
+  const float wy = y >= 0 && a.class_weight ? a.class_weight[y] : 1.0f;
+  const float ay = y >= 0 && a.alpha ? a.alpha[y] : a.alpha_scalar;
+  const math::SoftmaxForm form = r.focal ? math::SoftmaxForm::Focal
+                                 : r.probs ? math::SoftmaxForm::Probabilities
+                                           : math::SoftmaxForm::Index;
+  const math::SoftmaxRow<float> row = math::softmax_row_terms(
+      form, math::SoftmaxSums<float>{st.m - sums.label_logit, logf(sums.s), sums.linear, sums.mass}, wy, ay,
+      1.0f - a.eps, r.smooth, a.class_weight_sum, a.gamma);
+  float rw = 1.0f;  // the class-balanced weight of the row (either Balance applies per row here)
+  if (a.balance != Balance::Off) rw = r.probs ? sums.balance : a.balance_weight[y];
+  if (write_loss) a.row_loss[n] = rw * row.loss;
+  const float k = upstream(a, n) * rw;
+  return {k * row.coef / sums.s, k, k * row.hit};
+}
+
+// d loss / d z_c from the row terms and e = e^(z_c - m).
+__device__ __forceinline__ float column_gradient(const KernelArgs& a, const RowShape& r, const RowGradient& g,
+                                                 int64_t n, int32_t y, int64_t c, float e) {
+  const float q = (c == y ? g.hit : 0.0f) + (r.probs || !r.focal ? g.k * target_weight(a, r, n, c) : 0.0f);
+  return g.scale * e - q;
+}
+
+// Where a row is ignored (ignore_index) or past the end, and which label it has.
+struct RowStart {
+  bool active;
+  bool ignored;
+  int32_t y;
+};
+
+__device__ __forceinline__ RowStart row_start(const KernelArgs& a, const RowShape& r, int64_t n) {
+  const bool active = n < a.rows;
+  const int32_t y = active && a.labels ? a.labels[n] : -1;
+  return {active, active && a.labels && !r.focal && y == a.ignore_index, y};
+}
+
+}  // namespace cuda
+}  // namespace cbloss

@@ -1,0 +1,57 @@
+// Deterministic sums, the divisor terms of data-dependent reductions, the label check.
+// (Part of kernels.cuh, whose header comment has the overview.)
+#pragma once
+
+#include "reductions.cuh"
+
+namespace cbloss {
+namespace cuda {
+
+// out[blockIdx.x] = sum of values[i] over this block's fixed segment (in double).
+template <class V>
+__global__ void segment_sum_kernel(const V* values, int64_t count, int64_t segment, double* out) {
+  const int64_t begin = static_cast<int64_t>(blockIdx.x) * segment;
+  const int64_t end = begin + segment < count ? begin + segment : count;
+  double v = 0.0;
+  for (int64_t i = begin + threadIdx.x; i < end; i += kBlock) v += static_cast<double>(values[i]);
+  const double total = block_total(v);
+  if (threadIdx.x == 0) out[blockIdx.x] = total;
+}
+
+// What the divisor of a data-dependent reduction adds up per row (labels/targets on the device).
+__global__ void divisor_terms_kernel(KernelArgs a, Divisor divisor, double* terms) {
+  if (skip_launch(a)) return;  // (terms are then never read: the call fails)
+  for (int64_t n = static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x; n < a.rows;
+       n += static_cast<int64_t>(gridDim.x) * kBlock) {
+    double v = 0.0;
+    const int32_t y = a.labels ? a.labels[n] : -1;
+    const bool ignored = a.labels && a.loss == LossKind::CrossEntropy && y == a.ignore_index;
+    if (divisor == Divisor::LabelWeight) {
+      v = !a.labels ? 1.0 : ignored ? 0.0 : a.class_weight ? a.class_weight[y] : 1.0;
+    } else if (a.loss == LossKind::FocalBinary) {
+      const double t = a.targets[n];
+      v = a.balance_weight[0] * (1.0 - t) + a.balance_weight[1] * t;
+    } else if (a.labels) {
+      v = ignored ? 0.0 : a.balance_weight[y];
+    } else {
+      for (int64_t c = 0; c < a.classes; ++c) v += static_cast<double>(a.balance_weight[c]) * a.targets[n * a.classes + c];
+    }
+    terms[n] = v;
+  }
+}
+
+// The first row whose label is outside [0, C) and not ignore_index (when allowed): atomicMin of
+// the row index (integer atomics are exact), starting from UINT64_MAX.
+__global__ void check_labels_kernel(const int32_t* labels, int64_t rows, int64_t classes, bool use_ignore,
+                                    int32_t ignore_index, unsigned long long* first_bad) {
+  for (int64_t n = static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x; n < rows;
+       n += static_cast<int64_t>(gridDim.x) * kBlock) {
+    const int32_t y = labels[n];
+    if ((y < 0 || y >= classes) && !(use_ignore && y == ignore_index)) {
+      atomicMin(first_bad, static_cast<unsigned long long>(n));
+    }
+  }
+}
+
+}  // namespace cuda
+}  // namespace cbloss
