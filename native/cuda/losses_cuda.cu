@@ -597,7 +597,11 @@ DeviceMemory::~DeviceMemory() {
 void DeviceMemory::copy_from_host(const void* src, size_t bytes, size_t offset) {
   if (offset > bytes_ || bytes > bytes_ - offset) throw std::range_error("copy larger than the device buffer");
   check(cudaSetDevice(device_), "cudaSetDevice");
-  if (bytes) check(cudaMemcpy(static_cast<char*>(data_) + offset, src, bytes, cudaMemcpyHostToDevice), "copy to the device");
+  if (bytes == 0) return;
+  check(cudaMemcpy(static_cast<char*>(data_) + offset, src, bytes, cudaMemcpyHostToDevice), "copy to the device");
+  // From pageable memory cudaMemcpy may return before its last DMA lands, and the loss kernels run on
+  // non-blocking streams, which do not wait for the default stream: the copy is complete on return.
+  check(cudaStreamSynchronize(nullptr), "copy to the device");
 }
 
 void DeviceMemory::copy_to_host(void* dst, size_t bytes) const {

@@ -230,6 +230,35 @@ DeviceHeap& pinned_heap() {
   return h;
 }
 
+bool is_pinned_host(const void* p) {
+  DeviceHeap& pinned = pinned_heap();
+  std::lock_guard<std::mutex> lock(pinned.mutex);
+  const char* at = static_cast<const char*>(p);
+  for (const auto& [block, bytes] : pinned.blocks) {
+    const char* begin = static_cast<const char*>(block);
+    if (at >= begin && at < begin + bytes) return true;
+  }
+  return false;
+}
+
+// Copies to the device from pageable host memory on the default stream: cudaMemcpy may return before
+// their DMA lands (CUDA's "API synchronization behavior"), and kernels on non-blocking streams do not
+// wait for the default stream. The emulator lands them only when the default stream is synchronized,
+// or runs its next copy, or memory is freed — so code that launches kernels on its own streams right
+// after such a copy, without synchronizing, reads the bytes that were there before.
+struct PendingDma {
+  void* dst;
+  std::vector<char> bytes;
+};
+std::mutex dma_mutex;
+std::vector<PendingDma> pending_dma;
+
+void land_pending_dma() {
+  std::lock_guard<std::mutex> lock(dma_mutex);
+  for (PendingDma& d : pending_dma) std::memcpy(d.dst, d.bytes.data(), d.bytes.size());
+  pending_dma.clear();
+}
+
 thread_local cudaError_t last_error = cudaSuccess;
 thread_local int current_device = 0;
 
@@ -484,19 +513,31 @@ cudaError_t cudaSetDevice(int device) {
 
 cudaError_t cudaMalloc(void** ptr, size_t bytes) { return record(cbloss_emu::heap().allocate(ptr, bytes)); }
 
-cudaError_t cudaFree(void* ptr) { return record(cbloss_emu::heap().release(ptr)); }
+cudaError_t cudaFree(void* ptr) {
+  cbloss_emu::land_pending_dma();  // (cudaFree synchronizes)
+  return record(cbloss_emu::heap().release(ptr));
+}
 
 cudaError_t cudaMallocHost(void** ptr, size_t bytes) { return record(cbloss_emu::pinned_heap().allocate(ptr, bytes)); }
 
 cudaError_t cudaFreeHost(void* ptr) { return record(cbloss_emu::pinned_heap().release(ptr)); }
 
-cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
-  if (bytes) std::memmove(dst, src, bytes);
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  cbloss_emu::land_pending_dma();  // the default stream's earlier copies come first
+  if (bytes == 0) return cudaSuccess;
+  if (kind == cudaMemcpyHostToDevice && !cbloss_emu::is_pinned_host(src)) {
+    const char* from = static_cast<const char*>(src);
+    std::lock_guard<std::mutex> lock(cbloss_emu::dma_mutex);
+    cbloss_emu::pending_dma.push_back({dst, std::vector<char>(from, from + bytes)});
+    return cudaSuccess;
+  }
+  std::memmove(dst, src, bytes);
   return cudaSuccess;
 }
 
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
-  return cudaMemcpy(dst, src, bytes, kind);
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind, cudaStream_t) {
+  if (bytes) std::memmove(dst, src, bytes);
+  return cudaSuccess;
 }
 
 cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t) {
@@ -513,7 +554,10 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
   delete reinterpret_cast<char*>(stream);
   return cudaSuccess;
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  if (stream == nullptr) cbloss_emu::land_pending_dma();  // the default stream
+  return cudaSuccess;
+}
 cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned) {
   *event = reinterpret_cast<cudaEvent_t>(new char(0));

@@ -8,12 +8,15 @@
 //     returned) is reported and aborts: on a GPU it would hang or read garbage.
 //   * Clusters of blocks (sm_90): the blocks of a cluster take turns, switching at the cluster barrier;
 //     shared memory that other blocks of the cluster read is one copy per block (CBLOSS_CLUSTER_SHARED).
-//   * Two devices; streams and events are synchronous; "device memory" is host memory with a byte budget
+//   * Two devices; streams and events are synchronous — except that a cudaMemcpy to the device from
+//     pageable host memory lands only when the default stream is synchronized (or runs its next copy,
+//     or memory is freed), as CUDA allows: kernels launched on other streams before then read the old
+//     bytes; "device memory" is host memory with a byte budget
 //     (CBLOSS_EMULATED_DEVICE_MEMORY, default 1 GiB) so that out-of-memory paths can be tested, as is
 //     "pinned" host memory (CBLOSS_EMULATED_PINNED_MEMORY, default 1 GiB: a leak shows), and
 //     CBLOSS_EMULATED_LAUNCH_FAILURE=1 makes every kernel launch fail (cudaErrorLaunchFailure, as a
 //     faulting kernel or a lost device does) so that the failure paths can be tested too.
-// It does not model the memory model, races, or timing. Never part of a shipped build.
+// Beyond that copy it does not model the memory model, races, or timing. Never part of a shipped build.
 #pragma once
 
 #include <cstddef>
