@@ -718,6 +718,35 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       assert.deepEqual(owner.toHost(), x, 'the owner still holds its data');
     });
 
+    it('logits at an address short of the vector alignment take the single-value kernels (a GPU faults on a misaligned vector access; the emulator checks)', () => {
+      const rand = rng(10);
+      const N = 8;
+      const C = 12; // runs of 4 (float32) and of 4 (16-bit, C % 8 != 0) if the address allowed them
+      const x = randomLogits(rand, N * C + 1);
+      const y = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
+      const t = Float32Array.from({ length: N * C }, () => (rand() < 0.3 ? 1 : 0));
+      const owner = DeviceTensor.from(x);
+      const view = DeviceTensor.fromPointer(owner.address + 4n, N * C, 'float32');
+      const shifted = x.subarray(1);
+      for (const [name, make, target] of [
+        ['cross-entropy', (device: 'cpu' | 'cuda') => new cbloss.CrossEntropyLoss({ device }), y],
+        ['BCE', (device: 'cpu' | 'cuda') => new cbloss.BCEWithLogitsLoss({ device }), t],
+      ] as const) {
+        const gpu = make('cuda').forwardBackward(view, target);
+        const cpu = make('cpu').forwardBackward(shifted, target);
+        assertLossClose(gpu.loss as number, cpu.loss as number, `${name} loss`);
+        assertGradClose((gpu.grad as DeviceTensor).toHost() as Float32Array, cpu.grad as Float32Array, `${name} grad`);
+      }
+      const bits = cbloss.toBfloat16Bits(x);
+      const owner16 = DeviceTensor.from(bits, { dtype: 'bfloat16' });
+      const view16 = DeviceTensor.fromPointer(owner16.address + 2n, N * C, 'bfloat16');
+      const gpu = new cbloss.CrossEntropyLoss({ device: 'cuda' }).forwardBackward(view16, y);
+      const cpu = new cbloss.CrossEntropyLoss({ device: 'cpu' }).forwardBackward(cbloss.fromBfloat16Bits(bits.subarray(1)), y);
+      assertLossClose(gpu.loss as number, cpu.loss as number, 'bfloat16 loss');
+      assertGradClose(cbloss.fromBfloat16Bits((gpu.grad as DeviceTensor).toHost() as Uint16Array), cpu.grad as Float32Array, 'bfloat16 grad', 8e-3);
+      for (const d of [view, owner, view16, owner16]) d.dispose();
+    });
+
     it('out of device memory: a clear Error, nothing written or leaked, everything works afterwards', function () {
       if (!cuda.emulated) this.skip(); // the emulator's 1 GiB budget makes this fast and certain
       assert.throws(() => DeviceTensor.empty(2 ** 29), /CUDA out of memory: could not allocate 2147483648 bytes on cuda:0/);

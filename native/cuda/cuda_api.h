@@ -62,6 +62,14 @@
 #define CBLOSS_CLUSTER_SHARED(type, name, n) __shared__ type name[n]
 #endif
 
+// CBLOSS_CHECK_ALIGNED(p, bytes) before a vector access of `bytes` at p: checked by the emulator (a GPU
+// faults on a misaligned one, x86 does not), nothing under nvcc.
+#if defined(CBLOSS_CUDA_EMULATION)
+#define CBLOSS_CHECK_ALIGNED(p, bytes) ::cbloss_emu::check_aligned(p, bytes)
+#else
+#define CBLOSS_CHECK_ALIGNED(p, bytes) ((void)0)
+#endif
+
 // CBLOSS_UNROLL before a loop of a constant count over a small array: unrolled, the array lives in
 // registers (ptxas puts an array indexed by a loop variable on the stack, in local memory).
 #if defined(CBLOSS_CUDA_EMULATION)

@@ -1,7 +1,9 @@
 // The CPU emulator of CUDA declared in cuda_emulator.h (test builds only).
 #include "cuda_emulator.h"
 
+#include <sys/mman.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -186,9 +188,30 @@ void run_block(BlockRun& run) {
 
 // Device memory, and pinned host memory: host allocations with a byte budget each (1 GiB, or the
 // environment variable's value), so that running out of either can be tested — and a leak shows.
+// Every block lies between two inaccessible pages and ends where the second begins (rounded to the
+// 256-byte alignment cudaMalloc gives): a kernel (or host code) that reads or writes past the end of
+// an array faults at once (SIGSEGV) instead of using another buffer's bytes. The bytes around the
+// block on its own pages (up to 255 after it) hold a canary, checked after every launch and when the
+// block is freed, so that a write just past either end shows too.
+constexpr size_t kDeviceAlignment = 256;
+constexpr unsigned char kCanary = 0xa5;
+
+struct GuardedBlock {
+  char* map;        // the mapping: guard page, the block's pages, guard page
+  size_t map_bytes;
+  size_t bytes;     // what was asked for
+};
+
+size_t page_bytes() {
+  static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return page;
+}
+
+size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
 struct DeviceHeap {
   std::mutex mutex;
-  std::unordered_map<void*, size_t> blocks;
+  std::unordered_map<void*, GuardedBlock> blocks;
   size_t used = 0;
   size_t budget = 0;
   explicit DeviceHeap(const char* budget_variable) {
@@ -200,9 +223,19 @@ struct DeviceHeap {
     std::lock_guard<std::mutex> lock(mutex);
     *ptr = nullptr;
     if (bytes > budget - used) return cudaErrorMemoryAllocation;
-    void* p = std::malloc(bytes == 0 ? 1 : bytes);
-    if (!p) return cudaErrorMemoryAllocation;
-    blocks[p] = bytes;
+    const size_t page = page_bytes();
+    const size_t span = round_up(bytes == 0 ? 1 : bytes, kDeviceAlignment);
+    const size_t map_bytes = round_up(span, page) + 2 * page;
+    void* m = mmap(nullptr, map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return cudaErrorMemoryAllocation;
+    char* map = static_cast<char*>(m);
+    if (mprotect(map, page, PROT_NONE) != 0 || mprotect(map + map_bytes - page, page, PROT_NONE) != 0) {
+      munmap(map, map_bytes);
+      return cudaErrorMemoryAllocation;
+    }
+    std::memset(map + page, kCanary, map_bytes - 2 * page);
+    char* p = map + map_bytes - page - span;
+    blocks[p] = GuardedBlock{map, map_bytes, bytes};
     used += bytes;
     *ptr = p;
     return cudaSuccess;
@@ -213,10 +246,29 @@ struct DeviceHeap {
     std::lock_guard<std::mutex> lock(mutex);
     const auto it = blocks.find(ptr);
     if (it == blocks.end()) return cudaErrorInvalidValue;
-    used -= it->second;
+    check_canaries(it->first, it->second);
+    used -= it->second.bytes;
+    munmap(it->second.map, it->second.map_bytes);
     blocks.erase(it);
-    std::free(ptr);
     return cudaSuccess;
+  }
+
+  void check_all() {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (const auto& [p, b] : blocks) check_canaries(p, b);
+  }
+
+ private:
+  static void check_canaries(void* ptr, const GuardedBlock& b) {
+    const char* p = static_cast<const char*>(ptr);
+    const char* first = b.map + page_bytes();
+    const char* last = b.map + b.map_bytes - page_bytes();
+    for (const char* q = first; q < p; ++q) {
+      if (static_cast<unsigned char>(*q) != kCanary) emulator_fault("a write before the start of a device array");
+    }
+    for (const char* q = p + b.bytes; q < last; ++q) {
+      if (static_cast<unsigned char>(*q) != kCanary) emulator_fault("a write past the end of a device array");
+    }
   }
 };
 
@@ -234,9 +286,9 @@ bool is_pinned_host(const void* p) {
   DeviceHeap& pinned = pinned_heap();
   std::lock_guard<std::mutex> lock(pinned.mutex);
   const char* at = static_cast<const char*>(p);
-  for (const auto& [block, bytes] : pinned.blocks) {
+  for (const auto& [block, guarded] : pinned.blocks) {
     const char* begin = static_cast<const char*>(block);
-    if (at >= begin && at < begin + bytes) return true;
+    if (at >= begin && at < begin + guarded.bytes) return true;
   }
   return false;
 }
@@ -283,6 +335,11 @@ void* dynamic_shared() { return run_state().shared.data(); }
 unsigned cluster_rank() { return run_state().cluster_rank; }
 
 void sync_cluster() { suspend(FiberState::AtClusterSync); }
+
+void misaligned_access(const void* address, size_t bytes) {
+  std::fprintf(stderr, "cbloss CUDA emulator: a %zu-byte vector access at %p\n", bytes, address);
+  emulator_fault("a misaligned vector access");
+}
 
 uint64_t warp_exchange(uint64_t bits, unsigned source_lane) {
   BlockRun& run = run_state();
@@ -344,6 +401,12 @@ std::vector<BlockRun>& cluster_runs() {
   return runs;
 }
 
+// After every launch: no kernel wrote just outside a device array.
+void check_device_canaries() {
+  heap().check_all();
+  pinned_heap().check_all();
+}
+
 }  // namespace
 
 void launch(dim3 grid, dim3 block, cudaStream_t stream, const std::function<void()>& body) {
@@ -375,6 +438,7 @@ void launch_shared(dim3 grid, dim3 block, size_t shared_bytes, const void* kerne
     run_block(run);
   }
   run.body = nullptr;
+  check_device_canaries();
 }
 
 void launch_cluster(dim3 grid, dim3 block, unsigned cluster, size_t shared_bytes, const void* kernel, cudaStream_t,
@@ -431,6 +495,7 @@ void launch_cluster(dim3 grid, dim3 block, unsigned cluster, size_t shared_bytes
   }
   for (BlockRun& run : runs) run.body = nullptr;
   running() = &single_run();
+  check_device_canaries();
 }
 
 }  // namespace cbloss_emu

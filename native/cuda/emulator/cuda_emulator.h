@@ -13,7 +13,9 @@
 //     or memory is freed), as CUDA allows: kernels launched on other streams before then read the old
 //     bytes; "device memory" is host memory with a byte budget
 //     (CBLOSS_EMULATED_DEVICE_MEMORY, default 1 GiB) so that out-of-memory paths can be tested, as is
-//     "pinned" host memory (CBLOSS_EMULATED_PINNED_MEMORY, default 1 GiB: a leak shows), and
+//     "pinned" host memory (CBLOSS_EMULATED_PINNED_MEMORY, default 1 GiB: a leak shows); both put
+//     every array between inaccessible pages, its end at the second (an access past it faults), with
+//     a canary around it checked after every launch (a write just outside it is reported); and
 //     CBLOSS_EMULATED_LAUNCH_FAILURE=1 makes every kernel launch fail (cudaErrorLaunchFailure, as a
 //     faulting kernel or a lost device does) so that the failure paths can be tested too.
 // Beyond that copy it does not model the memory model, races, or timing. Never part of a shipped build.
@@ -144,6 +146,13 @@ void launch_cluster(dim3 grid, dim3 block, unsigned cluster, size_t shared_bytes
                     cudaStream_t stream, const std::function<void()>& body);
 unsigned cluster_rank();
 void sync_cluster();
+
+// A vector access (float4, uint2, uint4) must be aligned to its size on a GPU ("misaligned address");
+// x86 does not care, so the emulator checks.
+[[noreturn]] void misaligned_access(const void* address, size_t bytes);
+inline void check_aligned(const void* address, size_t bytes) {
+  if (reinterpret_cast<uintptr_t>(address) % bytes != 0) misaligned_access(address, bytes);
+}
 
 }  // namespace cbloss_emu
 

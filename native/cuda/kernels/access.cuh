@@ -65,16 +65,19 @@ __device__ __forceinline__ void load_n(const void* base, int64_t i, float (&v)[V
   } else if constexpr (std::is_same<T, float>::value) {
     static_assert(V % 4 == 0, "float32 runs are whole float4s");
     const float4* q = reinterpret_cast<const float4*>(static_cast<const float*>(base) + i);
+    CBLOSS_CHECK_ALIGNED(q, sizeof(float4));
     CBLOSS_UNROLL
     for (int k = 0; k < V / 4; ++k) {
       const float4 f = q[k];
       v[4 * k] = f.x, v[4 * k + 1] = f.y, v[4 * k + 2] = f.z, v[4 * k + 3] = f.w;
     }
   } else if constexpr (V == 4) {
+    CBLOSS_CHECK_ALIGNED(static_cast<const T*>(base) + i, sizeof(uint2));
     const uint2 w = *reinterpret_cast<const uint2*>(static_cast<const T*>(base) + i);
     unpack_pair<T>(w.x, v), unpack_pair<T>(w.y, v + 2);
   } else {
     static_assert(V == 8, "16-bit runs are 4 or 8 values");
+    CBLOSS_CHECK_ALIGNED(static_cast<const T*>(base) + i, sizeof(uint4));
     const uint4 w = *reinterpret_cast<const uint4*>(static_cast<const T*>(base) + i);
     unpack_pair<T>(w.x, v), unpack_pair<T>(w.y, v + 2), unpack_pair<T>(w.z, v + 4), unpack_pair<T>(w.w, v + 6);
   }
@@ -86,11 +89,14 @@ __device__ __forceinline__ void store_n(void* base, int64_t i, const float (&v)[
     store<T>(base, i, v[0]);
   } else if constexpr (std::is_same<T, float>::value) {
     float4* q = reinterpret_cast<float4*>(static_cast<float*>(base) + i);
+    CBLOSS_CHECK_ALIGNED(q, sizeof(float4));
     CBLOSS_UNROLL
     for (int k = 0; k < V / 4; ++k) __stwb(q + k, float4{v[4 * k], v[4 * k + 1], v[4 * k + 2], v[4 * k + 3]});
   } else if constexpr (V == 4) {
+    CBLOSS_CHECK_ALIGNED(static_cast<T*>(base) + i, sizeof(uint2));
     __stwb(reinterpret_cast<uint2*>(static_cast<T*>(base) + i), uint2{pack_pair<T>(v), pack_pair<T>(v + 2)});
   } else {
+    CBLOSS_CHECK_ALIGNED(static_cast<T*>(base) + i, sizeof(uint4));
     __stwb(reinterpret_cast<uint4*>(static_cast<T*>(base) + i),
            uint4{pack_pair<T>(v), pack_pair<T>(v + 2), pack_pair<T>(v + 4), pack_pair<T>(v + 6)});
   }

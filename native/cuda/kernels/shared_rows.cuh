@@ -27,6 +27,7 @@ constexpr int kSharedRowsBatch = 4;  // runs a thread loads before storing them:
 template <int V>
 __device__ __forceinline__ void store_floats(float* p, const float (&v)[V]) {
   if constexpr (V % 4 == 0) {
+    CBLOSS_CHECK_ALIGNED(p, sizeof(float4));
     CBLOSS_UNROLL
     for (int k = 0; k < V; k += 4) *reinterpret_cast<float4*>(p + k) = float4{v[k], v[k + 1], v[k + 2], v[k + 3]};
   } else {
