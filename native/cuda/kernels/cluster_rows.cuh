@@ -7,7 +7,6 @@
 namespace cbloss {
 namespace cuda {
 
-//
 // Grid (K, rows), clusters of K blocks of B threads along x: block `rank` of a row's cluster holds
 // columns [rank slice, (rank + 1) slice) in registers as above (B = 512 for 16-bit logits, which hold
 // 16 a thread: 8192 a block, as float32 blocks of 256 holding 32; twice those B, one block an SM, for

@@ -7,7 +7,6 @@
 namespace cbloss {
 namespace cuda {
 
-//
 // Lane `lane` of a row's group of G threads (4, 8 or 16 lanes, or 1, 2, 4 or 8 warps) holds R runs of V
 // columns, run j at column V * (lane + j G), in registers: it reads them once, takes the max, replaces
 // each logit with e^(z - m) while it adds up the sums, and writes the gradient from there. One read of

@@ -7,7 +7,6 @@
 namespace cbloss {
 namespace cuda {
 
-//
 // Rows longer than registers hold (beyond 262144 columns on sm_90; beyond 8192 without clusters, as
 // before sm_90): grid (K, rows) of blocks of kSharedRowsBlock threads, K = 1 or a cluster of K. Block
 // `rank` copies columns [rank slice, (rank + 1) slice) of the row into its dynamic shared memory, as

@@ -7,13 +7,16 @@
 namespace cbloss {
 namespace cuda {
 
-//
 // Grid (slices, rows), a slice being kSliceColumns columns. Phase 1 reads each slice once and keeps
 // running statistics per thread — the max so far, and the sums around it, re-expressed around a new
 // max when one comes (rescaled) — then merges them over the block. Phase 2 merges the slices of the row
 // (every block of the row in the same order: the max first, then every slice's sums re-expressed
 // around it) and reads its slice again to write the gradient. Two reads and one write per element: for
-// GPUs without clusters (before sm_90) and rows longer than a cluster holds.
+// GPUs without clusters (before sm_90) and rows longer than a cluster holds. Phase 2 takes the rows in
+// reverse order (blocks start roughly in order of their index): it begins with the rows phase 1 read
+// last, the likeliest to be still in L2 (in forward order the gradient written for the first rows
+// would evict them before their turn), so that about an L2's worth of rows comes from memory once,
+// not twice. Each row's result is the same in either order.
 
 // This thread's running statistics over its columns in [begin, end) of row n.
 template <class T, int V>
@@ -56,7 +59,8 @@ __global__ void slice_gradient_kernel(KernelArgs a, const RowStats* stats) {
   const int64_t end = begin + kSliceColumns < C ? begin + kSliceColumns : C;
   const int lane = static_cast<int>(threadIdx.x);
   const bool first = blockIdx.x == 0 && lane == 0;
-  for (int64_t n = blockIdx.y; n < a.rows; n += gridDim.y) {
+  for (int64_t i = blockIdx.y; i < a.rows; i += gridDim.y) {
+    const int64_t n = a.rows - 1 - i;
     const RowStart row = row_start(a, r, n);
     if (row.ignored) {
       if (first) a.row_loss[n] = 0.0f;
