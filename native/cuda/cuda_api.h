@@ -42,6 +42,17 @@
   type* name = reinterpret_cast<type*>(cbloss_dynamic_shared_memory)
 #endif
 
+// CBLOSS_BLOCK_SHARED(type, name, n): `__shared__ type name[n]` (in the emulator, filled with 0xff bytes
+// when a block first reaches it: a read of what the block did not write shows).
+#if defined(CBLOSS_CUDA_EMULATION)
+#define CBLOSS_BLOCK_SHARED(type, name, n) \
+  static type name[n];                     \
+  static uint64_t name##_block = 0;        \
+  ::cbloss_emu::poison_for_block(name, sizeof(name), &name##_block)
+#else
+#define CBLOSS_BLOCK_SHARED(type, name, n) __shared__ type name[n]
+#endif
+
 // Thread block clusters (sm_90; the kernels that use them compile to nothing for older GPUs, and the
 // host launches them only on a GPU of compute capability 9 or more):
 //   CBLOSS_CLUSTERS: defined where cluster code is compiled (sm_90+ device code, host code, emulator);
@@ -51,9 +62,11 @@
 //     n) in the shared memory of block `rank` of the cluster.
 #if defined(CBLOSS_CUDA_EMULATION)
 #define CBLOSS_CLUSTERS 1
-#define CBLOSS_CLUSTER_SHARED(type, name, n)                          \
-  static type name##_of_block[::cbloss_emu::kMaxClusterBlocks][n]; \
-  type* name = name##_of_block[::cbloss_emu::cluster_rank()]
+#define CBLOSS_CLUSTER_SHARED(type, name, n)                                                  \
+  static type name##_of_block[::cbloss_emu::kMaxClusterBlocks][n];                         \
+  static uint64_t name##_block[::cbloss_emu::kMaxClusterBlocks] = {};                      \
+  type* name = name##_of_block[::cbloss_emu::cluster_rank()];                              \
+  ::cbloss_emu::poison_for_block(name, sizeof(type) * (n), &name##_block[::cbloss_emu::cluster_rank()])
 #define CBLOSS_LAUNCH_CLUSTER(kernel, grid, block, cluster, shared_bytes, stream, ...)                       \
   ::cbloss_emu::launch_cluster(grid, block, cluster, shared_bytes, reinterpret_cast<const void*>(kernel), stream, \
                                [&] { kernel(__VA_ARGS__); })

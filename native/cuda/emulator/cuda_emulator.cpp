@@ -44,7 +44,14 @@ struct BlockRun {
   unsigned cluster_rank = 0;
   size_t shared_bytes = 0;            // dynamic shared memory of the launch
   std::vector<unsigned char> shared;  // this block's
+  uint64_t serial = 0;                // which block execution this is (CBLOSS_BLOCK_SHARED)
 };
+
+// Counts block executions process-wide (from 1: a static shared array's stamp starts at 0).
+uint64_t next_block_serial() {
+  static uint64_t serial = 0;
+  return ++serial;
+}
 
 // The block of plain launches; a cluster launch points running() at its blocks in turn.
 BlockRun& single_run() {
@@ -107,6 +114,7 @@ void start_block(BlockRun& run) {
   const size_t n = run.count;
   if (run.fibers.size() < n) run.fibers.resize(n);
   run.exchange.assign(((n + 31) / 32) * 64, 0);
+  run.serial = next_block_serial();
   run.shared.assign(run.shared_bytes + kSharedGuard, kGuardByte);
   std::memset(run.shared.data(), 0xff, run.shared_bytes);
   for (size_t i = 0; i < n; ++i) {
@@ -331,6 +339,13 @@ const dim3& grid_dim() { return run_state().grid; }
 void sync_block() { suspend(FiberState::AtBlockSync); }
 
 void* dynamic_shared() { return run_state().shared.data(); }
+
+void poison_for_block(void* shared, size_t bytes, uint64_t* stamp) {
+  const uint64_t serial = run_state().serial;
+  if (*stamp == serial) return;
+  std::memset(shared, 0xff, bytes);
+  *stamp = serial;
+}
 
 unsigned cluster_rank() { return run_state().cluster_rank; }
 

@@ -15,7 +15,8 @@
 //     (CBLOSS_EMULATED_DEVICE_MEMORY, default 1 GiB) so that out-of-memory paths can be tested, as is
 //     "pinned" host memory (CBLOSS_EMULATED_PINNED_MEMORY, default 1 GiB: a leak shows); both put
 //     every array between inaccessible pages, its end at the second (an access past it faults), with
-//     a canary around it checked after every launch (a write just outside it is reported); and
+//     a canary around it checked after every launch (a write just outside it is reported); static
+//     shared arrays filled with NaN bytes at each block's start, dynamic shared memory too; and
 //     CBLOSS_EMULATED_LAUNCH_FAILURE=1 makes every kernel launch fail (cudaErrorLaunchFailure, as a
 //     faulting kernel or a lost device does) so that the failure paths can be tested too.
 // Beyond that copy it does not model the memory model, races, or timing. Never part of a shipped build.
@@ -137,6 +138,10 @@ void launch(dim3 grid, dim3 block, cudaStream_t stream, const std::function<void
 void launch_shared(dim3 grid, dim3 block, size_t shared_bytes, const void* kernel, cudaStream_t stream,
                    const std::function<void()>& body);
 void* dynamic_shared();  // the running block's
+// A static shared array (CBLOSS_BLOCK_SHARED, CBLOSS_CLUSTER_SHARED) is one variable for every block
+// here; on a GPU each block's starts as garbage. The first thread of a block to reach its declaration
+// fills it with 0xff bytes (NaN floats), so that a read of what this block did not write shows.
+void poison_for_block(void* shared, size_t bytes, uint64_t* stamp);
 
 // Thread block clusters (sm_90): `cluster` consecutive blocks along x run together; the blocks of a
 // cluster take turns, each running until all its threads wait at the cluster barrier. Each block has

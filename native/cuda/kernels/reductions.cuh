@@ -85,7 +85,7 @@ __device__ __forceinline__ RowStats shuffle_merge(RowStats v) {
 template <int G, class T, class WarpReduce, class Combine>
 __device__ __forceinline__ T warps_reduce(T v, WarpReduce warp, Combine combine) {
   constexpr int kWarps = G / 32;
-  __shared__ T scratch[(G > kBlock ? G : kBlock) / 32];
+  CBLOSS_BLOCK_SHARED(T, scratch, (G > kBlock ? G : kBlock) / 32);
   v = warp(v);
   const int w = static_cast<int>(threadIdx.x) >> 5;
   if ((threadIdx.x & 31) == 0) scratch[w] = v;
@@ -129,7 +129,7 @@ constexpr RowSums kNoSums{0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
 
 // Sums one double per thread over the block in a fixed order; thread 0 gets the total.
 __device__ double block_total(double v) {
-  __shared__ double partial[kBlock];
+  CBLOSS_BLOCK_SHARED(double, partial, kBlock);
   partial[threadIdx.x] = v;
   __syncthreads();
   for (int stride = kBlock / 2; stride > 0; stride >>= 1) {
