@@ -20,7 +20,7 @@
 // pointer to one (a template instance goes through a variable, because of the commas).
 #if defined(CBLOSS_CUDA_EMULATION)
 #define CBLOSS_LAUNCH(kernel, grid, block, stream, ...) \
-  ::cbloss_emu::launch(grid, block, stream, [&] { kernel(__VA_ARGS__); })
+  ::cbloss_emu::launch(grid, block, stream, [=] { kernel(__VA_ARGS__); })
 #else
 #define CBLOSS_LAUNCH(kernel, grid, block, stream, ...) kernel<<<grid, block, 0, stream>>>(__VA_ARGS__)
 #endif
@@ -30,7 +30,7 @@
 // aligned (one array per kernel: it is all the dynamic shared memory of the block).
 #if defined(CBLOSS_CUDA_EMULATION)
 #define CBLOSS_LAUNCH_SHARED(kernel, grid, block, bytes, stream, ...)                                   \
-  ::cbloss_emu::launch_shared(grid, block, bytes, reinterpret_cast<const void*>(kernel), stream, [&] { \
+  ::cbloss_emu::launch_shared(grid, block, bytes, reinterpret_cast<const void*>(kernel), stream, [=] { \
     kernel(__VA_ARGS__);                                                                               \
   })
 #define CBLOSS_DYNAMIC_SHARED(type, name) type* name = static_cast<type*>(::cbloss_emu::dynamic_shared())
@@ -69,7 +69,7 @@
   ::cbloss_emu::poison_for_block(name, sizeof(type) * (n), &name##_block[::cbloss_emu::cluster_rank()])
 #define CBLOSS_LAUNCH_CLUSTER(kernel, grid, block, cluster, shared_bytes, stream, ...)                       \
   ::cbloss_emu::launch_cluster(grid, block, cluster, shared_bytes, reinterpret_cast<const void*>(kernel), stream, \
-                               [&] { kernel(__VA_ARGS__); })
+                               [=] { kernel(__VA_ARGS__); })
 #elif !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
 #define CBLOSS_CLUSTERS 1
 #define CBLOSS_CLUSTER_SHARED(type, name, n) __shared__ type name[n]

@@ -5,14 +5,33 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+// Streams run lazily: what is enqueued on a stream (a launch, an asynchronous copy or memset, a wait
+// for an event) runs only when something waits for it — cudaStreamSynchronize, cudaEventSynchronize,
+// a stream that waits for an event of this one and runs itself, cudaFree/cudaFreeHost (which
+// synchronize the device) — in stream order. So a host read of results, or a host write into a
+// buffer that a queued copy has still to send, without the synchronization CUDA requires sees the
+// wrong bytes, as it may on a GPU. The default stream (null) runs what it is given at once.
+struct CUstream_st {
+  std::deque<std::function<void()>> ops;
+  uint64_t enqueued = 0;  // operations ever enqueued
+  uint64_t done = 0;      // operations run
+};
+
+struct CUevent_st {
+  CUstream_st* stream = nullptr;  // the stream it was last recorded on (null: nothing to wait for)
+  uint64_t mark = 0;              // its operations up to the record
+};
 
 namespace cbloss_emu {
 namespace {
@@ -67,8 +86,8 @@ BlockRun*& running() {
 BlockRun& run_state() { return *running(); }
 
 std::recursive_mutex& launch_mutex() {
-  static std::recursive_mutex m;
-  return m;
+  static auto* m = new std::recursive_mutex;  // (immortal, as the heaps)
+  return *m;
 }
 
 [[noreturn]] void emulator_fault(const char* what) {
@@ -281,13 +300,13 @@ struct DeviceHeap {
 };
 
 DeviceHeap& heap() {
-  static DeviceHeap h("CBLOSS_EMULATED_DEVICE_MEMORY");
-  return h;
+  static auto* h = new DeviceHeap("CBLOSS_EMULATED_DEVICE_MEMORY");  // (immortal: static destructors free memory at exit)
+  return *h;
 }
 
 DeviceHeap& pinned_heap() {
-  static DeviceHeap h("CBLOSS_EMULATED_PINNED_MEMORY");
-  return h;
+  static auto* h = new DeviceHeap("CBLOSS_EMULATED_PINNED_MEMORY");  // (immortal: static destructors free memory at exit)
+  return *h;
 }
 
 bool is_pinned_host(const void* p) {
@@ -317,6 +336,42 @@ void land_pending_dma() {
   std::lock_guard<std::mutex> lock(dma_mutex);
   for (PendingDma& d : pending_dma) std::memcpy(d.dst, d.bytes.data(), d.bytes.size());
   pending_dma.clear();
+}
+
+// Every stream, and one lock for all of them (recursive: running an operation may run another
+// stream's). Never destroyed: memory freed by static destructors at exit synchronizes through them.
+std::recursive_mutex& stream_mutex() {
+  static auto* m = new std::recursive_mutex;
+  return *m;
+}
+
+std::vector<CUstream_st*>& streams() {
+  static auto* all = new std::vector<CUstream_st*>;
+  return *all;
+}
+
+// Runs `stream`'s operations until `mark` of them have run.
+void run_until(CUstream_st* stream, uint64_t mark) {
+  std::lock_guard<std::recursive_mutex> lock(stream_mutex());
+  while (stream->done < mark) {
+    std::function<void()> op = std::move(stream->ops.front());
+    stream->ops.pop_front();
+    op();
+    ++stream->done;
+  }
+}
+
+void enqueue(cudaStream_t stream, std::function<void()> op) {
+  if (!stream) return op();
+  std::lock_guard<std::recursive_mutex> lock(stream_mutex());
+  stream->ops.push_back(std::move(op));
+  ++stream->enqueued;
+}
+
+// What a device synchronization does: every stream runs everything it was given.
+void run_all_streams() {
+  std::lock_guard<std::recursive_mutex> lock(stream_mutex());
+  for (CUstream_st* s : streams()) run_until(s, s->enqueued);
 }
 
 thread_local cudaError_t last_error = cudaSuccess;
@@ -422,19 +477,9 @@ void check_device_canaries() {
   pinned_heap().check_all();
 }
 
-}  // namespace
-
-void launch(dim3 grid, dim3 block, cudaStream_t stream, const std::function<void()>& body) {
-  launch_shared(grid, block, 0, nullptr, stream, body);
-}
-
-void launch_shared(dim3 grid, dim3 block, size_t shared_bytes, const void* kernel, cudaStream_t,
-                   const std::function<void()>& body) {
+// Runs a plain launch: block after block.
+void run_grid(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body) {
   const size_t threads = block_threads(block);
-  if (refuse_launch(threads > 0 && threads <= 1024 && grid.x > 0 && grid.y > 0 && grid.z > 0 && grid.y <= 65535 &&
-                    grid.z <= 65535 && shared_bytes <= shared_limit(kernel))) {
-    return;
-  }
   std::lock_guard<std::recursive_mutex> lock(launch_mutex());
   BlockRun& run = run_state();
   if (run.body) emulator_fault("a kernel launched from a kernel");
@@ -456,14 +501,9 @@ void launch_shared(dim3 grid, dim3 block, size_t shared_bytes, const void* kerne
   check_device_canaries();
 }
 
-void launch_cluster(dim3 grid, dim3 block, unsigned cluster, size_t shared_bytes, const void* kernel, cudaStream_t,
-                    const std::function<void()>& body) {
+// Runs a cluster launch: the blocks of each cluster take turns, each up to the cluster barrier.
+void run_cluster_grid(dim3 grid, dim3 block, unsigned cluster, size_t shared_bytes, const std::function<void()>& body) {
   const size_t threads = block_threads(block);
-  if (refuse_launch(threads > 0 && threads <= 1024 && cluster > 0 && cluster <= kMaxClusterBlocks &&
-                    grid.x % cluster == 0 && grid.y > 0 && grid.y <= 65535 && grid.z == 1 &&
-                    shared_bytes <= shared_limit(kernel))) {
-    return;
-  }
   std::lock_guard<std::recursive_mutex> lock(launch_mutex());
   if (run_state().body) emulator_fault("a kernel launched from a kernel");
   std::vector<BlockRun>& runs = cluster_runs();
@@ -511,6 +551,34 @@ void launch_cluster(dim3 grid, dim3 block, unsigned cluster, size_t shared_bytes
   for (BlockRun& run : runs) run.body = nullptr;
   running() = &single_run();
   check_device_canaries();
+}
+
+
+}  // namespace
+
+void launch(dim3 grid, dim3 block, cudaStream_t stream, const std::function<void()>& body) {
+  launch_shared(grid, block, 0, nullptr, stream, body);
+}
+
+void launch_shared(dim3 grid, dim3 block, size_t shared_bytes, const void* kernel, cudaStream_t stream,
+                   const std::function<void()>& body) {
+  const size_t threads = block_threads(block);
+  if (refuse_launch(threads > 0 && threads <= 1024 && grid.x > 0 && grid.y > 0 && grid.z > 0 && grid.y <= 65535 &&
+                    grid.z <= 65535 && shared_bytes <= shared_limit(kernel))) {
+    return;
+  }
+  enqueue(stream, [=] { run_grid(grid, block, shared_bytes, body); });
+}
+
+void launch_cluster(dim3 grid, dim3 block, unsigned cluster, size_t shared_bytes, const void* kernel,
+                    cudaStream_t stream, const std::function<void()>& body) {
+  const size_t threads = block_threads(block);
+  if (refuse_launch(threads > 0 && threads <= 1024 && cluster > 0 && cluster <= kMaxClusterBlocks &&
+                    grid.x % cluster == 0 && grid.y > 0 && grid.y <= 65535 && grid.z == 1 &&
+                    shared_bytes <= shared_limit(kernel))) {
+    return;
+  }
+  enqueue(stream, [=] { run_cluster_grid(grid, block, cluster, shared_bytes, body); });
 }
 
 }  // namespace cbloss_emu
@@ -594,13 +662,17 @@ cudaError_t cudaSetDevice(int device) {
 cudaError_t cudaMalloc(void** ptr, size_t bytes) { return record(cbloss_emu::heap().allocate(ptr, bytes)); }
 
 cudaError_t cudaFree(void* ptr) {
-  cbloss_emu::land_pending_dma();  // (cudaFree synchronizes)
+  cbloss_emu::land_pending_dma();  // (cudaFree synchronizes the device)
+  cbloss_emu::run_all_streams();
   return record(cbloss_emu::heap().release(ptr));
 }
 
 cudaError_t cudaMallocHost(void** ptr, size_t bytes) { return record(cbloss_emu::pinned_heap().allocate(ptr, bytes)); }
 
-cudaError_t cudaFreeHost(void* ptr) { return record(cbloss_emu::pinned_heap().release(ptr)); }
+cudaError_t cudaFreeHost(void* ptr) {
+  cbloss_emu::run_all_streams();  // (cudaFreeHost synchronizes the device)
+  return record(cbloss_emu::pinned_heap().release(ptr));
+}
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   cbloss_emu::land_pending_dma();  // the default stream's earlier copies come first
@@ -615,37 +687,61 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
   return cudaSuccess;
 }
 
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind, cudaStream_t) {
-  if (bytes) std::memmove(dst, src, bytes);
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind, cudaStream_t stream) {
+  if (bytes) cbloss_emu::enqueue(stream, [=] { std::memmove(dst, src, bytes); });
   return cudaSuccess;
 }
 
-cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t) {
-  std::memset(dst, value, bytes);
+cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t stream) {
+  if (bytes) cbloss_emu::enqueue(stream, [=] { std::memset(dst, value, bytes); });
   return cudaSuccess;
 }
 
 // Streams and events are tokens: every operation completes before its call returns.
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned) {
-  *stream = reinterpret_cast<cudaStream_t>(new char(0));
+  std::lock_guard<std::recursive_mutex> lock(cbloss_emu::stream_mutex());
+  *stream = new CUstream_st;
+  cbloss_emu::streams().push_back(*stream);
   return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
-  delete reinterpret_cast<char*>(stream);
+  if (!stream) return record(cudaErrorInvalidResourceHandle);
+  std::lock_guard<std::recursive_mutex> lock(cbloss_emu::stream_mutex());
+  cbloss_emu::run_until(stream, stream->enqueued);  // (its work still completes)
+  auto& all = cbloss_emu::streams();
+  all.erase(std::find(all.begin(), all.end(), stream));
+  delete stream;
   return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
-  if (stream == nullptr) cbloss_emu::land_pending_dma();  // the default stream
+  if (stream == nullptr) {
+    cbloss_emu::land_pending_dma();  // the default stream (the loss streams are non-blocking: not them)
+    return cudaSuccess;
+  }
+  cbloss_emu::run_until(stream, stream->enqueued);
   return cudaSuccess;
 }
-cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned) {
+  CUstream_st* source = event->stream;
+  const uint64_t mark = event->mark;
+  if (source) cbloss_emu::enqueue(stream, [source, mark] { cbloss_emu::run_until(source, mark); });
+  return cudaSuccess;
+}
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned) {
-  *event = reinterpret_cast<cudaEvent_t>(new char(0));
+  *event = new CUevent_st;
   return cudaSuccess;
 }
 cudaError_t cudaEventDestroy(cudaEvent_t event) {
-  delete reinterpret_cast<char*>(event);
+  delete event;
   return cudaSuccess;
 }
-cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
+  std::lock_guard<std::recursive_mutex> lock(cbloss_emu::stream_mutex());
+  event->stream = stream;
+  event->mark = stream ? stream->enqueued : 0;
+  return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+  if (event->stream) cbloss_emu::run_until(event->stream, event->mark);
+  return cudaSuccess;
+}

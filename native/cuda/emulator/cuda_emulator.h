@@ -8,18 +8,23 @@
 //     returned) is reported and aborts: on a GPU it would hang or read garbage.
 //   * Clusters of blocks (sm_90): the blocks of a cluster take turns, switching at the cluster barrier;
 //     shared memory that other blocks of the cluster read is one copy per block (CBLOSS_CLUSTER_SHARED).
-//   * Two devices; streams and events are synchronous — except that a cudaMemcpy to the device from
-//     pageable host memory lands only when the default stream is synchronized (or runs its next copy,
-//     or memory is freed), as CUDA allows: kernels launched on other streams before then read the old
-//     bytes; "device memory" is host memory with a byte budget
-//     (CBLOSS_EMULATED_DEVICE_MEMORY, default 1 GiB) so that out-of-memory paths can be tested, as is
+//   * Two devices. Streams run lazily: what is enqueued on one (launches, asynchronous copies and
+//     memsets, waits for events) runs only when something waits for it (a stream or event
+//     synchronization, a stream that waits for one of its events, cudaFree/cudaFreeHost), so host
+//     code that reads results or refills a staging buffer without the synchronization CUDA requires
+//     sees the wrong bytes. A cudaMemcpy to the device from pageable host memory lands only when the
+//     default stream is synchronized (or runs its next copy, or memory is freed), as CUDA allows:
+//     kernels launched on other streams before then read the old bytes.
+//   * "Device memory" is host memory with a byte budget (CBLOSS_EMULATED_DEVICE_MEMORY, default
+//     1 GiB) so that out-of-memory paths can be tested, as is
 //     "pinned" host memory (CBLOSS_EMULATED_PINNED_MEMORY, default 1 GiB: a leak shows); both put
 //     every array between inaccessible pages, its end at the second (an access past it faults), with
 //     a canary around it checked after every launch (a write just outside it is reported); static
 //     shared arrays filled with NaN bytes at each block's start, dynamic shared memory too; and
 //     CBLOSS_EMULATED_LAUNCH_FAILURE=1 makes every kernel launch fail (cudaErrorLaunchFailure, as a
 //     faulting kernel or a lost device does) so that the failure paths can be tested too.
-// Beyond that copy it does not model the memory model, races, or timing. Never part of a shipped build.
+// Beyond that it does not model the memory model, races between threads, or timing. Never part of a
+// shipped build.
 #pragma once
 
 #include <cstddef>
