@@ -16,12 +16,14 @@
 #include <unordered_map>
 #include <vector>
 
-// Streams run lazily: what is enqueued on a stream (a launch, an asynchronous copy or memset, a wait
-// for an event) runs only when something waits for it — cudaStreamSynchronize, cudaEventSynchronize,
-// a stream that waits for an event of this one and runs itself, cudaFree/cudaFreeHost (which
-// synchronize the device) — in stream order. So a host read of results, or a host write into a
-// buffer that a queued copy has still to send, without the synchronization CUDA requires sees the
-// wrong bytes, as it may on a GPU. The default stream (null) runs what it is given at once.
+// Streams run lazily: what is enqueued on a stream (an asynchronous copy or memset, a wait for an
+// event) runs only when something waits for it — cudaStreamSynchronize, cudaEventSynchronize, a
+// stream that waits for an event of this one and runs itself, cudaFree/cudaFreeHost (which
+// synchronize the device), or a kernel launched on the stream, which runs at once after what was
+// queued before it — in stream order. So a host read of results, or a host write into a buffer that
+// a queued copy has still to send, without the synchronization CUDA requires sees the wrong bytes,
+// and so does a kernel that needs another stream's copy without an event between them, as they may
+// on a GPU. The default stream (null) runs what it is given at once.
 struct CUstream_st {
   std::deque<std::function<void()>> ops;
   uint64_t enqueued = 0;  // operations ever enqueued
@@ -368,6 +370,13 @@ void enqueue(cudaStream_t stream, std::function<void()> op) {
   ++stream->enqueued;
 }
 
+// A kernel runs as soon as it is launched (with what its stream had queued before it, event waits
+// included), while copies wait: so a kernel that needs a copy on another stream without an event
+// between them runs before that copy lands, and reads the old bytes.
+void run_launched(cudaStream_t stream) {
+  if (stream) run_until(stream, stream->enqueued);
+}
+
 // What a device synchronization does: every stream runs everything it was given.
 void run_all_streams() {
   std::lock_guard<std::recursive_mutex> lock(stream_mutex());
@@ -568,6 +577,7 @@ void launch_shared(dim3 grid, dim3 block, size_t shared_bytes, const void* kerne
     return;
   }
   enqueue(stream, [=] { run_grid(grid, block, shared_bytes, body); });
+  run_launched(stream);
 }
 
 void launch_cluster(dim3 grid, dim3 block, unsigned cluster, size_t shared_bytes, const void* kernel,
@@ -579,6 +589,7 @@ void launch_cluster(dim3 grid, dim3 block, unsigned cluster, size_t shared_bytes
     return;
   }
   enqueue(stream, [=] { run_cluster_grid(grid, block, cluster, shared_bytes, body); });
+  run_launched(stream);
 }
 
 }  // namespace cbloss_emu

@@ -8,11 +8,11 @@
 //     returned) is reported and aborts: on a GPU it would hang or read garbage.
 //   * Clusters of blocks (sm_90): the blocks of a cluster take turns, switching at the cluster barrier;
 //     shared memory that other blocks of the cluster read is one copy per block (CBLOSS_CLUSTER_SHARED).
-//   * Two devices. Streams run lazily: what is enqueued on one (launches, asynchronous copies and
-//     memsets, waits for events) runs only when something waits for it (a stream or event
-//     synchronization, a stream that waits for one of its events, cudaFree/cudaFreeHost), so host
-//     code that reads results or refills a staging buffer without the synchronization CUDA requires
-//     sees the wrong bytes. A cudaMemcpy to the device from pageable host memory lands only when the
+//   * Two devices. Streams run lazily: an asynchronous copy or memset, or a wait for an event, runs
+//     only when something waits for it (a stream or event synchronization, a stream that waits for
+//     one of its events, cudaFree/cudaFreeHost, a kernel launched after it on its stream — kernels run
+//     at launch), so host code that reads results or refills a staging buffer without the
+//     synchronization CUDA requires sees the wrong bytes. A cudaMemcpy to the device from pageable host memory lands only when the
 //     default stream is synchronized (or runs its next copy, or memory is freed), as CUDA allows:
 //     kernels launched on other streams before then read the old bytes.
 //   * "Device memory" is host memory with a byte budget (CBLOSS_EMULATED_DEVICE_MEMORY, default
