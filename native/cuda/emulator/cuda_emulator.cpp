@@ -562,7 +562,6 @@ void run_cluster_grid(dim3 grid, dim3 block, unsigned cluster, size_t shared_byt
   check_device_canaries();
 }
 
-
 }  // namespace
 
 void launch(dim3 grid, dim3 block, cudaStream_t stream, const std::function<void()>& body) {
