@@ -736,6 +736,7 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
         const cpu = make('cpu').forwardBackward(shifted, target);
         assertLossClose(gpu.loss as number, cpu.loss as number, `${name} loss`);
         assertGradClose((gpu.grad as DeviceTensor).toHost() as Float32Array, cpu.grad as Float32Array, `${name} grad`);
+        (gpu.grad as DeviceTensor).dispose();
       }
       const bits = cbloss.toBfloat16Bits(x);
       const owner16 = DeviceTensor.from(bits, { dtype: 'bfloat16' });
@@ -744,7 +745,7 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       const cpu = new cbloss.CrossEntropyLoss({ device: 'cpu' }).forwardBackward(cbloss.fromBfloat16Bits(bits.subarray(1)), y);
       assertLossClose(gpu.loss as number, cpu.loss as number, 'bfloat16 loss');
       assertGradClose(cbloss.fromBfloat16Bits((gpu.grad as DeviceTensor).toHost() as Uint16Array), cpu.grad as Float32Array, 'bfloat16 grad', 8e-3);
-      for (const d of [view, owner, view16, owner16]) d.dispose();
+      for (const d of [view, owner, view16, owner16, gpu.grad as DeviceTensor]) d.dispose();
     });
 
     it('out of device memory: a clear Error, nothing written or leaked, everything works afterwards', function () {
