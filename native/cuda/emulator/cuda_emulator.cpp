@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -112,18 +113,30 @@ void suspend(FiberState state) {
   swapcontext(&self.context, &run.scheduler);
 }
 
-// CBLOSS_EMULATED_SCHEDULE=reverse runs the threads of a block, and the blocks of a grid, in
-// reverse order. In index order, a thread that reads shared memory written by a lower thread in the
-// same phase (a missing __syncthreads) still sees the value, because the writer ran first; in
-// reverse order it does not. Running the tests both ways catches a missing barrier in either
-// direction, which a CPU emulator otherwise hides.
-bool reverse_schedule() {
-  static const bool reverse = [] {
+// CBLOSS_EMULATED_SCHEDULE picks the order of what a GPU runs in no fixed order:
+//   * index (the default): threads and blocks in index order; a kernel runs at launch (host_wait).
+//   * reverse: threads and blocks in reverse order, and streams too (host_wait). In index order, a
+//     thread that reads shared memory written by a lower thread in the same phase (a missing
+//     __syncthreads) still sees the value, because the writer ran first; in reverse order it does
+//     not. Running the tests both ways catches a missing barrier in either direction, which a CPU
+//     emulator otherwise hides.
+//   * shuffle: threads and blocks in index order, streams in an order drawn at random at every host
+//     wait (host_wait), from the seed CBLOSS_EMULATED_SEED (default 1): the same run each time.
+enum class Schedule { Index, Reverse, Shuffle };
+
+Schedule schedule() {
+  static const Schedule chosen = [] {
     const char* env = std::getenv("CBLOSS_EMULATED_SCHEDULE");
-    return env != nullptr && std::string(env) == "reverse";
+    const std::string name = env ? env : "index";
+    if (name == "index") return Schedule::Index;
+    if (name == "reverse") return Schedule::Reverse;
+    if (name == "shuffle") return Schedule::Shuffle;
+    emulator_fault("CBLOSS_EMULATED_SCHEDULE is none of index, reverse, shuffle");
   }();
-  return reverse;
+  return chosen;
 }
+
+bool reverse_schedule() { return schedule() == Schedule::Reverse; }
 
 // Bytes past the block's dynamic shared memory, set to kGuardByte when it starts: one changed when it
 // ends is a write past the end (on a GPU, into another block's shared memory, or a fault).
@@ -370,11 +383,47 @@ void enqueue(cudaStream_t stream, std::function<void()> op) {
   ++stream->enqueued;
 }
 
-// A kernel runs as soon as it is launched (with what its stream had queued before it, event waits
-// included), while copies wait: so a kernel that needs a copy on another stream without an event
-// between them runs before that copy lands, and reads the old bytes.
+// Under the index schedule a kernel runs as soon as it is launched (with what its stream had queued
+// before it, event waits included), while copies wait: so a kernel that needs a copy on another
+// stream without an event between them runs before that copy lands, and reads the old bytes. Under
+// the others kernels wait too (host_wait).
 void run_launched(cudaStream_t stream) {
-  if (stream) run_until(stream, stream->enqueued);
+  if (stream && schedule() == Schedule::Index) run_until(stream, stream->enqueued);
+}
+
+// The seeded generator of the shuffle schedule (used under stream_mutex).
+std::mt19937_64& shuffle_generator() {
+  static auto* generator = [] {
+    const char* env = std::getenv("CBLOSS_EMULATED_SEED");
+    return new std::mt19937_64(env ? std::strtoull(env, nullptr, 10) : 1);
+  }();
+  return *generator;
+}
+
+// The host waits for `stream` to have run `mark` operations. What else runs first — each an order a
+// GPU may take, since only events order the work of different streams:
+//   * index: nothing; the awaited stream runs up to `mark`.
+//   * reverse: every other stream runs all it was given, the most recently created first, then the
+//     awaited stream: work on a later stream that needs an earlier stream's copy or kernel without an
+//     event between them (a missing cudaStreamWaitEvent) runs before it and reads the old bytes.
+//   * shuffle: the streams in a random order, each either running all it was given or nothing (the
+//     awaited one included: it may run past `mark`), then the awaited stream up to `mark` — so work a
+//     stream queued after an event can run before work on another stream the host waits for, too.
+void host_wait(CUstream_st* stream, uint64_t mark) {
+  std::lock_guard<std::recursive_mutex> lock(stream_mutex());
+  std::vector<CUstream_st*> order = streams();  // (a copy: running an operation never adds a stream)
+  if (schedule() == Schedule::Reverse) {
+    std::reverse(order.begin(), order.end());
+    order.erase(std::remove(order.begin(), order.end(), stream), order.end());
+  } else if (schedule() == Schedule::Shuffle) {
+    std::mt19937_64& random = shuffle_generator();
+    std::shuffle(order.begin(), order.end(), random);
+    order.erase(std::remove_if(order.begin(), order.end(), [&](CUstream_st*) { return random() & 1; }), order.end());
+  } else {
+    order.clear();
+  }
+  for (CUstream_st* other : order) run_until(other, other->enqueued);
+  run_until(stream, mark);
 }
 
 // What a device synchronization does: every stream runs everything it was given.
@@ -707,7 +756,8 @@ cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t str
   return cudaSuccess;
 }
 
-// Streams and events are tokens: every operation completes before its call returns.
+// A stream is a queue of operations (see enqueue, run_launched, host_wait); an event, a stream and a
+// count of its operations.
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned) {
   std::lock_guard<std::recursive_mutex> lock(cbloss_emu::stream_mutex());
   *stream = new CUstream_st;
@@ -728,7 +778,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
     cbloss_emu::land_pending_dma();  // the default stream (the loss streams are non-blocking: not them)
     return cudaSuccess;
   }
-  cbloss_emu::run_until(stream, stream->enqueued);
+  cbloss_emu::host_wait(stream, stream->enqueued);
   return cudaSuccess;
 }
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned) {
@@ -752,6 +802,6 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   return cudaSuccess;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
-  if (event->stream) cbloss_emu::run_until(event->stream, event->mark);
+  if (event->stream) cbloss_emu::host_wait(event->stream, event->mark);
   return cudaSuccess;
 }

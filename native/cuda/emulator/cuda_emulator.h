@@ -12,9 +12,13 @@
 //     only when something waits for it (a stream or event synchronization, a stream that waits for
 //     one of its events, cudaFree/cudaFreeHost, a kernel launched after it on its stream — kernels run
 //     at launch), so host code that reads results or refills a staging buffer without the
-//     synchronization CUDA requires sees the wrong bytes. A cudaMemcpy to the device from pageable host memory lands only when the
-//     default stream is synchronized (or runs its next copy, or memory is freed), as CUDA allows:
-//     kernels launched on other streams before then read the old bytes.
+//     synchronization CUDA requires sees the wrong bytes. Under CBLOSS_EMULATED_SCHEDULE=reverse
+//     kernels wait too, and a host wait runs every other stream's work first, the newest stream
+//     first: a stream that needs another's work without waiting for its event runs before it; under
+//     =shuffle the streams run in a seeded random order (CBLOSS_EMULATED_SEED). A
+//     cudaMemcpy to the device from pageable host memory lands only when the default stream is
+//     synchronized (or runs its next copy, or memory is freed), as CUDA allows: kernels launched on
+//     other streams before then read the old bytes.
 //   * "Device memory" is host memory with a byte budget (CBLOSS_EMULATED_DEVICE_MEMORY, default
 //     1 GiB) so that out-of-memory paths can be tested, as is
 //     "pinned" host memory (CBLOSS_EMULATED_PINNED_MEMORY, default 1 GiB: a leak shows); both put
