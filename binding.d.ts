@@ -18,7 +18,7 @@ export interface NativeCudaStatus {
   compiled: boolean;
   /** The CUDA code runs on the CPU emulator (a test build), not on a GPU. */
   emulated: boolean;
-  /** A driver and at least one device answered. */
+  /** A driver answered and at least one of its devices runs this addon's kernels. */
   available: boolean;
   /** Why CUDA is not available ('' when it is). */
   reason: string;
@@ -38,6 +38,8 @@ export interface NativeDevice {
   totalMemory: number;
   computeCapability: string;
   multiprocessors: number;
+  /** Why this addon's kernels cannot run on it ('' when they can): its compute capability, or the driver's error. */
+  unusable: string;
 }
 
 /** CUDA device memory (cbloss::DeviceMemory); lib/device-tensor.ts wraps it as DeviceTensor. */

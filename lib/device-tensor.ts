@@ -4,6 +4,7 @@
 // tensor is forgotten — never while a call still uses it (calls hold their own reference).
 import type { NativeDeviceBuffer } from '../binding';
 import { invalidLength, invalidType, invalidValue } from './errors';
+import { usableCudaIndex } from './device';
 import { NATIVE_BUFFER } from './handles';
 import { binding } from './native';
 
@@ -37,9 +38,7 @@ function cudaIndex(name: string, device: unknown): number {
   if (!match) throw invalidValue(name, "'cuda' or 'cuda:N'", device);
   const cuda = binding.backendInfo().cuda;
   if (!cuda.available) throw new Error(`cbloss: DeviceTensor needs CUDA, which is not usable: ${cuda.reason}`);
-  const index = match[1] === undefined ? 0 : Number(match[1]);
-  if (index >= cuda.deviceCount) throw invalidValue(name, `a CUDA device index below ${cuda.deviceCount}`, device);
-  return index;
+  return usableCudaIndex(name, device, match[1] === undefined ? 0 : Number(match[1]));
 }
 
 function readDtype(name: string, value: unknown): DeviceDtype {

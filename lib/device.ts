@@ -1,7 +1,7 @@
 // Device choice (SPEC §7). 'auto' (the default, or CBLOSS_DEVICE from the environment) runs where the
 // work is fastest; 'cpu', 'cuda' and 'cuda:N' force a device. Asking for CUDA where it is not usable
 // is an Error that says why.
-import type { NativeCudaStatus } from '../binding';
+import type { NativeCudaStatus, NativeDevice } from '../binding';
 import { binding } from './native';
 import { invalidType, invalidValue } from './errors';
 
@@ -32,10 +32,19 @@ export function resolveDevice(optionName: string, value: unknown): ResolvedDevic
   if (!cuda.available) {
     throw new Error(`cbloss: device '${requested}' was requested but CUDA is not usable: ${cuda.reason}`);
   }
-  if (index >= cuda.deviceCount) {
-    throw invalidValue(name, `a CUDA device index below ${cuda.deviceCount}`, requested);
-  }
-  return { kind: 'cuda', index };
+  return { kind: 'cuda', index: usableCudaIndex(name, requested, index) };
+}
+
+/**
+ * `index` when CUDA device `index` exists and runs this addon's kernels (CUDA available); otherwise a
+ * RangeError (no such device) or an Error that says why not (e.g. its compute capability).
+ */
+export function usableCudaIndex(name: string, requested: string, index: number): number {
+  const count = binding.backendInfo().cuda.deviceCount;
+  if (index >= count) throw invalidValue(name, `a CUDA device index below ${count}`, requested);
+  const unusable = binding.devices()[index].unusable;
+  if (unusable) throw new Error(`cbloss: device '${requested}' was requested but it is not usable: ${unusable}`);
+  return index;
 }
 
 /**
@@ -55,14 +64,19 @@ export function autoPicksCuda(elements: number, cudaUsable: () => boolean, pinne
   return elements >= AUTO_CUDA_MIN_ELEMENTS && cudaUsable() && pinned();
 }
 
-let autoCuda: boolean | undefined;
+/**
+ * The CUDA device 'auto' may pick: the first that runs the kernels, unless CUDA is the emulator (a
+ * slow CPU path for tests); -1 for none.
+ */
+export function autoCudaDevice(cuda: NativeCudaStatus, cudaDevices: readonly NativeDevice[]): number {
+  const first = cuda.available && !cuda.emulated ? cudaDevices.find((d) => d.unusable === '') : undefined;
+  return first ? first.index : -1;
+}
 
-/** Whether 'auto' may pick CUDA: usable, and not the CUDA emulator (a slow CPU path for tests). Probed once. */
-function autoCanUseCuda(): boolean {
-  if (autoCuda === undefined) {
-    const cuda = binding.backendInfo().cuda;
-    autoCuda = cuda.available && !cuda.emulated;
-  }
+let autoCuda: number | undefined;
+
+function autoCudaIndex(): number {
+  if (autoCuda === undefined) autoCuda = autoCudaDevice(binding.backendInfo().cuda, binding.devices());  // (probed once)
   return autoCuda;
 }
 
@@ -70,7 +84,7 @@ function autoCanUseCuda(): boolean {
 export function deviceIndex(device: ResolvedDevice, logits: Float32Array): number {
   if (device.kind === 'cuda') return device.index;
   if (device.kind === 'cpu') return -1;
-  return autoPicksCuda(logits.length, autoCanUseCuda, () => binding.isPinned(logits)) ? 0 : -1;
+  return autoPicksCuda(logits.length, () => autoCudaIndex() >= 0, () => binding.isPinned(logits)) ? autoCudaIndex() : -1;
 }
 
 export interface BackendInfo {
@@ -120,11 +134,15 @@ export function backendInfo(): BackendInfo {
   };
 }
 
-/** Usable devices: the CPU, then each CUDA device the driver reports. */
+/**
+ * Usable devices: the CPU, then each CUDA device the driver reports that runs this addon's kernels
+ * (one of a compute capability it was not built for is left out; asking for it says why).
+ */
 export function devices(): DeviceInfo[] {
   const info = binding.backendInfo();
   const list: DeviceInfo[] = [{ device: 'cpu', name: 'CPU', threads: info.cpu.threads }];
   for (const d of binding.devices()) {
+    if (d.unusable) continue;
     list.push({
       device: `cuda:${d.index}`,
       name: d.name,

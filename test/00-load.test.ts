@@ -6,7 +6,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import * as cbloss from '../lib';
-import { AUTO_CUDA_MIN_ELEMENTS, autoPicksCuda } from '../lib/device';
+import type { NativeCudaStatus, NativeDevice } from '../binding';
+import { AUTO_CUDA_MIN_ELEMENTS, autoCudaDevice, autoPicksCuda } from '../lib/device';
 
 const root = path.join(__dirname, '..');
 
@@ -118,6 +119,16 @@ describe('00 loading and backend info', () => {
     };
     autoPicksCuda(16, count, count);
     assert.equal(asked, 0, 'small calls ask neither CUDA nor the array (the sync call overhead)');
+  });
+
+  it("'auto' picks the first CUDA device the kernels run on, never the emulator", () => {
+    const status = (available: boolean, emulated = false) => ({ available, emulated }) as NativeCudaStatus;
+    const device = (index: number, unusable = '') => ({ index, unusable }) as NativeDevice;
+    assert.equal(autoCudaDevice(status(true), [device(0), device(1)]), 0);
+    assert.equal(autoCudaDevice(status(true), [device(0, 'compute capability 7.5, …'), device(1)]), 1);
+    assert.equal(autoCudaDevice(status(false), [device(0, 'compute capability 7.5, …')]), -1);
+    assert.equal(autoCudaDevice(status(false), []), -1);
+    assert.equal(autoCudaDevice(status(true, true), [device(0)]), -1, 'the emulator is for tests');
   });
 
   it('CBLOSS_DEVICE overrides the default device', () => {

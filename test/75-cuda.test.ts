@@ -5,6 +5,8 @@
 // failures. Where no GPU is present these run on the CPU emulator of CUDA when the addon was built
 // with it (`npm run build:emulated`, as CI does), and are skipped otherwise with the reason.
 import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
 
 import * as cbloss from '../lib';
 import { DeviceTensor } from '../lib';
@@ -806,6 +808,64 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
         await collectGarbage();
       }
     });
+  });
+});
+
+// What the addon says of GPUs its kernels were not built for (80-real, 90-real, 90-virtual): the emulator
+// reports the compute capabilities CBLOSS_EMULATED_COMPUTE_CAPABILITY gives its two devices, in a child
+// process (the probe runs once a process).
+describe('75 GPUs the kernels were not built for (the emulator posing as them)', () => {
+  before(function () {
+    if (!cuda.emulated) this.skip();
+  });
+
+  const probe = (capabilities: string): Record<string, unknown> => {
+    const script = `
+      const c = require('cbloss');
+      const attempt = (f) => { try { return f(); } catch (e) { return e.constructor.name + ': ' + e.message; } };
+      const ce = (device) => attempt(() => new c.CrossEntropyLoss({ device }).forward(new Float32Array([0, 0]), [0]));
+      console.log(JSON.stringify({
+        available: c.backendInfo().available.cuda,
+        reason: c.backendInfo().cuda.reason,
+        devices: c.devices().map((d) => d.device + ' ' + (d.computeCapability || '')),
+        cuda0: ce('cuda:0'),
+        cuda1: ce('cuda:1'),
+        tensor: attempt(() => c.DeviceTensor.from(new Float32Array(2)).device),
+      }));`;
+    const out = execFileSync(process.execPath, ['-e', script], {
+      cwd: path.join(__dirname, '..'),
+      encoding: 'utf8',
+      env: { ...process.env, CBLOSS_EMULATED_COMPUTE_CAPABILITY: capabilities },
+    });
+    return JSON.parse(out) as Record<string, unknown>;
+  };
+  const builtFor = "and this addon's kernels were built for CUDA architectures 80-real,90-real,90-virtual";
+
+  it('none usable (7.5, a T4): CUDA unavailable, saying why for every device, with the rebuild', () => {
+    const r = probe('7.5');
+    assert.equal(r.available, false);
+    assert.match(String(r.reason), /^cuda:0 \(.*#0\), cuda:1 \(.*#1\): compute capability 7\.5, /);
+    assert.ok(String(r.reason).includes(`${builtFor} (\`npx cmake-js rebuild --CDCMAKE_CUDA_ARCHITECTURES=75\``), String(r.reason));
+    assert.deepEqual(r.devices, ['cpu ']);
+    assert.equal(r.cuda0, `Error: cbloss: device 'cuda:0' was requested but CUDA is not usable: ${String(r.reason)}`);
+    assert.equal(r.tensor, `Error: cbloss: DeviceTensor needs CUDA, which is not usable: ${String(r.reason)}`);
+  });
+
+  it('one of two usable (7.0 and 8.6): the other is left out of devices() and refused by name', () => {
+    const r = probe('7.0,8.6');
+    assert.equal(r.available, true);
+    assert.equal(r.reason, '');
+    assert.deepEqual(r.devices, ['cpu ', 'cuda:1 8.6']);
+    assert.ok(String(r.cuda0).startsWith(`Error: cbloss: device 'cuda:0' was requested but it is not usable: compute capability 7.0, ${builtFor}`), String(r.cuda0));
+    assert.ok(Math.abs(Number(r.cuda1) - Math.LN2) < 1e-6, String(r.cuda1));
+    assert.match(String(r.tensor), /^Error: cbloss: device 'cuda' was requested but it is not usable: compute capability 7\.0/);
+  });
+
+  it('machine code runs on later minors (8.9), PTX on later GPUs (12.0)', () => {
+    const r = probe('8.9,12.0');
+    assert.deepEqual(r.devices, ['cpu ', 'cuda:0 8.9', 'cuda:1 12.0']);
+    for (const v of [r.cuda0, r.cuda1]) assert.ok(Math.abs(Number(v) - Math.LN2) < 1e-6, String(v));
+    assert.equal(r.tensor, 'cuda:0');
   });
 });
 

@@ -483,7 +483,7 @@ Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// devices() -> the CUDA devices the driver reports (empty without CUDA)
+// devices() -> the CUDA devices the driver reports, usable or not (empty without CUDA)
 Napi::Value Devices(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const cbloss::CudaStatus& s = cbloss::cuda_status();
@@ -496,6 +496,7 @@ Napi::Value Devices(const Napi::CallbackInfo& info) {
     o.Set("totalMemory", static_cast<double>(d.total_memory));
     o.Set("computeCapability", std::to_string(d.major) + "." + std::to_string(d.minor));
     o.Set("multiprocessors", d.multiprocessors);
+    o.Set("unusable", d.unusable);
     arr.Set(static_cast<uint32_t>(i), o);
   }
   return arr;

@@ -105,16 +105,17 @@ struct CudaDevice {
   int minor = 0;
   int multiprocessors = 0;
   size_t shared_per_block = 0;  // shared memory a block may be given (asking beyond the default 48 KB)
+  std::string unusable;         // why the kernels cannot run on it (empty when they can)
 };
 
 struct CudaStatus {
   bool compiled = false;   // the addon was built with nvcc (or with the CPU emulator of CUDA)
   bool emulated = false;   // the CUDA code runs on the test emulator (native/cuda/emulator), not a GPU
-  bool available = false;  // a driver and at least one device answered
+  bool available = false;  // a driver answered and at least one device runs the kernels
   int runtime_version = 0;
   int driver_version = 0;
   std::string reason;  // why not available (empty when available)
-  std::vector<CudaDevice> devices;
+  std::vector<CudaDevice> devices;  // every device the driver reports, entry N for ordinal N
 };
 
 // Probes the CUDA driver once (cached): safe to call on machines without a driver or GPU.

@@ -182,6 +182,10 @@ DeviceContext& context_for(int device) {
     throw std::runtime_error("CUDA device " + std::to_string(device) + " does not exist (" +
                              std::to_string(status.devices.size()) + " device(s))");
   }
+  const CudaDevice& props = status.devices[static_cast<size_t>(device)];
+  if (!props.unusable.empty()) {
+    throw std::runtime_error("CUDA device " + std::to_string(device) + " (" + props.name + ") is not usable: " + props.unusable);
+  }
   static std::mutex registry_mutex;
   static std::vector<std::unique_ptr<DeviceContext>> contexts(status.devices.size());
   std::lock_guard<std::mutex> lock(registry_mutex);

@@ -273,8 +273,9 @@ int main() {
   std::printf("CUDA compiled %d, available %d%s%s\n", status.compiled, status.available, status.available ? "" : ": ",
               status.reason.c_str());
   for (const cbloss::CudaDevice& d : status.devices) {
-    std::printf("cuda:%d %s, %.1f GiB, compute capability %d.%d, %d SMs\n", d.index, d.name.c_str(),
-                static_cast<double>(d.total_memory) / 1073741824.0, d.major, d.minor, d.multiprocessors);
+    std::printf("cuda:%d %s, %.1f GiB, compute capability %d.%d, %d SMs%s%s\n", d.index, d.name.c_str(),
+                static_cast<double>(d.total_memory) / 1073741824.0, d.major, d.minor, d.multiprocessors,
+                d.unusable.empty() ? "" : ": not usable, ", d.unusable.c_str());
   }
   if (!status.available) {
     std::printf("0 passed, 1 failed\n");

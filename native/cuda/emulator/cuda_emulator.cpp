@@ -432,6 +432,21 @@ void run_all_streams() {
   for (CUstream_st* s : streams()) run_until(s, s->enqueued);
 }
 
+// Each device's compute capability: 9.0 (the emulator runs clusters, as sm_90 does), or what
+// CBLOSS_EMULATED_COMPUTE_CAPABILITY says — "7.5" for every device, "7.5,9.0" device by device — so
+// that a GPU the kernels were not built for can be tested.
+void compute_capability(int device, int* major, int* minor) {
+  *major = 9, *minor = 0;
+  const char* env = std::getenv("CBLOSS_EMULATED_COMPUTE_CAPABILITY");
+  if (!env || !*env) return;
+  const std::string list = env;
+  size_t at = 0;
+  for (int d = 0; d < device && list.find(',', at) != std::string::npos; ++d) at = list.find(',', at) + 1;
+  if (std::sscanf(list.c_str() + at, "%d.%d", major, minor) != 2) {
+    emulator_fault("CBLOSS_EMULATED_COMPUTE_CAPABILITY is not like 7.5 or 7.5,9.0");
+  }
+}
+
 thread_local cudaError_t last_error = cudaSuccess;
 thread_local int current_device = 0;
 
@@ -699,6 +714,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   prop->totalGlobalMem = cbloss_emu::heap().budget;
   prop->multiProcessorCount = 1;
   prop->sharedMemPerBlockOptin = cbloss_emu::kMaxSharedBytes;
+  cbloss_emu::compute_capability(device, &prop->major, &prop->minor);
   return cudaSuccess;
 }
 

@@ -8,17 +8,17 @@
 //     returned) is reported and aborts: on a GPU it would hang or read garbage.
 //   * Clusters of blocks (sm_90): the blocks of a cluster take turns, switching at the cluster barrier;
 //     shared memory that other blocks of the cluster read is one copy per block (CBLOSS_CLUSTER_SHARED).
-//   * Two devices. Streams run lazily: an asynchronous copy or memset, or a wait for an event, runs
-//     only when something waits for it (a stream or event synchronization, a stream that waits for
-//     one of its events, cudaFree/cudaFreeHost, a kernel launched after it on its stream — kernels run
-//     at launch), so host code that reads results or refills a staging buffer without the
-//     synchronization CUDA requires sees the wrong bytes. Under CBLOSS_EMULATED_SCHEDULE=reverse
-//     kernels wait too, and a host wait runs every other stream's work first, the newest stream
-//     first: a stream that needs another's work without waiting for its event runs before it; under
-//     =shuffle the streams run in a seeded random order (CBLOSS_EMULATED_SEED). A
-//     cudaMemcpy to the device from pageable host memory lands only when the default stream is
-//     synchronized (or runs its next copy, or memory is freed), as CUDA allows: kernels launched on
-//     other streams before then read the old bytes.
+//   * Two devices, of compute capability 9.0 (CBLOSS_EMULATED_COMPUTE_CAPABILITY sets others). Streams
+//     run lazily: an asynchronous copy or memset, or a wait for an event, runs only when something
+//     waits for it (a stream or event synchronization, a stream that waits for one of its events,
+//     cudaFree/cudaFreeHost, a kernel launched after it on its stream — kernels run at launch), so
+//     host code that reads results or refills a staging buffer without the synchronization CUDA
+//     requires sees the wrong bytes. Under CBLOSS_EMULATED_SCHEDULE=reverse kernels wait too, and a
+//     host wait runs every other stream's work first, the newest stream first: a stream that needs
+//     another's work without waiting for its event runs before it; under =shuffle the streams run in
+//     a seeded random order (CBLOSS_EMULATED_SEED). A cudaMemcpy to the device from pageable host
+//     memory lands only when the default stream is synchronized (or runs its next copy, or memory is
+//     freed), as CUDA allows: kernels launched on other streams before then read the old bytes.
 //   * "Device memory" is host memory with a byte budget (CBLOSS_EMULATED_DEVICE_MEMORY, default
 //     1 GiB) so that out-of-memory paths can be tested, as is
 //     "pinned" host memory (CBLOSS_EMULATED_PINNED_MEMORY, default 1 GiB: a leak shows); both put
