@@ -27,6 +27,7 @@ using cbloss::DeviceMemory;
 using cbloss::LossKind;
 using cbloss::Problem;
 
+int checked_device = 0;  // the first device the kernels run on (main)
 int passed = 0;
 int failed = 0;
 
@@ -119,7 +120,7 @@ struct WithKernelChoice {
 };
 
 std::shared_ptr<DeviceMemory> upload(const void* data, size_t bytes) {
-  auto m = DeviceMemory::allocate(0, bytes);
+  auto m = DeviceMemory::allocate(checked_device, bytes);
   m->copy_from_host(data, bytes);
   return m;
 }
@@ -145,20 +146,20 @@ void compare(const Case& c, int64_t N, int64_t C, Random& rng) {
   p.grad_out = g_cpu.data();
   const double l_cpu = cbloss::run_cpu(p);
   p.grad_out = g_gpu.data();
-  const double l_gpu = cbloss::run_cuda(p, 0);
+  const double l_gpu = cbloss::run_cuda(p, checked_device);
 
   // The same problem with every array on the device.
   Problem d = p;
   auto dx = upload(x.data(), M * sizeof(float));
   auto dy = upload(y.data(), y.size() * sizeof(int32_t));
   auto dt = upload(t.data(), M * sizeof(float));
-  auto dg = DeviceMemory::allocate(0, M * sizeof(float));
+  auto dg = DeviceMemory::allocate(checked_device, M * sizeof(float));
   d.device_memory = true;
   d.logits = static_cast<const float*>(dx->data());
   d.labels = c.labels ? static_cast<const int32_t*>(dy->data()) : nullptr;
   d.targets = c.labels ? nullptr : static_cast<const float*>(dt->data());
   d.grad_out = static_cast<float*>(dg->data());
-  const double l_dev = cbloss::run_cuda(d, 0);
+  const double l_dev = cbloss::run_cuda(d, checked_device);
   dg->copy_to_host(g_dev.data(), M * sizeof(float));
 
   const std::string what = std::string(c.name) + " " + std::to_string(N) + "x" + std::to_string(C);
@@ -167,7 +168,7 @@ void compare(const Case& c, int64_t N, int64_t C, Random& rng) {
   if (c.labels && C > 4096) {
     for (const KernelChoice& k : kLongRowKernels) {
       const WithKernelChoice chosen(k);
-      const double l_other = cbloss::run_cuda(d, 0);
+      const double l_other = cbloss::run_cuda(d, checked_device);
       dg->copy_to_host(g_dev.data(), M * sizeof(float));
       check(close(l_other, l_cpu) && grad_close(g_dev, g_cpu),
             what + " " + k.how + ": " + std::to_string(l_other) + " vs " + std::to_string(l_cpu));
@@ -183,11 +184,11 @@ double median_ms(const std::vector<double>& samples) {
 
 // The median wall time of `reps` calls of run_cuda(p) after one warm-up call, in milliseconds.
 double median_call_ms(const Problem& p, int reps) {
-  cbloss::run_cuda(p, 0);
+  cbloss::run_cuda(p, checked_device);
   std::vector<double> samples;
   for (int i = 0; i < reps; ++i) {
     const auto start = std::chrono::steady_clock::now();
-    cbloss::run_cuda(p, 0);
+    cbloss::run_cuda(p, checked_device);
     samples.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
   }
   return median_ms(samples);
@@ -198,7 +199,7 @@ void time_cross_entropy(int64_t N, int64_t C, int reps) {
   std::vector<float> block(std::min<size_t>(M, size_t{1} << 24));
   Random rng{7};
   for (float& v : block) v = static_cast<float>((rng.next() - 0.5) * 8.0);
-  auto dx = DeviceMemory::allocate(0, M * sizeof(float));
+  auto dx = DeviceMemory::allocate(checked_device, M * sizeof(float));
   for (size_t at = 0; at < M; at += block.size()) {
     const size_t n = std::min(block.size(), M - at);
     dx->copy_from_host(block.data(), n * sizeof(float), at * sizeof(float));
@@ -206,7 +207,7 @@ void time_cross_entropy(int64_t N, int64_t C, int reps) {
   std::vector<int32_t> y(static_cast<size_t>(N));
   for (int32_t& v : y) v = static_cast<int32_t>(rng.next() * static_cast<double>(C));
   auto dy = upload(y.data(), y.size() * sizeof(int32_t));
-  auto dg = DeviceMemory::allocate(0, M * sizeof(float));
+  auto dg = DeviceMemory::allocate(checked_device, M * sizeof(float));
   Problem p;
   p.loss = LossKind::CrossEntropy;
   p.rows = N;
@@ -281,6 +282,8 @@ int main() {
     std::printf("0 passed, 1 failed\n");
     return 1;
   }
+  while (!status.devices[static_cast<size_t>(checked_device)].unusable.empty()) ++checked_device;
+  std::printf("checking cuda:%d\n", checked_device);
   const bool quick = std::getenv("CBLOSS_GPU_CHECK_QUICK") && std::strcmp(std::getenv("CBLOSS_GPU_CHECK_QUICK"), "1") == 0;
   const Case cases[] = {
       {"CE smoothing", LossKind::CrossEntropy, 0.0, 0.1, true},
