@@ -149,7 +149,7 @@ struct DeviceContext {
   PinnedArray host_params;
   DeviceArray device_params;
   DeviceArray scratch;
-  bool clusters = false;  // thread block clusters: compute capability 9 or more (the emulator has them)
+  bool clusters = false;  // thread block clusters: compute capability 9 or more (the emulator's default)
   int multiprocessors = 1;
   size_t shared_per_block = 0;  // what a block may be given, dynamic and static
   LaunchAnswers answers;  // (under `mutex`, like everything a call touches)
@@ -157,11 +157,7 @@ struct DeviceContext {
   void initialize() {
     if (initialized) return;
     const CudaDevice& props = cuda_status().devices[static_cast<size_t>(device)];
-#if defined(CBLOSS_CUDA_EMULATION)
-    clusters = true;
-#else
     clusters = props.major >= 9;
-#endif
     multiprocessors = props.multiprocessors > 0 ? props.multiprocessors : 1;
     shared_per_block = props.shared_per_block;
     for (Slot& s : slots) {
