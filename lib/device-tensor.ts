@@ -38,7 +38,7 @@ function cudaIndex(name: string, device: unknown): number {
   if (!match) throw invalidValue(name, "'cuda' or 'cuda:N'", device);
   const cuda = binding.backendInfo().cuda;
   if (!cuda.available) throw new Error(`cbloss: DeviceTensor needs CUDA, which is not usable: ${cuda.reason}`);
-  return usableCudaIndex(name, device, match[1] === undefined ? 0 : Number(match[1]));
+  return usableCudaIndex(cuda, name, device, match[1] === undefined ? 0 : Number(match[1]));
 }
 
 function readDtype(name: string, value: unknown): DeviceDtype {

@@ -32,16 +32,16 @@ export function resolveDevice(optionName: string, value: unknown): ResolvedDevic
   if (!cuda.available) {
     throw new Error(`cbloss: device '${requested}' was requested but CUDA is not usable: ${cuda.reason}`);
   }
-  return { kind: 'cuda', index: usableCudaIndex(name, requested, index) };
+  return { kind: 'cuda', index: usableCudaIndex(cuda, name, requested, index) };
 }
 
 /**
- * `index` when CUDA device `index` exists and runs this addon's kernels (CUDA available); otherwise a
- * RangeError (no such device) or an Error that says why not (e.g. its compute capability).
+ * `index` when CUDA device `index` exists and runs this addon's kernels (`cuda`: the status, CUDA
+ * available); otherwise a RangeError (no such device) or an Error that says why not (e.g. its compute
+ * capability).
  */
-export function usableCudaIndex(name: string, requested: string, index: number): number {
-  const count = binding.backendInfo().cuda.deviceCount;
-  if (index >= count) throw invalidValue(name, `a CUDA device index below ${count}`, requested);
+export function usableCudaIndex(cuda: NativeCudaStatus, name: string, requested: string, index: number): number {
+  if (index >= cuda.deviceCount) throw invalidValue(name, `a CUDA device index below ${cuda.deviceCount}`, requested);
   const unusable = binding.devices()[index].unusable;
   if (unusable) throw new Error(`cbloss: device '${requested}' was requested but it is not usable: ${unusable}`);
   return index;

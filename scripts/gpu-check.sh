@@ -13,13 +13,13 @@ if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then exec > >(tee "$OUT/gpu-check.log") 2
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
 # CBLOSS_CUDA_LOG=1: the backend prints which cluster sizes run on this GPU (else another kernel runs).
 export CBLOSS_CUDA_LOG=1
-if node -e 0 >/dev/null 2>&1; then
+if node_error=$(node -e 0 2>&1); then
   timeout 600 node scripts/gpu-check.js
   exit
 fi
 # No Node that starts here (the carried one may need a newer C library): the native check, when it was
 # carried too (build-tools/cbloss_gpu_check, bench/RESULTS.md), so that one run on the device suffices.
-echo "node does not start here: $(node -e 0 2>&1 | head -n 1)"
+echo "node does not start here: $(head -n 1 <<<"$node_error")"
 if [ -x build-tools/cbloss_gpu_check ]; then
   echo "running the native check (build-tools/cbloss_gpu_check) instead"
   timeout 600 build-tools/cbloss_gpu_check
