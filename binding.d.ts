@@ -64,10 +64,31 @@ export interface NativeDeviceBufferStatic {
   borrow(address: bigint, bytes: number, device: number): NativeDeviceBuffer;
 }
 
+/** One row of native/core/loss_kinds.h's table. */
+export interface NativeLossKind {
+  id: number;
+  name: string;
+  family: 'row' | 'element';
+  indexTargets: boolean;
+  probabilityTargets: boolean;
+  ignoreIndex: boolean;
+  labelSmoothing: boolean;
+}
+
+/** The calling contract the addon was built with (native/binding/contract.h, native/core/loss_kinds.h). */
+export interface NativeAbi {
+  /** The names of the config slots, in order. */
+  configSlots: string[];
+  /** The names of run's arguments, in order. */
+  runArguments: string[];
+  lossKinds: NativeLossKind[];
+}
+
 /**
- * The arguments of `run`/`runAsync`. `config` holds the scalars: [loss kind, rows, classes, divisor,
- * balance, alpha, gamma, labelSmoothing, ignoreIndex, gradOutput scalar, device, logit type] (the
- * enums of native/core/problem.h; device -1 is the CPU, N is CUDA device N). Either every data array
+ * The arguments of `run`/`runAsync`. `config` holds the scalars, one per slot of
+ * native/binding/contract.h (lib/native.ts CONFIG_SLOTS: loss kind, rows, classes, divisor, balance, the
+ * loss options, gradOutput scalar, device, logit type; the enums of native/core/problem.h and
+ * loss_kinds.h; device -1 is the CPU, N is CUDA device N). Either every data array
  * is a host typed array, or every one is a NativeDeviceBuffer on that device (16-bit logit types
  * only then); the option vectors are host arrays either way.
  */
@@ -87,6 +108,8 @@ export type NativeRunArguments = [
 
 export interface NativeBinding {
   DeviceBuffer: NativeDeviceBufferStatic;
+  /** The calling contract of this build; lib/native.ts refuses an addon whose contract differs. */
+  abi(): NativeAbi;
   /**
    * Evaluates one loss (and its gradient when `gradOut` is given) on the CPU or a CUDA device.
    * Throws an Error when a CUDA call fails, a RangeError for a device label out of range (checked

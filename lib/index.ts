@@ -3,6 +3,8 @@ export { CrossEntropyLoss, type CrossEntropyLossOptions } from './losses/cross-e
 export { BCEWithLogitsLoss, type BCEWithLogitsLossOptions } from './losses/bce';
 export { FocalLoss, type FocalLossOptions } from './losses/focal';
 export { SigmoidFocalLoss, type SigmoidFocalLossOptions } from './losses/sigmoid-focal';
+export { PolyLoss, type PolyLossOptions } from './losses/poly';
+export { AsymmetricLoss, type AsymmetricLossOptions } from './losses/asymmetric';
 export {
   ClassBalancedLoss,
   type ClassBalancedLossOptions,

@@ -16,7 +16,7 @@ import {
 } from './inputs';
 import { runPlan, runPlanAsync } from './native';
 import { checkCallOptionKeys } from './options';
-import { Divisor, LossKind, type LossPlan } from './plan';
+import { Divisor, isRowLoss, type LossPlan } from './plan';
 import { loadTf, tensorLoss, type TfTensor } from './tf';
 
 export type Reduction = 'none' | 'mean' | 'sum';
@@ -211,7 +211,7 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
       const grad = new Float32Array(plan.logits.length);
       const perElement = none ? new Float32Array(plan.outputLength) : null;
       const reduced = runPlan(plan, 1, perElement, grad);
-      rowOutputs = plan.kind === LossKind.CrossEntropy || plan.kind === LossKind.FocalSoftmax;
+      rowOutputs = isRowLoss(plan.kind);
       return { perElement, reduced, grad, rowOutputs, rows: plan.rows, classes: plan.classes };
     });
     return { loss, rowOutputs };

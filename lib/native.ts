@@ -1,11 +1,48 @@
 // Loads the native addon — the one place that does — and turns a LossPlan into its call.
 import * as path from 'node:path';
 
-import type { NativeBinding, NativeDeviceBuffer, NativeRunArguments } from '../binding';
+import type { NativeAbi, NativeBinding, NativeDeviceBuffer, NativeRunArguments } from '../binding';
 import { NATIVE_BUFFER } from './handles';
-import type { LossPlan } from './plan';
+import { LOSS_KIND_TRAITS, type LossPlan } from './plan';
 
-const CONFIG_SIZE = 12;
+/**
+ * The native calling contract (native/binding/contract.h): the config slots and the run arguments,
+ * in order. The addon reports its own (abi()); a build whose lists differ is refused at load.
+ */
+export const CONFIG_SLOTS = [
+  'kind',
+  'rows',
+  'classes',
+  'divisor',
+  'balance',
+  'alphaScalar',
+  'gamma',
+  'labelSmoothing',
+  'ignoreIndex',
+  'gradOutputScalar',
+  'device',
+  'logitType',
+  'polyEpsilon',
+  'gammaPos',
+  'gammaNeg',
+  'clip',
+  'detachFocusing',
+] as const;
+export const RUN_ARGUMENTS = [
+  'config',
+  'logits',
+  'labels',
+  'targets',
+  'classWeight',
+  'posWeight',
+  'alpha',
+  'balanceWeight',
+  'gradOutput',
+  'lossOut',
+  'gradOut',
+] as const;
+type ConfigSlot = (typeof CONFIG_SLOTS)[number];
+const SLOT = Object.fromEntries(CONFIG_SLOTS.map((name, i) => [name, i])) as Record<ConfigSlot, number>;
 
 /** A DeviceTensor, as far as this module needs to know one. */
 export interface DeviceArray {
@@ -53,25 +90,71 @@ function loadBinding(): NativeBinding {
   );
 }
 
-export const binding: NativeBinding = loadBinding();
+/**
+ * Why an addon's reported contract differs from this lib/'s, or null when they agree: the config
+ * slots, the run arguments and every loss kind's id and traits.
+ */
+export function contractMismatch(abi: NativeAbi | undefined): string | null {
+  if (!abi) return 'it reports no calling contract (abi())';
+  const list = (a: readonly string[]) => a.join(', ');
+  if (list(abi.configSlots) !== list(CONFIG_SLOTS)) {
+    return `its config slots are [${list(abi.configSlots)}], lib/ expects [${list(CONFIG_SLOTS)}]`;
+  }
+  if (list(abi.runArguments) !== list(RUN_ARGUMENTS)) {
+    return `its run arguments are [${list(abi.runArguments)}], lib/ expects [${list(RUN_ARGUMENTS)}]`;
+  }
+  const ours = Object.entries(LOSS_KIND_TRAITS).map(([id, t]) => JSON.stringify({ id: Number(id), ...t }));
+  const theirs = abi.lossKinds.map((k) =>
+    JSON.stringify({
+      id: k.id,
+      name: k.name,
+      family: k.family,
+      indexTargets: k.indexTargets,
+      probabilityTargets: k.probabilityTargets,
+      ignoreIndex: k.ignoreIndex,
+      labelSmoothing: k.labelSmoothing,
+    }),
+  );
+  if (list(ours) !== list(theirs)) return `its loss kinds are ${list(theirs)}, lib/ expects ${list(ours)}`;
+  return null;
+}
+
+function checkedBinding(): NativeBinding {
+  const loaded = loadBinding();
+  const why = contractMismatch(typeof loaded.abi === 'function' ? loaded.abi() : undefined);
+  if (why) {
+    throw new Error(
+      `cbloss: the native addon was built from other sources than this lib/: ${why}. ` +
+        'Rebuild it with `npm run build:native` (or reinstall the package).',
+    );
+  }
+  return loaded;
+}
+
+export const binding: NativeBinding = checkedBinding();
 
 // One config array serves every call: the addon reads it before run or runAsync returns (a call's
 // arguments are parsed on the calling thread), so reusing it saves an allocation per call.
-const config = new Float64Array(CONFIG_SIZE);
+const config = new Float64Array(CONFIG_SLOTS.length);
 
 function fillConfig(plan: LossPlan, gradOutput: number | DataArray): Float64Array {
-  config[0] = plan.kind;
-  config[1] = plan.rows;
-  config[2] = plan.classes;
-  config[3] = plan.divisor;
-  config[4] = plan.balance;
-  config[5] = plan.alphaScalar;
-  config[6] = plan.gamma;
-  config[7] = plan.labelSmoothing;
-  config[8] = plan.ignoreIndex;
-  config[9] = typeof gradOutput === 'number' ? gradOutput : 1;
-  config[10] = plan.device; // -1: the CPU; N: CUDA device N
-  config[11] = logitType(plan.logits);
+  config[SLOT.kind] = plan.kind;
+  config[SLOT.rows] = plan.rows;
+  config[SLOT.classes] = plan.classes;
+  config[SLOT.divisor] = plan.divisor;
+  config[SLOT.balance] = plan.balance;
+  config[SLOT.alphaScalar] = plan.alphaScalar;
+  config[SLOT.gamma] = plan.gamma;
+  config[SLOT.labelSmoothing] = plan.labelSmoothing;
+  config[SLOT.ignoreIndex] = plan.ignoreIndex;
+  config[SLOT.gradOutputScalar] = typeof gradOutput === 'number' ? gradOutput : 1;
+  config[SLOT.device] = plan.device; // -1: the CPU; N: CUDA device N
+  config[SLOT.logitType] = logitType(plan.logits);
+  config[SLOT.polyEpsilon] = plan.polyEpsilon;
+  config[SLOT.gammaPos] = plan.gammaPos;
+  config[SLOT.gammaNeg] = plan.gammaNeg;
+  config[SLOT.clip] = plan.clip;
+  config[SLOT.detachFocusing] = plan.detachFocusing ? 1 : 0;
   return config;
 }
 

@@ -77,6 +77,14 @@ export class OptionReader {
     return option ? checkNumber(option.name, option.value, check) : undefined;
   }
 
+  /** A boolean option: TypeError for anything else. */
+  boolean(key: string, fallback: boolean): boolean {
+    const option = this.given.get(key);
+    if (!option) return fallback;
+    if (typeof option.value !== 'boolean') throw invalidType(option.name, 'true or false', option.value);
+    return option.value;
+  }
+
   /** A string from a fixed set: TypeError for a non-string, RangeError for an unknown one. */
   choice<T extends string>(key: string, fallback: T, choices: readonly T[]): T {
     const option = this.given.get(key);

@@ -2,15 +2,47 @@
 // problem (mirrors cbloss::Problem in native/core/problem.h), ready to run on a backend.
 import type { DeviceTensor } from './device-tensor';
 
-/** cbloss::LossKind */
+/** cbloss::LossKind (native/core/loss_kinds.h). */
 export const LossKind = {
   CrossEntropy: 0,
   BCEWithLogits: 1,
   FocalSoftmax: 2,
   FocalBinary: 3,
   SigmoidFocal: 4,
+  Poly: 5,
+  Asymmetric: 6,
 } as const;
 export type LossKind = (typeof LossKind)[keyof typeof LossKind];
+
+/** What lib/ needs to know of each kind: the rows of native/core/loss_kinds.h's table. */
+export interface LossKindTraits {
+  name: keyof typeof LossKind;
+  /** 'row': one output per row (softmax over the row); 'element': one output per logit. */
+  family: 'row' | 'element';
+  indexTargets: boolean;
+  probabilityTargets: boolean;
+  ignoreIndex: boolean;
+  labelSmoothing: boolean;
+}
+
+/**
+ * Every kind's traits (a Record over LossKind: a kind missing here does not compile). lib/native.ts
+ * compares this table with the addon's (abi().lossKinds) when it loads the addon.
+ */
+export const LOSS_KIND_TRAITS: Readonly<Record<LossKind, LossKindTraits>> = {
+  [LossKind.CrossEntropy]: { name: 'CrossEntropy', family: 'row', indexTargets: true, probabilityTargets: true, ignoreIndex: true, labelSmoothing: true },
+  [LossKind.BCEWithLogits]: { name: 'BCEWithLogits', family: 'element', indexTargets: true, probabilityTargets: true, ignoreIndex: false, labelSmoothing: false },
+  [LossKind.FocalSoftmax]: { name: 'FocalSoftmax', family: 'row', indexTargets: true, probabilityTargets: false, ignoreIndex: false, labelSmoothing: false },
+  [LossKind.FocalBinary]: { name: 'FocalBinary', family: 'element', indexTargets: false, probabilityTargets: true, ignoreIndex: false, labelSmoothing: false },
+  [LossKind.SigmoidFocal]: { name: 'SigmoidFocal', family: 'element', indexTargets: true, probabilityTargets: true, ignoreIndex: false, labelSmoothing: false },
+  [LossKind.Poly]: { name: 'Poly', family: 'row', indexTargets: true, probabilityTargets: false, ignoreIndex: true, labelSmoothing: false },
+  [LossKind.Asymmetric]: { name: 'Asymmetric', family: 'element', indexTargets: true, probabilityTargets: true, ignoreIndex: false, labelSmoothing: false },
+};
+
+/** One output per row (a softmax loss), rather than one per logit. */
+export function isRowLoss(kind: LossKind): boolean {
+  return LOSS_KIND_TRAITS[kind].family === 'row';
+}
 
 /** cbloss::Divisor — what the summed loss is divided by. */
 export const Divisor = {
@@ -46,6 +78,13 @@ export interface LossPlan {
   gamma: number;
   labelSmoothing: number;
   ignoreIndex: number;
+  /** PolyLoss ε. */
+  polyEpsilon: number;
+  /** AsymmetricLoss γ₊, γ₋, clip, detachFocusing. */
+  gammaPos: number;
+  gammaNeg: number;
+  clip: number;
+  detachFocusing: boolean;
   balanceWeight: Float64Array | null;
   balance: Balance;
   divisor: Divisor;
@@ -57,7 +96,7 @@ export interface LossPlan {
 
 /** A plan with the defaults of every option; losses fill in what they use. */
 export function basePlan(kind: LossKind, logits: Float32Array | DeviceTensor, rows: number, classes: number): LossPlan {
-  const rowLoss = kind === LossKind.CrossEntropy || kind === LossKind.FocalSoftmax;
+  const rowLoss = isRowLoss(kind);
   return {
     kind,
     rows,
@@ -72,6 +111,11 @@ export function basePlan(kind: LossKind, logits: Float32Array | DeviceTensor, ro
     gamma: 0,
     labelSmoothing: 0,
     ignoreIndex: -100,
+    polyEpsilon: 1,
+    gammaPos: 0,
+    gammaNeg: 0,
+    clip: 0,
+    detachFocusing: false,
     balanceWeight: null,
     balance: Balance.Off,
     divisor: Divisor.Elements,

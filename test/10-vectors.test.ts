@@ -1,8 +1,9 @@
 // The contract vectors (float32 inputs, float64 expectations from PyTorch) through the public API.
 import { strict as assert } from 'node:assert';
 
+import * as cbloss from '../lib';
 import { ClassBalancedLoss } from '../lib';
-import { assertGradClose, assertLossArrayClose, assertLossClose, buildLoss, forEachKernelLevel, loadPublicVectors, nullToNaN, type VectorCase } from './helpers';
+import { assertGradClose, assertLossArrayClose, assertLossClose, buildLoss, forEachKernelLevel, loadPublicVectors, nullToNaN, PENDING_OPTIONS, pendingReason, type VectorCase } from './helpers';
 
 forEachKernelLevel('10 contract vectors (shared/vectors/public.json)', () => {
   let cases: VectorCase[] = [];
@@ -20,15 +21,34 @@ forEachKernelLevel('10 contract vectors (shared/vectors/public.json)', () => {
   it('has cases for every loss', () => {
     const losses = new Set(cases.map((c) => c.loss));
     assert.deepEqual([...losses].sort(), [
+      'AsymmetricLoss',
       'BCEWithLogitsLoss',
+      'BalancedSoftmaxLoss',
       'ClassBalancedLoss',
       'CrossEntropyLoss',
       'FocalLoss',
+      'LDAMLoss',
+      'PolyLoss',
       'SigmoidFocalLoss',
     ]);
   });
 
+  it('every pending case waits for a loss or option this package does not have yet', () => {
+    for (const c of cases.filter((v) => pendingReason(v))) {
+      const ctor = (cbloss as Record<string, unknown>)[c.loss];
+      const usesPendingOption = c.sampleWeight !== undefined || c.avgFactor !== undefined || PENDING_OPTIONS.some((o) => o in c.options);
+      const base = (c.options.lossFunc ?? c.options.loss_func) as { loss: string } | undefined;
+      const pendingBase = base !== undefined && (cbloss as Record<string, unknown>)[base.loss] === undefined;
+      assert.ok(ctor === undefined || usesPendingOption || pendingBase, `${c.name} is marked pending but runs`);
+    }
+  });
+
   for (const c of cases) {
+    const pending = pendingReason(c);
+    if (pending) {
+      it(`${c.name} (pending: ${pending})`);
+      continue;
+    }
     it(c.name, () => {
       const loss = buildLoss({ loss: c.loss, options: c.options });
       const input = Float32Array.from(c.input);

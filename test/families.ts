@@ -113,6 +113,30 @@ export const families: Family[] = [
   { name: 'sigmoid focal alpha<0', loss: 'SigmoidFocalLoss', options: () => ({ alpha: -1, gamma: 1 }), target: hard, reductions: R3 },
   { name: 'sigmoid focal alpha<0 gamma=2', loss: 'SigmoidFocalLoss', options: () => ({ alpha: -1, gamma: 2 }), target: soft, reductions: R3 },
   { name: 'sigmoid focal index targets', loss: 'SigmoidFocalLoss', options: (C) => ({ numClasses: C }), target: indices, reductions: R3 },
+  { name: 'poly', loss: 'PolyLoss', options: () => ({}), target: indices, reductions: R3 },
+  ...[-1, 2.5].map((epsilon): Family => ({
+    name: `poly epsilon=${epsilon} ignore=-100`,
+    loss: 'PolyLoss',
+    options: () => ({ epsilon }),
+    target: withIgnored(-100),
+    reductions: R3,
+  })),
+  { name: 'poly ignore=1', loss: 'PolyLoss', options: () => ({ ignore_index: 1, epsilon: 0.5 }), target: withIgnored(1), reductions: R3 },
+  { name: 'asl', loss: 'AsymmetricLoss', options: (C) => ({ numClasses: C }), target: hard, reductions: R3 },
+  ...[
+    [0, 4, 0.05],
+    [1, 1, 0],
+    [0.5, 0.7, 0.2],
+    [2, 0, 0.3],
+  ].map(([gammaPos, gammaNeg, clip]): Family => ({
+    name: `asl gammaPos=${gammaPos} gammaNeg=${gammaNeg} clip=${clip} soft`,
+    loss: 'AsymmetricLoss',
+    options: (C) => ({ numClasses: C, gamma_pos: gammaPos, gamma_neg: gammaNeg, clip }),
+    target: soft,
+    reductions: R3,
+  })),
+  { name: 'asl detachFocusing', loss: 'AsymmetricLoss', options: (C) => ({ numClasses: C, detachFocusing: true }), target: soft, reductions: R3 },
+  { name: 'asl index targets', loss: 'AsymmetricLoss', options: () => ({ gammaNeg: 2 }), target: indices, reductions: R3 },
 ];
 
 const CB_REDUCTIONS = ['none', 'mean', 'sum', 'batchmean', 'weightedmean'];
@@ -122,7 +146,8 @@ export function cbFamilies(): Family[] {
   const bases = families.filter((f) => !f.name.includes('flat') && !f.name.includes('gamma=0 ') && !f.name.startsWith('focal softmax gamma=3.5'));
   for (const base of bases) {
     for (const beta of [0, 0.9, 0.999, 1]) {
-      const weightings = base.loss === 'BCEWithLogitsLoss' || base.loss === 'SigmoidFocalLoss' ? ['row', 'class'] : ['row'];
+      const multiLabel = ['BCEWithLogitsLoss', 'SigmoidFocalLoss', 'AsymmetricLoss'].includes(base.loss);
+      const weightings = multiLabel ? ['row', 'class'] : ['row'];
       for (const weighting of weightings) {
         out.push({
           name: `CB(${base.name}) beta=${beta} ${weighting}`,

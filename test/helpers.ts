@@ -64,6 +64,8 @@ export function buildLoss(spec: LossSpec): AnyLoss {
     BCEWithLogitsLoss: cbloss.BCEWithLogitsLoss,
     FocalLoss: cbloss.FocalLoss,
     SigmoidFocalLoss: cbloss.SigmoidFocalLoss,
+    PolyLoss: cbloss.PolyLoss,
+    AsymmetricLoss: cbloss.AsymmetricLoss,
     ClassBalancedLoss: cbloss.ClassBalancedLoss,
   };
   return new ctors[spec.loss](options as never);
@@ -79,16 +81,35 @@ export interface VectorCase {
   target: number[];
   targetType: 'int32' | 'float32';
   gradOutput?: number | number[];
+  sampleWeight?: number[];
+  avgFactor?: number;
   expected: { loss: number | null | Array<number | null>; grad: Array<number | null>; weights?: number[] };
 }
 
-/** The contract vectors, from ../shared/vectors/public.json beside the repository (or CBLOSS_VECTORS). */
+/**
+ * The contract vectors: test/fixtures/public-vectors.json, a copy of shared/vectors/public.json kept in
+ * the repository so that the tests need nothing beside it (CBLOSS_VECTORS: another copy).
+ */
 export function loadPublicVectors(): VectorCase[] {
-  const file = process.env.CBLOSS_VECTORS ?? path.join(__dirname, '..', '..', 'shared', 'vectors', 'public.json');
+  const file = process.env.CBLOSS_VECTORS ?? path.join(__dirname, 'fixtures', 'public-vectors.json');
   if (!fs.existsSync(file)) {
     throw new Error(`contract vectors not found at ${file}: set CBLOSS_VECTORS to public.json`);
   }
   return (JSON.parse(fs.readFileSync(file, 'utf8')) as { cases: VectorCase[] }).cases;
+}
+
+// SPEC §3.6 (logit adjustment, Balanced Softmax, LDAM) and §3.7 (per-sample weights, avgFactor)
+// belong to issue 19: their cases stay in the file and are reported pending until it lands.
+const PENDING_LOSSES = ['BalancedSoftmaxLoss', 'LDAMLoss'];
+export const PENDING_OPTIONS = ['logitBias', 'margin', 'scale'];
+
+/** Why a contract vector cannot run yet (the loss or option it needs has not landed), or null. */
+export function pendingReason(c: VectorCase): string | null {
+  const base = (c.options.lossFunc ?? c.options.loss_func) as { loss: string; options: Record<string, unknown> } | undefined;
+  if (PENDING_LOSSES.includes(c.loss) || (base && PENDING_LOSSES.includes(base.loss))) return 'SPEC §3.6, issue 19';
+  if ([c.options, base?.options ?? {}].some((o) => PENDING_OPTIONS.some((k) => k in o))) return 'SPEC §3.6, issue 19';
+  if (c.sampleWeight !== undefined || c.avgFactor !== undefined) return 'SPEC §3.7, issue 19';
+  return null;
 }
 
 /** null in the vectors means NaN. */

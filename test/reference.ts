@@ -2,7 +2,14 @@
 // kernels use a rearranged stable form, from the textbook form instead), with no code shared with
 // lib/ or native/. Gradients are checked against central finite differences of these functions.
 
-export type LossName = 'CrossEntropyLoss' | 'BCEWithLogitsLoss' | 'FocalLoss' | 'SigmoidFocalLoss' | 'ClassBalancedLoss';
+export type LossName =
+  | 'CrossEntropyLoss'
+  | 'BCEWithLogitsLoss'
+  | 'FocalLoss'
+  | 'SigmoidFocalLoss'
+  | 'PolyLoss'
+  | 'AsymmetricLoss'
+  | 'ClassBalancedLoss';
 
 export interface LossSpec {
   loss: LossName;
@@ -65,11 +72,57 @@ function classesOf(spec: LossSpec, M: number, targetLength: number, isInt: boole
   return 1;
 }
 
-function unreduced(spec: LossSpec, z: ArrayLike<number>, tc: RefCase['target'], forcedC?: number): Unreduced {
+/**
+ * ASL (Ridnik et al.) as its reference code writes it: xs_neg = min(1 - p + clip, 1), the loss
+ * -(t log p + (1-t) log xs_neg) times (1 - p t - xs_neg (1-t))^(γ+ t + γ- (1-t)); log p and, without
+ * clip, log(1 - p) as log-sigmoids (the reference code's clamp to eps is not part of the SPEC). The
+ * focusing factor is evaluated at `focusX` (detachFocusing: the unperturbed logit, a constant).
+ */
+function asymmetricElement(x: number, t: number, o: Record<string, unknown>, focusX: number): number {
+  const gammaPos = num(o, 'gammaPos', 'gamma_pos', 1);
+  const gammaNeg = num(o, 'gammaNeg', 'gamma_neg', 4);
+  const clip = num(o, 'clip', undefined, 0.05);
+  const negative = (v: number): number => Math.min(1 - sigmoid(v) + clip, 1);
+  const logNegative = clip === 0 ? logSigmoid(-x) : Math.log(negative(x));
+  const ce = -(t * logSigmoid(x) + (1 - t) * logNegative);
+  const base = 1 - sigmoid(focusX) * t - (clip === 0 ? 1 - sigmoid(focusX) : negative(focusX)) * (1 - t);
+  return Math.pow(Math.max(base, 0), gammaPos * t + gammaNeg * (1 - t)) * ce;
+}
+
+function unreduced(
+  spec: LossSpec,
+  z: ArrayLike<number>,
+  tc: RefCase['target'],
+  forcedC?: number,
+  focusAt?: ArrayLike<number>,
+): Unreduced {
   const o = spec.options;
   const M = z.length;
   const t = tc.values;
   const isInt = tc.kind === 'int';
+  if (spec.loss === 'PolyLoss') {
+    // Poly-1 (Leng et al.): CE + ε (1 − p_y), textbook form.
+    const C = classesOf(spec, M, t.length, isInt, forcedC);
+    const N = M / C;
+    const eps = num(o, 'epsilon', undefined, 1);
+    const ignore = num(o, 'ignoreIndex', 'ignore_index', -100);
+    const values: number[] = [];
+    const targetRows: number[][] = [];
+    const ignored: boolean[] = [];
+    for (let n = 0; n < N; n++) {
+      const y = t[n];
+      const skip = y === ignore;
+      ignored.push(skip);
+      targetRows.push(Array.from({ length: C }, (_, c) => (c === y ? 1 : 0)));
+      if (skip) {
+        values.push(0);
+        continue;
+      }
+      const lpy = logSoftmaxRow(z, n * C, C)[y];
+      values.push(-lpy + eps * (1 - Math.exp(lpy)));
+    }
+    return { values, perRow: 1, rows: N, meanDivisor: ignored.filter((i) => !i).length, targetRows, ignored };
+  }
   if (spec.loss === 'CrossEntropyLoss') {
     const C = classesOf(spec, M, t.length, isInt, forcedC);
     const N = M / C;
@@ -151,7 +204,9 @@ function unreduced(spec: LossSpec, z: ArrayLike<number>, tc: RefCase['target'], 
     const x = z[i];
     const ti = dense[i];
     const c = i % C;
-    if (spec.loss === 'BCEWithLogitsLoss') {
+    if (spec.loss === 'AsymmetricLoss') {
+      values.push(asymmetricElement(x, ti, o, focusAt ? focusAt[i] : x));
+    } else if (spec.loss === 'BCEWithLogitsLoss') {
       const w = vec(o, 'weight')?.[c] ?? 1;
       const pw = vec(o, 'posWeight', 'pos_weight')?.[c] ?? 1;
       values.push(-w * (pw * ti * logSigmoid(x) + (1 - ti) * logSigmoid(-x)));
@@ -179,10 +234,10 @@ export function referenceWeights(counts: number[], beta: number): number[] {
 /** A loss before its last division: per-element values ('none'), or a total and its divisor. */
 type Reduced = { values: number[] } | { total: number; divisor: number };
 
-function reduced(c: RefCase, z: ArrayLike<number>): Reduced {
+function reduced(c: RefCase, z: ArrayLike<number>, focusAt?: ArrayLike<number>): Reduced {
   const o = c.options;
   if (c.loss !== 'ClassBalancedLoss') {
-    const u = unreduced(c, z, c.target);
+    const u = unreduced(c, z, c.target, undefined, focusAt);
     const reduction = (o.reduction as string | undefined) ?? (c.loss === 'SigmoidFocalLoss' ? 'none' : 'mean');
     const total = u.values.reduce((a, b) => a + b, 0);
     if (reduction === 'none') return { values: u.values };
@@ -191,7 +246,7 @@ function reduced(c: RefCase, z: ArrayLike<number>): Reduced {
   const base = (o.lossFunc ?? o.loss_func) as LossSpec;
   const C = (o.numClasses ?? o.num_classes) as number;
   const w = referenceWeights(Array.from((o.samplesPerCls ?? o.samples_per_cls) as ArrayLike<number>), o.beta as number);
-  const u = unreduced(base, z, c.target, C);
+  const u = unreduced(base, z, c.target, C, focusAt);
   const rowWeights = u.targetRows.map((row, n) => (u.ignored[n] ? 0 : row.reduce((a, t, k) => a + w[k] * t, 0)));
   const byClass = o.weighting === 'class' && u.perRow > 1;
   const weighted = u.values.map((v, i) => {
@@ -218,8 +273,8 @@ function reduced(c: RefCase, z: ArrayLike<number>): Reduced {
  * (README, "Zero divisor": nothing to average), also where the total is not 0 — a 'weightedmean'
  * with weighting 'class' over rows without positives — which plain division would make ±Infinity.
  */
-export function referenceLoss(c: RefCase, z: ArrayLike<number>): number | number[] {
-  const r = reduced(c, z);
+export function referenceLoss(c: RefCase, z: ArrayLike<number>, focusAt?: ArrayLike<number>): number | number[] {
+  const r = reduced(c, z, focusAt);
   if ('values' in r) return r.values;
   return r.divisor === 0 ? NaN : r.total / r.divisor;
 }
@@ -238,12 +293,16 @@ export function referenceGrad(c: RefCase, z: Float64Array, gradOutput: number | 
   const r = reduced(c, z);
   if ('divisor' in r && r.divisor === 0) return g;
   const zz = Float64Array.from(z);
+  // AsymmetricLoss with detachFocusing: the focusing factor is a constant (held at z).
+  const base = (c.options.lossFunc ?? c.options.loss_func ?? c) as LossSpec;
+  const detached = base.loss === 'AsymmetricLoss' && (base.options.detachFocusing ?? base.options.detach_focusing) === true;
+  const focusAt = detached ? Float64Array.from(z) : undefined;
   for (let i = 0; i < z.length; i++) {
     const h = 1e-5 * Math.max(1, Math.abs(z[i]));
     zz[i] = z[i] + h;
-    const up = scalarize(referenceLoss(c, zz));
+    const up = scalarize(referenceLoss(c, zz, focusAt));
     zz[i] = z[i] - h;
-    const down = scalarize(referenceLoss(c, zz));
+    const down = scalarize(referenceLoss(c, zz, focusAt));
     zz[i] = z[i];
     g[i] = (up - down) / (2 * h);
   }

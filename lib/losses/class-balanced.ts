@@ -3,7 +3,7 @@
 import { describe, invalidLength, invalidType } from '../errors';
 import { Loss, PREPARE, TRAITS, type BaseLossTraits, type PreparedCall } from '../loss';
 import { OptionReader } from '../options';
-import { Balance, Divisor, LossKind } from '../plan';
+import { Balance, Divisor, isRowLoss } from '../plan';
 import { computeClassBalancedWeights } from '../weights';
 import { readDevice, type CommonOptions } from './common';
 
@@ -93,7 +93,7 @@ export class ClassBalancedLoss<R extends ClassBalancedReduction = 'mean'> extend
     const call = this.lossFunc[PREPARE](input, target, this.numClasses);
     const { plan } = call;
     plan.balanceWeight = this.weights;
-    const elementWise = plan.kind !== LossKind.CrossEntropy && plan.kind !== LossKind.FocalSoftmax;
+    const elementWise = !isRowLoss(plan.kind);
     plan.balance = this.weighting === 'class' && elementWise ? Balance.Column : Balance.Row;
     plan.divisor = CB_DIVISORS[this.reduction];
     return call;

@@ -13,27 +13,13 @@
 
 #include "../core/backend.h"
 #include "../core/problem.h"
+#include "contract.h"
 
 namespace {
 
 using cbloss::Problem;
 
-// Positions in the config Float64Array (mirrored in lib/native.ts).
-enum ConfigSlot {
-  kLoss = 0,
-  kRows,
-  kClasses,
-  kDivisor,
-  kBalance,
-  kAlphaScalar,
-  kGamma,
-  kLabelSmoothing,
-  kIgnoreIndex,
-  kGradOutputScalar,
-  kDevice,     // -1: the CPU; N >= 0: CUDA device N
-  kLogitType,  // cbloss::LogitType (16-bit types only with device buffers)
-  kConfigSize
-};
+using namespace cbloss::contract;  // the config slots and run arguments (contract.h)
 
 // ---- DeviceBuffer: CUDA device memory owned by a JavaScript object -------------------------------
 
@@ -252,10 +238,8 @@ int64_t whole_number(Napi::Env env, double v, const char* name, double lo, doubl
   return static_cast<int64_t>(v);
 }
 
-// The arguments of run and runAsync: (config, logits, labels, targets, classWeight, posWeight, alpha,
-// balanceWeight, gradOutput, lossOut, gradOut). Checks every size against the config, so that the
-// kernels cannot read or write outside the arrays.
-constexpr size_t kRunArgs = 11;
+// The arguments of run and runAsync (contract.h). Every size is checked against the config, so that
+// the kernels cannot read or write outside the arrays.
 
 struct Call {
   Problem problem;
@@ -321,25 +305,32 @@ std::string InvalidLabelMessage(int64_t index, int32_t value, int64_t classes) {
 
 Call ParseCall(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < kRunArgs) fail(env, "run expects 11 arguments");
-  const double* cfg = typed_data<double, napi_float64_array>(env, info[0], "config", kConfigSize, false);
+  if (info.Length() < kRunArgs) fail(env, "run expects " + std::to_string(kRunArgs) + " arguments");
+  const double* cfg = typed_data<double, napi_float64_array>(env, info[kArg_config], "config", kConfigSize, false);
 
   Problem p;
-  p.loss = static_cast<cbloss::LossKind>(whole_number(env, cfg[kLoss], "loss", 0, 4));
-  p.rows = whole_number(env, cfg[kRows], "rows", 0, 9.0e15);
-  p.classes = whole_number(env, cfg[kClasses], "classes", 1, 9.0e15);
-  p.divisor = static_cast<cbloss::Divisor>(whole_number(env, cfg[kDivisor], "divisor", 0, 5));
-  p.balance = static_cast<cbloss::Balance>(whole_number(env, cfg[kBalance], "balance", 0, 2));
-  p.alpha_scalar = cfg[kAlphaScalar];
-  p.gamma = cfg[kGamma];
-  p.label_smoothing = cfg[kLabelSmoothing];
+  p.loss = static_cast<cbloss::LossKind>(whole_number(env, cfg[kSlot_kind], "loss", 0, cbloss::kLossKindCount - 1));
+  p.rows = whole_number(env, cfg[kSlot_rows], "rows", 0, 9.0e15);
+  p.classes = whole_number(env, cfg[kSlot_classes], "classes", 1, 9.0e15);
+  p.divisor = static_cast<cbloss::Divisor>(whole_number(env, cfg[kSlot_divisor], "divisor", 0, 5));
+  p.balance = static_cast<cbloss::Balance>(whole_number(env, cfg[kSlot_balance], "balance", 0, 2));
+  p.alpha_scalar = cfg[kSlot_alphaScalar];
+  p.gamma = cfg[kSlot_gamma];
+  p.label_smoothing = cfg[kSlot_labelSmoothing];
   p.ignore_index = static_cast<int32_t>(
-      whole_number(env, cfg[kIgnoreIndex], "ignoreIndex", -2147483648.0, 2147483647.0));
-  p.grad_output_scalar = cfg[kGradOutputScalar];
+      whole_number(env, cfg[kSlot_ignoreIndex], "ignoreIndex", -2147483648.0, 2147483647.0));
+  p.grad_output_scalar = cfg[kSlot_gradOutputScalar];
+  p.poly_epsilon = cfg[kSlot_polyEpsilon];
+  p.gamma_pos = cfg[kSlot_gammaPos];
+  p.gamma_neg = cfg[kSlot_gammaNeg];
+  p.clip = cfg[kSlot_clip];
+  p.detach_focusing = cfg[kSlot_detachFocusing] != 0.0;
+  const cbloss::LossTraits& traits = cbloss::loss_traits(p.loss);
+  if (p.label_smoothing != 0.0 && !traits.label_smoothing) fail(env, std::string(traits.name) + " takes no label smoothing");
   Call call;
-  call.device = static_cast<int>(whole_number(env, cfg[kDevice], "device", -1, 1024));
-  p.logit_type = static_cast<cbloss::LogitType>(whole_number(env, cfg[kLogitType], "logitType", 0, 2));
-  p.device_memory = !info[1].IsTypedArray() && IsDeviceBuffer(env, info[1]);
+  call.device = static_cast<int>(whole_number(env, cfg[kSlot_device], "device", -1, 1024));
+  p.logit_type = static_cast<cbloss::LogitType>(whole_number(env, cfg[kSlot_logitType], "logitType", 0, 2));
+  p.device_memory = !info[kArg_logits].IsTypedArray() && IsDeviceBuffer(env, info[kArg_logits]);
   if (p.device_memory && call.device < 0) fail(env, "device buffers need a CUDA device");
   if (!p.device_memory && p.logit_type != cbloss::LogitType::Float32) fail(env, "16-bit logits must be device buffers");
 
@@ -348,47 +339,52 @@ Call ParseCall(const Napi::CallbackInfo& info) {
   if (c != 0 && n > SIZE_MAX / c) fail(env, "rows * classes overflows");
   const size_t elements = n * c;
   const size_t outputs = static_cast<size_t>(cbloss::output_elements(p));
-  const bool binary = p.loss == cbloss::LossKind::FocalBinary;
+  const bool binary = cbloss::reads_target_pairs(p.loss);
 
   const size_t logit_bytes = p.logit_type == cbloss::LogitType::Float32 ? 4 : 2;
   if (elements > SIZE_MAX / 4) fail(env, "rows * classes overflows");
   if (p.device_memory) {
-    p.logits = static_cast<const float*>(device_data(env, call, info[1], "logits", elements * logit_bytes, false));
-    p.labels = static_cast<const int32_t*>(device_data(env, call, info[2], "labels", n * 4, true));
-    p.targets = static_cast<const float*>(device_data(env, call, info[3], "targets", elements * 4, true));
-    p.grad_output = static_cast<const float*>(device_data(env, call, info[8], "gradOutput", outputs * 4, true));
-    p.loss_out = static_cast<float*>(device_data(env, call, info[9], "lossOut", outputs * 4, true));
-    p.grad_out = static_cast<float*>(device_data(env, call, info[10], "gradOut", elements * logit_bytes, true));
+    p.logits = static_cast<const float*>(device_data(env, call, info[kArg_logits], "logits", elements * logit_bytes, false));
+    p.labels = static_cast<const int32_t*>(device_data(env, call, info[kArg_labels], "labels", n * 4, true));
+    p.targets = static_cast<const float*>(device_data(env, call, info[kArg_targets], "targets", elements * 4, true));
+    p.grad_output = static_cast<const float*>(device_data(env, call, info[kArg_gradOutput], "gradOutput", outputs * 4, true));
+    p.loss_out = static_cast<float*>(device_data(env, call, info[kArg_lossOut], "lossOut", outputs * 4, true));
+    p.grad_out = static_cast<float*>(device_data(env, call, info[kArg_gradOut], "gradOut", elements * logit_bytes, true));
     check_device_overlaps(env, p, logit_bytes, outputs);
   } else {
-    p.logits = typed_data<float, napi_float32_array>(env, info[1], "logits", elements, false);
-    p.labels = typed_data<int32_t, napi_int32_array>(env, info[2], "labels", n, true);
-    p.targets = typed_data<float, napi_float32_array>(env, info[3], "targets", elements, true);
-    p.grad_output = typed_data<float, napi_float32_array>(env, info[8], "gradOutput", outputs, true);
-    p.loss_out = typed_data<float, napi_float32_array>(env, info[9], "lossOut", outputs, true);
-    p.grad_out = typed_data<float, napi_float32_array>(env, info[10], "gradOut", elements, true);
+    p.logits = typed_data<float, napi_float32_array>(env, info[kArg_logits], "logits", elements, false);
+    p.labels = typed_data<int32_t, napi_int32_array>(env, info[kArg_labels], "labels", n, true);
+    p.targets = typed_data<float, napi_float32_array>(env, info[kArg_targets], "targets", elements, true);
+    p.grad_output = typed_data<float, napi_float32_array>(env, info[kArg_gradOutput], "gradOutput", outputs, true);
+    p.loss_out = typed_data<float, napi_float32_array>(env, info[kArg_lossOut], "lossOut", outputs, true);
+    p.grad_out = typed_data<float, napi_float32_array>(env, info[kArg_gradOut], "gradOut", elements, true);
   }
-  p.class_weight = typed_data<double, napi_float64_array>(env, info[4], "classWeight", c, true);
-  p.pos_weight = typed_data<double, napi_float64_array>(env, info[5], "posWeight", c, true);
-  p.alpha = typed_data<double, napi_float64_array>(env, info[6], "alpha", binary ? 2 : c, true);
+  p.class_weight = typed_data<double, napi_float64_array>(env, info[kArg_classWeight], "classWeight", c, true);
+  p.pos_weight = typed_data<double, napi_float64_array>(env, info[kArg_posWeight], "posWeight", c, true);
+  p.alpha = typed_data<double, napi_float64_array>(env, info[kArg_alpha], "alpha", binary ? 2 : c, true);
   p.balance_weight =
-      typed_data<double, napi_float64_array>(env, info[7], "balanceWeight", binary ? 2 : c, true);
+      typed_data<double, napi_float64_array>(env, info[kArg_balanceWeight], "balanceWeight", binary ? 2 : c, true);
 
   // (An empty typed array may have a null data pointer: presence is read from the JS values.)
   const auto given = [](const Napi::Value& v) { return !absent(v); };
-  const bool has_labels = given(info[2]);
-  if (has_labels == given(info[3])) fail(env, "exactly one of labels and targets");
-  if (binary && (has_labels || c != 1)) fail(env, "the binary focal loss takes element targets");
-  if (cbloss::is_row_loss(p.loss) && p.loss != cbloss::LossKind::CrossEntropy && !has_labels) {
-    fail(env, "the softmax focal loss takes class indices");
-  }
-  if (p.balance != cbloss::Balance::Off && !given(info[7])) fail(env, "balanceWeight missing");
-  if (p.divisor != cbloss::Divisor::None && (given(info[8]) || given(info[9]))) {
+  const bool has_labels = given(info[kArg_labels]);
+  if (has_labels == given(info[kArg_targets])) fail(env, "exactly one of labels and targets");
+  if (binary && c != 1) fail(env, "the binary focal loss takes one logit a row");
+  if (has_labels && !traits.index_targets) fail(env, std::string(traits.name) + " takes no class indices");
+  if (!has_labels && !traits.prob_targets) fail(env, std::string(traits.name) + " takes class indices");
+  const auto reads = [&](uint32_t vector, int arg, const char* name) {
+    if (given(info[arg]) && !(traits.vectors & vector)) fail(env, std::string(traits.name) + " takes no " + name);
+  };
+  reads(cbloss::kClassWeight, kArg_classWeight, "classWeight");
+  reads(cbloss::kPosWeight, kArg_posWeight, "posWeight");
+  reads(cbloss::kAlphaVector, kArg_alpha, "alpha vector");
+  if (p.balance != cbloss::Balance::Off && !given(info[kArg_balanceWeight])) fail(env, "balanceWeight missing");
+  if (p.divisor != cbloss::Divisor::None && (given(info[kArg_gradOutput]) || given(info[kArg_lossOut]))) {
     fail(env, "lossOut and gradOutput arrays are for reduction 'none'");
   }
   if (p.labels && !p.device_memory) {  // device labels are checked on the device (run_cuda)
-    const bool ce = p.loss == cbloss::LossKind::CrossEntropy;
-    const int64_t bad = cbloss::first_invalid_label(p.labels, p.rows, p.classes, ce, p.ignore_index);
+    const int64_t bad =
+        cbloss::first_invalid_label(p.labels, p.rows, p.classes, cbloss::uses_ignore_index(p.loss), p.ignore_index);
     if (bad >= 0) throw Napi::RangeError::New(env, InvalidLabelMessage(bad, p.labels[bad], p.classes));
   }
   call.problem = p;
@@ -562,7 +558,37 @@ Napi::Value IsPinned(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, cbloss::is_pinned(start, view.ByteLength()));
 }
 
+// abi() -> the calling contract this addon was built with (contract.h) and its loss kinds
+// (loss_kinds.h), which lib/native.ts checks against its own when it loads the addon.
+Napi::Value Abi(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const auto names = [&](const char* const* list, size_t n) {
+    Napi::Array out = Napi::Array::New(env, n);
+    for (size_t i = 0; i < n; ++i) out.Set(static_cast<uint32_t>(i), Napi::String::New(env, list[i]));
+    return out;
+  };
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("configSlots", names(kConfigSlotNames, kConfigSize));
+  out.Set("runArguments", names(kRunArgumentNames, kRunArgs));
+  Napi::Array kinds = Napi::Array::New(env, static_cast<size_t>(cbloss::kLossKindCount));
+  for (int32_t i = 0; i < cbloss::kLossKindCount; ++i) {
+    const cbloss::LossTraits& t = cbloss::kLossTraits[i];
+    Napi::Object kind = Napi::Object::New(env);
+    kind.Set("id", t.id);
+    kind.Set("name", t.name);
+    kind.Set("family", t.family == cbloss::LossFamily::Row ? "row" : "element");
+    kind.Set("indexTargets", t.index_targets);
+    kind.Set("probabilityTargets", t.prob_targets);
+    kind.Set("ignoreIndex", t.ignore_index);
+    kind.Set("labelSmoothing", t.label_smoothing);
+    kinds.Set(static_cast<uint32_t>(i), kind);
+  }
+  out.Set("lossKinds", kinds);
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("abi", Napi::Function::New(env, Abi, "abi"));
   Napi::Function device_buffer = DeviceBuffer::Define(env);
   env.SetInstanceData(new Napi::FunctionReference(Napi::Persistent(device_buffer)));
   exports.Set("DeviceBuffer", device_buffer);

@@ -116,96 +116,11 @@ CBL_HD FocalFactor<T> focal_factor(T ce, G gamma) {
   return {ug * ce, ug * (T(1) + T(gamma) * q * r)};
 }
 
-// The per-row scalars of the softmax losses. With m the row max, S = sum_c exp(z_c - m) and
-// s = softmax(z), every gradient is  coef * s_c - q_c,  where q_c is `hit` at the label plus, for
-// smoothing and probability targets, a per-class term the kernels add themselves:
-//   Index (CE, weight w, smoothing eps, smooth = eps/C, W = sum_c w_c):
-//     loss = (1-eps) w_y (m - z_y + log S) + smooth (linear + W log S),  linear = sum_c w_c (m - z_c)
-//     coef = (1-eps) w_y + smooth W,  hit = (1-eps) w_y
-//   Probabilities (CE, t'_c = (1-eps) t_c + eps/C, mass T = sum_c w_c t'_c, linear = sum_c w_c t'_c (m - z_c)):
-//     loss = linear + T log S,  coef = T,  hit = 0 (q_c = w_c t'_c per class)
-//   Focal (cbloss, alpha_y):  ce = m - z_y + log S,  loss = alpha_y focal(ce),  coef = hit = alpha_y focal'(ce)
-enum class SoftmaxForm { Index, Probabilities, Focal };
-
-template <class T>
-struct SoftmaxRow {
-  T loss;
-  T coef;
-  T hit;
-};
-
-template <class T>
-struct SoftmaxSums {
-  T gap_y;   // m - z_y (unused for probabilities)
-  T log_s;   // log S
-  T linear;  // see above (0 without smoothing for Index)
-  T mass;    // T for probabilities
-};
-
-template <class T, class G>
-CBL_HD SoftmaxRow<T> softmax_row_terms(SoftmaxForm form, const SoftmaxSums<T>& s, T w_y, T alpha_y,
-                                       T one_minus_eps, T smooth, T weight_sum, G gamma) {
-  if (form == SoftmaxForm::Focal) {
-    const FocalFactor<T> f = focal_factor(s.gap_y + s.log_s, gamma);
-    return {alpha_y * f.loss, alpha_y * f.dloss_dce, alpha_y * f.dloss_dce};
-  }
-  if (form == SoftmaxForm::Probabilities) return {s.linear + s.mass * s.log_s, s.mass, T(0)};
-  return {one_minus_eps * w_y * (s.gap_y + s.log_s) + smooth * (s.linear + weight_sum * s.log_s),
-          one_minus_eps * w_y + smooth * weight_sum, one_minus_eps * w_y};
-}
-
 template <class T>
 struct LossAndSlope {
   T loss;
   T slope;  // d loss / d x
 };
-
-// torchvision's sigmoid focal loss for one element, without alpha_t:
-//   loss = a^gamma * BCE(x, t),  a = 1 - p_t = t*sigmoid(-x) + (1-t)*sigmoid(x)  (never 1 - p_t,
-//   which rounds to 0 for confident predictions).
-//   d/dx = a^gamma * (p - t) + gamma * a^(gamma-1) * (1-2t) * p(1-p) * BCE
-// The second term is written a^gamma * (p(1-p)/a): for t in [0, 1], a >= min(p, 1-p) >= p(1-p), so
-// the ratio is at most 1 and no negative power of a is formed. At a = 0 the term is 0 (its limit).
-// For gamma = 2 (the default) and gamma = 1 that product is a p(1-p) and p(1-p): no division.
-template <class T, class G>
-CBL_HD T focal_second_factor(T a, T ag, T pnp, G gamma) {
-  if (gamma == G(2)) return a * pnp;
-  if (gamma == G(1)) return pnp;
-  return select(a != T(0), ag * (pnp / a), T(0));
-}
-
-template <class T, class G>
-CBL_HD LossAndSlope<T> sigmoid_focal(T x, T t, G gamma) {
-  const T e = exp_neg_abs(x);
-  const SigmoidPair<T> s = sigmoid_pair(x, e);
-  const T ce = bce_with_logits(x, t, e);
-  const T a = t * s.np + (T(1) - t) * s.p;
-  const T ag = m_pow(a, gamma);
-  const T second = T(gamma) * (T(1) - T(2) * t) * ce * focal_second_factor(a, ag, s.p * s.np, gamma);
-  return {ag * ce, ag * (s.p - t) + second};
-}
-
-// PyTorch's BCEWithLogits with pos_weight pw for one element (class weight applied by the caller):
-//   loss = (1-t)*x + l * softplus(-x),  l = 1 + (pw-1)*t,   d/dx = l * sigmoid(x) - pw*t
-// For x < 0, (1-t)x + l(-x) = -x pw t: the loss is written max(x,0)(1-t) + max(-x,0) pw t +
-// l log1p(e^-|x|), the same value without the cancellation of the first form.
-template <class T>
-CBL_HD LossAndSlope<T> bce_pos_weighted(T x, T t, T pw) {
-  const T e = exp_neg_abs(x);
-  const T l = T(1) + (pw - T(1)) * t;
-  const T loss = positive_part(x) * (T(1) - t) + positive_part(-x) * pw * t + l * m_log1p_unit(e);
-  return {loss, l * sigmoid_pair(x, e).p - pw * t};
-}
-
-// Python cbloss's binary focal loss for one element (alpha applied by the caller):
-//   ce = BCE(x, t), loss = (1 - e^-ce)^gamma * ce,  d/dx = (p - t) * d focal / d ce.
-template <class T, class G>
-CBL_HD LossAndSlope<T> binary_focal(T x, T t, G gamma) {
-  const T e = exp_neg_abs(x);
-  const T ce = bce_with_logits(x, t, e);
-  const FocalFactor<T> f = focal_factor(ce, gamma);
-  return {f.loss, (sigmoid_pair(x, e).p - t) * f.dloss_dce};
-}
 
 }  // namespace CBLOSS_MATH_NAMESPACE_NAME
 }  // namespace cbloss

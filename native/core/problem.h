@@ -5,15 +5,9 @@
 
 #include <cstdint>
 
-namespace cbloss {
+#include "loss_kinds.h"
 
-enum class LossKind : int32_t {
-  CrossEntropy = 0,   // softmax over each row of C logits
-  BCEWithLogits = 1,  // element-wise sigmoid
-  FocalSoftmax = 2,   // Python cbloss FocalLoss, multi-class form
-  FocalBinary = 3,    // Python cbloss FocalLoss, binary form (element-wise)
-  SigmoidFocal = 4,   // torchvision sigmoid_focal_loss (element-wise)
-};
+namespace cbloss {
 
 // What the summed loss is divided by ('none' keeps one value per output element).
 enum class Divisor : int32_t {
@@ -40,10 +34,6 @@ enum class LogitType : int32_t {
   BFloat16 = 2,
 };
 
-inline bool is_row_loss(LossKind k) {
-  return k == LossKind::CrossEntropy || k == LossKind::FocalSoftmax;
-}
-
 struct Problem {
   LossKind loss = LossKind::CrossEntropy;
   int64_t rows = 0;     // N
@@ -66,7 +56,12 @@ struct Problem {
   double alpha_scalar = 1.0;             // focal alpha; SigmoidFocal: < 0 disables alpha_t
   double gamma = 0.0;
   double label_smoothing = 0.0;
-  int32_t ignore_index = -100;  // CrossEntropy only
+  int32_t ignore_index = -100;  // kinds with uses_ignore_index (CrossEntropy, Poly)
+  double poly_epsilon = 1.0;    // Poly: the weight of (1 - s_y)
+  double gamma_pos = 1.0;       // Asymmetric: focusing of the positive term
+  double gamma_neg = 4.0;       // Asymmetric: focusing of the negative term
+  double clip = 0.05;           // Asymmetric: probability shift of the negative term
+  bool detach_focusing = false; // Asymmetric: the focusing factor held constant in the gradient
 
   // Class-balanced weighting: C normalized weights (2 for FocalBinary), or null.
   const double* balance_weight = nullptr;

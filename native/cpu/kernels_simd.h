@@ -4,15 +4,9 @@
 // scalars and every sum over rows in double (float lanes flushed to double every few vectors). The
 // per-element formulas are those of native/core/math.h, evaluated on vectors.
 //
-// Softmax losses (CrossEntropy, FocalSoftmax). With m = max_c z_c, e_c = exp(z_c - m), S = sum e_c,
-// s_c = e_c / S, every gradient is k * (coef * s_c - q_c):
-//   CE, index y:       loss = (1-eps) w_y (m - z_y + log S) + (eps/C)(sum_c w_c (m - z_c) + W log S)
-//                      coef = Q = (1-eps) w_y + (eps/C) W,   q_c = (eps/C) w_c + (1-eps) w_y [c=y]
-//   CE, probabilities: t'_c = (1-eps) t_c + eps/C,  T = sum_c w_c t'_c
-//                      loss = sum_c w_c t'_c (m - z_c) + T log S,   coef = T,  q_c = w_c t'_c
-//   Focal, index y:    ce = m - z_y + log S,  loss = alpha_y focal(ce),  coef = alpha_y focal'(ce),
-//                      q_c = coef [c=y]
-// (m - z_c) + log S instead of LSE - z_c keeps every summed term non-negative.
+// Row losses (CrossEntropy, FocalSoftmax, Poly). With m = max_c z_c, e_c = exp(z_c - m), S = sum e_c,
+// s_c = e_c / S, every gradient is k * (coef * s_c - q_c); the layouts compute the row sums of
+// native/core/losses/row_terms.h and the kind's policy gives the loss, coef and hit (math::row_terms).
 //
 // Three layouts:
 //   * few classes (C <= 2W): W rows at a time, one row per lane — the rows are transposed into a
@@ -37,7 +31,7 @@
 #include <limits>
 #include <new>
 
-#include "../core/math.h"
+#include "../core/loss_terms.h"
 #include "cpu_internal.h"
 #include "lane_tile.h"
 #include "simd.h"
@@ -126,7 +120,6 @@ struct SimdKernels {
     const float smooth = eps / static_cast<float>(C);
     const bool probs = p.targets != nullptr;
     const bool linear = probs || eps != 0.0f;
-    const bool focal = p.loss == LossKind::FocalSoftmax;
     const bool balance = p.balance != Balance::Off;
     const V fresh = C % W == 0 ? V(1.0f) : fresh_lanes(C);  // no overlap when C is a multiple of W
 
@@ -219,7 +212,7 @@ struct SimdKernels {
         if (probs) {
           const V wv = w ? V::load(w + at(i)) : V(1.0f);
           out = out - kv * wv * (V(1.0f - eps) * V::load(tr + at(i)) + V(smooth));
-        } else if (!focal && eps != 0.0f) {
+        } else if (eps != 0.0f) {
           out = out - kv * V(smooth) * (w ? V::load(w + at(i)) : V(1.0f));
         }
         out.store(g + at(i));  // the last vector rewrites the overlap with the same values
@@ -253,11 +246,6 @@ struct SimdKernels {
     return go * rw;
   }
 
-  static math::SoftmaxForm form(const Problem& p) {
-    if (p.loss == LossKind::FocalSoftmax) return math::SoftmaxForm::Focal;
-    return p.targets ? math::SoftmaxForm::Probabilities : math::SoftmaxForm::Index;
-  }
-
   // An ignored row: no loss, a zero gradient.
   static double zero_row(const Problem& p, int64_t n, float* g) {
     if (g) {
@@ -268,7 +256,7 @@ struct SimdKernels {
   }
 
   static bool ignored(const Problem& p, int64_t n) {
-    return p.loss == LossKind::CrossEntropy && p.labels && p.labels[n] == p.ignore_index;
+    return uses_ignore_index(p.loss) && p.labels && p.labels[n] == p.ignore_index;
   }
 
   // ---- few classes: one row per lane ------------------------------------------------------------
@@ -329,7 +317,7 @@ struct SimdKernels {
     } else {
       for (int l = 0; l < W; ++l) yi[l] = l < valid ? p.labels[n0 + l] : -1;
     }
-    if (p.loss == LossKind::CrossEntropy) yi = yi == p.ignore_index ? RawI{} - 1 : yi;
+    if (uses_ignore_index(p.loss)) yi = yi == p.ignore_index ? RawI{} - 1 : yi;
     const V yf = simd::from_int32<W>(yi);
     *live = simd::select(yf >= V(0.0f), *live, V(0.0f));
     return yf;
@@ -348,10 +336,16 @@ struct SimdKernels {
   static LaneTerms lane_terms(const Problem& p, const RunContext& ctx, int64_t n0, int64_t valid, V live, V m,
                               V S, V linear, V mass, V zy, V wy, V ay, V rw) {
     const float eps = static_cast<float>(p.label_smoothing);
-    const math::SoftmaxRow<V> row = math::softmax_row_terms(
-        form(p), math::SoftmaxSums<V>{m - zy, simd::m_log(S), linear, mass}, wy, ay, V(1.0f - eps),
-        V(eps / static_cast<float>(p.classes)), V(static_cast<float>(ctx.class_weight_sum)),
-        static_cast<float>(p.gamma));
+    math::RowParams<V, float> params;
+    params.w_y = wy;
+    params.alpha_y = ay;
+    params.one_minus_eps = V(1.0f - eps);
+    params.smooth = V(eps / static_cast<float>(p.classes));
+    params.weight_sum = V(static_cast<float>(ctx.class_weight_sum));
+    params.gamma = static_cast<float>(p.gamma);
+    params.poly_epsilon = V(static_cast<float>(p.poly_epsilon));
+    const math::SoftmaxRow<V> row =
+        math::row_terms(p.loss, p.targets != nullptr, math::SoftmaxSums<V>{m - zy, simd::m_log(S), linear, mass}, params);
     const auto counted = live != V(0.0f);
     LaneTerms out;
     out.loss = simd::select(counted, rw * row.loss, V(0.0f));
@@ -377,7 +371,6 @@ struct SimdKernels {
     const int64_t C = kC ? kC : p.classes;
     const float eps = static_cast<float>(p.label_smoothing);
     const float smooth = eps / static_cast<float>(C);
-    const bool focal = p.loss == LossKind::FocalSoftmax;
     const bool probs = p.targets != nullptr;
     const float* w = ctx.class_weight;
 
@@ -440,7 +433,7 @@ struct SimdKernels {
       if (probs) {
         g = g - k * V::load(t[c]);
       } else {
-        if (!focal && eps != 0.0f) g = g - k * V(smooth * (w ? w[c] : 1.0f));
+        if (eps != 0.0f) g = g - k * V(smooth * (w ? w[c] : 1.0f));
         g = simd::select(yf == V(static_cast<float>(c)), g - kh, g);
       }
       g = simd::select(counted, g, V(0.0f));
@@ -675,7 +668,6 @@ struct SimdKernels {
     const float* z = p.logits + n * C;
     float* g = p.grad_out ? p.grad_out + n * C : nullptr;
     const float* tr = p.targets ? p.targets + n * C : nullptr;
-    const bool focal = p.loss == LossKind::FocalSoftmax;
     const double eps = p.label_smoothing;
     const float ome = static_cast<float>(1.0 - eps);
     const float smooth = static_cast<float>(eps / static_cast<double>(C));
@@ -731,11 +723,16 @@ struct SimdKernels {
     }
     const double log_s = std::log(S);
 
-    const double wy = y >= 0 && w ? static_cast<double>(w[y]) : 1.0;
-    const double ay = y >= 0 && ctx.alpha ? static_cast<double>(ctx.alpha[y]) : p.alpha_scalar;
-    const math::SoftmaxRow<double> row = math::softmax_row_terms(
-        form(p), math::SoftmaxSums<double>{m - zy, log_s, linear_sum, mass}, wy, ay, 1.0 - eps,
-        eps / static_cast<double>(C), ctx.class_weight_sum, p.gamma);
+    math::RowParams<double, double> params;
+    params.w_y = y >= 0 && w ? static_cast<double>(w[y]) : 1.0;
+    params.alpha_y = y >= 0 && ctx.alpha ? static_cast<double>(ctx.alpha[y]) : p.alpha_scalar;
+    params.one_minus_eps = 1.0 - eps;
+    params.smooth = eps / static_cast<double>(C);
+    params.weight_sum = ctx.class_weight_sum;
+    params.gamma = p.gamma;
+    params.poly_epsilon = p.poly_epsilon;
+    const math::SoftmaxRow<double> row =
+        math::row_terms(p.loss, tr != nullptr, math::SoftmaxSums<double>{m - zy, log_s, linear_sum, mass}, params);
     const double loss = row.loss;
     const double coef = row.coef;
     const double hit = row.hit;
@@ -745,7 +742,7 @@ struct SimdKernels {
 
     // Pass 2: g = k (coef s - q) with s = e_b exp(m_b - m) / S.
     const double k = row_scale(p, ctx, n, rw);
-    const int q = tr ? 2 : (!focal && eps != 0.0 ? 1 : 0);
+    const int q = tr ? 2 : (eps != 0.0 ? 1 : 0);
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t c0 = b * block;
       const double rescale = blocks > 1 ? std::exp(block_max[b] - m) : 1.0;
@@ -770,52 +767,32 @@ struct SimdKernels {
 
   // Per-call constants of an element-wise loss.
   struct ElementParams {
-    bool bce, binary, by_row, by_column, alpha_pair, balance_pair;
-    float gamma, alpha;
-    float at0, at1;        // sigmoid focal: alpha_t = at0 + at1 t (at0 = 1, at1 = 0 without alpha)
-    float a0, a1, b0, b1;  // binary focal: alpha and balance weight of t = 0 and t = 1
+    LossKind kind;
+    bool by_row, by_column, balance_pair;
+    float b0, b1;  // binary focal: balance weight of t = 0 and t = 1
+    math::ElementScalars<float> k;
   };
 
-  static ElementParams element_params(const Problem& p, const RunContext& ctx) {
+  static ElementParams element_params(const Problem& p, const RunContext&) {
     ElementParams e{};
-    e.bce = p.loss == LossKind::BCEWithLogits;
-    e.binary = p.loss == LossKind::FocalBinary;
-    e.by_row = p.balance == Balance::Row && !e.binary;
-    e.by_column = p.balance == Balance::Column && !e.binary;
-    e.alpha_pair = e.binary && ctx.alpha != nullptr;
-    e.balance_pair = e.binary && p.balance != Balance::Off;
-    e.gamma = static_cast<float>(p.gamma);
-    e.alpha = static_cast<float>(p.alpha_scalar);
-    // alpha t + (1 - alpha)(1 - t) = (1 - alpha) + (2 alpha - 1) t: one FMA, no test per vector.
-    e.at0 = e.alpha >= 0.0f ? 1.0f - e.alpha : 1.0f;
-    e.at1 = e.alpha >= 0.0f ? 2.0f * e.alpha - 1.0f : 0.0f;
-    if (e.alpha_pair) {
-      e.a0 = ctx.alpha[0];
-      e.a1 = ctx.alpha[1];
-    }
+    e.kind = p.loss;
+    const bool pairs = reads_target_pairs(p.loss);
+    e.by_row = p.balance == Balance::Row && !pairs;
+    e.by_column = p.balance == Balance::Column && !pairs;
+    e.balance_pair = pairs && p.balance != Balance::Off;
     if (e.balance_pair) {
-      e.b0 = ctx.balance_weight[0];
-      e.b1 = ctx.balance_weight[1];
+      e.b0 = static_cast<float>(p.balance_weight[0]);
+      e.b1 = static_cast<float>(p.balance_weight[1]);
     }
+    e.k = math::element_scalars<float>(p);
     return e;
   }
 
   // Loss and d loss / dx of W elements, times the class factor `w` (class weight, balance weight).
   __attribute__((always_inline)) static math::LossAndSlope<V> element_vector(const ElementParams& e, V x, V t, V w,
                                                                              V pw) {
-    math::LossAndSlope<V> r;
-    if (e.bce) {
-      r = math::bce_pos_weighted(x, t, pw);
-    } else if (e.binary) {
-      r = math::binary_focal(x, t, e.gamma);
-      V a(e.alpha);
-      if (e.alpha_pair) a = V(e.a0) + V(e.a1 - e.a0) * t;
-      if (e.balance_pair) a = a * (V(e.b0) + V(e.b1 - e.b0) * t);
-      w = w * a;
-    } else {
-      r = math::sigmoid_focal(x, t, e.gamma);
-      w = w * (V(e.at0) + V(e.at1) * t);
-    }
+    math::LossAndSlope<V> r = math::element_terms(e.kind, x, t, pw, e.k);
+    if (e.balance_pair) w = w * (V(e.b0) + V(e.b1 - e.b0) * t);
     r.loss = w * r.loss;
     r.slope = w * r.slope;
     return r;
@@ -844,8 +821,8 @@ struct SimdKernels {
     if constexpr (kPlain == 3) {
       const V x = V::load(s.x + j), t = V::load(s.t + j);
       const math::LossAndSlope<V> r = math::sigmoid_focal(x, t, 2.0f);
-      if (s.grad_out) (r.slope * (V(e.at0 * s.scale) + V(e.at1 * s.scale) * t)).store(s.grad_out + j);
-      return r.loss * (V(e.at0) + V(e.at1) * t);
+      if (s.grad_out) (r.slope * (V(e.k.alpha_t0 * s.scale) + V(e.k.alpha_t1 * s.scale) * t)).store(s.grad_out + j);
+      return r.loss * (V(e.k.alpha_t0) + V(e.k.alpha_t1) * t);
     } else if constexpr (kPlain != 0) {
       const V x = V::load(s.x + j), t = V::load(s.t + j);
       const math::LossAndSlope<V> r =
@@ -900,9 +877,20 @@ struct SimdKernels {
 
   static double run_span(const ElementParams& e, const Span& s, int64_t count) {
     if (s.w || s.pw || s.rw || s.go || s.loss_out) return element_run<0>(e, s, count);
-    if (e.bce) return element_run<1>(e, s, count);
-    if (!e.binary && e.gamma == 2.0f) return element_run<3>(e, s, count);
-    return element_run<2>(e, s, count);
+    switch (e.kind) {
+      case LossKind::BCEWithLogits:
+        return element_run<1>(e, s, count);
+      case LossKind::SigmoidFocal:
+        return e.k.gamma == 2.0f ? element_run<3>(e, s, count) : element_run<2>(e, s, count);
+      case LossKind::FocalBinary:
+      case LossKind::Asymmetric:
+        return element_run<2>(e, s, count);
+      case LossKind::CrossEntropy:
+      case LossKind::FocalSoftmax:
+      case LossKind::Poly:
+        break;  // row losses: never here (rows() sends them to the row layouts)
+    }
+    return std::numeric_limits<double>::quiet_NaN();
   }
 
   // The span of the problem's arrays that starts at element i.
@@ -949,7 +937,7 @@ struct SimdKernels {
             for (int64_t j = 0; j < len; ++j) rw_tile[j] = rw;
             s.w = rw_tile;
           }
-          s.pw = e.bce && ctx.pos_weight ? ctx.pos_weight + c0 : nullptr;
+          s.pw = ctx.pos_weight ? ctx.pos_weight + c0 : nullptr;
           if (p.labels) {
             for (int64_t j = 0; j < len; ++j) t_tile[j] = 0.0f;
             const int64_t y = p.labels[n] - c0;
@@ -972,14 +960,14 @@ struct SimdKernels {
         w_tile[j] = class_weight(ctx, c) * (e.by_column ? ctx.balance_weight[c] : 1.0f);
       }
     }
-    if (e.bce && ctx.pos_weight) {
+    if (ctx.pos_weight) {
       for (int64_t j = 0; j < tile_len; ++j) pw_tile[j] = ctx.pos_weight[j % C];
     }
     for (int64_t n0 = begin; n0 < end; n0 += rows_per_block) {
       const int64_t rows = min64(rows_per_block, end - n0);
       Span s = offset(base, n0 * C);
       s.w = class_factor ? w_tile : nullptr;
-      s.pw = e.bce && ctx.pos_weight ? pw_tile : nullptr;
+      s.pw = ctx.pos_weight ? pw_tile : nullptr;
       if (e.by_row) {
         for (int64_t r = 0; r < rows; ++r) {
           const float rw = static_cast<float>(balance_row_weight(p, n0 + r));

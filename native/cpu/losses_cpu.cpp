@@ -2,17 +2,10 @@
 // choice of kernel level) and the scalar kernels in double precision, which serve as the 'scalar'
 // level and as a check of the SIMD levels (kernels_simd.h).
 //
-// Softmax losses share one structure. With m = max_c z_c, e_c = exp(z_c - m), S = sum_c e_c and
-// s_c = e_c / S, every gradient is linear in s:
-//   CrossEntropy (index, smoothing eps, weight w):  q_c = (1-eps) w_y [c=y] + (eps/C) w_c,
-//       loss = sum_c q_c (LSE - z_c) = (1-eps) w_y (m - z_y + log S) + (eps/C)(sum_c w_c (m - z_c) + W log S)
-//       grad = Q s - q,  Q = sum_c q_c = (1-eps) w_y + (eps/C) W
-//   CrossEntropy (probabilities t):  t'_c = (1-eps) t_c + eps/C,  T = sum_c w_c t'_c,
-//       loss = sum_c w_c t'_c (m - z_c) + T log S,  grad = T s - w (.) t'
-//   FocalSoftmax:  ce = m - z_y + log S,  loss = alpha_y focal(ce),  grad = alpha_y focal'(ce) (s - onehot)
-// Writing (m - z_c) + log S instead of LSE - z_c keeps every term non-negative: no cancellation for
-// large logits. Pass 1 stores e_c in the gradient row (the row is then in cache), pass 2 turns it into
-// the gradient; neither pass reads z after writing it, so the gradient may overwrite the logits.
+// Row losses: the row sums of native/core/losses/row_terms.h, turned into the loss and gradient by
+// the kind's policy (math::row_terms). Pass 1 stores e_c in the gradient row (the row is then in
+// cache), pass 2 turns it into the gradient; neither pass reads z after writing it, so the gradient
+// may overwrite the logits. Element losses: math::element_terms at each element.
 //
 // Reductions are accumulated in double over chunks of rows whose size depends on the shape only;
 // the chunks' sums are added in order, so the result does not depend on the number of threads.
@@ -25,27 +18,15 @@
 #include <vector>
 
 #include "../core/backend.h"
-#include "../core/math.h"
+#include "../core/loss_terms.h"
+#include "../core/reductions.h"
 #include "cpu_internal.h"
 #include "thread_pool.h"
 
 namespace cbloss {
 
 double balance_row_weight(const Problem& p, int64_t n) {
-  const double* w = p.balance_weight;
-  if (p.loss == LossKind::FocalBinary) {
-    const double t = p.targets[n];
-    return w[0] * (1.0 - t) + w[1] * t;
-  }
-  if (p.labels) {
-    const int32_t y = p.labels[n];
-    if (p.loss == LossKind::CrossEntropy && y == p.ignore_index) return 0.0;
-    return w[y];
-  }
-  const float* t = p.targets + n * p.classes;
-  double sum = 0.0;
-  for (int64_t c = 0; c < p.classes; ++c) sum += w[c] * static_cast<double>(t[c]);
-  return sum;
+  return balance_row_weight(p.loss, p.balance_weight, p.labels, p.targets, p.classes, p.ignore_index, n);
 }
 
 namespace cpu {
@@ -93,13 +74,11 @@ double reduction_divisor(const Problem& p) {
       return static_cast<double>(p.rows);
     case Divisor::LabelWeight: {
       if (!p.labels) return static_cast<double>(p.rows);
-      if (!p.class_weight) return static_cast<double>(p.rows - count_label(p.labels, p.rows, p.ignore_index));
-      double sum = 0.0;
-      for (int64_t n = 0; n < p.rows; ++n) {
-        const int32_t y = p.labels[n];
-        if (y == p.ignore_index) continue;
-        sum += p.class_weight[y];
+      if (!p.class_weight && uses_ignore_index(p.loss)) {  // the count of rows not ignored, on the threads
+        return static_cast<double>(p.rows - count_label(p.labels, p.rows, p.ignore_index));
       }
+      double sum = 0.0;
+      for (int64_t n = 0; n < p.rows; ++n) sum += label_weight_term(p.loss, p.class_weight, p.labels, p.ignore_index, n);
       return sum;
     }
     case Divisor::BalanceWeight: {
@@ -125,7 +104,7 @@ double softmax_row(const Problem& p, int64_t n, double class_weight_sum, double 
   const int32_t y = p.labels ? p.labels[n] : -1;
   const float* t = p.targets ? p.targets + n * C : nullptr;
 
-  if (p.labels && p.loss == LossKind::CrossEntropy && y == p.ignore_index) {
+  if (p.labels && uses_ignore_index(p.loss) && y == p.ignore_index) {
     if (g) std::fill(g, g + C, 0.0f);
     return 0.0;
   }
@@ -142,7 +121,7 @@ double softmax_row(const Problem& p, int64_t n, double class_weight_sum, double 
     const double d = static_cast<double>(m) - static_cast<double>(z[c]);
     const double e = std::exp(-d);
     S += e;
-    if (t) {
+    if (t) {  // probability targets (CrossEntropy): the per-class target term
       const double tc = (1.0 - eps) * static_cast<double>(t[c]) + eps / static_cast<double>(C);
       const double wt = (w ? w[c] : 1.0) * tc;
       target_mass += wt;
@@ -155,51 +134,38 @@ double softmax_row(const Problem& p, int64_t n, double class_weight_sum, double 
   const double log_s = std::log(S);
   const double inv_s = 1.0 / S;
 
-  const math::SoftmaxForm form = p.loss == LossKind::FocalSoftmax ? math::SoftmaxForm::Focal
-                                 : t                               ? math::SoftmaxForm::Probabilities
-                                                                   : math::SoftmaxForm::Index;
-  const double wy = y >= 0 && w ? w[y] : 1.0;
-  const double ay = y >= 0 && p.alpha ? p.alpha[y] : p.alpha_scalar;
   const double smooth = eps / static_cast<double>(C);
-  const math::SoftmaxRow<double> row = math::softmax_row_terms(
-      form, math::SoftmaxSums<double>{static_cast<double>(m) - zy, log_s, linear, target_mass}, wy, ay, 1.0 - eps,
-      smooth, class_weight_sum, p.gamma);
+  math::RowParams<double, double> params;
+  params.w_y = y >= 0 && w ? w[y] : 1.0;
+  params.alpha_y = y >= 0 && p.alpha ? p.alpha[y] : p.alpha_scalar;
+  params.one_minus_eps = 1.0 - eps;
+  params.smooth = smooth;
+  params.weight_sum = class_weight_sum;
+  params.gamma = p.gamma;
+  params.poly_epsilon = p.poly_epsilon;
+  const math::SoftmaxRow<double> row = math::row_terms(
+      p.loss, t != nullptr, math::SoftmaxSums<double>{static_cast<double>(m) - zy, log_s, linear, target_mass}, params);
   if (g) {
     for (int64_t c = 0; c < C; ++c) {
       const double s = static_cast<double>(g[c]) * inv_s;
       const double wc = w ? w[c] : 1.0;
       double q = c == y ? row.hit : 0.0;
       if (t) q += wc * ((1.0 - eps) * static_cast<double>(t[c]) + smooth);
-      else if (form == math::SoftmaxForm::Index) q += smooth * wc;
+      else if (eps != 0.0) q += smooth * wc;
       g[c] = static_cast<float>(k * (row.coef * s - q));
     }
   }
   return row.loss;
 }
 
-// Loss and slope of one element of an element-wise loss (before class-balanced weights).
-inline math::LossAndSlope<double> element_loss(const Problem& p, int64_t c, double x, double t) {
-  switch (p.loss) {
-    case LossKind::BCEWithLogits: {
-      const double pw = p.pos_weight ? p.pos_weight[c] : 1.0;
-      const double w = p.class_weight ? p.class_weight[c] : 1.0;
-      const math::LossAndSlope<double> r = math::bce_pos_weighted(x, t, pw);
-      return {w * r.loss, w * r.slope};
-    }
-    case LossKind::SigmoidFocal: {
-      const double a = p.alpha_scalar;
-      const double at = a < 0.0 ? 1.0 : a * t + (1.0 - a) * (1.0 - t);
-      const math::LossAndSlope<double> r = math::sigmoid_focal(x, t, p.gamma);
-      return {at * r.loss, at * r.slope};
-    }
-    case LossKind::FocalBinary: {
-      const double a = p.alpha ? p.alpha[0] * (1.0 - t) + p.alpha[1] * t : p.alpha_scalar;
-      const math::LossAndSlope<double> r = math::binary_focal(x, t, p.gamma);
-      return {a * r.loss, a * r.slope};
-    }
-    default:
-      return {0.0, 0.0};
-  }
+// Loss and slope of one element of an element-wise loss, with its class weight (before class-balanced
+// weights).
+inline math::LossAndSlope<double> element_loss(const Problem& p, const math::ElementScalars<double>& k, int64_t c,
+                                               double x, double t) {
+  const double pw = p.pos_weight ? p.pos_weight[c] : 1.0;
+  const double w = p.class_weight ? p.class_weight[c] : 1.0;
+  const math::LossAndSlope<double> r = math::element_terms(p.loss, x, t, pw, k);
+  return {w * r.loss, w * r.slope};
 }
 
 }  // namespace
@@ -219,8 +185,9 @@ double rows_scalar(const Problem& p, const RunContext& scaling, int64_t begin, i
     }
     return total;
   }
+  const math::ElementScalars<double> scalars = math::element_scalars<double>(p);
   for (int64_t n = begin; n < end; ++n) {
-    const bool by_row = p.balance == Balance::Row || p.loss == LossKind::FocalBinary;
+    const bool by_row = p.balance == Balance::Row || reads_target_pairs(p.loss);
     const double rw = p.balance != Balance::Off && by_row ? balance_row_weight(p, n) : 1.0;
     const int32_t y = p.labels ? p.labels[n] : -1;
     for (int64_t c = 0; c < C; ++c) {
@@ -228,7 +195,7 @@ double rows_scalar(const Problem& p, const RunContext& scaling, int64_t begin, i
       const double x = static_cast<double>(p.logits[i]);
       const double t = p.labels ? (c == y ? 1.0 : 0.0) : static_cast<double>(p.targets[i]);
       const double bw = p.balance == Balance::Column && !by_row ? p.balance_weight[c] : rw;
-      const math::LossAndSlope<double> r = element_loss(p, c, x, t);
+      const math::LossAndSlope<double> r = element_loss(p, scalars, c, x, t);
       const double loss = bw * r.loss;
       if (p.grad_out) p.grad_out[i] = static_cast<float>(grad_scale(p, scaling, i) * bw * r.slope);
       if (p.loss_out) p.loss_out[i] = static_cast<float>(loss);
@@ -420,7 +387,7 @@ double run_cpu(const Problem& p) {
   if (level != SimdLevel::Scalar) {
     // float copies of the per-class vectors, laid out one after another in one buffer
     const int64_t C = p.classes;
-    const int64_t pair = p.loss == LossKind::FocalBinary ? 2 : C;
+    const int64_t pair = reads_target_pairs(p.loss) ? 2 : C;
     std::vector<float>& s = ctx.storage;
     s.reserve(static_cast<size_t>(2 * C + 2 * pair));
     auto copy = [&](const double* src, int64_t n) -> size_t {

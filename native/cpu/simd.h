@@ -402,5 +402,12 @@ inline Vec<W> m_pow(Vec<W> x, float g) {
   return m_exp(Vec<W>(g) * m_log(x));
 }
 
+// x^g for x >= 0 with an exponent per lane (the asymmetric loss's gamma_t): 0^0 = 1, 0^g = 0 for g > 0.
+template <int W>
+inline Vec<W> m_pow(Vec<W> x, Vec<W> g) {
+  const Vec<W> zero(0.0f), one(1.0f);
+  return select(x > zero, m_exp(g * m_log(x)), select(g == zero, one, select(x == zero, zero, x * g)));
+}
+
 }  // namespace simd
 }  // namespace cbloss

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "../core/losses/element_terms.h"
 #include "../core/problem.h"
 
 namespace cbloss {
@@ -31,6 +32,8 @@ struct KernelArgs {
   float alpha_scalar;
   float gamma;
   float eps;                    // label smoothing
+  float poly_epsilon;           // Poly
+  math::ElementScalars<float> element;  // element losses: their scalars (math::element_scalars)
   float class_weight_sum;
   int32_t ignore_index;
   float* row_loss;              // softmax losses: one per row (the 'none' output, or scratch)

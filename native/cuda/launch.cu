@@ -203,7 +203,7 @@ bool launch_shared_rows(const KernelArgs& a, const DeviceLaunch& d) {
 // (element-wise) come in runs of V and every array they touch that way is aligned; V = 1 otherwise.
 template <class T, int V>
 void launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d) {
-  if (a.loss == LossKind::CrossEntropy || a.loss == LossKind::FocalSoftmax) {
+  if (is_row_loss(a.loss)) {
     constexpr int kMaxRuns = kMaxHeldValues<T, V> / V;
     const int G = row_group(a.classes, kMaxHeldValues<T, V>, d.small_groups);
     const int64_t runs = G ? ceil_div(a.classes, int64_t{V} * G) : 0;
@@ -236,7 +236,7 @@ void launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d) {
     check_launch();
     return;
   }
-  if (a.balance == Balance::Row && a.targets && a.loss != LossKind::FocalBinary) {
+  if (a.balance == Balance::Row && a.targets && !reads_target_pairs(a.loss)) {
     float* weights = reinterpret_cast<float*>(work);
     const int64_t blocks = ceil_div(a.rows, kBlock / 32);
     CBLOSS_LAUNCH(row_weights_kernel, dim3(grid_size(blocks)), dim3(kBlock), d.stream, a, weights);
@@ -250,7 +250,7 @@ void launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d) {
 template <class T>
 void launch_typed(const KernelArgs& a, char* work, const DeviceLaunch& d) {
   if (a.rows == 0) return;
-  const bool rows = a.loss == LossKind::CrossEntropy || a.loss == LossKind::FocalSoftmax;
+  const bool rows = is_row_loss(a.loss);
   const int64_t run = rows ? a.classes : a.rows * a.classes;  // what must come in whole runs of V
   const auto fits = [&](int64_t V) {
     const size_t bytes = static_cast<size_t>(V) * sizeof(T);
@@ -273,7 +273,7 @@ size_t work_bytes(const Problem& p, int64_t rows) {
     const bool split = row_group(p.classes, least_held_values()) == 0;
     return split ? static_cast<size_t>(rows * slices_per_row(p.classes)) * sizeof(RowStats) : 0;
   }
-  const bool row_weights = p.balance == Balance::Row && p.targets && p.loss != LossKind::FocalBinary;
+  const bool row_weights = p.balance == Balance::Row && p.targets && !reads_target_pairs(p.loss);
   return row_weights ? static_cast<size_t>(rows) * sizeof(float) : 0;
 }
 

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "../core/backend.h"
+#include "../core/loss_terms.h"
 #include "cuda_api.h"
 #include "host_checks.h"
 #include "launch.h"
@@ -201,7 +202,7 @@ struct ParamLayout {
 
 ParamLayout param_layout(const Problem& p) {
   const size_t C = static_cast<size_t>(p.classes);
-  const size_t pair = p.loss == LossKind::FocalBinary ? 2 : C;
+  const size_t pair = reads_target_pairs(p.loss) ? 2 : C;
   Packing pack;
   ParamLayout l;
   l.divisor = pack.add(sizeof(double));
@@ -226,7 +227,7 @@ KernelArgs upload_params(DeviceContext& ctx, const Problem& p, const ParamLayout
   char* host = ctx.host_params.reserve(l.bytes);
   char* dev = ctx.device_params.reserve(l.bytes);
   const size_t C = static_cast<size_t>(p.classes);
-  const size_t pair = p.loss == LossKind::FocalBinary ? 2 : C;
+  const size_t pair = reads_target_pairs(p.loss) ? 2 : C;
   std::memcpy(host + l.divisor, &divisor, sizeof divisor);
   const unsigned long long none = ~0ull;
   std::memcpy(host + l.first_bad, &none, sizeof none);
@@ -249,6 +250,8 @@ KernelArgs upload_params(DeviceContext& ctx, const Problem& p, const ParamLayout
   a.alpha_scalar = static_cast<float>(p.alpha_scalar);
   a.gamma = static_cast<float>(p.gamma);
   a.eps = static_cast<float>(p.label_smoothing);
+  a.poly_epsilon = static_cast<float>(p.poly_epsilon);
+  a.element = math::element_scalars<float>(p);
   double weight_sum = static_cast<double>(p.classes);
   if (p.class_weight) {
     weight_sum = 0.0;
@@ -337,7 +340,7 @@ double run_on_device(DeviceContext& ctx, const Problem& p) {
     // The labels are checked first on the stream; every later kernel that reads labels or writes
     // an output does nothing if one is bad (KernelArgs::invalid_label), and the host looks at the
     // flag after the one synchronization of the call: nothing is written, and no extra round trip.
-    const bool use_ignore = p.loss == LossKind::CrossEntropy;
+    const bool use_ignore = uses_ignore_index(p.loss);
     auto* bad = reinterpret_cast<unsigned long long*>(params + layout.first_bad);
     cuda::launch_label_check(p.labels, N, p.classes, use_ignore, p.ignore_index, bad, stream);
     a.invalid_label = bad;

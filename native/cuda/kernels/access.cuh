@@ -8,6 +8,8 @@
 
 #include "../../core/math.h"
 #include "../../core/problem.h"
+#include "../../core/reductions.h"
+#include "../../core/loss_terms.h"
 #include "../cuda_api.h"
 #include "../kernel_args.h"
 

@@ -63,7 +63,7 @@ __global__ void __launch_bounds__(B, B == kBlock ? held_min_blocks(V, R) : 1) cl
   const int64_t C = a.classes;
   const auto [begin, stop] = slice_columns(rank, slice, C);
   for (int64_t n = blockIdx.y; n < a.rows; n += gridDim.y) {
-    const RowStart row = row_start(a, r, n);
+    const RowStart row = row_start(a, n);
     const int end = row.ignored ? begin : stop;
     float v[R][V];
     load_held<T, V, R, B>(v, a.logits, n * C, begin, end, lane);

@@ -1,4 +1,4 @@
-// Element-wise losses (BCE, sigmoid focal, binary focal).
+// Element-wise losses (math::element_terms: BCE, sigmoid focal, binary focal, asymmetric).
 // (Part of kernels.cuh, whose header comment has the overview.)
 #pragma once
 
@@ -34,7 +34,7 @@ __global__ void __launch_bounds__(kBlock, 4) elements_kernel(KernelArgs a) {
   }
   const int64_t C = a.classes;
   const int64_t M = a.rows * C;
-  const bool binary = a.loss == LossKind::FocalBinary;
+  const bool pairs = reads_target_pairs(a.loss);
   double mine = 0.0;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kBlock * V;
   const int64_t stride_rows = stride / C, stride_columns = stride - stride_rows * C;
@@ -53,20 +53,11 @@ __global__ void __launch_bounds__(kBlock, 4) elements_kernel(KernelArgs a) {
     CBLOSS_UNROLL
     for (int k = 0; k < V; ++k) {
       const float tk = a.labels ? (a.labels[n] == c ? 1.0f : 0.0f) : t[k];
-      float w = 1.0f;  // class weight, alpha_t and class-balanced weight
-      math::LossAndSlope<float> r;
-      if (a.loss == LossKind::BCEWithLogits) {
-        r = math::bce_pos_weighted(x[k], tk, a.pos_weight ? a.pos_weight[c] : 1.0f);
-        if (a.class_weight) w = a.class_weight[c];
-      } else if (a.loss == LossKind::SigmoidFocal) {
-        r = math::sigmoid_focal(x[k], tk, a.gamma);
-        if (a.alpha_scalar >= 0.0f) w = a.alpha_scalar * tk + (1.0f - a.alpha_scalar) * (1.0f - tk);
-      } else {
-        r = math::binary_focal(x[k], tk, a.gamma);
-        w = a.alpha ? a.alpha[0] * (1.0f - tk) + a.alpha[1] * tk : a.alpha_scalar;
-      }
+      const math::LossAndSlope<float> r =
+          math::element_terms(a.loss, x[k], tk, a.pos_weight ? a.pos_weight[c] : 1.0f, a.element);
+      float w = a.class_weight ? a.class_weight[c] : 1.0f;  // class weight and class-balanced weight
       if (a.balance != Balance::Off) {
-        if (binary) w *= a.balance_weight[0] * (1.0f - tk) + a.balance_weight[1] * tk;
+        if (pairs) w *= a.balance_weight[0] * (1.0f - tk) + a.balance_weight[1] * tk;
         else if (a.balance == Balance::Column) w *= a.balance_weight[c];
         else w *= a.labels ? a.balance_weight[a.labels[n]] : a.row_weight[n];
       }

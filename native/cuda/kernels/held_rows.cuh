@@ -106,7 +106,7 @@ __global__ void __launch_bounds__(kBlock, held_min_blocks(V, R)) held_rows_kerne
   for (int64_t first = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock; first < a.rows;
        first += static_cast<int64_t>(gridDim.x) * kRowsPerBlock) {
     const int64_t n = first + group;
-    const RowStart row = row_start(a, r, n);
+    const RowStart row = row_start(a, n);
     const int end = row.active && !row.ignored ? static_cast<int>(C) : 0;
     float v[R][V];
     load_held<T, V, R, G>(v, a.logits, n * C, 0, end, lane);

@@ -81,7 +81,7 @@ __global__ void __launch_bounds__(kSharedRowsBlock) shared_rows_kernel(KernelArg
   const int64_t C = a.classes;
   const auto [begin, stop] = slice_columns(rank, slice, C);
   for (int64_t n = blockIdx.y; n < a.rows; n += gridDim.y) {
-    const RowStart row = row_start(a, r, n);
+    const RowStart row = row_start(a, n);
     const int end = row.ignored ? begin : stop;
     RowStats st{group_max<kSharedRowsBlock>(load_shared<T, V>(held, a.logits, n * C, begin, end, lane)), kNoSums};
 #if defined(CBLOSS_CLUSTERS)

@@ -41,7 +41,7 @@ __global__ void slice_stats_kernel(KernelArgs a, RowStats* stats) {
   const int64_t begin = static_cast<int64_t>(blockIdx.x) * kSliceColumns;
   const int64_t stop = begin + kSliceColumns < a.classes ? begin + kSliceColumns : a.classes;
   for (int64_t n = blockIdx.y; n < a.rows; n += gridDim.y) {
-    const RowStart row = row_start(a, r, n);
+    const RowStart row = row_start(a, n);
     const int64_t end = row.ignored ? begin : stop;
     const RowStats st = block_merge(column_stats<T, V>(a, r, n, row.y, begin, end, static_cast<int>(threadIdx.x)));
     if (threadIdx.x == 0) stats[n * slices + blockIdx.x] = st;
@@ -61,7 +61,7 @@ __global__ void slice_gradient_kernel(KernelArgs a, const RowStats* stats) {
   const bool first = blockIdx.x == 0 && lane == 0;
   for (int64_t i = blockIdx.y; i < a.rows; i += gridDim.y) {
     const int64_t n = a.rows - 1 - i;
-    const RowStart row = row_start(a, r, n);
+    const RowStart row = row_start(a, n);
     if (row.ignored) {
       if (first) a.row_loss[n] = 0.0f;
       if (a.grad) zero_columns<T, V>(a.grad, n * C, begin, end, lane, kBlock);

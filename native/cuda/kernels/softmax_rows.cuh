@@ -10,19 +10,19 @@ namespace cuda {
 
 struct RowShape {
   bool probs;
-  bool focal;
   float smooth;  // eps / C
 };
 
 __device__ __forceinline__ RowShape row_shape(const KernelArgs& a) {
-  return {a.targets != nullptr, a.loss == LossKind::FocalSoftmax, a.eps / static_cast<float>(a.classes)};
+  return {a.targets != nullptr, a.eps / static_cast<float>(a.classes)};
 }
 
-// The per-class target term q_c of the gradient besides `hit` (see math::softmax_row_terms): w_c t'_c
-// for probability targets, smooth * w_c for index targets, 0 for the focal loss.
+// The per-class target term q_c of the gradient besides `hit` (native/core/losses/cross_entropy.h):
+// w_c t'_c for probability targets, smooth * w_c for index targets with label smoothing, else 0 (the
+// binding admits smoothing and probability targets only for the kinds that take them).
 // (No smoothing: 0 without reading w_c, which the options' checks keep finite.)
 __device__ __forceinline__ float target_weight(const KernelArgs& a, const RowShape& r, int64_t n, int64_t c) {
-  if (!r.probs && (r.focal || a.eps == 0.0f)) return 0.0f;
+  if (!r.probs && a.eps == 0.0f) return 0.0f;
   const float w = a.class_weight ? a.class_weight[c] : 1.0f;
   return r.probs ? w * ((1.0f - a.eps) * a.targets[n * a.classes + c] + r.smooth) : r.smooth * w;
 }
@@ -31,7 +31,7 @@ __device__ __forceinline__ float target_weight(const KernelArgs& a, const RowSha
 // with smoothing (softmax_row_terms multiplies by smooth itself); 0 otherwise.
 __device__ __forceinline__ float linear_weight(const KernelArgs& a, const RowShape& r, int64_t n, int64_t c) {
   if (r.probs) return target_weight(a, r, n, c);
-  if (r.focal || a.eps == 0.0f) return 0.0f;
+  if (a.eps == 0.0f) return 0.0f;
   return a.class_weight ? a.class_weight[c] : 1.0f;
 }
 
@@ -42,7 +42,7 @@ __device__ __forceinline__ float linear_weight(const KernelArgs& a, const RowSha
 // host caps those launches' grids so that each block takes many rows. (Longer rows, split over blocks,
 // read their slice of the weights from global memory through the caches, once a row like the logits.)
 __host__ __device__ inline bool stages_class_weight(const KernelArgs& a) {
-  return a.class_weight && (a.targets || (a.loss == LossKind::CrossEntropy && a.eps != 0.0f));
+  return a.class_weight && (a.targets || a.eps != 0.0f);
 }
 __host__ __device__ inline bool stages_balance_weight(const KernelArgs& a) {
   return a.balance != Balance::Off && a.targets;
@@ -96,14 +96,16 @@ struct RowGradient {
 __device__ __forceinline__ RowGradient finish_row(const KernelArgs& a, const RowShape& r, int64_t n, int32_t y,
                                                   const RowStats& st, bool write_loss) {
   const RowSums& sums = st.sums;
-  const float wy = y >= 0 && a.class_weight ? a.class_weight[y] : 1.0f;
-  const float ay = y >= 0 && a.alpha ? a.alpha[y] : a.alpha_scalar;
-  const math::SoftmaxForm form = r.focal ? math::SoftmaxForm::Focal
-                                 : r.probs ? math::SoftmaxForm::Probabilities
-                                           : math::SoftmaxForm::Index;
-  const math::SoftmaxRow<float> row = math::softmax_row_terms(
-      form, math::SoftmaxSums<float>{st.m - sums.label_logit, logf(sums.s), sums.linear, sums.mass}, wy, ay,
-      1.0f - a.eps, r.smooth, a.class_weight_sum, a.gamma);
+  math::RowParams<float, float> params;
+  params.w_y = y >= 0 && a.class_weight ? a.class_weight[y] : 1.0f;
+  params.alpha_y = y >= 0 && a.alpha ? a.alpha[y] : a.alpha_scalar;
+  params.one_minus_eps = 1.0f - a.eps;
+  params.smooth = r.smooth;
+  params.weight_sum = a.class_weight_sum;
+  params.gamma = a.gamma;
+  params.poly_epsilon = a.poly_epsilon;
+  const math::SoftmaxRow<float> row = math::row_terms(
+      a.loss, r.probs, math::SoftmaxSums<float>{st.m - sums.label_logit, logf(sums.s), sums.linear, sums.mass}, params);
   float rw = 1.0f;  // the class-balanced weight of the row (either Balance applies per row here)
   if (a.balance != Balance::Off) rw = r.probs ? sums.balance : a.balance_weight[y];
   if (write_loss) a.row_loss[n] = rw * row.loss;
@@ -114,7 +116,7 @@ __device__ __forceinline__ RowGradient finish_row(const KernelArgs& a, const Row
 // d loss / d z_c from the row terms and e = e^(z_c - m).
 __device__ __forceinline__ float column_gradient(const KernelArgs& a, const RowShape& r, const RowGradient& g,
                                                  int64_t n, int32_t y, int64_t c, float e) {
-  const float q = (c == y ? g.hit : 0.0f) + (r.probs || !r.focal ? g.k * target_weight(a, r, n, c) : 0.0f);
+  const float q = (c == y ? g.hit : 0.0f) + g.k * target_weight(a, r, n, c);
   return g.scale * e - q;
 }
 
@@ -125,10 +127,10 @@ struct RowStart {
   int32_t y;
 };
 
-__device__ __forceinline__ RowStart row_start(const KernelArgs& a, const RowShape& r, int64_t n) {
+__device__ __forceinline__ RowStart row_start(const KernelArgs& a, int64_t n) {
   const bool active = n < a.rows;
   const int32_t y = active && a.labels ? a.labels[n] : -1;
-  return {active, active && a.labels && !r.focal && y == a.ignore_index, y};
+  return {active, active && a.labels && uses_ignore_index(a.loss) && y == a.ignore_index, y};
 }
 
 }  // namespace cuda

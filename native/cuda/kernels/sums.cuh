@@ -23,20 +23,9 @@ __global__ void divisor_terms_kernel(KernelArgs a, Divisor divisor, double* term
   if (skip_launch(a)) return;  // (terms are then never read: the call fails)
   for (int64_t n = static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x; n < a.rows;
        n += static_cast<int64_t>(gridDim.x) * kBlock) {
-    double v = 0.0;
-    const int32_t y = a.labels ? a.labels[n] : -1;
-    const bool ignored = a.labels && a.loss == LossKind::CrossEntropy && y == a.ignore_index;
-    if (divisor == Divisor::LabelWeight) {
-      v = !a.labels ? 1.0 : ignored ? 0.0 : a.class_weight ? a.class_weight[y] : 1.0;
-    } else if (a.loss == LossKind::FocalBinary) {
-      const double t = a.targets[n];
-      v = a.balance_weight[0] * (1.0 - t) + a.balance_weight[1] * t;
-    } else if (a.labels) {
-      v = ignored ? 0.0 : a.balance_weight[y];
-    } else {
-      for (int64_t c = 0; c < a.classes; ++c) v += static_cast<double>(a.balance_weight[c]) * a.targets[n * a.classes + c];
-    }
-    terms[n] = v;
+    terms[n] = divisor == Divisor::LabelWeight
+                   ? label_weight_term(a.loss, a.class_weight, a.labels, a.ignore_index, n)
+                   : balance_row_weight(a.loss, a.balance_weight, a.labels, a.targets, a.classes, a.ignore_index, n);
   }
 }
 

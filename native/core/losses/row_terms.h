@@ -1,0 +1,44 @@
+// What every softmax-row layout hands a row loss's policy, and what it gets back (CPU: scalar, one row
+// per lane, register groups, wide rows; CUDA: every row kernel through kernels/softmax_rows.cuh).
+//
+// A layout computes, for row n with max m, S = sum_c exp(z_c - m) and s = softmax(z), the sums below;
+// the policy turns them into the row's loss and the two scales of its gradient, which every row loss
+// writes as  d loss / d z_c = coef * s_c - q_c,  q_c = hit at the label plus, for the kinds with a
+// per-class target term (label smoothing, probability targets: CrossEntropy), a term the layouts add
+// themselves (see cross_entropy.h).
+#pragma once
+
+#include "../math.h"
+
+namespace cbloss {
+namespace CBLOSS_MATH_NAMESPACE_NAME {
+
+template <class T>
+struct SoftmaxRow {
+  T loss;
+  T coef;
+  T hit;
+};
+
+template <class T>
+struct SoftmaxSums {
+  T gap_y;   // m - z_y (unused for probabilities)
+  T log_s;   // log S
+  T linear;  // sum_c a_c (m - z_c), a_c the loss weight of class c (0 when the kind has no target term)
+  T mass;    // sum_c a_c (probability targets)
+};
+
+// The per-call and per-row parameters a row policy may read (each reads its own).
+template <class T, class G>
+struct RowParams {
+  T w_y;            // class weight at the label (1 without weights)
+  T alpha_y;        // focal alpha at the label
+  T one_minus_eps;  // 1 - label smoothing
+  T smooth;         // label smoothing / C
+  T weight_sum;     // sum_c w_c
+  G gamma;          // focal gamma
+  T poly_epsilon;   // Poly-1 epsilon
+};
+
+}  // namespace CBLOSS_MATH_NAMESPACE_NAME
+}  // namespace cbloss

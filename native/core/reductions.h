@@ -1,0 +1,46 @@
+// Row weights, ignored rows and the terms of the data-dependent reduction divisors, written once for
+// every backend (`__host__ __device__` under nvcc): the CPU sums them on the host, the CUDA backend in
+// divisor_terms_kernel for arrays on the device. W is the type of the weight vectors (double on the
+// host, float on the device).
+#pragma once
+
+#include <cstdint>
+
+#include "loss_kinds.h"
+#include "math.h"
+
+namespace cbloss {
+
+// Row n is ignored: its kind honours ignore_index and its label is it.
+CBL_HD bool row_ignored(LossKind kind, const int32_t* labels, int32_t ignore_index, int64_t n) {
+  return labels && uses_ignore_index(kind) && labels[n] == ignore_index;
+}
+
+// The class-balanced weight of row n (Cui et al., SPEC §3.5): w[y_n] for class indices (0 when the row
+// is ignored), sum_c w_c t_nc for element or probability targets, and for the binary focal loss (one
+// logit a row) w_0 (1 - t) + w_1 t.
+template <class W>
+CBL_HD double balance_row_weight(LossKind kind, const W* w, const int32_t* labels, const float* targets,
+                                 int64_t classes, int32_t ignore_index, int64_t n) {
+  if (reads_target_pairs(kind)) {
+    const double t = targets[n];
+    return static_cast<double>(w[0]) * (1.0 - t) + static_cast<double>(w[1]) * t;
+  }
+  if (labels) return row_ignored(kind, labels, ignore_index, n) ? 0.0 : static_cast<double>(w[labels[n]]);
+  const float* t = targets + n * classes;
+  double sum = 0.0;
+  for (int64_t c = 0; c < classes; ++c) sum += static_cast<double>(w[c]) * static_cast<double>(t[c]);
+  return sum;
+}
+
+// What row n adds to the divisor of CrossEntropy's 'mean' (Divisor::LabelWeight): the class weight at
+// its label (1 unweighted), 0 when ignored; 1 for probability targets.
+template <class W>
+CBL_HD double label_weight_term(LossKind kind, const W* class_weight, const int32_t* labels, int32_t ignore_index,
+                                int64_t n) {
+  if (!labels) return 1.0;
+  if (row_ignored(kind, labels, ignore_index, n)) return 0.0;
+  return class_weight ? static_cast<double>(class_weight[labels[n]]) : 1.0;
+}
+
+}  // namespace cbloss
