@@ -2,7 +2,7 @@
 // received), thrown before anything is written.
 import { strict as assert } from 'node:assert';
 
-import { BCEWithLogitsLoss, ClassBalancedLoss, CrossEntropyLoss, FocalLoss, SigmoidFocalLoss, backendInfo, classBalancedWeights, setNumThreads } from '../lib';
+import { AsymmetricLoss, BCEWithLogitsLoss, ClassBalancedLoss, CrossEntropyLoss, FocalLoss, PolyLoss, SigmoidFocalLoss, backendInfo, classBalancedWeights, setNumThreads } from '../lib';
 
 const x6 = new Float32Array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]);
 
@@ -91,6 +91,24 @@ describe('40 errors', () => {
   });
 
   describe('options', () => {
+    it('PolyLoss: ε finite, class indices only, the §3.6 options unknown', () => {
+      throwsExactly(() => new PolyLoss({ epsilon: Infinity }), RangeError, /for epsilon but received Infinity/);
+      throwsExactly(() => new PolyLoss({ epsilon: '1' as never }), TypeError, /for epsilon but received '1'/);
+      throwsExactly(() => new PolyLoss({ logitBias: [0, 1] } as never), TypeError, /^Unknown option 'logitBias' for PolyLoss/);
+      throwsExactly(() => new PolyLoss({ ignore_index: 1.5 }), RangeError, /a 32-bit integer for ignore_index but received 1.5/);
+      throwsExactly(() => new PolyLoss({ numClasses: 3 }).forward(x6, new Float32Array(6)), TypeError, /class indices \(an integer array\) for PolyLoss/);
+      throwsExactly(() => new PolyLoss().forward(x6, [0, 3]), RangeError, 'target[1] = 3 is out of range [0, 3)');
+    });
+    it('AsymmetricLoss: γ ≥ 0, clip in [0, 1), detachFocusing a boolean, snake_case aliases', () => {
+      throwsExactly(() => new AsymmetricLoss({ gammaPos: -1 }), RangeError, /a finite number ≥ 0 for gammaPos but received -1/);
+      throwsExactly(() => new AsymmetricLoss({ gamma_neg: NaN }), RangeError, /for gamma_neg but received NaN/);
+      throwsExactly(() => new AsymmetricLoss({ clip: 1 }), RangeError, /a number in \[0, 1\) for clip but received 1/);
+      throwsExactly(() => new AsymmetricLoss({ clip: -0.1 }), RangeError, /a number in \[0, 1\) for clip but received -0.1/);
+      throwsExactly(() => new AsymmetricLoss({ detach_focusing: 1 as never }), TypeError, /true or false for detach_focusing but received 1/);
+      throwsExactly(() => new AsymmetricLoss({ gammaPos: 1, gamma_pos: 2 }), TypeError, /was given twice/);
+      throwsExactly(() => new AsymmetricLoss({ margin: [1] } as never), TypeError, /^Unknown option 'margin' for AsymmetricLoss/);
+      throwsExactly(() => new AsymmetricLoss({ numClasses: 4 }).forward(x6, new Float32Array(6)), RangeError, 'Expected length a multiple of 4 (numClasses) for input but received length 6');
+    });
     it('an unknown option is a TypeError (typos are caught)', () => {
       throwsExactly(() => new FocalLoss({ numClasses: 3, gama: 2 } as never), TypeError, "Unknown option 'gama' for FocalLoss: expected one of reduction, device, numClasses, alpha, gamma");
     });

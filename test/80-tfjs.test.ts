@@ -84,6 +84,49 @@ describe('80 tf.js', () => {
     tf.dispose([x, onehot, ours, theirs]);
   });
 
+  it('the PolyLoss gradient equals tf.js autodiff of Poly-1 written in tf ops (ignored rows included)', () => {
+    const rand = rng(31);
+    const N = 16;
+    const C = 5;
+    const x = tf.tensor2d(randomLogits(rand, N * C), [N, C]);
+    const labels = Int32Array.from({ length: N }, (_, n) => (n % 5 === 3 ? -100 : Math.floor(rand() * C)));
+    const valid = tf.tensor1d(Float32Array.from(labels, (y) => (y === -100 ? 0 : 1)));
+    const onehot = tf.oneHot(tf.tensor1d(labels, 'int32'), C).toFloat(); // -100: a zero row
+    const poly = new cbloss.PolyLoss({ epsilon: 2 });
+    const tfPoly = (z: tf.Tensor): tf.Tensor => {
+      const logPy = tf.sum(tf.mul(onehot, tf.logSoftmax(z)), -1);
+      const perRow = tf.mul(valid, tf.add(tf.neg(logPy), tf.mul(2, tf.sub(1, tf.exp(logPy)))));
+      return tf.div(tf.sum(perRow), tf.sum(valid));
+    };
+    const ours = tf.grad((z: tf.Tensor) => poly.forward(z as tf.Tensor2D, labels) as unknown as tf.Tensor)(x);
+    const theirs = tf.grad(tfPoly)(x);
+    assertGradClose(ours.dataSync(), theirs.dataSync(), 'poly grad', 1e-4);
+    tf.dispose([x, valid, onehot, ours, theirs]);
+  });
+
+  it('the AsymmetricLoss gradient equals tf.js autodiff of ASL written in tf ops', () => {
+    const rand = rng(32);
+    const N = 12;
+    const C = 6;
+    const x = tf.tensor2d(randomLogits(rand, N * C, 2), [N, C]);
+    const t = tf.tensor2d(Float32Array.from({ length: N * C }, () => (rand() < 0.3 ? 1 : 0)), [N, C]);
+    const [gammaPos, gammaNeg, clip] = [1, 4, 0.05];
+    const asl = new cbloss.AsymmetricLoss({ gammaPos, gammaNeg, clip, reduction: 'sum' });
+    const tfAsl = (z: tf.Tensor): tf.Tensor => {
+      const p = tf.sigmoid(z);
+      const neg = tf.minimum(tf.add(tf.sub(1, p), clip), 1);
+      const ce = tf.neg(tf.add(tf.mul(t, tf.log(p)), tf.mul(tf.sub(1, t), tf.log(neg))));
+      const base = tf.sub(tf.sub(1, tf.mul(p, t)), tf.mul(neg, tf.sub(1, t)));
+      const gamma = tf.add(tf.mul(gammaPos, t), tf.mul(gammaNeg, tf.sub(1, t)));
+      return tf.sum(tf.mul(tf.pow(base, gamma), ce));
+    };
+    const targets = t.dataSync() as Float32Array;
+    const ours = tf.grad((z: tf.Tensor) => asl.forward(z as tf.Tensor2D, targets) as unknown as tf.Tensor)(x);
+    const theirs = tf.grad(tfAsl)(x);
+    assertGradClose(ours.dataSync(), theirs.dataSync(), 'asl grad', 1e-4);
+    tf.dispose([x, t, ours, theirs]);
+  });
+
   it('reduction none: the upstream gradient of each row scales that row', () => {
     const rand = rng(4);
     const xData = randomLogits(rand, 8 * 4);
@@ -100,6 +143,7 @@ describe('80 tf.js', () => {
   for (const [name, make] of [
     ['CrossEntropyLoss', () => new cbloss.CrossEntropyLoss()],
     ['FocalLoss', () => new cbloss.FocalLoss({ numClasses: 4, gamma: 2 })],
+    ['PolyLoss', () => new cbloss.PolyLoss()],
     [
       'ClassBalancedLoss(FocalLoss)',
       (counts: number[]) =>
@@ -153,6 +197,8 @@ describe('80 tf.js', () => {
     for (const loss of [
       new cbloss.CrossEntropyLoss(),
       new cbloss.FocalLoss({ numClasses: 4 }),
+      new cbloss.PolyLoss({ epsilon: 1 }),
+      new cbloss.AsymmetricLoss({ gammaNeg: 2 }),
       new cbloss.ClassBalancedLoss({ samplesPerCls: counts, beta: 0.99, numClasses: 4, lossFunc: new cbloss.FocalLoss({ numClasses: 4, reduction: 'none' }) }),
     ] as cbloss.Loss[]) {
       const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [6], units: 4 })] });

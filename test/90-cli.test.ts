@@ -94,6 +94,15 @@ describe('90 the cbloss command', () => {
       [['--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'focal', '--gamma', '0.5', '--alpha', '0.25'], new cbloss.FocalLoss({ numClasses: C, gamma: 0.5, alpha: 0.25 }).forward(x, y)],
       [['--logits', p('x.npy'), '--targets', p('t.npy'), '--loss', 'bce', '--reduction', 'sum'], new cbloss.BCEWithLogitsLoss({ reduction: 'sum' }).forward(x, t)],
       [['--logits', p('x.npy'), '--targets', p('t.npy'), '--loss', 'sigmoid-focal'], new cbloss.SigmoidFocalLoss({ reduction: 'mean' }).forward(x, t)],
+      [['--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'poly', '--epsilon', '-1'], new cbloss.PolyLoss({ epsilon: -1 }).forward(x, y)],
+      [
+        ['--logits', p('x.npy'), '--targets', p('t.npy'), '--loss', 'asl', '--gamma-pos', '0.5', '--gamma-neg', '3', '--clip', '0.1'],
+        new cbloss.AsymmetricLoss({ gammaPos: 0.5, gammaNeg: 3, clip: 0.1 }).forward(x, t),
+      ],
+      [
+        ['--logits', p('x.npy'), '--targets', p('t.npy'), '--loss', 'asl', '--samples-per-class', '500,300,200,80,40,20,5', '--beta', '0.99'],
+        new cbloss.ClassBalancedLoss({ samplesPerCls: [500, 300, 200, 80, 40, 20, 5], beta: 0.99, numClasses: C, lossFunc: new cbloss.AsymmetricLoss({ reduction: 'none' }) }).forward(x, t),
+      ],
       [
         ['--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'focal', '--samples-per-class', '500,300,200,80,40,20,5', '--beta', '0.999', '--reduction', 'weightedmean'],
         new cbloss.ClassBalancedLoss({ samplesPerCls: [500, 300, 200, 80, 40, 20, 5], beta: 0.999, numClasses: C, reduction: 'weightedmean', lossFunc: new cbloss.FocalLoss({ numClasses: C, reduction: 'none' }) }).forward(x, y),
@@ -145,7 +154,7 @@ describe('90 the cbloss command', () => {
       ['unknown command', () => ['frobnicate'], /^cbloss: unknown command 'frobnicate'/, 2],
       ['unknown option', () => ['score', '--logitz', 'a'], /^cbloss score: unknown option '--logitz'/, 2],
       ['missing option', () => ['score', '--logits', p('x.npy'), '--loss', 'ce'], /^cbloss score: missing --targets/, 2],
-      ['bad --loss', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'hinge'], /--loss must be one of ce, bce, focal, sigmoid-focal, not 'hinge'/, 2],
+      ['bad --loss', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'hinge'], /--loss must be one of ce, bce, focal, sigmoid-focal, poly, asl, not 'hinge'/, 2],
       ['bad --gamma', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'focal', '--gamma', 'x'], /--gamma must be a number/, 2],
       ['negative --gamma', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'focal', '--gamma', '-1'], /gamma/, 2],
       ['missing file', () => ['score', '--logits', p('nope.npy'), '--targets', p('y.npy'), '--loss', 'ce'], /--logits .*nope\.npy: cannot open \(ENOENT\)/, 1],

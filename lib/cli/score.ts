@@ -9,6 +9,8 @@ import { ClassBalancedLoss, type ClassBalancedReduction } from '../losses/class-
 import { CrossEntropyLoss } from '../losses/cross-entropy';
 import { FocalLoss } from '../losses/focal';
 import { SigmoidFocalLoss } from '../losses/sigmoid-focal';
+import { PolyLoss } from '../losses/poly';
+import { AsymmetricLoss } from '../losses/asymmetric';
 import type { Device } from '../device';
 import type { Loss } from '../loss';
 import { classBalancedWeights } from '../weights';
@@ -18,9 +20,13 @@ import { NpyWriter, isFloat, openNpy, openRaw, type DType, type FileArray } from
 export const SCORE_OPTIONS: readonly OptionSpec[] = [
   { name: 'logits', type: 'string', value: 'FILE', help: 'logits: .npy (float32/float64, shape [N, C] or [N]) or raw with --shape' },
   { name: 'targets', type: 'string', value: 'FILE', help: 'targets: .npy class indices (int32/int64, [N] or [N, 1]) or float/0-1 targets ([N, C]); raw with --targets-dtype' },
-  { name: 'loss', type: 'string', value: 'NAME', help: 'the loss', choices: ['ce', 'bce', 'focal', 'sigmoid-focal'] },
+  { name: 'loss', type: 'string', value: 'NAME', help: 'the loss', choices: ['ce', 'bce', 'focal', 'sigmoid-focal', 'poly', 'asl'] },
   { name: 'gamma', type: 'number', value: 'G', help: 'focusing parameter of focal / sigmoid-focal [default: 2]' },
   { name: 'alpha', type: 'number', value: 'A', help: 'alpha of focal [default: 1] / sigmoid-focal [default: 0.25]' },
+  { name: 'epsilon', type: 'number', value: 'E', help: 'epsilon of poly (Poly-1) [default: 1]' },
+  { name: 'gamma-pos', type: 'number', value: 'G', help: 'focusing of the positives of asl [default: 1]' },
+  { name: 'gamma-neg', type: 'number', value: 'G', help: 'focusing of the negatives of asl [default: 4]' },
+  { name: 'clip', type: 'number', value: 'C', help: 'probability shift of the negatives of asl, in [0, 1) [default: 0.05]' },
   { name: 'samples-per-class', type: 'string', value: 'FILE|LIST', help: 'class counts (comma list, or a file of numbers): class-balanced weighting' },
   { name: 'beta', type: 'number', value: 'B', help: 'beta of the class-balanced weights, in [0, 1]' },
   { name: 'reduction', type: 'string', value: 'R', help: 'how the loss is reduced', choices: ['mean', 'sum', 'batchmean', 'weightedmean'], default: 'mean' },
@@ -34,7 +40,7 @@ export const SCORE_OPTIONS: readonly OptionSpec[] = [
 ];
 
 export const SCORE_HELP = helpText(
-  'Usage: cbloss score --logits FILE --targets FILE --loss ce|bce|focal|sigmoid-focal [options]',
+  'Usage: cbloss score --logits FILE --targets FILE --loss ce|bce|focal|sigmoid-focal|poly|asl [options]',
   'Computes a loss over logits and targets stored in files (.npy, or raw little-endian with --shape),\nin chunks of rows, and prints the loss with the mean loss and count per class.',
   SCORE_OPTIONS,
 );
@@ -102,8 +108,8 @@ export function score(argv: readonly string[]): ScoreResult {
   if (floatTargets && targets.length !== N * C) {
     fail(`--targets ${targetsFile}: float targets need one value per logit (${N * C}), found ${targets.length}`, 1);
   }
-  if (lossName === 'focal' && C > 1 && !indexTargets) {
-    fail(`--targets ${targetsFile}: focal with ${C} classes takes class indices (int32/int64, one per row)`, 1);
+  if ((lossName === 'focal' || lossName === 'poly') && C > 1 && !indexTargets) {
+    fail(`--targets ${targetsFile}: ${lossName} with ${C} classes takes class indices (int32/int64, one per row)`, 1);
   }
 
   // The loss with reduction 'none'; this command reduces, chunk by chunk.
@@ -123,6 +129,19 @@ export function score(argv: readonly string[]): ScoreResult {
         break;
       case 'focal':
         base = new FocalLoss({ numClasses: classes, reduction: 'none', gamma, alpha, device });
+        break;
+      case 'poly':
+        base = new PolyLoss({ numClasses: C, reduction: 'none', epsilon: o.epsilon as number | undefined, device });
+        break;
+      case 'asl':
+        base = new AsymmetricLoss({
+          numClasses: C,
+          reduction: 'none',
+          gammaPos: o['gamma-pos'] as number | undefined,
+          gammaNeg: o['gamma-neg'] as number | undefined,
+          clip: o.clip as number | undefined,
+          device,
+        });
         break;
       default:
         base = new SigmoidFocalLoss({ numClasses: C, reduction: 'none', gamma, alpha, device });
@@ -163,7 +182,7 @@ export function score(argv: readonly string[]): ScoreResult {
   };
 
   // The divisor, known before any gradient is written.
-  const rowLoss = lossName === 'ce' || (lossName === 'focal' && !binaryFocal);
+  const rowLoss = lossName === 'ce' || lossName === 'poly' || (lossName === 'focal' && !binaryFocal);
   const outputs = rowLoss ? N : N * C;
   let divisor = 1;
   if (reduction === 'mean') divisor = outputs;

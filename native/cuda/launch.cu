@@ -328,4 +328,12 @@ void launch_divisor_terms(const KernelArgs& a, Divisor divisor, double* terms, c
 }
 
 }  // namespace cuda
+
+// The kinds' dispatch as the kernels instantiate it, compiled for the host too: nvcc's device pass does
+// not warn about an enum value a switch leaves out, the host compiler does (-Werror=switch), so a kind
+// without a policy fails this build as it fails the CPU's.
+namespace math {
+template SoftmaxRow<float> row_terms<float, float>(LossKind, bool, const SoftmaxSums<float>&, const RowParams<float, float>&);
+template LossAndSlope<float> element_terms<float, float>(LossKind, float, float, float, const ElementScalars<float>&);
+}  // namespace math
 }  // namespace cbloss
