@@ -48,6 +48,10 @@
       "target_name": "cbloss",
       "sources": [
         "native/binding/addon.cpp",
+        "native/binding/call.cpp",
+        "native/binding/run.cpp",
+        "native/binding/device_memory.cpp",
+        "native/binding/info.cpp",
         "native/cpu/losses_cpu.cpp",
         "native/cpu/thread_pool.cpp",
         "native/cpu/kernels_vec128.cpp",

@@ -8,10 +8,38 @@ import * as path from 'node:path';
 import * as cbloss from '../lib';
 import type { NativeCudaStatus, NativeDevice } from '../binding';
 import { AUTO_CUDA_MIN_ELEMENTS, autoCudaDevice, autoPicksCuda } from '../lib/device';
+import { binding, contractMismatch } from '../lib/native';
 
 const root = path.join(__dirname, '..');
 
 describe('00 loading and backend info', () => {
+  it("the addon's calling contract (config slots, run arguments, loss kinds) is lib/'s; another is refused", () => {
+    const abi = binding.abi();
+    assert.equal(contractMismatch(abi), null);
+    assert.deepEqual(abi.lossKinds.map((k) => k.name), ['CrossEntropy', 'BCEWithLogits', 'FocalSoftmax', 'FocalBinary', 'SigmoidFocal', 'Poly', 'Asymmetric']);
+    assert.match(contractMismatch(undefined) ?? '', /reports no calling contract/);
+    assert.match(contractMismatch({ ...abi, configSlots: abi.configSlots.slice(0, -1) }) ?? '', /^its config slots are \[kind, rows/);
+    assert.match(contractMismatch({ ...abi, runArguments: [...abi.runArguments].reverse() }) ?? '', /^its run arguments are \[gradOut/);
+    const renumbered = abi.lossKinds.map((k) => (k.name === 'Poly' ? { ...k, ignoreIndex: false } : k));
+    assert.match(contractMismatch({ ...abi, lossKinds: renumbered }) ?? '', /^its loss kinds are/);
+    assert.match(contractMismatch({ ...abi, lossKinds: abi.lossKinds.slice(0, 5) }) ?? '', /^its loss kinds are/);
+  });
+
+  it('an addon built from other sources is refused at load with how to rebuild', () => {
+    // A stand-in addon whose contract lacks a slot, loaded through CBLOSS_ADDON in a child process.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cbloss-stale-'));
+    const stale = path.join(dir, 'stale.js');
+    fs.writeFileSync(
+      stale,
+      `const real = require(${JSON.stringify(process.env.CBLOSS_ADDON ? path.resolve(process.env.CBLOSS_ADDON) : path.join(root, 'build', 'Release', 'cbloss.node'))});
+       module.exports = { ...real, abi: () => ({ ...real.abi(), configSlots: real.abi().configSlots.slice(0, 12) }) };`,
+    );
+    const r = spawnSync(process.execPath, ['-e', "require('./dist/index.js')"], { cwd: root, encoding: 'utf8', env: { ...process.env, CBLOSS_ADDON: stale } });
+    fs.rmSync(dir, { recursive: true, force: true });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /the native addon was built from other sources than this lib\/: its config slots are .* Rebuild it with `npm run build:native`/);
+  });
+
   it("require('cbloss') and import from 'cbloss' give the same classes", () => {
     const script = `
       const cjs = require('cbloss');
@@ -27,7 +55,7 @@ describe('00 loading and backend info', () => {
     };
     assert.ok(out.same);
     assert.ok(Math.abs(out.v - 0.551209) < 1e-6);
-    for (const name of ['CrossEntropyLoss', 'BCEWithLogitsLoss', 'FocalLoss', 'SigmoidFocalLoss', 'ClassBalancedLoss', 'classBalancedWeights', 'backendInfo', 'devices']) {
+    for (const name of ['CrossEntropyLoss', 'BCEWithLogitsLoss', 'FocalLoss', 'SigmoidFocalLoss', 'PolyLoss', 'AsymmetricLoss', 'ClassBalancedLoss', 'classBalancedWeights', 'backendInfo', 'devices']) {
       assert.ok(out.names.includes(name), name);
     }
   });

@@ -1,0 +1,162 @@
+// Reading a run/runAsync call (call.h).
+#include "call.h"
+
+#include <cstdint>
+
+#include "arguments.h"
+#include "contract.h"
+#include "device_memory.h"
+
+namespace cbloss {
+namespace binding {
+
+using namespace cbloss::contract;  // the config slots and run arguments
+
+namespace {
+
+bool IsDeviceBuffer(Napi::Env env, const Napi::Value& v) {
+  return v.IsObject() && v.As<Napi::Object>().InstanceOf(DeviceBuffer::Constructor(env).Value());
+}
+
+// A device buffer argument holding at least `bytes` on `device` (or null when optional).
+void* device_data(Napi::Env env, Call& call, const Napi::Value& v, const char* name, size_t bytes, bool optional) {
+  if (optional && absent(v)) return nullptr;
+  if (!IsDeviceBuffer(env, v)) fail(env, std::string(name) + " must be a DeviceBuffer when the logits are one");
+  const auto& memory = DeviceBuffer::Unwrap(v.As<Napi::Object>())->Memory(env, name);
+  if (memory->device() != call.device) fail(env, std::string(name) + " is on another device");
+  if (memory->bytes() < bytes) {
+    fail(env, std::string(name) + " has " + std::to_string(memory->bytes()) + " bytes, expected " + std::to_string(bytes));
+  }
+  call.keep_alive.push_back(memory);
+  return memory->data();
+}
+
+// Device outputs may not overlap device inputs, except the gradient exactly over the logits.
+void check_device_overlaps(Napi::Env env, const Problem& p, size_t logit_bytes, size_t outputs) {
+  struct Range {
+    const char* name;
+    const void* at;
+    size_t bytes;
+  };
+  const size_t n = static_cast<size_t>(p.rows), m = n * static_cast<size_t>(p.classes);
+  const Range inputs[] = {{"logits", p.logits, m * logit_bytes},
+                          {"labels", p.labels, p.labels ? n * 4 : 0},
+                          {"targets", p.targets, p.targets ? m * 4 : 0},
+                          {"gradOutput", p.grad_output, p.grad_output ? outputs * 4 : 0}};
+  const Range outs[] = {{"gradOut", p.grad_out, p.grad_out ? m * logit_bytes : 0},
+                        {"lossOut", p.loss_out, p.loss_out ? outputs * 4 : 0}};
+  const auto overlap = [](const Range& a, const Range& b) {
+    const auto* a0 = static_cast<const char*>(a.at);
+    const auto* b0 = static_cast<const char*>(b.at);
+    return a.bytes && b.bytes && a0 < b0 + b.bytes && b0 < a0 + a.bytes;
+  };
+  for (const Range& o : outs) {
+    for (const Range& i : inputs) {
+      const bool in_place = o.at == p.grad_out && i.at == p.logits && o.at == i.at;
+      if (overlap(o, i) && !in_place) fail(env, std::string(o.name) + " overlaps " + i.name);
+    }
+  }
+  if (overlap(outs[0], outs[1])) fail(env, "gradOut overlaps lossOut");
+}
+
+}  // namespace
+
+double RunCall(const Call& call) {
+  return call.device < 0 ? cbloss::run_cpu(call.problem) : cbloss::run_cuda(call.problem, call.device);
+}
+
+std::string InvalidLabelMessage(int64_t index, int32_t value, int64_t classes) {
+  return "target[" + std::to_string(index) + "] = " + std::to_string(value) + " is out of range [0, " +
+         std::to_string(classes) + ")";
+}
+
+Call ParseCall(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < kRunArgs) fail(env, "run expects " + std::to_string(kRunArgs) + " arguments");
+  const double* cfg = typed_data<double, napi_float64_array>(env, info[kArg_config], "config", kConfigSize, false);
+
+  Problem p;
+  p.loss = static_cast<cbloss::LossKind>(whole_number(env, cfg[kSlot_kind], "loss", 0, cbloss::kLossKindCount - 1));
+  p.rows = whole_number(env, cfg[kSlot_rows], "rows", 0, 9.0e15);
+  p.classes = whole_number(env, cfg[kSlot_classes], "classes", 1, 9.0e15);
+  p.divisor = static_cast<cbloss::Divisor>(whole_number(env, cfg[kSlot_divisor], "divisor", 0, 5));
+  p.balance = static_cast<cbloss::Balance>(whole_number(env, cfg[kSlot_balance], "balance", 0, 2));
+  p.alpha_scalar = cfg[kSlot_alphaScalar];
+  p.gamma = cfg[kSlot_gamma];
+  p.label_smoothing = cfg[kSlot_labelSmoothing];
+  p.ignore_index = static_cast<int32_t>(
+      whole_number(env, cfg[kSlot_ignoreIndex], "ignoreIndex", -2147483648.0, 2147483647.0));
+  p.grad_output_scalar = cfg[kSlot_gradOutputScalar];
+  p.poly_epsilon = cfg[kSlot_polyEpsilon];
+  p.gamma_pos = cfg[kSlot_gammaPos];
+  p.gamma_neg = cfg[kSlot_gammaNeg];
+  p.clip = cfg[kSlot_clip];
+  p.detach_focusing = cfg[kSlot_detachFocusing] != 0.0;
+  const cbloss::LossTraits& traits = cbloss::loss_traits(p.loss);
+  if (p.label_smoothing != 0.0 && !traits.label_smoothing) fail(env, std::string(traits.name) + " takes no label smoothing");
+  Call call;
+  call.device = static_cast<int>(whole_number(env, cfg[kSlot_device], "device", -1, 1024));
+  p.logit_type = static_cast<cbloss::LogitType>(whole_number(env, cfg[kSlot_logitType], "logitType", 0, 2));
+  p.device_memory = !info[kArg_logits].IsTypedArray() && IsDeviceBuffer(env, info[kArg_logits]);
+  if (p.device_memory && call.device < 0) fail(env, "device buffers need a CUDA device");
+  if (!p.device_memory && p.logit_type != cbloss::LogitType::Float32) fail(env, "16-bit logits must be device buffers");
+
+  const size_t n = static_cast<size_t>(p.rows);
+  const size_t c = static_cast<size_t>(p.classes);
+  if (c != 0 && n > SIZE_MAX / c) fail(env, "rows * classes overflows");
+  const size_t elements = n * c;
+  const size_t outputs = static_cast<size_t>(cbloss::output_elements(p));
+  const bool binary = cbloss::reads_target_pairs(p.loss);
+
+  const size_t logit_bytes = p.logit_type == cbloss::LogitType::Float32 ? 4 : 2;
+  if (elements > SIZE_MAX / 4) fail(env, "rows * classes overflows");
+  if (p.device_memory) {
+    p.logits = static_cast<const float*>(device_data(env, call, info[kArg_logits], "logits", elements * logit_bytes, false));
+    p.labels = static_cast<const int32_t*>(device_data(env, call, info[kArg_labels], "labels", n * 4, true));
+    p.targets = static_cast<const float*>(device_data(env, call, info[kArg_targets], "targets", elements * 4, true));
+    p.grad_output = static_cast<const float*>(device_data(env, call, info[kArg_gradOutput], "gradOutput", outputs * 4, true));
+    p.loss_out = static_cast<float*>(device_data(env, call, info[kArg_lossOut], "lossOut", outputs * 4, true));
+    p.grad_out = static_cast<float*>(device_data(env, call, info[kArg_gradOut], "gradOut", elements * logit_bytes, true));
+    check_device_overlaps(env, p, logit_bytes, outputs);
+  } else {
+    p.logits = typed_data<float, napi_float32_array>(env, info[kArg_logits], "logits", elements, false);
+    p.labels = typed_data<int32_t, napi_int32_array>(env, info[kArg_labels], "labels", n, true);
+    p.targets = typed_data<float, napi_float32_array>(env, info[kArg_targets], "targets", elements, true);
+    p.grad_output = typed_data<float, napi_float32_array>(env, info[kArg_gradOutput], "gradOutput", outputs, true);
+    p.loss_out = typed_data<float, napi_float32_array>(env, info[kArg_lossOut], "lossOut", outputs, true);
+    p.grad_out = typed_data<float, napi_float32_array>(env, info[kArg_gradOut], "gradOut", elements, true);
+  }
+  p.class_weight = typed_data<double, napi_float64_array>(env, info[kArg_classWeight], "classWeight", c, true);
+  p.pos_weight = typed_data<double, napi_float64_array>(env, info[kArg_posWeight], "posWeight", c, true);
+  p.alpha = typed_data<double, napi_float64_array>(env, info[kArg_alpha], "alpha", binary ? 2 : c, true);
+  p.balance_weight =
+      typed_data<double, napi_float64_array>(env, info[kArg_balanceWeight], "balanceWeight", binary ? 2 : c, true);
+
+  // (An empty typed array may have a null data pointer: presence is read from the JS values.)
+  const auto given = [](const Napi::Value& v) { return !absent(v); };
+  const bool has_labels = given(info[kArg_labels]);
+  if (has_labels == given(info[kArg_targets])) fail(env, "exactly one of labels and targets");
+  if (binary && c != 1) fail(env, "the binary focal loss takes one logit a row");
+  if (has_labels && !traits.index_targets) fail(env, std::string(traits.name) + " takes no class indices");
+  if (!has_labels && !traits.prob_targets) fail(env, std::string(traits.name) + " takes class indices");
+  const auto reads = [&](uint32_t vector, int arg, const char* name) {
+    if (given(info[arg]) && !(traits.vectors & vector)) fail(env, std::string(traits.name) + " takes no " + name);
+  };
+  reads(cbloss::kClassWeight, kArg_classWeight, "classWeight");
+  reads(cbloss::kPosWeight, kArg_posWeight, "posWeight");
+  reads(cbloss::kAlphaVector, kArg_alpha, "alpha vector");
+  if (p.balance != cbloss::Balance::Off && !given(info[kArg_balanceWeight])) fail(env, "balanceWeight missing");
+  if (p.divisor != cbloss::Divisor::None && (given(info[kArg_gradOutput]) || given(info[kArg_lossOut]))) {
+    fail(env, "lossOut and gradOutput arrays are for reduction 'none'");
+  }
+  if (p.labels && !p.device_memory) {  // device labels are checked on the device (run_cuda)
+    const int64_t bad =
+        cbloss::first_invalid_label(p.labels, p.rows, p.classes, cbloss::uses_ignore_index(p.loss), p.ignore_index);
+    if (bad >= 0) throw Napi::RangeError::New(env, InvalidLabelMessage(bad, p.labels[bad], p.classes));
+  }
+  call.problem = p;
+  return call;
+}
+
+}  // namespace binding
+}  // namespace cbloss
