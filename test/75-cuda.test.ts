@@ -10,7 +10,7 @@ import * as path from 'node:path';
 
 import * as cbloss from '../lib';
 import { DeviceTensor } from '../lib';
-import { cbFamilies, families, runFamily } from './families';
+import { cbFamilies, checkSmallRowLosses, families, runFamily } from './families';
 import { assertGradClose, assertLossArrayClose, assertLossClose, buildLoss, loadPublicVectors, nullToNaN, pendingReason, randomLogits, rng } from './helpers';
 import type { LossSpec } from './reference';
 
@@ -87,6 +87,10 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
         if (onDevice.loss instanceof DeviceTensor) onDevice.loss.dispose();
       });
     }
+  });
+
+  it('small per-row losses are exact to 1e-5 relative down to 1e-20 on the device (CE, focal, poly)', () => {
+    checkSmallRowLosses('cuda');
   });
 
   describe('every loss family against the float64 reference', () => {

@@ -2,7 +2,9 @@
 // wrappers of each — with random inputs, checked against the independent float64 reference
 // (test/reference.ts) for the loss and central finite differences for the gradient. The CPU tests
 // (20-reference) and the CUDA tests (75-cuda) share them.
-import { DeviceTensor } from '../lib';
+import { strict as assert } from 'node:assert';
+
+import { CrossEntropyLoss, DeviceTensor, FocalLoss, PolyLoss, type Device, type Loss } from '../lib';
 import { assertGradClose, assertLossArrayClose, assertLossClose, buildLoss, normal, randomLogits, rng } from './helpers';
 import { referenceGrad, referenceLoss, type LossSpec, type RefCase } from './reference';
 
@@ -227,3 +229,59 @@ export function runFamily(f: Family, seed: number, mode: RunMode = {}): void {
     assertGradClose(grad, g, `${what} grad`);
   }
 }
+
+/**
+ * Confident rows (the label's logit the row's max by k): CE = log1p(Σ_{c≠y} e^{z_c − z_y}) is small,
+ * down to 1e-20 here. The kernels take log S as log1p of the part of S below the max, so each row's
+ * loss keeps the SPEC's 1e-5 relative precision where log(S) of S ≈ 1 in float lost it (5.5e-5 at
+ * [8, 1, 1], and 0 below ~1e-7). Every row layout: C = 3 (a row a lane on the CPU), 40 (rows in
+ * registers), 300 (one block), 5000 (two blocks, the max in either); on a GPU, the kernels those
+ * widths take. With `device`, the losses run there (host arrays, then DeviceTensors).
+ */
+export function checkSmallRowLosses(device?: Device): void {
+  for (const C of [3, 40, 300, 5000]) {
+    const rows: number[][] = [];
+    const labels: number[] = [];
+    for (const k of [2, 8, 12, 17, 25, 33, 40, 45, 49]) {
+      for (const at of [0, C - 1, Math.floor(C / 2) + 1]) {
+        const row = Array.from({ length: C }, (_, c) => Math.fround(0.25 * Math.sin(c * 1.7 + k)));
+        row[at] = Math.fround(row[at] + k);
+        rows.push(row);
+        labels.push(at);
+      }
+    }
+    const x = Float32Array.from(rows.flat());
+    const y = Int32Array.from(labels);
+    // The reference, in float64 from the float32 logits, in the log1p form (log of a sum near 1 would
+    // lose the loss in float64 too).
+    const ce = rows.map((row, n) => {
+      let rest = 0;
+      row.forEach((z, c) => (rest += c === labels[n] ? 0 : Math.exp(z - row[labels[n]])));
+      return Math.log1p(rest);
+    });
+    const oneMinusP = ce.map((v) => -Math.expm1(-v));
+    const opts = device ? { device } : {};
+    const checks: Array<[string, Loss, number[]]> = [
+      ['CE', new CrossEntropyLoss({ reduction: 'none', ...opts }), ce],
+      ['focal γ=0.5', new FocalLoss({ numClasses: C, gamma: 0.5, reduction: 'none', ...opts }), ce.map((v, n) => Math.sqrt(oneMinusP[n]) * v)],
+      ['poly ε=2', new PolyLoss({ epsilon: 2, reduction: 'none', ...opts }), ce.map((v, n) => v + 2 * oneMinusP[n])],
+    ];
+    for (const [name, loss, expected] of checks) {
+      const results: Array<[string, Float32Array]> = [['host arrays', loss.forwardBackward(x, y).loss as Float32Array]];
+      if (device) {
+        const dx = DeviceTensor.from(x, { device });
+        const r = loss.forwardBackward(dx, y);
+        results.push(['DeviceTensor', (r.loss as DeviceTensor).toHost() as Float32Array]);
+        for (const d of [dx, r.grad, r.loss as DeviceTensor]) d.dispose();
+      }
+      for (const [how, got] of results) {
+        expected.forEach((e, n) => {
+          if (e < 1e-20) return; // (below the claim)
+          const rel = Math.abs(got[n] - e) / e;
+          assert.ok(rel <= 1e-5, `${name} C=${C} row ${n} (${how}): ${got[n]} vs ${e} (relative ${rel.toExponential(2)})`);
+        });
+      }
+    }
+  }
+}
+

@@ -56,10 +56,8 @@ struct SimdKernels {
   static constexpr int64_t kWideElements = 512;  // element losses with C >= this go row by row
   // Streams read once are prefetched this many floats (1 KB) ahead, and the gradient rows of the
   // row kernels too, for writing (prefetchw: their lines are fetched for ownership before the stores
-  // wait on them): beyond the caches the hardware prefetchers alone left the loops waiting on memory.
-  // BCE and sigmoid focal at 256 x 131072 15-20% faster at 1 and 2 threads (128-512 alike); CE at
-  // 65536 x 100 ~25% (reads and writes; the writes alone ~30% at 2 threads), CE at 1048576 x 2 ~12% at
-  // 1 thread; no cost in cache. (The element losses' gradient: no gain.)
+  // wait on them): beyond the caches the hardware prefetchers alone left the loops waiting on memory
+  // (the element losses' gradient gained nothing) (bench/RESULTS.md, "Design measurements").
   static constexpr int64_t kPrefetchAhead = 256;
 
   static double rows(const Problem& p, const RunContext& ctx, int64_t begin, int64_t end) {
@@ -82,7 +80,7 @@ struct SimdKernels {
   // and sums one after another, then the row scalars of all W rows in the lanes of vectors — log S,
   // the loss terms, the focal factor, the gradient scales — as the one-row-per-lane layout computes
   // them, then each row's gradient. Per row that replaced a double log, the scalar loss terms and a
-  // call (with pairs of rows: ~33 ns a row for CE, ~57 ns for CB focal, in cache).
+  // call (bench/RESULTS.md, "Design measurements").
   static constexpr int64_t kRegisterRowsMaxC = 8 * W;
   using RowsFn = double (*)(const Problem&, const RunContext&, int64_t, int64_t);
 
@@ -132,9 +130,9 @@ struct SimdKernels {
 
     // Pass 1, row by row: max, e = exp(z - m) parked, the sums, the values at the label.
     alignas(64) float park[W][NV * W];
-    alignas(64) float mf[W], sf[W], lf[W], massf[W], zyf[W], wyf[W], ayf[W], rwf[W];
+    alignas(64) float mf[W], sf[W], bf[W], lf[W], massf[W], zyf[W], wyf[W], ayf[W], rwf[W];
     for (int r = 0; r < W; ++r) {
-      mf[r] = lf[r] = massf[r] = zyf[r] = 0.0f;
+      mf[r] = bf[r] = lf[r] = massf[r] = zyf[r] = 0.0f;
       sf[r] = wyf[r] = rwf[r] = 1.0f;
       ayf[r] = static_cast<float>(p.alpha_scalar);
     }
@@ -171,6 +169,7 @@ struct SimdKernels {
       }
       mf[r] = mr;
       sf[r] = static_cast<float>(simd::hsum(S));
+      if (sf[r] < 2.0f) bf[r] = static_cast<float>(below_max(park[r], NV * W, fresh));  // see below_max
       if (linear) {
         lf[r] = static_cast<float>(simd::hsum(lin));
         massf[r] = static_cast<float>(simd::hsum(mass));
@@ -187,7 +186,7 @@ struct SimdKernels {
     }
 
     // The row scalars of the W rows, one per lane.
-    const LaneTerms terms = lane_terms(p, ctx, n0, valid, live, V::load(mf), V::load(sf), V::load(lf),
+    const LaneTerms terms = lane_terms(p, ctx, n0, valid, live, V::load(mf), V::load(sf), V::load(bf), V::load(lf),
                                        V::load(massf), V::load(zyf), V::load(wyf), V::load(ayf), V::load(rwf));
     if (!p.grad_out) return terms.loss;
 
@@ -262,8 +261,8 @@ struct SimdKernels {
   // ---- few classes: one row per lane ------------------------------------------------------------
 
   // lane_rows compiled for each C up to 10 (the common few-class problems: binary, digits, ...), so
-  // that its loops over the classes unroll and the tile's transposes inline (A/B of minima in cache:
-  // 11-13% faster at C = 2 and C = 10); larger C, up to 2W, take the loop over a run-time C. Not for
+  // that its loops over the classes unroll and the tile's transposes inline (bench/RESULTS.md, "Design measurements"); larger C, up to
+  // 2W, take the loop over a run-time C. Not for
   // the baseline 4-lane kernels (the fallback): each copy adds ~14 KB to the addon.
   using LaneRowsFn = double (*)(const Problem&, const RunContext&, int64_t, int64_t);
   static constexpr int64_t kFixedLaneClasses = W >= 8 ? 10 : 1;
@@ -277,8 +276,7 @@ struct SimdKernels {
   static constexpr LaneRowsTable kLaneRowsByC = lane_rows_table(std::make_integer_sequence<int, kFixedLaneClasses + 1>{});
 
   // Rows [begin, end) in tiles of W. The tiles' loss vectors are summed in float lanes, flushed to
-  // double every kLaneFlush tiles: a horizontal sum and conversions per tile took ~15% of the kernel
-  // at C = 2 (perf). The grouping starts at `begin`, a chunk boundary fixed by the problem, so the
+  // double every kLaneFlush tiles, not each tile (bench/RESULTS.md, "Design measurements"). The grouping starts at `begin`, a chunk boundary fixed by the problem, so the
   // total does not depend on the thread count.
   static constexpr int kLaneFlush = 16;
 
@@ -334,7 +332,7 @@ struct SimdKernels {
   };
 
   static LaneTerms lane_terms(const Problem& p, const RunContext& ctx, int64_t n0, int64_t valid, V live, V m,
-                              V S, V linear, V mass, V zy, V wy, V ay, V rw) {
+                              V S, V below, V linear, V mass, V zy, V wy, V ay, V rw) {
     const float eps = static_cast<float>(p.label_smoothing);
     math::RowParams<V, float> params;
     params.w_y = wy;
@@ -344,8 +342,9 @@ struct SimdKernels {
     params.weight_sum = V(static_cast<float>(ctx.class_weight_sum));
     params.gamma = static_cast<float>(p.gamma);
     params.poly_epsilon = V(static_cast<float>(p.poly_epsilon));
-    const math::SoftmaxRow<V> row =
-        math::row_terms(p.loss, p.targets != nullptr, math::SoftmaxSums<V>{m - zy, simd::m_log(S), linear, mass}, params);
+    const V inv_s = V(1.0f) / S;
+    const math::SoftmaxRow<V> row = math::row_terms(
+        p.loss, p.targets != nullptr, math::SoftmaxSums<V>{m - zy, math::log_row_sum(S, below, inv_s), linear, mass}, params);
     const auto counted = live != V(0.0f);
     LaneTerms out;
     out.loss = simd::select(counted, rw * row.loss, V(0.0f));
@@ -359,7 +358,7 @@ struct SimdKernels {
     V go(static_cast<float>(ctx.reduced_scale));
     if (ctx.per_element) go = load_tail(p.grad_output + n0, valid, 0.0f);
     out.k = simd::select(counted, go * rw, V(0.0f));
-    out.kc = out.k * row.coef / S;
+    out.kc = out.k * row.coef * inv_s;
     out.kh = out.k * row.hit;
     return out;
   }
@@ -407,11 +406,12 @@ struct SimdKernels {
     // Pass 1: max, then e = exp(z - m) (kept in z) and the sums.
     V m = V::load(z[0]);
     for (int64_t c = 1; c < C; ++c) m = simd::vmax(m, V::load(z[c]));
-    V S(0.0f), linear(0.0f), mass(0.0f);
+    V S(0.0f), below(0.0f), linear(0.0f), mass(0.0f);
     for (int64_t c = 0; c < C; ++c) {
       const V d = m - V::load(z[c]);
       const V e = simd::m_exp_neg(d);
       S += e;
+      below = simd::select(d != V(0.0f), below + e, below);  // (a masked add)
       e.store(z[c]);
       if (probs) {
         const V wt = V(w ? w[c] : 1.0f) * (V(1.0f - eps) * V::load(t[c]) + V(smooth));
@@ -422,7 +422,7 @@ struct SimdKernels {
         linear += V(w ? w[c] : 1.0f) * d;
       }
     }
-    const LaneTerms terms = lane_terms(p, ctx, n0, valid, live, m, S, linear, mass, zy, wy, ay, rw);
+    const LaneTerms terms = lane_terms(p, ctx, n0, valid, live, m, S, below, linear, mass, zy, wy, ay, rw);
     if (!p.grad_out) return terms.loss;
 
     // Pass 2: the gradient columns, then back to rows.
@@ -491,7 +491,7 @@ struct SimdKernels {
   static V fresh_lanes(int64_t len) { return V::load(kStep.v + len % W); }
 
   // Four running maxima: one chain of vmax (4 cycles each) took 4 cycles a vector, where loading
-  // and comparing take 1 (wide rows in cache 5-10% faster, A/B of minima).
+  // and comparing take 1 (bench/RESULTS.md, "Design measurements").
   static float span_max(const float* z, int64_t len) {
     V m0 = V::load(z), m1 = m0, m2 = m0, m3 = m0;
     const int64_t full = len / W * W;
@@ -662,6 +662,50 @@ struct SimdKernels {
 #endif
   }
 
+  // The part of a row's S from logits below its max m (math::log_row_sum), over a span of len >= W
+  // covered as fresh_lanes describes: the exponentials e = exp(z - m) parked there, or (kRecompute) the
+  // logits themselves, whose exponentials are taken again. Only a confident row needs it — one whose
+  // S < 2, where log S is small and log(S) of S rounded to float loses it — so the layouts that park
+  // their exponentials sum them a second time (from L1) for those rows alone, rather than masking every
+  // element of the first pass (bench/RESULTS.md, "Design measurements"). The max's
+  // own e^0 = 1 (exactly: m_exp_neg(0) = 1), and any tie's, is left out; `last_keep` masks the lanes of
+  // the last vector that an earlier one covered.
+  template <bool kRecompute = false>
+  static double below_max(const float* src, int64_t len, V last_keep, float m = 0.0f) {
+    auto value = [&](int64_t c) __attribute__((always_inline)) {
+      const V v = V::load(src + c);
+      return kRecompute ? simd::m_exp_neg(V(m) - v) : v;
+    };
+    V acc(0.0f);
+    const int64_t last = len - W;
+    for (int64_t c = 0; c < last; c += W) {
+      const V e = value(c);
+      acc += simd::select(e != V(1.0f), e, V(0.0f));
+    }
+    const V e = value(last);
+    acc += simd::select(e != V(1.0f), e * last_keep, V(0.0f));
+    return simd::hsum(acc);
+  }
+
+  // below_max over a wide row's blocks: a block whose max is below the row's adds all of its sum. Out of
+  // line (cold): inlined, it slowed the wide rows' hot loops though never called (bench/RESULTS.md, "Design measurements").
+  __attribute__((noinline, cold)) static double wide_row_below(const float* z, const float* park, int64_t C,
+                                                               int64_t block, int64_t blocks, const double* block_max,
+                                                               const double* block_sum, double m) {
+    double below = 0.0;
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t c0 = b * block;
+      const int64_t len = b == blocks - 1 ? C - c0 : block;
+      if (block_max[b] != m) {
+        below += block_sum[b] * std::exp(block_max[b] - m);
+      } else {
+        const V keep = len % W == 0 ? V(1.0f) : fresh_lanes(len);
+        below += park ? below_max(park + c0, len, keep) : below_max<true>(z + c0, len, keep, static_cast<float>(m));
+      }
+    }
+    return below;
+  }
+
   // One row of C > 2W logits (so every block holds at least W).
   static double wide_row(const Problem& p, const RunContext& ctx, int64_t n) {
     const int64_t C = p.classes;
@@ -687,7 +731,7 @@ struct SimdKernels {
     const bool linear = tr != nullptr || eps != 0.0;
     // A gradient too large for the caches: e is parked in this thread's scratch row instead of the
     // gradient, which is then written once, with non-temporal stores — no read for ownership of its
-    // lines (CE and CB focal at 256 x 131072: 4-6% faster at 1 and 2 threads, A/B of minima).
+    // lines (bench/RESULTS.md, "Design measurements").
     float* const scratch = g != nullptr && ctx.stream_gradient && C <= kStreamMaxC ? scratch_row(C) : nullptr;
     const bool stream = scratch != nullptr;
     float* const park = stream ? scratch : g;
@@ -721,7 +765,9 @@ struct SimdKernels {
       S += block_sum[b] * std::exp(-shift);
       linear_sum += shift * block_mass[b];  // (m - z) = (m_b - z) + (m - m_b)
     }
-    const double log_s = std::log(S);
+    // (math::log_row_sum; below = 0 when S >= 2 takes log S)
+    const double below = S < 2.0 ? wide_row_below(z, park, C, block, blocks, block_max, block_sum, m) : 0.0;
+    const double log_s = math::log_row_sum(S, below);
 
     math::RowParams<double, double> params;
     params.w_y = y >= 0 && w ? static_cast<double>(w[y]) : 1.0;
@@ -853,7 +899,7 @@ struct SimdKernels {
   // Elements [0, count) of a span; the loss summed in float lanes, flushed to double regularly.
   // The loop works on local copies of the parameters and the span: through the caller's references,
   // any float stored to the outputs might have changed their float fields (scale, gamma, ...), so
-  // GCC reloaded and retested them on every vector (~3% of an in-cache BCE call, A/B of minima).
+  // GCC reloaded and retested them on every vector (bench/RESULTS.md, "Design measurements").
   template <int kPlain>
   static double element_run(const ElementParams& params, const Span& span, int64_t count) {
     const ElementParams e = params;

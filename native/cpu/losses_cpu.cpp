@@ -31,8 +31,8 @@ double balance_row_weight(const Problem& p, int64_t n) {
 
 namespace cpu {
 
-// The passes over the labels before a kernel (alone on one thread they took ~15% — the label check —
-// and ~5% — the count of ignored rows — of a CE call at C = 2, perf): part(begin, end) over [0, n)
+// The passes over the labels before a kernel (the label check, the count of ignored rows; on one
+// thread a fifth of a CE call at C = 2: bench/RESULTS.md, "Design measurements"): part(begin, end) over [0, n)
 // in blocks of 64K on the thread pool, the results in block order; one part over all of [0, n) for
 // a small batch or a single thread.
 template <class Part>
@@ -115,12 +115,14 @@ double softmax_row(const Problem& p, int64_t n, double class_weight_sum, double 
 
   // Pass 1: S, and the linear terms of the loss; e_c parked in the gradient row.
   double S = 0.0;
+  double below = 0.0;  // the part of S from logits below the max (log_row_sum)
   double linear = 0.0;  // sum_c (weight of class c in the loss) * (m - z_c)
   double target_mass = 0.0;  // probabilities: T = sum_c w_c t'_c
   for (int64_t c = 0; c < C; ++c) {
     const double d = static_cast<double>(m) - static_cast<double>(z[c]);
     const double e = std::exp(-d);
     S += e;
+    if (d != 0.0) below += e;  // (a NaN d is added: it must reach the loss)
     if (t) {  // probability targets (CrossEntropy): the per-class target term
       const double tc = (1.0 - eps) * static_cast<double>(t[c]) + eps / static_cast<double>(C);
       const double wt = (w ? w[c] : 1.0) * tc;
@@ -131,7 +133,7 @@ double softmax_row(const Problem& p, int64_t n, double class_weight_sum, double 
     }
     if (g) g[c] = static_cast<float>(e);
   }
-  const double log_s = std::log(S);
+  const double log_s = math::log_row_sum(S, below);
   const double inv_s = 1.0 / S;
 
   const double smooth = eps / static_cast<double>(C);

@@ -238,7 +238,7 @@ inline typename Vec<W>::raw_t fused_multiply_add(typename Vec<W>::raw_t a, typen
 // by vscalefps with AVX-512 — which rounds into the subnormals and to 0 by itself — or with AVX2 by
 // a multiplication with 2^n built in the exponent bits, with 0 below -87.3 as m_exp. x is clamped
 // at -104 (e^-104 rounds to 0 in float; x = -inf gives 0, not the polynomial's NaN); NaN passes. 13 vector operations with AVX-512
-// where m_exp takes ~21 (sigmoid focal 5%, BCE 5% faster in cache). Without FMA, m_exp less its
+// where m_exp takes ~21 (bench/RESULTS.md, "Design measurements"). Without FMA, m_exp less its
 // clamps against overflow.
 template <int W>
 inline Vec<W> m_exp_nonpositive(Vec<W> x) {
@@ -287,7 +287,7 @@ inline void stream_store(Vec<W> v, float* p) {
 // with t = -d log2(e) rounded to float — an error of at most |t| 2^-24 in t, e |t| ln2 2^-24
 // <= 2.2e-8 in e, relative 2^-24 |t| ln2 (8e-7 at t = -20, where e ~ 1e-6) — then t = n + f,
 // |f| <= 1/2, 2^f by a degree-5 minimax polynomial (relative error 9e-8, ~2e-7 after float
-// rounding; degree 6 gives 2e-9 and was 2-10% slower in an A/B of minima), and 2^n put in the
+// rounding; degree 6 gives 2e-9 and was slower (bench/RESULTS.md, "Design measurements")), and 2^n put in the
 // exponent: 11 vector operations with AVX-512 instead of m_exp's ~19. t is clamped at -126
 // (e^-87.3 ~ 1e-38 instead of 0: no effect at float precision on a sum that includes e^0 = 1),
 // so 2^n stays normal. NaN passes.
@@ -378,8 +378,7 @@ inline Vec<W> m_log1p(Vec<W> x) {
 // log(1 + x) = 2 atanh(s) with s = x / (2 + x) in [0, 1/3], and 2 atanh(s) = s P(s^2), P a degree-4
 // minimax polynomial on [0, 1/9] (relative error 4e-9; ~2.3e-7 after float rounding, checked on
 // 400k points). One division, no range split, exact to rounding near 0 (s P = x): 8 vector
-// operations where the logf polynomial of m_log with a split at sqrt(2) took ~19 (BCE 16%, sigmoid
-// focal 13% faster in cache, A/B of minima).
+// operations where the logf polynomial of m_log with a split at sqrt(2) took ~19 (bench/RESULTS.md, "Design measurements").
 template <int W>
 inline Vec<W> m_log1p_unit(Vec<W> x) {
   typedef typename Vec<W>::raw_t F;

@@ -23,10 +23,28 @@ struct SoftmaxRow {
 template <class T>
 struct SoftmaxSums {
   T gap_y;   // m - z_y (unused for probabilities)
-  T log_s;   // log S
+  T log_s;   // log S (log_row_sum)
   T linear;  // sum_c a_c (m - z_c), a_c the loss weight of class c (0 when the kind has no target term)
   T mass;    // sum_c a_c (probability targets)
 };
+
+// log S, from S = sum_c e^(z_c - m) and `below`, the part of S from the logits strictly below the max m
+// (S = ties + below: each of the ties >= 1 logits at the max adds e^0 = 1). With one max, log S =
+// log1p(below): exact for a confident row, whose small loss log S would otherwise be rounded away with
+// S to 1 (the loss of logits [8, 1, 1] at label 0 was 5.5e-5 off in float, and below ~1e-7 it was 0).
+// With several maxima S >= 2, and log S loses nothing. (Scalar T: float, double.)
+template <class T>
+CBL_HD T log_row_sum(T S, T below) {
+  return S - below < T(1.5) ? m_log1p(below) : m_log(S);
+}
+
+// The same where a layout has 1/S anyway (no division of its own): log S plus the first-order
+// correction (1 + below - S) / S for what rounding S lost — exact for S = 1, and otherwise off by the
+// square of S's rounding error (~1e-14 absolute, while S > 1 means below > ~6e-8).
+template <class T>
+CBL_HD T log_row_sum(T S, T below, T inv_s) {
+  return m_log(S) + select(S - below < T(1.5), (below - (S - T(1))) * inv_s, T(0));
+}
 
 // The per-call and per-row parameters a row policy may read (each reads its own).
 template <class T, class G>

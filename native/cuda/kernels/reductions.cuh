@@ -10,6 +10,7 @@ namespace cuda {
 
 struct RowSums {
   float s;            // sum e^(z_c - m)
+  float below;        // the part of s from logits below m (math::log_row_sum)
   float linear;       // sum a_c (m - z_c)
   float mass;         // sum a_c
   float balance;      // sum balance_weight_c t_c (class-balanced row weight with probability targets)
@@ -18,6 +19,7 @@ struct RowSums {
 
 __device__ __forceinline__ void add_sums(RowSums& into, const RowSums& v) {
   into.s += v.s;
+  into.below += v.below;
   into.linear += v.linear;
   into.mass += v.mass;
   into.balance += v.balance;
@@ -33,10 +35,12 @@ struct RowStats {
 // (a NaN never wins the max; it reaches S instead)
 __device__ __forceinline__ float max_ignoring_nan(float a, float b) { return b > a ? b : a; }
 
-// Sums taken around `from` re-expressed around `to` >= from: S e^(from - to), linear + mass (to - from).
+// Sums taken around `from` re-expressed around `to` >= from: S e^(from - to), linear + mass (to - from);
+// below a higher max, all of S is below it.
 __device__ __forceinline__ RowSums rescaled(RowSums v, float from, float to) {
   if (from == to) return v;  // (also an empty part: both -inf)
   v.s *= expf(from - to);
+  v.below = v.s;
   if (v.mass != 0.0f) v.linear += v.mass * (to - from);
   return v;
 }
@@ -56,7 +60,7 @@ __device__ __forceinline__ float shuffle(float v, int o) {
 
 template <int G>
 __device__ __forceinline__ RowSums shuffle(const RowSums& v, int o) {
-  return {shuffle<G>(v.s, o), shuffle<G>(v.linear, o), shuffle<G>(v.mass, o), shuffle<G>(v.balance, o),
+  return {shuffle<G>(v.s, o), shuffle<G>(v.below, o), shuffle<G>(v.linear, o), shuffle<G>(v.mass, o), shuffle<G>(v.balance, o),
           shuffle<G>(v.label_logit, o)};
 }
 
@@ -125,7 +129,7 @@ __device__ __forceinline__ RowStats block_merge(RowStats v) {
                              [](const RowStats& x, const RowStats& y) { return merge_stats(x, y); });
 }
 
-constexpr RowSums kNoSums{0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+constexpr RowSums kNoSums{0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
 
 // Sums one double per thread over the block in a fixed order; thread 0 gets the total.
 __device__ double block_total(double v) {

@@ -78,6 +78,7 @@ __device__ __forceinline__ float add_column(RowSums& sums, const KernelArgs& a, 
                                            int32_t y, int64_t c, float z, float d) {
   const float e = expf(-d);
   sums.s += e;
+  sums.below += d != 0.0f ? e : 0.0f;  // (a NaN d is added: it must reach the loss)
   const float lw = linear_weight(a, r, n, c);
   sums.linear += lw * d;
   sums.mass += lw;  // used for probability targets only
@@ -105,7 +106,8 @@ __device__ __forceinline__ RowGradient finish_row(const KernelArgs& a, const Row
   params.gamma = a.gamma;
   params.poly_epsilon = a.poly_epsilon;
   const math::SoftmaxRow<float> row = math::row_terms(
-      a.loss, r.probs, math::SoftmaxSums<float>{st.m - sums.label_logit, logf(sums.s), sums.linear, sums.mass}, params);
+      a.loss, r.probs, math::SoftmaxSums<float>{st.m - sums.label_logit, math::log_row_sum(sums.s, sums.below), sums.linear, sums.mass},
+      params);
   float rw = 1.0f;  // the class-balanced weight of the row (either Balance applies per row here)
   if (a.balance != Balance::Off) rw = r.probs ? sums.balance : a.balance_weight[y];
   if (write_loss) a.row_loss[n] = rw * row.loss;
