@@ -26,7 +26,7 @@ const SHAPES = [
   [256, 131072],
   [1048576, 2],
 ];
-const LOSSES = ['ce', 'cb-ce', 'focal', 'cb-focal', 'bce', 'sigmoid-focal'];
+const LOSSES = ['ce', 'cb-ce', 'focal', 'cb-focal', 'poly', 'bce', 'sigmoid-focal', 'asl'];
 const ALL_THREADS = cbloss.backendInfo().cpu.hardwareThreads;
 const THREADS = [...new Set([1, ALL_THREADS])];
 
@@ -69,6 +69,8 @@ function cblossLosses(C, counts) {
     'cb-focal': [cb(new cbloss.FocalLoss({ numClasses: focalC, gamma: 2, reduction: 'none' })), 'y'],
     bce: [new cbloss.BCEWithLogitsLoss(), 't'],
     'sigmoid-focal': [new cbloss.SigmoidFocalLoss({ reduction: 'mean' }), 't'],
+    poly: [new cbloss.PolyLoss({ epsilon: 1 }), 'y'],
+    asl: [new cbloss.AsymmetricLoss({ gammaPos: 1, gammaNeg: 4, clip: 0.05 }), 't'],
   };
 }
 
@@ -85,8 +87,10 @@ function jsLoop(name, d, N, C, grad) {
       return () => loops.focal(d.x, d.y, N, C, grad, 2, w);
     case 'bce':
       return () => loops.bce(d.x, d.t, N * C, grad);
-    default:
+    case 'sigmoid-focal':
       return () => loops.sigmoidFocal(d.x, d.t, N * C, grad, 0.25, 2);
+    default:
+      return null; // (no JavaScript loop written for it)
   }
 }
 
@@ -201,7 +205,8 @@ async function main() {
         row.cbloss[th] = medianMs(() => loss.forwardBackward(d.x, target, { out: { grad } }));
         if (torch) row.torch[th] = torch.results[`${name}|${key}|${th}`];
       }
-      if (!args.has('--no-js')) row.js = medianMs(jsLoop(name, d, N, C, grad), BUDGET_S, 1, 5);
+      const loop = args.has('--no-js') ? null : jsLoop(name, d, N, C, grad);
+      if (loop) row.js = medianMs(loop, BUDGET_S, 1, 5);
       if (tfTimes.cpu && tfTimes.cpu[name]) row.tfjsCpu = tfTimes.cpu[name];
       if (tfTimes.wasm && tfTimes.wasm[name]) row.tfjsWasm = tfTimes.wasm[name];
       results.rows.push(row);

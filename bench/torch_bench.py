@@ -54,6 +54,19 @@ def main():
                 a_t = alpha * t + (1 - alpha) * (1 - t)
                 return (a_t * ce * (1 - p_t) ** gamma).mean()
 
+            def poly1():
+                ce = F.cross_entropy(x, y, reduction="none")
+                return (ce + (1 - torch.exp(-ce))).mean()
+
+            def asymmetric(gamma_pos=1.0, gamma_neg=4.0, clip=0.05, eps=1e-8):
+                # the ASL reference code (Ridnik et al.), with its mean over elements
+                xs_pos = torch.sigmoid(x)
+                xs_neg = (1 - xs_pos + clip).clamp(max=1)
+                los = t * torch.log(xs_pos.clamp(min=eps)) + (1 - t) * torch.log(xs_neg.clamp(min=eps))
+                pt = xs_pos * t + xs_neg * (1 - t)
+                w = torch.pow(1 - pt, gamma_pos * t + gamma_neg * (1 - t))
+                return -(los * w).mean()
+
             losses = {
                 "ce": lambda: F.cross_entropy(x, y),
                 "cb-ce": lambda: (w[y] * F.cross_entropy(x, y, reduction="none")).mean(),
@@ -61,6 +74,8 @@ def main():
                 "cb-focal": lambda: (w[y] * focal_rows()).mean(),
                 "bce": lambda: F.binary_cross_entropy_with_logits(x, t),
                 "sigmoid-focal": sigmoid_focal,
+                "poly": poly1,
+                "asl": asymmetric,
             }
             for name, fn in losses.items():
                 key = f"{name}|{n}x{c}|{threads}"

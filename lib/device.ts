@@ -58,7 +58,7 @@ export const AUTO_CUDA_MIN_ELEMENTS = 1 << 22;
  * memory (pinnedArray). Ordinary host arrays stay on the CPU: on the GPU each chunk would first be
  * copied into pinned staging memory and each gradient chunk out of it, on the CPU — two copies of the
  * data, which cost at least what the CPU kernels do (they run at 50-80% of one copy for most shapes;
- * README, "When host arrays pay off on the GPU"). `device: 'cuda'` still sends them.
+ * docs/devices.md, "When host arrays pay off on the GPU"). `device: 'cuda'` still sends them.
  */
 export function autoPicksCuda(elements: number, cudaUsable: () => boolean, pinned: () => boolean): boolean {
   return elements >= AUTO_CUDA_MIN_ELEMENTS && cudaUsable() && pinned();

@@ -287,7 +287,7 @@ for (const r of rows) {
   const ideal = p.h2dGBs && p.d2hGBs ? (r.N * r.C * 4) / (p.h2dGBs * 1e6) + (r.N * r.C * 4) / (p.d2hGBs * 1e6) : NaN;
   console.log(`${r.shape} CE host arrays in pinned memory (pinnedArray): ${fmt(r.ce_pinned, 2)} ms, ${fmt((100 * ideal) / r.ce_pinned, 0)}% of the ideal pinned time`);
 }
-// Where 'auto' should send host arrays (README, "When host arrays pay off on the GPU"): the host path
+// Where 'auto' should send host arrays (docs/devices.md, "When host arrays pay off on the GPU"): the host path
 // copies every logit and gradient value once through pinned staging memory on the CPU, so it can only
 // beat the CPU kernels where those are compute-bound — few classes, focal losses. CE at 1M×128 and
 // 65536×1000 is in the table above ("CE host" beside "CE CPU"); these are the compute-bound cases.

@@ -270,7 +270,7 @@ function reduced(c: RefCase, z: ArrayLike<number>, focusAt?: ArrayLike<number>):
 
 /**
  * The loss: a number, or one value per output element for reduction 'none'. A zero divisor gives NaN
- * (README, "Zero divisor": nothing to average), also where the total is not 0 — a 'weightedmean'
+ * (docs/semantics.md, "Zero divisor": nothing to average), also where the total is not 0 — a 'weightedmean'
  * with weighting 'class' over rows without positives — which plain division would make ±Infinity.
  */
 export function referenceLoss(c: RefCase, z: ArrayLike<number>, focusAt?: ArrayLike<number>): number | number[] {
@@ -289,7 +289,7 @@ export function referenceGrad(c: RefCase, z: Float64Array, gradOutput: number | 
   };
   const g = new Float64Array(z.length);
   // Nothing to average (every row ignored, or zero total weight for 'weightedmean'): the loss is NaN
-  // for every z, and the package's documented gradient is 0, as PyTorch's for CE (README).
+  // for every z, and the package's documented gradient is 0, as PyTorch's for CE (docs/semantics.md).
   const r = reduced(c, z);
   if ('divisor' in r && r.divisor === 0) return g;
   const zz = Float64Array.from(z);
