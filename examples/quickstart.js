@@ -6,6 +6,8 @@ const {
   BCEWithLogitsLoss,
   FocalLoss,
   SigmoidFocalLoss,
+  PolyLoss,
+  AsymmetricLoss,
   ClassBalancedLoss,
   classBalancedWeights,
   backendInfo,
@@ -45,6 +47,12 @@ console.log(`BCEWithLogitsLoss  loss ${bce.forward(logits, multiLabel).toFixed(6
 
 const sfl = new SigmoidFocalLoss({ reduction: 'mean' });
 console.log(`SigmoidFocalLoss   loss ${sfl.forward(logits, multiLabel).toFixed(6)}`);
+
+const poly = new PolyLoss({ epsilon: 1 });
+console.log(`PolyLoss (Poly-1)  loss ${poly.forward(logits, labels).toFixed(6)}   (CE + ε(1 − p_y), float64: 1.002780)`);
+
+const asl = new AsymmetricLoss({ gammaPos: 1, gammaNeg: 4, clip: 0.05 });
+console.log(`AsymmetricLoss     loss ${asl.forward(logits, multiLabel).toFixed(6)}   (float64: 0.310280)`);
 
 const info = backendInfo();
 console.log(`\ncbloss ${info.version}: CPU (${info.cpu.simd}, ${info.cpu.threads} thread(s)); CUDA compiled: ${info.compiled.cuda}; ` +

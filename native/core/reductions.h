@@ -8,6 +8,7 @@
 
 #include "loss_kinds.h"
 #include "math.h"
+#include "problem.h"
 
 namespace cbloss {
 
@@ -41,6 +42,40 @@ CBL_HD double label_weight_term(LossKind kind, const W* class_weight, const int3
   if (!labels) return 1.0;
   if (row_ignored(kind, labels, ignore_index, n)) return 0.0;
   return class_weight ? static_cast<double>(class_weight[labels[n]]) : 1.0;
+}
+
+// The divisor of a reduction over host arrays, from the targets alone (known before any gradient is
+// written: every gradient element is scaled by 1 / divisor). count_ignored(labels, n, ignore_index):
+// how many of n labels equal ignore_index (the CPU counts over its threads). Host code; device arrays
+// sum label_weight_term / balance_row_weight in a kernel (cuda/kernels/sums.cuh).
+template <class CountIgnored>
+double divisor_of(const Problem& p, CountIgnored count_ignored) {
+  switch (p.divisor) {
+    case Divisor::None:
+    case Divisor::One:
+      return 1.0;
+    case Divisor::Elements:
+      return static_cast<double>(output_elements(p));
+    case Divisor::Rows:
+      return static_cast<double>(p.rows);
+    case Divisor::LabelWeight: {
+      if (!p.labels) return static_cast<double>(p.rows);
+      if (!p.class_weight && uses_ignore_index(p.loss)) {
+        return static_cast<double>(p.rows - count_ignored(p.labels, p.rows, p.ignore_index));
+      }
+      double sum = 0.0;
+      for (int64_t n = 0; n < p.rows; ++n) sum += label_weight_term(p.loss, p.class_weight, p.labels, p.ignore_index, n);
+      return sum;
+    }
+    case Divisor::BalanceWeight: {
+      double sum = 0.0;
+      for (int64_t n = 0; n < p.rows; ++n) {
+        sum += balance_row_weight(p.loss, p.balance_weight, p.labels, p.targets, p.classes, p.ignore_index, n);
+      }
+      return sum;
+    }
+  }
+  return 1.0;
 }
 
 }  // namespace cbloss

@@ -61,34 +61,8 @@ int64_t count_label(const int32_t* labels, int64_t n, int32_t label) {
   return total;
 }
 
-// The divisor of the reduction, computed from the targets alone (before any gradient is written,
-// since every gradient element is scaled by 1 / divisor).
-double reduction_divisor(const Problem& p) {
-  switch (p.divisor) {
-    case Divisor::None:
-    case Divisor::One:
-      return 1.0;
-    case Divisor::Elements:
-      return static_cast<double>(output_elements(p));
-    case Divisor::Rows:
-      return static_cast<double>(p.rows);
-    case Divisor::LabelWeight: {
-      if (!p.labels) return static_cast<double>(p.rows);
-      if (!p.class_weight && uses_ignore_index(p.loss)) {  // the count of rows not ignored, on the threads
-        return static_cast<double>(p.rows - count_label(p.labels, p.rows, p.ignore_index));
-      }
-      double sum = 0.0;
-      for (int64_t n = 0; n < p.rows; ++n) sum += label_weight_term(p.loss, p.class_weight, p.labels, p.ignore_index, n);
-      return sum;
-    }
-    case Divisor::BalanceWeight: {
-      double sum = 0.0;
-      for (int64_t n = 0; n < p.rows; ++n) sum += balance_row_weight(p, n);
-      return sum;
-    }
-  }
-  return 1.0;
-}
+// The divisor of the reduction (core/reductions.h), the ignored rows counted over the threads.
+double reduction_divisor(const Problem& p) { return divisor_of(p, count_label); }
 
 // Upstream gradient of output element i.
 inline double grad_scale(const Problem& p, const RunContext& s, int64_t i) {
