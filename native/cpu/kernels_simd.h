@@ -169,7 +169,7 @@ struct SimdKernels {
       }
       mf[r] = mr;
       sf[r] = static_cast<float>(simd::hsum(S));
-      if (sf[r] < 2.0f) bf[r] = static_cast<float>(below_max(park[r], NV * W, fresh));  // see below_max
+      if (sf[r] < 2.0f) bf[r] = held_row_below(park[r], NV * W, fresh);  // see below_max
       if (linear) {
         lf[r] = static_cast<float>(simd::hsum(lin));
         massf[r] = static_cast<float>(simd::hsum(mass));
@@ -685,6 +685,12 @@ struct SimdKernels {
     const V e = value(last);
     acc += simd::select(e != V(1.0f), e * last_keep, V(0.0f));
     return simd::hsum(acc);
+  }
+
+  // below_max of a row held in registers (its exponentials parked on the stack), out of line: see
+  // wide_row_below.
+  __attribute__((noinline, cold)) static float held_row_below(const float* park, int64_t len, V fresh) {
+    return static_cast<float>(below_max(park, len, fresh));
   }
 
   // below_max over a wide row's blocks: a block whose max is below the row's adds all of its sum. Out of
