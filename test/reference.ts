@@ -89,6 +89,22 @@ function asymmetricElement(x: number, t: number, o: Record<string, unknown>, foc
   return Math.pow(Math.max(base, 0), gammaPos * t + gammaNeg * (1 - t)) * ce;
 }
 
+/** Row losses on class indices: `loss(n, y)` for each row, 0 for ignored rows, one-hot target rows. */
+function labelRows(
+  t: number[],
+  N: number,
+  C: number,
+  ignore: number,
+  loss: (n: number, y: number) => number,
+): { values: number[]; targetRows: number[][]; ignored: boolean[] } {
+  const ignored = Array.from({ length: N }, (_, n) => t[n] === ignore);
+  return {
+    values: ignored.map((skip, n) => (skip ? 0 : loss(n, t[n]))),
+    targetRows: Array.from({ length: N }, (_, n) => Array.from({ length: C }, (_, c) => (c === t[n] ? 1 : 0))),
+    ignored,
+  };
+}
+
 function unreduced(
   spec: LossSpec,
   z: ArrayLike<number>,
@@ -103,62 +119,39 @@ function unreduced(
   if (spec.loss === 'PolyLoss') {
     // Poly-1 (Leng et al.): CE + ε (1 − p_y), textbook form.
     const C = classesOf(spec, M, t.length, isInt, forcedC);
-    const N = M / C;
     const eps = num(o, 'epsilon', undefined, 1);
-    const ignore = num(o, 'ignoreIndex', 'ignore_index', -100);
-    const values: number[] = [];
-    const targetRows: number[][] = [];
-    const ignored: boolean[] = [];
-    for (let n = 0; n < N; n++) {
-      const y = t[n];
-      const skip = y === ignore;
-      ignored.push(skip);
-      targetRows.push(Array.from({ length: C }, (_, c) => (c === y ? 1 : 0)));
-      if (skip) {
-        values.push(0);
-        continue;
-      }
+    const rows = labelRows(t, M / C, C, num(o, 'ignoreIndex', 'ignore_index', -100), (n, y) => {
       const lpy = logSoftmaxRow(z, n * C, C)[y];
-      values.push(-lpy + eps * (1 - Math.exp(lpy)));
-    }
-    return { values, perRow: 1, rows: N, meanDivisor: ignored.filter((i) => !i).length, targetRows, ignored };
+      return -lpy + eps * (1 - Math.exp(lpy));
+    });
+    return { ...rows, perRow: 1, rows: M / C, meanDivisor: rows.ignored.filter((i) => !i).length };
   }
   if (spec.loss === 'CrossEntropyLoss') {
     const C = classesOf(spec, M, t.length, isInt, forcedC);
     const N = M / C;
     const w = vec(o, 'weight') ?? new Array<number>(C).fill(1);
     const eps = num(o, 'labelSmoothing', 'label_smoothing', 0);
-    const ignore = num(o, 'ignoreIndex', 'ignore_index', -100);
-    const values: number[] = [];
-    const targetRows: number[][] = [];
-    const ignored: boolean[] = [];
-    let meanDivisor = 0;
-    for (let n = 0; n < N; n++) {
-      const lp = logSoftmaxRow(z, n * C, C);
-      if (isInt) {
-        const y = t[n];
-        const skip = y === ignore;
-        ignored.push(skip);
-        targetRows.push(Array.from({ length: C }, (_, c) => (c === y ? 1 : 0)));
-        if (skip) {
-          values.push(0);
-          continue;
-        }
-        meanDivisor += w[y];
+    if (isInt) {
+      const rows = labelRows(t, N, C, num(o, 'ignoreIndex', 'ignore_index', -100), (n, y) => {
+        const lp = logSoftmaxRow(z, n * C, C);
         let smooth = 0;
         for (let c = 0; c < C; c++) smooth -= w[c] * lp[c];
-        values.push(-(1 - eps) * w[y] * lp[y] + (eps / C) * smooth);
-      } else {
-        ignored.push(false);
-        const row = t.slice(n * C, n * C + C);
-        targetRows.push(row);
-        let l = 0;
-        for (let c = 0; c < C; c++) l -= w[c] * ((1 - eps) * row[c] + eps / C) * lp[c];
-        values.push(l);
-        meanDivisor += 1;
-      }
+        return -(1 - eps) * w[y] * lp[y] + (eps / C) * smooth;
+      });
+      const meanDivisor = rows.ignored.reduce((a, skip, n) => a + (skip ? 0 : w[t[n]]), 0);
+      return { ...rows, perRow: 1, rows: N, meanDivisor };
     }
-    return { values, perRow: 1, rows: N, meanDivisor, targetRows, ignored };
+    const values: number[] = [];
+    const targetRows: number[][] = [];
+    for (let n = 0; n < N; n++) {
+      const lp = logSoftmaxRow(z, n * C, C);
+      const row = t.slice(n * C, n * C + C);
+      targetRows.push(row);
+      let l = 0;
+      for (let c = 0; c < C; c++) l -= w[c] * ((1 - eps) * row[c] + eps / C) * lp[c];
+      values.push(l);
+    }
+    return { values, perRow: 1, rows: N, meanDivisor: N, targetRows, ignored: new Array<boolean>(N).fill(false) };
   }
 
   if (spec.loss === 'FocalLoss') {

@@ -71,12 +71,30 @@ struct LossTraits {
   uint32_t scalars;
 };
 
-// The table, in id order (ids are 0, 1, 2, ...: checked below).
+#if defined(__CUDACC__)
+#define CBLOSS_KIND_HD __host__ __device__ __forceinline__
+#else
+#define CBLOSS_KIND_HD inline
+#endif
+
+// A kind's row of the table, by a switch (constexpr, and usable in device code, which cannot read a
+// host array); the predicates read it.
+CBLOSS_KIND_HD constexpr LossTraits traits_of(LossKind k) {
+  switch (k) {
+#define CBLOSS_KIND_CASE(id, Name, family, index, probs, ignore, smoothing, vectors, scalars) \
+  case LossKind::Name:                                                                      \
+    return {id, #Name, LossFamily::family, index, probs, ignore, smoothing, vectors, scalars};
+    CBLOSS_LOSS_KINDS(CBLOSS_KIND_CASE)
+#undef CBLOSS_KIND_CASE
+  }
+  return {-1, "", LossFamily::Row, false, false, false, false, kNoVectors, kNoScalars};
+}
+
+// The table, in id order (ids are 0, 1, 2, ...: checked below), for host code that lists the kinds.
 constexpr LossTraits kLossTraits[] = {
-#define CBLOSS_KIND_TRAITS(id, Name, family, index, probs, ignore, smoothing, vectors, scalars) \
-  {id, #Name, LossFamily::family, index, probs, ignore, smoothing, vectors, scalars},
-    CBLOSS_LOSS_KINDS(CBLOSS_KIND_TRAITS)
-#undef CBLOSS_KIND_TRAITS
+#define CBLOSS_KIND_ROW(id, Name, ...) traits_of(LossKind::Name),
+    CBLOSS_LOSS_KINDS(CBLOSS_KIND_ROW)
+#undef CBLOSS_KIND_ROW
 };
 
 constexpr int32_t kLossKindCount = static_cast<int32_t>(sizeof(kLossTraits) / sizeof(kLossTraits[0]));
@@ -90,69 +108,13 @@ constexpr bool ids_are_dense() {
 static_assert(ids_are_dense(), "loss kind ids must be 0, 1, 2, ... in table order");
 static_assert(kLossKindCount == 7, "a new loss kind: update every switch over LossKind (the build says where)");
 
-#if defined(__CUDACC__)
-#define CBLOSS_KIND_HD __host__ __device__ __forceinline__
-#else
-#define CBLOSS_KIND_HD inline
-#endif
-
-// The predicates, from the table (constexpr, so that device code can use them too).
-// (Host code only: the table lives in host memory.)
+// (Host code: the table itself.)
 constexpr const LossTraits& loss_traits(LossKind k) { return kLossTraits[static_cast<int32_t>(k)]; }
-CBLOSS_KIND_HD constexpr bool is_row_loss(LossKind k) {
-  switch (k) {
-#define CBLOSS_KIND_IS_ROW(id, Name, family, ...) \
-  case LossKind::Name:                            \
-    return LossFamily::family == LossFamily::Row;
-    CBLOSS_LOSS_KINDS(CBLOSS_KIND_IS_ROW)
-#undef CBLOSS_KIND_IS_ROW
-  }
-  return false;
-}
-CBLOSS_KIND_HD constexpr bool uses_ignore_index(LossKind k) {
-  switch (k) {
-#define CBLOSS_KIND_IGNORES(id, Name, family, index, probs, ignore, ...) \
-  case LossKind::Name:                                                   \
-    return ignore;
-    CBLOSS_LOSS_KINDS(CBLOSS_KIND_IGNORES)
-#undef CBLOSS_KIND_IGNORES
-  }
-  return false;
-}
-CBLOSS_KIND_HD constexpr bool uses_label_smoothing(LossKind k) {
-  switch (k) {
-#define CBLOSS_KIND_SMOOTHS(id, Name, family, index, probs, ignore, smoothing, ...) \
-  case LossKind::Name:                                                              \
-    return smoothing;
-    CBLOSS_LOSS_KINDS(CBLOSS_KIND_SMOOTHS)
-#undef CBLOSS_KIND_SMOOTHS
-  }
-  return false;
-}
-CBLOSS_KIND_HD constexpr bool takes_prob_targets(LossKind k) {
-  switch (k) {
-#define CBLOSS_KIND_PROBS(id, Name, family, index, probs, ...) \
-  case LossKind::Name:                                         \
-    return probs;
-    CBLOSS_LOSS_KINDS(CBLOSS_KIND_PROBS)
-#undef CBLOSS_KIND_PROBS
-  }
-  return false;
-}
-CBLOSS_KIND_HD constexpr bool takes_index_targets(LossKind k) {
-  switch (k) {
-#define CBLOSS_KIND_INDEX(id, Name, family, index, ...) \
-  case LossKind::Name:                                  \
-    return index;
-    CBLOSS_LOSS_KINDS(CBLOSS_KIND_INDEX)
-#undef CBLOSS_KIND_INDEX
-  }
-  return false;
-}
+
+CBLOSS_KIND_HD constexpr bool is_row_loss(LossKind k) { return traits_of(k).family == LossFamily::Row; }
+CBLOSS_KIND_HD constexpr bool uses_ignore_index(LossKind k) { return traits_of(k).ignore_index; }
 // The binary focal loss reads its per-class vectors (alpha, class-balanced weights) as pairs
 // [t = 0, t = 1]; every other kind reads C values.
 CBLOSS_KIND_HD constexpr bool reads_target_pairs(LossKind k) { return k == LossKind::FocalBinary; }
-
-inline bool valid_loss_kind(int64_t id) { return id >= 0 && id < kLossKindCount; }
 
 }  // namespace cbloss
