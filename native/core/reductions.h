@@ -64,7 +64,9 @@ double divisor_of(const Problem& p, CountIgnored count_ignored) {
         return static_cast<double>(p.rows - count_ignored(p.labels, p.rows, p.ignore_index));
       }
       double sum = 0.0;
-      for (int64_t n = 0; n < p.rows; ++n) sum += label_weight_term(p.loss, p.class_weight, p.labels, p.ignore_index, n);
+      for (int64_t n = 0; n < p.rows; ++n) {
+        sum += label_weight_term(p.loss, p.class_weight, p.labels, p.ignore_index, n);
+      }
       return sum;
     }
     case Divisor::BalanceWeight: {

@@ -261,9 +261,9 @@ struct SimdKernels {
   // ---- few classes: one row per lane ------------------------------------------------------------
 
   // lane_rows compiled for each C up to 10 (the common few-class problems: binary, digits, ...), so
-  // that its loops over the classes unroll and the tile's transposes inline (bench/RESULTS.md, "Design measurements"); larger C, up to
-  // 2W, take the loop over a run-time C. Not for
-  // the baseline 4-lane kernels (the fallback): each copy adds ~14 KB to the addon.
+  // that its loops over the classes unroll and the tile's transposes inline (bench/RESULTS.md,
+  // "Design measurements"); larger C, up to 2W, take the loop over a run-time C. Not for the baseline
+  // 4-lane kernels (the fallback): each copy adds ~14 KB to the addon.
   using LaneRowsFn = double (*)(const Problem&, const RunContext&, int64_t, int64_t);
   static constexpr int64_t kFixedLaneClasses = W >= 8 ? 10 : 1;
   struct LaneRowsTable {
@@ -276,8 +276,9 @@ struct SimdKernels {
   static constexpr LaneRowsTable kLaneRowsByC = lane_rows_table(std::make_integer_sequence<int, kFixedLaneClasses + 1>{});
 
   // Rows [begin, end) in tiles of W. The tiles' loss vectors are summed in float lanes, flushed to
-  // double every kLaneFlush tiles, not each tile (bench/RESULTS.md, "Design measurements"). The grouping starts at `begin`, a chunk boundary fixed by the problem, so the
-  // total does not depend on the thread count.
+  // double every kLaneFlush tiles, not each tile (bench/RESULTS.md, "Design measurements"). The
+  // grouping starts at `begin`, a chunk boundary fixed by the problem, so the total does not depend on
+  // the thread count.
   static constexpr int kLaneFlush = 16;
 
   template <class Tile>
@@ -343,8 +344,8 @@ struct SimdKernels {
     params.gamma = static_cast<float>(p.gamma);
     params.poly_epsilon = V(static_cast<float>(p.poly_epsilon));
     const V inv_s = V(1.0f) / S;
-    const math::SoftmaxRow<V> row = math::row_terms(
-        p.loss, p.targets != nullptr, math::SoftmaxSums<V>{m - zy, math::log_row_sum(S, below, inv_s), linear, mass}, params);
+    const math::SoftmaxSums<V> sums{m - zy, math::log_row_sum(S, below, inv_s), linear, mass};
+    const math::SoftmaxRow<V> row = math::row_terms(p.loss, p.targets != nullptr, sums, params);
     const auto counted = live != V(0.0f);
     LaneTerms out;
     out.loss = simd::select(counted, rw * row.loss, V(0.0f));
@@ -702,7 +703,8 @@ struct SimdKernels {
   }
 
   // below_max over a wide row's blocks: a block whose max is below the row's adds all of its sum. Out of
-  // line (cold): inlined, it slowed the wide rows' hot loops though never called (bench/RESULTS.md, "Design measurements").
+  // line (cold): inlined, it slowed the wide rows' hot loops though never called (bench/RESULTS.md,
+  // "Design measurements").
   __attribute__((noinline, cold)) static double wide_row_below(const float* z, const float* park, int64_t C,
                                                                int64_t block, int64_t blocks, const double* block_max,
                                                                const double* block_sum, double m) {

@@ -378,7 +378,8 @@ inline Vec<W> m_log1p(Vec<W> x) {
 // log(1 + x) = 2 atanh(s) with s = x / (2 + x) in [0, 1/3], and 2 atanh(s) = s P(s^2), P a degree-4
 // minimax polynomial on [0, 1/9] (relative error 4e-9; ~2.3e-7 after float rounding, checked on
 // 400k points). One division, no range split, exact to rounding near 0 (s P = x): 8 vector
-// operations where the logf polynomial of m_log with a split at sqrt(2) took ~19 (bench/RESULTS.md, "Design measurements").
+// operations where the logf polynomial of m_log with a split at sqrt(2) took ~19 (bench/RESULTS.md,
+// "Design measurements").
 template <int W>
 inline Vec<W> m_log1p_unit(Vec<W> x) {
   typedef typename Vec<W>::raw_t F;
