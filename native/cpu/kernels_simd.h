@@ -32,6 +32,7 @@
 #include <new>
 
 #include "../core/loss_terms.h"
+#include "../core/reductions.h"
 #include "cpu_internal.h"
 #include "lane_tile.h"
 #include "simd.h"
@@ -255,7 +256,7 @@ struct SimdKernels {
   }
 
   static bool ignored(const Problem& p, int64_t n) {
-    return uses_ignore_index(p.loss) && p.labels && p.labels[n] == p.ignore_index;
+    return row_ignored(p.loss, p.labels, p.ignore_index, n);
   }
 
   // ---- few classes: one row per lane ------------------------------------------------------------

@@ -78,7 +78,7 @@ double softmax_row(const Problem& p, int64_t n, double class_weight_sum, double 
   const int32_t y = p.labels ? p.labels[n] : -1;
   const float* t = p.targets ? p.targets + n * C : nullptr;
 
-  if (p.labels && uses_ignore_index(p.loss) && y == p.ignore_index) {
+  if (row_ignored(p.loss, p.labels, p.ignore_index, n)) {
     if (g) std::fill(g, g + C, 0.0f);
     return 0.0;
   }
