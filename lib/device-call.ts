@@ -49,6 +49,7 @@ export function deviceCall(
   sameDevice('input', logits);
   if (plan.labels instanceof DeviceTensor) sameDevice('target', plan.labels);
   if (plan.targets instanceof DeviceTensor) sameDevice('target', plan.targets);
+  if (plan.sampleWeight instanceof DeviceTensor) sameDevice('sampleWeight', plan.sampleWeight);
 
   // Upstream gradient: a number, a float32 DeviceTensor, or host values (copied for the call).
   let gradOutput: number | DeviceTensor | Float32Array;
@@ -68,7 +69,7 @@ export function deviceCall(
     if (!t) continue;
     sameDevice(name, t);
     const clash =
-      (t === plan.labels || t === plan.targets || t === gradOutput || (t === logits && name !== 'out.grad')) ||
+      (t === plan.labels || t === plan.targets || t === plan.sampleWeight || t === gradOutput || (t === logits && name !== 'out.grad')) ||
       (out.grad !== undefined && out.grad === out.loss);
     if (clash) {
       throw new RangeError(
@@ -88,6 +89,7 @@ export function deviceCall(
   try {
     if (plan.labels instanceof Int32Array) plan.labels = upload(plan.labels);
     if (plan.targets instanceof Float32Array) plan.targets = upload(plan.targets);
+    if (plan.sampleWeight instanceof Float32Array) plan.sampleWeight = upload(plan.sampleWeight);
     if (gradOutput instanceof Float32Array) gradOutput = upload(gradOutput);
     const lossOut = none ? (out.loss ?? make(created, DeviceTensor.empty(plan.outputLength, { device }))) : null;
     const gradOut = wantGrad

@@ -6,6 +6,13 @@ export { SigmoidFocalLoss, type SigmoidFocalLossOptions } from './losses/sigmoid
 export { PolyLoss, type PolyLossOptions } from './losses/poly';
 export { AsymmetricLoss, type AsymmetricLossOptions } from './losses/asymmetric';
 export {
+  BalancedSoftmaxLoss,
+  LDAMLoss,
+  type BalancedSoftmaxLossOptions,
+  type LDAMLossOptions,
+} from './losses/long-tail';
+export { logitAdjustment, ldamMargins, type LogitMapOptions } from './losses/logit-map';
+export {
   ClassBalancedLoss,
   type ClassBalancedLossOptions,
   type ClassBalancedReduction,
@@ -18,6 +25,7 @@ export {
   type LossInput,
   type LossTarget,
   type LossValue,
+  type ForwardOptions,
   type ForwardBackwardOptions,
   type ForwardBackwardResult,
   type DeviceLossValue,

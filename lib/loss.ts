@@ -1,5 +1,6 @@
 // The base class of every loss: argument checks shared by all losses, the call into the addon,
 // caller-owned output buffers, and the async forms.
+import { applyCallWeights, type CallWeightOptions } from './call-weights';
 import { deviceIndex, type ResolvedDevice } from './device';
 import { deviceCall } from './device-call';
 import { DeviceTensor } from './device-tensor';
@@ -54,7 +55,10 @@ export type AnyReduction = keyof LossValueByReduction;
 /** The loss a reduction gives (number | Float32Array when the reduction is not known statically). */
 export type LossValue<R extends AnyReduction> = LossValueByReduction[R];
 
-export interface ForwardBackwardOptions {
+/** forward's per-call options (SPEC §3.7): sampleWeight, avgFactor. */
+export type ForwardOptions = CallWeightOptions;
+
+export interface ForwardBackwardOptions extends CallWeightOptions {
   /**
    * The upstream gradient: a number (broadcast), or for reduction 'none' one value per output
    * element. Default 1.
@@ -78,7 +82,7 @@ export interface ForwardBackwardResult<R extends AnyReduction> {
 /** With a DeviceTensor input: the reduced loss as a number, 'none' losses as a float32 DeviceTensor. */
 export type DeviceLossValue<R extends AnyReduction> = R extends 'none' ? DeviceTensor<'float32'> : number;
 
-export interface DeviceForwardBackwardOptions {
+export interface DeviceForwardBackwardOptions extends CallWeightOptions {
   /** A number, or for 'none' one value per output element (a float32 DeviceTensor, or host values). */
   gradOutput?: number | DeviceTensor | Float32Array | Float64Array | readonly number[];
   /** Caller-owned DeviceTensors: grad of the input's dtype and length (may be the input itself), loss ('none'). */
@@ -109,8 +113,9 @@ export interface BaseLossTraits {
   vectorName?: string;
 }
 
-/** The keys forwardBackward's options and their `out` may have. */
-const CALL_OPTIONS = ['gradOutput', 'out'] as const;
+/** The keys forward's and forwardBackward's options and their `out` may have. */
+const FORWARD_OPTIONS = ['sampleWeight', 'avgFactor'] as const;
+const CALL_OPTIONS = ['gradOutput', 'out', ...FORWARD_OPTIONS] as const;
 const OUT_BUFFERS = ['grad', 'loss'] as const;
 
 /** Internal hooks; not part of the public API. */
@@ -138,13 +143,14 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
    * tensor as input, a tf.js tensor whose gradient is the fused kernel's (it trains under
    * `optimizer.minimize`, `tf.grad`, `tf.variableGrads`).
    */
-  forward(input: DeviceTensor, target: LossTarget): DeviceLossValue<R>;
-  forward<T extends TfTensor = TfTensor>(input: TensorLike, target: LossTarget): T;
-  forward(input: Float32Array | Float64Array, target: LossTarget): LossValue<R>;
-  forward(input: LossInput, target: LossTarget): LossValue<R> | TfTensor | DeviceLossValue<R>;
-  forward(input: LossInput, target: LossTarget): LossValue<R> | TfTensor | DeviceLossValue<R> {
-    if (isTensorLike(input)) return this.tensorForward(input, target, false).loss;
-    return this.prepareExecution(input, target, false, undefined).run().loss as LossValue<R>;
+  forward(input: DeviceTensor, target: LossTarget, opts?: ForwardOptions): DeviceLossValue<R>;
+  forward<T extends TfTensor = TfTensor>(input: TensorLike, target: LossTarget, opts?: ForwardOptions): T;
+  forward(input: Float32Array | Float64Array, target: LossTarget, opts?: ForwardOptions): LossValue<R>;
+  forward(input: LossInput, target: LossTarget, opts?: ForwardOptions): LossValue<R> | TfTensor | DeviceLossValue<R>;
+  forward(input: LossInput, target: LossTarget, opts?: ForwardOptions): LossValue<R> | TfTensor | DeviceLossValue<R> {
+    checkOptions(opts, FORWARD_OPTIONS);
+    if (isTensorLike(input)) return this.tensorForward(input, target, false, opts).loss;
+    return this.prepareExecution(input, target, false, opts).run().loss as LossValue<R>;
   }
 
   /**
@@ -166,10 +172,15 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
    * copied) until the promise settles, so do not change them meanwhile. Invalid arguments reject
    * with the same errors as `forward`, created before the call returns.
    */
-  forwardAsync(input: DeviceTensor, target: LossTarget): Promise<DeviceLossValue<R>>;
-  forwardAsync(input: LossInput, target: LossTarget): Promise<LossValue<R>>;
-  forwardAsync(input: LossInput, target: LossTarget): Promise<LossValue<R> | DeviceLossValue<R>> {
-    return this.executeAsync(input, target, false, undefined).then((r) => r.loss as LossValue<R>);
+  forwardAsync(input: DeviceTensor, target: LossTarget, opts?: ForwardOptions): Promise<DeviceLossValue<R>>;
+  forwardAsync(input: LossInput, target: LossTarget, opts?: ForwardOptions): Promise<LossValue<R>>;
+  forwardAsync(input: LossInput, target: LossTarget, opts?: ForwardOptions): Promise<LossValue<R> | DeviceLossValue<R>> {
+    try {
+      checkOptions(opts, FORWARD_OPTIONS);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.executeAsync(input, target, false, opts).then((r) => r.loss as LossValue<R>);
   }
 
   /** `forwardBackward` on a worker thread (see `forwardAsync`). */
@@ -201,12 +212,18 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
     };
   }
 
-  private tensorForward(input: TensorLike, target: LossTarget, perRow: boolean): { loss: TfTensor; rowOutputs: boolean } {
+  private tensorForward(
+    input: TensorLike,
+    target: LossTarget,
+    perRow: boolean,
+    opts?: ForwardOptions,
+  ): { loss: TfTensor; rowOutputs: boolean } {
     let rowOutputs = true;
     const loss = tensorLoss(input as TfTensor, (x) => {
       const { plan } = this[PREPARE](x, target);
       plan.device = deviceIndex(this.device, plan.logits as Float32Array); // (a tf.js tensor's data: on the host)
       if (perRow) plan.divisor = Divisor.None;
+      applyCallWeights(plan, opts);
       const none = plan.divisor === Divisor.None;
       const grad = new Float32Array(plan.logits.length);
       const perElement = none ? new Float32Array(plan.outputLength) : null;
@@ -239,23 +256,24 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
   ): Execution<R> {
     const call = this[PREPARE](input, target);
     const { plan } = call;
-    if (opts !== undefined && (typeof opts !== 'object' || opts === null)) {
-      throw invalidType('opts', 'an object { gradOutput?, out? }', opts);
-    }
-    if (opts !== undefined) {
-      checkCallOptionKeys('opts', opts, CALL_OPTIONS);
-      const out: unknown = opts.out;
+    if (wantGrad) {
+      checkOptions(opts, CALL_OPTIONS);
+      const out: unknown = opts?.out;
       if (typeof out === 'object' && out !== null) checkCallOptionKeys('opts.out', out, OUT_BUFFERS);
     }
+    applyCallWeights(plan, opts);
     if (plan.logits instanceof DeviceTensor) return deviceCall(plan, this.device, wantGrad, opts) as Execution<R>;
     if (plan.labels instanceof DeviceTensor || plan.targets instanceof DeviceTensor) {
       throw invalidType('target', 'a host array (the input is not a DeviceTensor)', plan.labels ?? plan.targets);
     }
     plan.device = deviceIndex(this.device, plan.logits);
     const none = plan.divisor === Divisor.None;
+    if (plan.sampleWeight instanceof DeviceTensor) {
+      throw invalidType('sampleWeight', 'host values (the input is not a DeviceTensor)', plan.sampleWeight);
+    }
     const gradOutput = readGradOutput(opts?.gradOutput, none, plan.outputLength);
     const out = readOut(opts?.out, none, wantGrad, plan);
-    checkOverlaps(call, out, opts?.gradOutput);
+    checkOverlaps(call, out, opts?.gradOutput, plan.sampleWeight);
 
     const lossOut = none ? (out.loss ?? new Float32Array(plan.outputLength)) : null;
     const gradOut = wantGrad ? (out.grad ?? new Float32Array(plan.logits.length)) : null;
@@ -309,6 +327,13 @@ function tfTarget(yTrue: TfTensor, yPred: TfTensor, indexTargets: boolean): Int3
   return labels;
 }
 
+/** opts: undefined or an object whose keys are all in `allowed` (TypeError otherwise). */
+function checkOptions(opts: unknown, allowed: readonly string[]): void {
+  if (opts === undefined) return;
+  if (typeof opts !== 'object' || opts === null) throw invalidType('opts', `an object { ${allowed.join('?, ')}? }`, opts);
+  checkCallOptionKeys('opts', opts, allowed);
+}
+
 /** Prepares the target (shared helper for subclasses). */
 export function prepareArguments(input: unknown, target: unknown): { logits: Logits; target: Target } {
   return { logits: toLogits(input), target: readTarget(target) };
@@ -352,12 +377,13 @@ function sameView(a: ArrayBufferView, b: ArrayBufferView): boolean {
 
 // out.grad may be the input itself (in place); any other sharing of memory between the caller's
 // arrays and the output buffers would let an output overwrite an input mid-pass: RangeError.
-function checkOverlaps(call: PreparedCall, out: OutBuffers, gradOutput: unknown): void {
+function checkOverlaps(call: PreparedCall, out: OutBuffers, gradOutput: unknown, sampleWeight: Float32Array | null): void {
   if (!out.grad && !out.loss) return; // (the outputs are then new arrays)
   const inputs: Array<[string, ArrayBufferView]> = [];
   if (call.logits.source) inputs.push(['input', call.logits.source]);
   if (call.target.source) inputs.push(['target', call.target.source]);
   if (ArrayBuffer.isView(gradOutput)) inputs.push(['gradOutput', gradOutput]);
+  if (sampleWeight) inputs.push(['sampleWeight', sampleWeight]);
   const outputs: Array<[string, ArrayBufferView]> = [];
   if (out.grad) outputs.push(['out.grad', out.grad]);
   if (out.loss) outputs.push(['out.loss', out.loss]);

@@ -27,6 +27,9 @@ export const CONFIG_SLOTS = [
   'gammaNeg',
   'clip',
   'detachFocusing',
+  'logitScale',
+  'avgFactor',
+  'sampleWeightPerElement',
 ] as const;
 export const RUN_ARGUMENTS = [
   'config',
@@ -37,6 +40,9 @@ export const RUN_ARGUMENTS = [
   'posWeight',
   'alpha',
   'balanceWeight',
+  'logitBias',
+  'margin',
+  'sampleWeight',
   'gradOutput',
   'lossOut',
   'gradOut',
@@ -155,6 +161,9 @@ function fillConfig(plan: LossPlan, gradOutput: number | DataArray): Float64Arra
   config[SLOT.gammaNeg] = plan.gammaNeg;
   config[SLOT.clip] = plan.clip;
   config[SLOT.detachFocusing] = plan.detachFocusing ? 1 : 0;
+  config[SLOT.logitScale] = plan.logitScale;
+  config[SLOT.avgFactor] = plan.avgFactor ?? 0;
+  config[SLOT.sampleWeightPerElement] = plan.sampleWeightPerElement ? 1 : 0;
   return config;
 }
 
@@ -175,6 +184,9 @@ function callBinding<T>(
     plan.posWeight,
     plan.alpha,
     plan.balanceWeight,
+    plan.logitBias,
+    plan.margin,
+    nativeArray<Float32Array>(plan.sampleWeight),
     typeof gradOutput === 'number' ? null : nativeArray<Float32Array>(gradOutput),
     nativeArray<Float32Array>(lossOut),
     nativeArray<Float32Array>(gradOut),

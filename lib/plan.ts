@@ -88,6 +88,15 @@ export interface LossPlan {
   balanceWeight: Float64Array | null;
   balance: Balance;
   divisor: Divisor;
+  /** SPEC §3.6 (CrossEntropy, FocalSoftmax): z' = logitScale·(z + logitBias − margin[y]·e_y). */
+  logitBias: Float64Array | null;
+  margin: Float64Array | null;
+  logitScale: number;
+  /** SPEC §3.7, per call: one weight per row, or (element losses, sampleWeightPerElement) per logit. */
+  sampleWeight: Float32Array | DeviceTensor | null;
+  sampleWeightPerElement: boolean;
+  /** SPEC §3.7, per call: the divisor of the mean reductions, or null for their own. */
+  avgFactor: number | null;
   /** Elements of the unreduced ('none') output: rows for softmax losses, logits otherwise. */
   outputLength: number;
   /** Where it runs: -1 for the CPU, N for CUDA device N (set from the loss's device option). */
@@ -119,6 +128,12 @@ export function basePlan(kind: LossKind, logits: Float32Array | DeviceTensor, ro
     balanceWeight: null,
     balance: Balance.Off,
     divisor: Divisor.Elements,
+    logitBias: null,
+    margin: null,
+    logitScale: 1,
+    sampleWeight: null,
+    sampleWeightPerElement: false,
+    avgFactor: null,
     outputLength: rowLoss ? rows : rows * classes,
     device: -1,
   };

@@ -1,9 +1,9 @@
-// The contract vectors (float32 inputs, float64 expectations from PyTorch) through the public API.
+// The contract vectors (float32 inputs, float64 expectations from PyTorch) through the public API: sync,
+// async, into caller-owned buffers and in place, at every CPU kernel level.
 import { strict as assert } from 'node:assert';
 
-import * as cbloss from '../lib';
 import { ClassBalancedLoss } from '../lib';
-import { assertGradClose, assertLossArrayClose, assertLossClose, buildLoss, forEachKernelLevel, loadPublicVectors, nullToNaN, PENDING_OPTIONS, pendingReason, type VectorCase } from './helpers';
+import { assertGradClose, assertLossArrayClose, assertLossClose, buildLoss, forEachKernelLevel, loadPublicVectors, nullToNaN, vectorCallOptions, type VectorCase } from './helpers';
 
 forEachKernelLevel('10 contract vectors (shared/vectors/public.json)', () => {
   let cases: VectorCase[] = [];
@@ -33,41 +33,44 @@ forEachKernelLevel('10 contract vectors (shared/vectors/public.json)', () => {
     ]);
   });
 
-  it('every pending case waits for a loss or option this package does not have yet', () => {
-    for (const c of cases.filter((v) => pendingReason(v))) {
-      const ctor = (cbloss as Record<string, unknown>)[c.loss];
-      const usesPendingOption = c.sampleWeight !== undefined || c.avgFactor !== undefined || PENDING_OPTIONS.some((o) => o in c.options);
-      const base = (c.options.lossFunc ?? c.options.loss_func) as { loss: string } | undefined;
-      const pendingBase = base !== undefined && (cbloss as Record<string, unknown>)[base.loss] === undefined;
-      assert.ok(ctor === undefined || usesPendingOption || pendingBase, `${c.name} is marked pending but runs`);
-    }
-  });
-
   for (const c of cases) {
-    const pending = pendingReason(c);
-    if (pending) {
-      it(`${c.name} (pending: ${pending})`);
-      continue;
-    }
-    it(c.name, () => {
+    it(c.name, async () => {
       const loss = buildLoss({ loss: c.loss, options: c.options });
       const input = Float32Array.from(c.input);
       const target = c.targetType === 'int32' ? Int32Array.from(c.target) : Float32Array.from(c.target);
-      const opts = c.gradOutput === undefined ? undefined : { gradOutput: c.gradOutput };
-      const result = loss.forwardBackward(input, target, opts);
-      const forward = loss.forward(input, target);
+      const opts = vectorCallOptions(c);
+      const forwardOpts = opts && { sampleWeight: opts.sampleWeight, avgFactor: opts.avgFactor };
+      const expectedGrad = c.expected.grad.map(nullToNaN);
+      const checkLoss = (value: unknown, what: string): void => {
+        if (Array.isArray(c.expected.loss)) {
+          assert.ok(value instanceof Float32Array, `${what}: reduction none returns a Float32Array`);
+          assertLossArrayClose(value, c.expected.loss.map(nullToNaN), `${what} loss`);
+        } else {
+          assert.equal(typeof value, 'number', what);
+          assertLossClose(value as number, nullToNaN(c.expected.loss), `${what} loss`);
+        }
+      };
 
-      if (Array.isArray(c.expected.loss)) {
-        assert.ok(result.loss instanceof Float32Array, 'reduction none returns a Float32Array');
-        assertLossArrayClose(result.loss as Float32Array, c.expected.loss.map(nullToNaN), 'loss');
-        assert.deepEqual(forward, result.loss, 'forward equals forwardBackward');
-      } else {
-        assert.equal(typeof result.loss, 'number');
-        assertLossClose(result.loss as number, nullToNaN(c.expected.loss), 'loss');
-        assert.equal(forward, result.loss, 'forward equals forwardBackward');
-      }
-      assert.ok(result.grad instanceof Float32Array);
-      assertGradClose(result.grad, c.expected.grad.map(nullToNaN), 'grad');
+      const result = loss.forwardBackward(input, target, opts);
+      checkLoss(result.loss, 'sync');
+      assertGradClose(result.grad, expectedGrad, 'sync grad');
+      assert.deepEqual(loss.forward(input, target, forwardOpts), result.loss, 'forward equals forwardBackward');
+
+      const later = await loss.forwardBackwardAsync(input, target, opts);
+      assert.deepEqual(later, result, 'async equals sync');
+      assert.deepEqual(await loss.forwardAsync(input, target, forwardOpts), result.loss, 'forwardAsync');
+
+      // Caller-owned buffers, then the gradient over the logits themselves (in place).
+      const grad = new Float32Array(input.length).fill(7);
+      const lossBuffer = Array.isArray(c.expected.loss) ? new Float32Array(c.expected.loss.length) : undefined;
+      const owned = loss.forwardBackward(input, target, { ...opts, out: { grad, loss: lossBuffer } });
+      assert.equal(owned.grad, grad, 'out.grad is returned');
+      assert.deepEqual(Array.from(grad), Array.from(result.grad), 'out.grad');
+      if (lossBuffer) assert.equal(owned.loss, lossBuffer, 'out.loss is returned');
+      const inPlace = Float32Array.from(c.input);
+      loss.forwardBackward(inPlace, target, { ...opts, out: { grad: inPlace } });
+      assert.deepEqual(Array.from(inPlace), Array.from(result.grad), 'in place');
+
       if (c.expected.weights) {
         assert.ok(loss instanceof ClassBalancedLoss);
         assertGradClose(loss.weights, c.expected.weights, 'weights', 1e-9);

@@ -110,7 +110,7 @@ describe('40 errors', () => {
       throwsExactly(() => new AsymmetricLoss({ numClasses: 4 }).forward(x6, new Float32Array(6)), RangeError, 'Expected length a multiple of 4 (numClasses) for input but received length 6');
     });
     it('an unknown option is a TypeError (typos are caught)', () => {
-      throwsExactly(() => new FocalLoss({ numClasses: 3, gama: 2 } as never), TypeError, "Unknown option 'gama' for FocalLoss: expected one of reduction, device, numClasses, alpha, gamma");
+      throwsExactly(() => new FocalLoss({ numClasses: 3, gama: 2 } as never), TypeError, "Unknown option 'gama' for FocalLoss: expected one of reduction, device, numClasses, alpha, gamma, logitBias, margin, scale");
     });
     it('one option under both its names is a TypeError', () => {
       throwsExactly(() => new CrossEntropyLoss({ ignoreIndex: 1, ignore_index: 2 }), TypeError, "Option ignoreIndex of CrossEntropyLoss was given twice, as 'ignoreIndex' and as 'ignore_index': use one name");
@@ -187,7 +187,7 @@ describe('40 errors', () => {
     });
     it('an unknown key in the call options or in out is a TypeError (a typo must not be ignored)', () => {
       const grad = new Float32Array(6);
-      throwsExactly(() => ce.forwardBackward(x6, [0, 1], { grad } as never), TypeError, "Unknown option 'grad' in opts: expected one of gradOutput, out");
+      throwsExactly(() => ce.forwardBackward(x6, [0, 1], { grad } as never), TypeError, "Unknown option 'grad' in opts: expected one of gradOutput, out, sampleWeight, avgFactor");
       throwsExactly(() => ce.forwardBackward(x6, [0, 1], { out: { gard: grad } } as never), TypeError, "Unknown option 'gard' in opts.out: expected one of grad, loss");
       assert.deepStrictEqual(grad, new Float32Array(6), 'nothing written');
     });

@@ -66,6 +66,8 @@ export function buildLoss(spec: LossSpec): AnyLoss {
     SigmoidFocalLoss: cbloss.SigmoidFocalLoss,
     PolyLoss: cbloss.PolyLoss,
     AsymmetricLoss: cbloss.AsymmetricLoss,
+    BalancedSoftmaxLoss: cbloss.BalancedSoftmaxLoss,
+    LDAMLoss: cbloss.LDAMLoss,
     ClassBalancedLoss: cbloss.ClassBalancedLoss,
   };
   return new ctors[spec.loss](options as never);
@@ -98,18 +100,13 @@ export function loadPublicVectors(): VectorCase[] {
   return (JSON.parse(fs.readFileSync(file, 'utf8')) as { cases: VectorCase[] }).cases;
 }
 
-// SPEC §3.6 (logit adjustment, Balanced Softmax, LDAM) and §3.7 (per-sample weights, avgFactor)
-// belong to issue 19: their cases stay in the file and are reported pending until it lands.
-const PENDING_LOSSES = ['BalancedSoftmaxLoss', 'LDAMLoss'];
-export const PENDING_OPTIONS = ['logitBias', 'margin', 'scale'];
-
-/** Why a contract vector cannot run yet (the loss or option it needs has not landed), or null. */
-export function pendingReason(c: VectorCase): string | null {
-  const base = (c.options.lossFunc ?? c.options.loss_func) as { loss: string; options: Record<string, unknown> } | undefined;
-  if (PENDING_LOSSES.includes(c.loss) || (base && PENDING_LOSSES.includes(base.loss))) return 'SPEC §3.6, issue 19';
-  if ([c.options, base?.options ?? {}].some((o) => PENDING_OPTIONS.some((k) => k in o))) return 'SPEC §3.6, issue 19';
-  if (c.sampleWeight !== undefined || c.avgFactor !== undefined) return 'SPEC §3.7, issue 19';
-  return null;
+/** A vector case's per-call options (SPEC §3.7 and the upstream gradient), or undefined. */
+export function vectorCallOptions(c: VectorCase): { gradOutput?: number | number[]; sampleWeight?: number[]; avgFactor?: number } | undefined {
+  const opts: { gradOutput?: number | number[]; sampleWeight?: number[]; avgFactor?: number } = {};
+  if (c.gradOutput !== undefined) opts.gradOutput = c.gradOutput;
+  if (c.sampleWeight !== undefined) opts.sampleWeight = c.sampleWeight;
+  if (c.avgFactor !== undefined) opts.avgFactor = c.avgFactor;
+  return Object.keys(opts).length ? opts : undefined;
 }
 
 /** null in the vectors means NaN. */

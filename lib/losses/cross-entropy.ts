@@ -1,5 +1,5 @@
 // PyTorch nn.CrossEntropyLoss: class weights, ignoreIndex, label smoothing, index or probability
-// targets (SPEC §3.1).
+// targets (SPEC §3.1), and the logit transforms of SPEC §3.6 (logitBias, margin, scale).
 import { invalidLength, invalidType } from '../errors';
 import { toFloatTargets, toLabels } from '../inputs';
 import { Loss, PREPARE, TRAITS, prepareArguments, type BaseLossTraits, type PreparedCall, type Reduction } from '../loss';
@@ -7,8 +7,9 @@ import { OptionReader } from '../options';
 import { LossKind, Divisor, basePlan } from '../plan';
 import { checkClassVector, checkElementTargetLength, shapeForElements, shapeForLabels } from '../shape';
 import { COMMON_OPTIONS, REDUCTIONS, divisorFor, readDevice, readNumClasses, type CommonOptions } from './common';
+import { LOGIT_MAP_OPTIONS, applyLogitMap, checkLogitMapLengths, logitMapClasses, readLogitMap, type LogitMap, type LogitMapOptions } from './logit-map';
 
-export interface CrossEntropyLossOptions<R extends Reduction = Reduction> extends CommonOptions<R> {
+export interface CrossEntropyLossOptions<R extends Reduction = Reduction> extends CommonOptions<R>, LogitMapOptions {
   /** Per-class weights (length C). */
   weight?: ArrayLike<number>;
   /** Rows whose class index equals this get no loss and no gradient. Default -100. */
@@ -19,16 +20,23 @@ export interface CrossEntropyLossOptions<R extends Reduction = Reduction> extend
   label_smoothing?: number;
 }
 
-const OPTIONS = [...COMMON_OPTIONS, ['weight'], ['ignoreIndex', 'ignore_index'], ['labelSmoothing', 'label_smoothing']] as const;
+/** CrossEntropyLoss's options, without the logit map's (BalancedSoftmaxLoss and LDAMLoss set part of it). */
+export const CROSS_ENTROPY_OPTIONS = [...COMMON_OPTIONS, ['weight'], ['ignoreIndex', 'ignore_index'], ['labelSmoothing', 'label_smoothing']] as const;
+const OPTIONS = [...CROSS_ENTROPY_OPTIONS, ...LOGIT_MAP_OPTIONS];
 
 export class CrossEntropyLoss<R extends Reduction = 'mean'> extends Loss<R> {
   readonly weight: Float64Array | undefined;
   readonly ignoreIndex: number;
   readonly labelSmoothing: number;
   readonly numClasses: number | undefined;
+  /** The logit transforms of SPEC §3.6 (absent parts undefined; scale 1 when not given). */
+  readonly logitBias: Float64Array | undefined;
+  readonly margin: Float64Array | undefined;
+  readonly scale: number;
+  private readonly logitMap: LogitMap;
 
   constructor(options?: CrossEntropyLossOptions<R>) {
-    const reader = new OptionReader('CrossEntropyLoss', options, OPTIONS);
+    const reader = new OptionReader(new.target.name, options, OPTIONS);
     super(reader.choice('reduction', 'mean', REDUCTIONS) as R, readDevice(reader));
     this.numClasses = readNumClasses(reader, 1);
     this.weight = reader.vector('weight');
@@ -39,17 +47,32 @@ export class CrossEntropyLoss<R extends Reduction = 'mean'> extends Loss<R> {
       expected: 'a 32-bit integer',
     });
     this.labelSmoothing = reader.number('labelSmoothing', 0, { min: 0, max: 1, expected: 'a number in [0, 1]' });
-    if (this.numClasses !== undefined) checkClassVector(reader.nameOf('weight'), this.weight, this.numClasses);
+    this.logitMap = readLogitMap(reader);
+    this.logitBias = this.logitMap.bias;
+    this.margin = this.logitMap.margin;
+    this.scale = this.logitMap.scale;
+    const classes = this.numClasses ?? this.weight?.length;
+    if (classes !== undefined) {
+      checkClassVector(reader.nameOf('weight'), this.weight, classes);
+      checkLogitMapLengths(this.logitMap, classes);
+    } else if (this.logitMap.bias && this.logitMap.margin) {
+      checkLogitMapLengths(this.logitMap, this.logitMap.bias.length);
+    }
   }
 
   [TRAITS](): BaseLossTraits {
-    return { numClasses: this.numClasses, vectorLength: this.weight?.length, vectorName: 'weight' };
+    const mapLength = logitMapClasses(this.logitMap);
+    return {
+      numClasses: this.numClasses,
+      vectorLength: this.weight?.length ?? mapLength,
+      vectorName: this.weight ? 'weight' : this.logitMap.bias ? this.logitMap.biasName : this.logitMap.marginName,
+    };
   }
 
   [PREPARE](input: unknown, target: unknown, numClasses?: number): PreparedCall {
     const args = prepareArguments(input, target);
     const M = args.logits.data.length;
-    const known = numClasses ?? this.numClasses ?? this.weight?.length ?? args.logits.classesFromShape;
+    const known = numClasses ?? this.numClasses ?? this.weight?.length ?? logitMapClasses(this.logitMap) ?? args.logits.classesFromShape;
     const t = args.target;
 
     let plan;
@@ -80,6 +103,7 @@ export class CrossEntropyLoss<R extends Reduction = 'mean'> extends Loss<R> {
     plan.ignoreIndex = this.ignoreIndex;
     plan.labelSmoothing = this.labelSmoothing;
     plan.divisor = divisorFor(this.reduction, Divisor.LabelWeight);
+    applyLogitMap(plan, this.logitMap);
     return { plan, ...args };
   }
 }

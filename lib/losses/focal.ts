@@ -11,12 +11,17 @@ import {
   type PreparedCall,
   type Reduction,
 } from '../loss';
-import { OptionReader, checkNumber, isNumericArrayLike, toFiniteVector } from '../options';
+import { OptionReader, checkNumber, isNumericArrayLike, toFiniteVector, type OptionName } from '../options';
 import { LossKind, Divisor, basePlan, type LossPlan } from '../plan';
 import { checkElementTargetLength, shapeForLabels } from '../shape';
 import { COMMON_OPTIONS, REDUCTIONS, divisorFor, readDevice, readNumClasses, type CommonOptions } from './common';
+import { LOGIT_MAP_OPTIONS, applyLogitMap, checkLogitMapLengths, mapsLogits, readLogitMap, type LogitMap, type LogitMapOptions } from './logit-map';
 
-export interface FocalLossOptions<R extends Reduction = Reduction> extends CommonOptions<R> {
+/**
+ * The logit map of SPEC §3.6 (logitBias, margin, scale) applies to the softmax form; with numClasses 2
+ * it selects the two-class softmax form (class-index targets, two logits a row).
+ */
+export interface FocalLossOptions<R extends Reduction = Reduction> extends CommonOptions<R>, LogitMapOptions {
   /** C ≥ 2 (required). 2 selects the binary form for element targets. */
   numClasses?: number;
   /** α: a number (default 1), or per class (length C; length 2 for the binary form: [α₀, α₁]). */
@@ -25,12 +30,13 @@ export interface FocalLossOptions<R extends Reduction = Reduction> extends Commo
   gamma?: number;
 }
 
-const OPTIONS = [...COMMON_OPTIONS, ['alpha'], ['gamma']] as const;
+const OPTIONS: readonly OptionName[] = [...COMMON_OPTIONS, ['alpha'], ['gamma'], ...LOGIT_MAP_OPTIONS];
 
 export class FocalLoss<R extends Reduction = 'mean'> extends Loss<R> {
   readonly numClasses: number;
   readonly alpha: number | Float64Array;
   readonly gamma: number;
+  private readonly logitMap: LogitMap;
 
   constructor(options: FocalLossOptions<R>) {
     const reader = new OptionReader('FocalLoss', options, OPTIONS);
@@ -38,6 +44,8 @@ export class FocalLoss<R extends Reduction = 'mean'> extends Loss<R> {
     reader.required('numClasses', 'an integer ≥ 2');
     this.numClasses = readNumClasses(reader, 2) as number;
     this.gamma = reader.number('gamma', 2, { min: 0, expected: 'a finite number ≥ 0' });
+    this.logitMap = readLogitMap(reader);
+    checkLogitMapLengths(this.logitMap, this.numClasses);
     const alpha = reader.raw('alpha');
     const alphaName = reader.nameOf('alpha');
     if (alpha === undefined) {
@@ -70,8 +78,13 @@ export class FocalLoss<R extends Reduction = 'mean'> extends Loss<R> {
     const C = numClasses ?? this.numClasses;
     const t = args.target;
     let plan: LossPlan;
-    // Binary form: one logit per element, element targets (float, or integer 0/1).
-    const binary = C === 2 && (t.kind === 'float' || t.values.length === M);
+    // Binary form: one logit per element, element targets (float, or integer 0/1). A logit map selects
+    // the two-class softmax form (SPEC §3.6): binary element targets are then a TypeError.
+    const mapped = mapsLogits(this.logitMap);
+    const binary = C === 2 && !mapped && (t.kind === 'float' || t.values.length === M);
+    if (mapped && C === 2 && (t.kind === 'float' || t.values.length === M)) {
+      throw invalidType('target', 'class indices, one per row of 2 logits (a logit map selects the two-class softmax form)', t.values);
+    }
     if (binary) {
       checkElementTargetLength(M, t.values.length);
       plan = basePlan(LossKind.FocalBinary, args.logits.data, M, 1);
@@ -95,6 +108,7 @@ export class FocalLoss<R extends Reduction = 'mean'> extends Loss<R> {
     }
     plan.gamma = this.gamma;
     plan.divisor = divisorFor(this.reduction, Divisor.Elements);
+    if (!binary) applyLogitMap(plan, this.logitMap);
     return { plan, ...args };
   }
 }

@@ -1,6 +1,7 @@
 // Reading a run/runAsync call (call.h).
 #include "call.h"
 
+#include <cmath>
 #include <cstdint>
 
 #include "arguments.h"
@@ -32,7 +33,7 @@ void* device_data(Napi::Env env, Call& call, const Napi::Value& v, const char* n
 }
 
 // Device outputs may not overlap device inputs, except the gradient exactly over the logits.
-void check_device_overlaps(Napi::Env env, const Problem& p, size_t logit_bytes, size_t outputs) {
+void check_device_overlaps(Napi::Env env, const Problem& p, size_t logit_bytes, size_t outputs, size_t sample_weights) {
   struct Range {
     const char* name;
     const void* at;
@@ -42,7 +43,8 @@ void check_device_overlaps(Napi::Env env, const Problem& p, size_t logit_bytes, 
   const Range inputs[] = {{"logits", p.logits, m * logit_bytes},
                           {"labels", p.labels, p.labels ? n * 4 : 0},
                           {"targets", p.targets, p.targets ? m * 4 : 0},
-                          {"gradOutput", p.grad_output, p.grad_output ? outputs * 4 : 0}};
+                          {"gradOutput", p.grad_output, p.grad_output ? outputs * 4 : 0},
+                          {"sampleWeight", p.sample_weight, p.sample_weight ? sample_weights * 4 : 0}};
   const Range outs[] = {{"gradOut", p.grad_out, p.grad_out ? m * logit_bytes : 0},
                         {"lossOut", p.loss_out, p.loss_out ? outputs * 4 : 0}};
   const auto overlap = [](const Range& a, const Range& b) {
@@ -92,6 +94,11 @@ Call ParseCall(const Napi::CallbackInfo& info) {
   p.gamma_neg = cfg[kSlot_gammaNeg];
   p.clip = cfg[kSlot_clip];
   p.detach_focusing = cfg[kSlot_detachFocusing] != 0.0;
+  p.logit_scale = cfg[kSlot_logitScale];
+  p.avg_factor = cfg[kSlot_avgFactor];
+  p.sample_weight_per_element = cfg[kSlot_sampleWeightPerElement] != 0.0;
+  if (!(p.logit_scale > 0.0) || !std::isfinite(p.logit_scale)) fail(env, "logitScale must be finite and > 0");
+  if (!(p.avg_factor >= 0.0) || !std::isfinite(p.avg_factor)) fail(env, "avgFactor must be finite and >= 0 (0: none)");
   const cbloss::LossTraits& traits = cbloss::loss_traits(p.loss);
   if (p.label_smoothing != 0.0 && !traits.label_smoothing) fail(env, std::string(traits.name) + " takes no label smoothing");
   Call call;
@@ -107,6 +114,8 @@ Call ParseCall(const Napi::CallbackInfo& info) {
   const size_t elements = n * c;
   const size_t outputs = static_cast<size_t>(cbloss::output_elements(p));
   const bool binary = cbloss::reads_target_pairs(p.loss);
+  if (p.sample_weight_per_element && cbloss::is_row_loss(p.loss)) fail(env, "row losses take one sample weight a row");
+  const size_t sample_weights = p.sample_weight_per_element ? elements : n;
 
   const size_t logit_bytes = p.logit_type == cbloss::LogitType::Float32 ? 4 : 2;
   if (elements > SIZE_MAX / 4) fail(env, "rows * classes overflows");
@@ -117,7 +126,9 @@ Call ParseCall(const Napi::CallbackInfo& info) {
     p.grad_output = static_cast<const float*>(device_data(env, call, info[kArg_gradOutput], "gradOutput", outputs * 4, true));
     p.loss_out = static_cast<float*>(device_data(env, call, info[kArg_lossOut], "lossOut", outputs * 4, true));
     p.grad_out = static_cast<float*>(device_data(env, call, info[kArg_gradOut], "gradOut", elements * logit_bytes, true));
-    check_device_overlaps(env, p, logit_bytes, outputs);
+    p.sample_weight = static_cast<const float*>(
+        device_data(env, call, info[kArg_sampleWeight], "sampleWeight", sample_weights * 4, true));
+    check_device_overlaps(env, p, logit_bytes, outputs, sample_weights);
   } else {
     p.logits = typed_data<float, napi_float32_array>(env, info[kArg_logits], "logits", elements, false);
     p.labels = typed_data<int32_t, napi_int32_array>(env, info[kArg_labels], "labels", n, true);
@@ -125,12 +136,15 @@ Call ParseCall(const Napi::CallbackInfo& info) {
     p.grad_output = typed_data<float, napi_float32_array>(env, info[kArg_gradOutput], "gradOutput", outputs, true);
     p.loss_out = typed_data<float, napi_float32_array>(env, info[kArg_lossOut], "lossOut", outputs, true);
     p.grad_out = typed_data<float, napi_float32_array>(env, info[kArg_gradOut], "gradOut", elements, true);
+    p.sample_weight = typed_data<float, napi_float32_array>(env, info[kArg_sampleWeight], "sampleWeight", sample_weights, true);
   }
   p.class_weight = typed_data<double, napi_float64_array>(env, info[kArg_classWeight], "classWeight", c, true);
   p.pos_weight = typed_data<double, napi_float64_array>(env, info[kArg_posWeight], "posWeight", c, true);
   p.alpha = typed_data<double, napi_float64_array>(env, info[kArg_alpha], "alpha", binary ? 2 : c, true);
   p.balance_weight =
       typed_data<double, napi_float64_array>(env, info[kArg_balanceWeight], "balanceWeight", binary ? 2 : c, true);
+  p.logit_bias = typed_data<double, napi_float64_array>(env, info[kArg_logitBias], "logitBias", c, true);
+  p.margin = typed_data<double, napi_float64_array>(env, info[kArg_margin], "margin", c, true);
 
   // (An empty typed array may have a null data pointer: presence is read from the JS values.)
   const auto given = [](const Napi::Value& v) { return !absent(v); };
@@ -146,6 +160,11 @@ Call ParseCall(const Napi::CallbackInfo& info) {
   reads(cbloss::kPosWeight, kArg_posWeight, "posWeight");
   reads(cbloss::kAlphaVector, kArg_alpha, "alpha vector");
   if (p.balance != cbloss::Balance::Off && !given(info[kArg_balanceWeight])) fail(env, "balanceWeight missing");
+  const bool maps = given(info[kArg_logitBias]) || given(info[kArg_margin]) || p.logit_scale != 1.0;
+  if (maps && !cbloss::takes_logit_maps(p.loss)) fail(env, std::string(traits.name) + " takes no logit map");
+  if (given(info[kArg_margin]) && !has_labels) fail(env, "a margin needs class-index targets");
+  const bool mean = p.divisor != cbloss::Divisor::None && p.divisor != cbloss::Divisor::One;
+  if (p.avg_factor != 0.0 && !mean) fail(env, "avgFactor is for the mean reductions");
   if (p.divisor != cbloss::Divisor::None && (given(info[kArg_gradOutput]) || given(info[kArg_lossOut]))) {
     fail(env, "lossOut and gradOutput arrays are for reduction 'none'");
   }

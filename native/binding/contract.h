@@ -22,7 +22,10 @@
   X(gammaPos)                                                                  \
   X(gammaNeg)                                                                  \
   X(clip)                                                                      \
-  X(detachFocusing)  /* 0 or 1 */
+  X(detachFocusing)  /* 0 or 1 */                                             \
+  X(logitScale)      /* SPEC §3.6 scale (1: none) */                           \
+  X(avgFactor)       /* SPEC §3.7 (0: none) */                                 \
+  X(sampleWeightPerElement) /* 0: one sample weight per row; 1: per logit */
 
 // X(name): the arguments of run and runAsync after the config.
 #define CBLOSS_RUN_ARGUMENTS(X) \
@@ -34,6 +37,9 @@
   X(posWeight)                  \
   X(alpha)                      \
   X(balanceWeight)              \
+  X(logitBias)                  \
+  X(margin)                     \
+  X(sampleWeight)               \
   X(gradOutput)                 \
   X(lossOut)                    \
   X(gradOut)

@@ -41,13 +41,14 @@ enum LossScalar : uint32_t {
   kLabelSmoothing = 1u << 2,
   kPolyEpsilon = 1u << 3,
   kAsymmetric = 1u << 4,  // gamma_pos, gamma_neg, clip, detach_focusing
+  kLogitMaps = 1u << 5,   // SPEC §3.6 logit_bias, margin, logit_scale (core/logit_map.h)
 };
 
 // X(id, Name, family, index, probs, ignore, smoothing, vectors, scalars)
 #define CBLOSS_LOSS_KINDS(X)                                                                                    \
-  X(0, CrossEntropy, Row, true, true, true, true, kClassWeight, kLabelSmoothing)                                \
+  X(0, CrossEntropy, Row, true, true, true, true, kClassWeight, kLabelSmoothing | kLogitMaps)                   \
   X(1, BCEWithLogits, Element, true, true, false, false, kClassWeight | kPosWeight, kNoScalars)                 \
-  X(2, FocalSoftmax, Row, true, false, false, false, kAlphaVector, kAlphaScalar | kGamma)                       \
+  X(2, FocalSoftmax, Row, true, false, false, false, kAlphaVector, kAlphaScalar | kGamma | kLogitMaps)          \
   X(3, FocalBinary, Element, false, true, false, false, kAlphaVector, kAlphaScalar | kGamma)                    \
   X(4, SigmoidFocal, Element, true, true, false, false, kNoVectors, kAlphaScalar | kGamma)                      \
   X(5, Poly, Row, true, false, true, false, kNoVectors, kPolyEpsilon)                                           \
@@ -113,6 +114,7 @@ constexpr const LossTraits& loss_traits(LossKind k) { return kLossTraits[static_
 
 CBLOSS_KIND_HD constexpr bool is_row_loss(LossKind k) { return traits_of(k).family == LossFamily::Row; }
 CBLOSS_KIND_HD constexpr bool uses_ignore_index(LossKind k) { return traits_of(k).ignore_index; }
+CBLOSS_KIND_HD constexpr bool takes_logit_maps(LossKind k) { return (traits_of(k).scalars & kLogitMaps) != 0; }
 // The binary focal loss reads its per-class vectors (alpha, class-balanced weights) as pairs
 // [t = 0, t = 1]; every other kind reads C values.
 CBLOSS_KIND_HD constexpr bool reads_target_pairs(LossKind k) { return k == LossKind::FocalBinary; }

@@ -63,6 +63,21 @@ struct Problem {
   double clip = 0.05;           // Asymmetric: probability shift of the negative term
   bool detach_focusing = false; // Asymmetric: the focusing factor held constant in the gradient
 
+  // SPEC §3.6, kinds with takes_logit_maps: the loss is taken at z' = logit_scale (z + logit_bias -
+  // margin[y] e_y) and the gradient is logit_scale times its derivative in z' (core/logit_map.h).
+  const double* logit_bias = nullptr;  // C, or null
+  const double* margin = nullptr;      // C (class-index targets), or null
+  double logit_scale = 1.0;
+
+  // SPEC §3.7, per call: sample weights multiply each output element's loss and gradient after every
+  // other weight, and leave the divisors alone; avg_factor > 0 replaces the divisor of the mean
+  // reductions (Elements, Rows, LabelWeight, BalanceWeight). `sample_weight` is float32, in host or
+  // (device_memory) device memory like the logits: one per row, or (element kinds,
+  // sample_weight_per_element) one per logit.
+  const float* sample_weight = nullptr;
+  bool sample_weight_per_element = false;
+  double avg_factor = 0.0;
+
   // Class-balanced weighting: C normalized weights (2 for FocalBinary), or null.
   const double* balance_weight = nullptr;
   Balance balance = Balance::Off;
@@ -81,6 +96,11 @@ struct Problem {
 // for element-wise losses.
 inline int64_t output_elements(const Problem& p) {
   return is_row_loss(p.loss) ? p.rows : p.rows * p.classes;
+}
+
+// The logits go through the map of SPEC §3.6 (an identity map is not applied).
+inline bool maps_logits(const Problem& p) {
+  return p.logit_bias != nullptr || p.margin != nullptr || p.logit_scale != 1.0;
 }
 
 }  // namespace cbloss

@@ -45,11 +45,12 @@ CBL_HD double label_weight_term(LossKind kind, const W* class_weight, const int3
 }
 
 // The divisor of a reduction over host arrays, from the targets alone (known before any gradient is
-// written: every gradient element is scaled by 1 / divisor). count_ignored(labels, n, ignore_index):
+// written: every gradient element is scaled by 1 / divisor), or the call's avg_factor (SPEC §3.7). count_ignored(labels, n, ignore_index):
 // how many of n labels equal ignore_index (the CPU counts over its threads). Host code; device arrays
 // sum label_weight_term / balance_row_weight in a kernel (cuda/kernels/sums.cuh).
 template <class CountIgnored>
 double divisor_of(const Problem& p, CountIgnored count_ignored) {
+  if (p.avg_factor > 0.0 && p.divisor != Divisor::None && p.divisor != Divisor::One) return p.avg_factor;
   switch (p.divisor) {
     case Divisor::None:
     case Divisor::One:

@@ -21,6 +21,12 @@ struct RunContext {
   const float* pos_weight = nullptr;
   const float* alpha = nullptr;
   const float* balance_weight = nullptr;
+  // The logit map of SPEC §3.6 (core/logit_map.h): bias and margin (C floats each, zeros where the
+  // call has none) and the scale, when map_logits.
+  bool map_logits = false;
+  const float* logit_bias = nullptr;
+  const float* margin = nullptr;
+  float logit_scale = 1.0f;
   // The gradient is too large for the caches: rows of many classes write it with non-temporal
   // stores (see wide_row).
   bool stream_gradient = false;

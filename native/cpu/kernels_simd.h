@@ -31,6 +31,7 @@
 #include <limits>
 #include <new>
 
+#include "../core/logit_map.h"
 #include "../core/loss_terms.h"
 #include "../core/reductions.h"
 #include "cpu_internal.h"
@@ -69,7 +70,11 @@ struct SimdKernels {
     }
     if (p.classes <= kRegisterRowsMaxC) return register_rows_fn((p.classes + W - 1) / W)(p, ctx, begin, end);
     double total = 0.0;
-    for (int64_t n = begin; n < end; ++n) total += wide_row(p, ctx, n);
+    if (ctx.map_logits) {
+      for (int64_t n = begin; n < end; ++n) total += wide_row<MappedRow>(p, ctx, n);
+    } else {
+      for (int64_t n = begin; n < end; ++n) total += wide_row<PlainRow>(p, ctx, n);
+    }
     return total;
   }
 
@@ -144,12 +149,21 @@ struct SimdKernels {
       prefetch_ahead(z, C);
       if (p.grad_out) prefetch_ahead<true>(p.grad_out + n * C, C);
       V v[NV];
-      V m = V::load(z);
 #pragma GCC unroll 8
-      for (int i = 0; i < NV; ++i) {
-        v[i] = V::load(z + at(i));
-        m = simd::vmax(m, v[i]);
+      for (int i = 0; i < NV; ++i) v[i] = V::load(z + at(i));
+      if (ctx.map_logits) {  // SPEC §3.6 (core/logit_map.h)
+        const float y = label[r];
+        const float margin_y = y >= 0.0f ? ctx.margin[static_cast<int64_t>(y)] : 0.0f;
+#pragma GCC unroll 8
+        for (int i = 0; i < NV; ++i) {
+          const V column = V::load(kIota.v) + V(static_cast<float>(at(i)));
+          const V margin = simd::select(column == V(y), V(margin_y), V(0.0f));
+          v[i] = math::mapped_logit(v[i], V::load(ctx.logit_bias + at(i)), margin, V(ctx.logit_scale));
+        }
       }
+      V m = v[0];
+#pragma GCC unroll 8
+      for (int i = 1; i < NV; ++i) m = simd::vmax(m, v[i]);
       const float mr = simd::hmax(m);
       V S(0.0f), lin(0.0f), mass(0.0f), bw(0.0f);
 #pragma GCC unroll 8
@@ -177,7 +191,7 @@ struct SimdKernels {
       }
       const int32_t y = static_cast<int32_t>(label[r]);  // -1: ignored, or no labels
       if (y >= 0) {
-        zyf[r] = z[y];
+        zyf[r] = mapped_label_logit(ctx, z, y);
         if (w) wyf[r] = w[y];
         if (ctx.alpha) ayf[r] = ctx.alpha[y];
         if (balance) rwf[r] = ctx.balance_weight[y];
@@ -257,6 +271,51 @@ struct SimdKernels {
 
   static bool ignored(const Problem& p, int64_t n) {
     return row_ignored(p.loss, p.labels, p.ignore_index, n);
+  }
+
+  // 0, 1, ..., W - 1: the column of each lane of a vector at column 0.
+  struct IotaTable {
+    float v[W];
+    constexpr IotaTable() : v() {
+      for (int i = 0; i < W; ++i) v[i] = static_cast<float>(i);
+    }
+  };
+  static constexpr IotaTable kIota{};
+
+  // z'_y of a row whose label is y (z: the row's logits), bit for bit what the vector map gives the
+  // label's lane (core/logit_map.h); z_y without a map.
+  static float mapped_label_logit(const RunContext& ctx, const float* z, int64_t y) {
+    if (!ctx.map_logits) return z[y];
+    return math::mapped_logit(z[y], ctx.logit_bias[y], ctx.margin[y], ctx.logit_scale);
+  }
+
+  // The logits of one row as the wide-row loops read them: as stored (PlainRow), or through the logit
+  // map (MappedRow, SPEC §3.6). A loop over a block at column c0 of the row takes `from(c0)`, and reads
+  // vector c of the block with at(z, c) (z: the block's logits). Templates, so that a call without a map
+  // runs the loops it ran before, untouched.
+  struct PlainRow {
+    PlainRow from(int64_t) const { return *this; }
+    V at(const float* z, int64_t c) const { return V::load(z + c); }
+  };
+  struct MappedRow {
+    const float* bias;  // the block's bias values (the class vector offset like the logits)
+    int64_t label;      // the label's column relative to the block (any value outside it: none)
+    float margin;       // m_y
+    float scale;
+    MappedRow from(int64_t c0) const { return {bias + c0, label - c0, margin, scale}; }
+    V at(const float* z, int64_t c) const {
+      V margin_here(0.0f);
+      const int64_t lane = label - c;
+      if (static_cast<uint64_t>(lane) < static_cast<uint64_t>(W)) {
+        // W - lane ones from `lane` on, minus those from lane + 1 on: 1.0 at the label's lane only
+        margin_here = (V::load(kStep.v + W - lane) - V::load(kStep.v + W - lane - 1)) * V(margin);
+      }
+      return math::mapped_logit(V::load(z + c), V::load(bias + c), margin_here, V(scale));
+    }
+  };
+  static PlainRow row_reader(const RunContext&, int64_t, PlainRow*) { return {}; }
+  static MappedRow row_reader(const RunContext& ctx, int64_t y, MappedRow*) {
+    return {ctx.logit_bias, y, y >= 0 ? ctx.margin[y] : 0.0f, ctx.logit_scale};
   }
 
   // ---- few classes: one row per lane ------------------------------------------------------------
@@ -348,6 +407,7 @@ struct SimdKernels {
     const math::SoftmaxSums<V> sums{m - zy, math::log_row_sum(S, below, inv_s), linear, mass};
     const math::SoftmaxRow<V> row = math::row_terms(p.loss, p.targets != nullptr, sums, params);
     const auto counted = live != V(0.0f);
+    if (p.sample_weight) rw = rw * (valid == W ? V::load(p.sample_weight + n0) : load_tail(p.sample_weight + n0, valid, 0.0f));
     LaneTerms out;
     out.loss = simd::select(counted, rw * row.loss, V(0.0f));
     if (p.loss_out) {
@@ -359,7 +419,7 @@ struct SimdKernels {
     }
     V go(static_cast<float>(ctx.reduced_scale));
     if (ctx.per_element) go = load_tail(p.grad_output + n0, valid, 0.0f);
-    out.k = simd::select(counted, go * rw, V(0.0f));
+    out.k = simd::select(counted, go * rw * V(ctx.logit_scale), V(0.0f));  // (d z' / d z = scale)
     out.kc = out.k * row.coef * inv_s;
     out.kh = out.k * row.hit;
     return out;
@@ -387,6 +447,12 @@ struct SimdKernels {
 
     V live;
     const V yf = label_lanes(p, n0, valid, &live);
+    if (ctx.map_logits) {  // SPEC §3.6 (core/logit_map.h): z' in place of z in the tile
+      for (int64_t c = 0; c < C; ++c) {
+        const V margin = simd::select(yf == V(static_cast<float>(c)), V(ctx.margin[c]), V(0.0f));
+        math::mapped_logit(V::load(z[c]), V(ctx.logit_bias[c]), margin, V(ctx.logit_scale)).store(z[c]);
+      }
+    }
 
     // Per-lane values at the label, by a vertical select over the classes.
     V zy(0.0f), wy(0.0f), ay(static_cast<float>(p.alpha_scalar)), rw(1.0f);
@@ -494,18 +560,19 @@ struct SimdKernels {
 
   // Four running maxima: one chain of vmax (4 cycles each) took 4 cycles a vector, where loading
   // and comparing take 1 (bench/RESULTS.md, "Design measurements").
-  static float span_max(const float* z, int64_t len) {
-    V m0 = V::load(z), m1 = m0, m2 = m0, m3 = m0;
+  template <class Row>
+  static float span_max(const Row& row, const float* z, int64_t len) {
+    V m0 = row.at(z, 0), m1 = m0, m2 = m0, m3 = m0;
     const int64_t full = len / W * W;
     int64_t c = W;
     for (; c + 4 * W <= full; c += 4 * W) {
-      m0 = simd::vmax(m0, V::load(z + c));
-      m1 = simd::vmax(m1, V::load(z + c + W));
-      m2 = simd::vmax(m2, V::load(z + c + 2 * W));
-      m3 = simd::vmax(m3, V::load(z + c + 3 * W));
+      m0 = simd::vmax(m0, row.at(z, c));
+      m1 = simd::vmax(m1, row.at(z, c + W));
+      m2 = simd::vmax(m2, row.at(z, c + 2 * W));
+      m3 = simd::vmax(m3, row.at(z, c + 3 * W));
     }
-    for (; c < full; c += W) m0 = simd::vmax(m0, V::load(z + c));
-    if (full < len) m0 = simd::vmax(m0, V::load(z + len - W));
+    for (; c < full; c += W) m0 = simd::vmax(m0, row.at(z, c));
+    if (full < len) m0 = simd::vmax(m0, row.at(z, len - W));
     return simd::hmax(simd::vmax(simd::vmax(m0, m1), simd::vmax(m2, m3)));
   }
 
@@ -518,9 +585,9 @@ struct SimdKernels {
   // Pass 1 over one block: e = exp(z - mb) summed, and parked in `park` when given; with kLinear the
   // loss weights a_c = w_c (kProbs: w_c t'_c) of the linear terms. `park` may be `z` itself: every
   // vector of z is loaded before its e is stored (the overlapping last vector first of all).
-  template <bool kPark, bool kLinear, bool kProbs, bool kWeighted>
-  static BlockSums exp_block(const float* z, float* park, const float* w, const float* t, int64_t len, float mb,
-                             float one_minus_eps, float smooth) {
+  template <bool kPark, bool kLinear, bool kProbs, bool kWeighted, class Row>
+  static BlockSums exp_block(const Row& row, const float* z, float* park, const float* w, const float* t, int64_t len,
+                             float mb, float one_minus_eps, float smooth) {
     const V vmb(mb);
     V s(0.0f), lin(0.0f), mass(0.0f);
     auto weight = [&](int64_t c) __attribute__((always_inline)) {
@@ -531,12 +598,12 @@ struct SimdKernels {
     const int64_t full = len / W * W;
     const bool overlap = full < len;
     const int64_t last = len - W;
-    const V z_last = V::load(z + last);  // before any e is parked
+    const V z_last = row.at(z, last);  // before any e is parked
     for (int64_t c = 0; c < full; c += W) {
       // The next block is read next (its max pass): ask for it now, while this one computes.
       __builtin_prefetch(z + c + len, 0, 3);
       if (kPark) __builtin_prefetch(park + c + len, 1, 3);
-      const V d = vmb - V::load(z + c);
+      const V d = vmb - row.at(z, c);
       const V e = simd::m_exp_neg(d);
       s += e;
       if (kLinear) {
@@ -603,25 +670,27 @@ struct SimdKernels {
     }
   }
 
-  template <bool kPark, bool kLinear, bool kProbs>
-  static BlockSums exp_block_w(bool weighted, const float* z, float* park, const float* w, const float* t,
-                               int64_t len, float mb, float ome, float smooth) {
-    return weighted ? exp_block<kPark, kLinear, kProbs, true>(z, park, w, t, len, mb, ome, smooth)
-                    : exp_block<kPark, kLinear, kProbs, false>(z, park, w, t, len, mb, ome, smooth);
+  template <bool kPark, bool kLinear, bool kProbs, class Row>
+  static BlockSums exp_block_w(bool weighted, const Row& row, const float* z, float* park, const float* w,
+                               const float* t, int64_t len, float mb, float ome, float smooth) {
+    return weighted ? exp_block<kPark, kLinear, kProbs, true>(row, z, park, w, t, len, mb, ome, smooth)
+                    : exp_block<kPark, kLinear, kProbs, false>(row, z, park, w, t, len, mb, ome, smooth);
   }
 
-  static BlockSums exp_block_any(bool park, bool linear, bool probs, bool weighted, const float* z, float* g,
-                                 const float* w, const float* t, int64_t len, float mb, float ome, float smooth) {
+  template <class Row>
+  static BlockSums exp_block_any(bool park, bool linear, bool probs, bool weighted, const Row& row, const float* z,
+                                 float* g, const float* w, const float* t, int64_t len, float mb, float ome,
+                                 float smooth) {
     if (probs) {
-      return park ? exp_block_w<true, true, true>(weighted, z, g, w, t, len, mb, ome, smooth)
-                  : exp_block_w<false, true, true>(weighted, z, g, w, t, len, mb, ome, smooth);
+      return park ? exp_block_w<true, true, true>(weighted, row, z, g, w, t, len, mb, ome, smooth)
+                  : exp_block_w<false, true, true>(weighted, row, z, g, w, t, len, mb, ome, smooth);
     }
     if (linear) {
-      return park ? exp_block_w<true, true, false>(weighted, z, g, w, t, len, mb, ome, smooth)
-                  : exp_block_w<false, true, false>(weighted, z, g, w, t, len, mb, ome, smooth);
+      return park ? exp_block_w<true, true, false>(weighted, row, z, g, w, t, len, mb, ome, smooth)
+                  : exp_block_w<false, true, false>(weighted, row, z, g, w, t, len, mb, ome, smooth);
     }
-    return park ? exp_block_w<true, false, false>(weighted, z, g, w, t, len, mb, ome, smooth)
-                : exp_block_w<false, false, false>(weighted, z, g, w, t, len, mb, ome, smooth);
+    return park ? exp_block_w<true, false, false>(weighted, row, z, g, w, t, len, mb, ome, smooth)
+                : exp_block_w<false, false, false>(weighted, row, z, g, w, t, len, mb, ome, smooth);
   }
 
   template <bool kStream>
@@ -672,11 +741,10 @@ struct SimdKernels {
   // element of the first pass (bench/RESULTS.md, "Design measurements"). The max's
   // own e^0 = 1 (exactly: m_exp_neg(0) = 1), and any tie's, is left out; `last_keep` masks the lanes of
   // the last vector that an earlier one covered.
-  template <bool kRecompute = false>
-  static double below_max(const float* src, int64_t len, V last_keep, float m = 0.0f) {
+  template <bool kRecompute = false, class Row = PlainRow>
+  static double below_max(const float* src, int64_t len, V last_keep, float m = 0.0f, const Row& row = Row{}) {
     auto value = [&](int64_t c) __attribute__((always_inline)) {
-      const V v = V::load(src + c);
-      return kRecompute ? simd::m_exp_neg(V(m) - v) : v;
+      return kRecompute ? simd::m_exp_neg(V(m) - row.at(src, c)) : V::load(src + c);
     };
     auto below = [](V e) __attribute__((always_inline)) { return simd::select(e != V(1.0f), e, V(0.0f)); };
     // Four sums: one chain of dependent additions took 4 cycles a vector, where loading and masking take 1.
@@ -706,9 +774,11 @@ struct SimdKernels {
   // below_max over a wide row's blocks: a block whose max is below the row's adds all of its sum. Out of
   // line (cold): inlined, it slowed the wide rows' hot loops though never called (bench/RESULTS.md,
   // "Design measurements").
-  __attribute__((noinline, cold)) static double wide_row_below(const float* z, const float* park, int64_t C,
-                                                               int64_t block, int64_t blocks, const double* block_max,
-                                                               const double* block_sum, double m) {
+  template <class Row>
+  __attribute__((noinline, cold)) static double wide_row_below(const Row& row, const float* z, const float* park,
+                                                               int64_t C, int64_t block, int64_t blocks,
+                                                               const double* block_max, const double* block_sum,
+                                                               double m) {
     double below = 0.0;
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t c0 = b * block;
@@ -717,13 +787,15 @@ struct SimdKernels {
         below += block_sum[b] * std::exp(block_max[b] - m);
       } else {
         const V keep = len % W == 0 ? V(1.0f) : fresh_lanes(len);
-        below += park ? below_max(park + c0, len, keep) : below_max<true>(z + c0, len, keep, static_cast<float>(m));
+        below += park ? below_max(park + c0, len, keep)
+                      : below_max<true>(z + c0, len, keep, static_cast<float>(m), row.from(c0));
       }
     }
     return below;
   }
 
-  // One row of C > 2W logits (so every block holds at least W).
+  // One row of C > 2W logits (so every block holds at least W), read as Row says (PlainRow, MappedRow).
+  template <class Row>
   static double wide_row(const Problem& p, const RunContext& ctx, int64_t n) {
     const int64_t C = p.classes;
     const float* z = p.logits + n * C;
@@ -736,7 +808,8 @@ struct SimdKernels {
 
     if (ignored(p, n)) return zero_row(p, n, g);
     const int32_t y = p.labels ? p.labels[n] : -1;
-    const double zy = y >= 0 ? static_cast<double>(z[y]) : 0.0;  // read before g may overwrite z
+    const double zy = y >= 0 ? static_cast<double>(mapped_label_logit(ctx, z, y)) : 0.0;  // before g may overwrite z
+    const Row reader = row_reader(ctx, y, static_cast<Row*>(nullptr));
 
     // Blocks of `block` logits; a last block shorter than W joins the one before it.
     constexpr int64_t kMaxBlocks = 1024;
@@ -761,8 +834,9 @@ struct SimdKernels {
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t c0 = b * block;
       const int64_t len = block_len(b);
-      const float mb = span_max(z + c0, len);  // a NaN reaches the sum through exp(z - mb)
-      const BlockSums bs = exp_block_any(park != nullptr, linear, tr != nullptr, w != nullptr, z + c0,
+      const Row block_row = reader.from(c0);
+      const float mb = span_max(block_row, z + c0, len);  // a NaN reaches the sum through exp(z - mb)
+      const BlockSums bs = exp_block_any(park != nullptr, linear, tr != nullptr, w != nullptr, block_row, z + c0,
                                          park ? park + c0 : nullptr, w ? w + c0 : nullptr, tr ? tr + c0 : nullptr,
                                          len, mb, ome, smooth);
       block_max[b] = mb;
@@ -783,7 +857,7 @@ struct SimdKernels {
       linear_sum += shift * block_mass[b];  // (m - z) = (m_b - z) + (m - m_b)
     }
     // (math::log_row_sum; below = 0 when S >= 2 takes log S)
-    const double below = S < 2.0 ? wide_row_below(z, park, C, block, blocks, block_max, block_sum, m) : 0.0;
+    const double below = S < 2.0 ? wide_row_below(reader, z, park, C, block, blocks, block_max, block_sum, m) : 0.0;
     const double log_s = math::log_row_sum(S, below);
 
     math::RowParams<double, double> params;
@@ -799,12 +873,13 @@ struct SimdKernels {
     const double loss = row.loss;
     const double coef = row.coef;
     const double hit = row.hit;
-    const double rw = p.balance != Balance::Off ? balance_row_weight(p, n) : 1.0;
+    const double rw = (p.balance != Balance::Off ? balance_row_weight(p, n) : 1.0) *
+                      (p.sample_weight ? static_cast<double>(p.sample_weight[n]) : 1.0);
     if (p.loss_out) p.loss_out[n] = static_cast<float>(rw * loss);
     if (!g) return rw * loss;
 
-    // Pass 2: g = k (coef s - q) with s = e_b exp(m_b - m) / S.
-    const double k = row_scale(p, ctx, n, rw);
+    // Pass 2: g = k (coef s - q) with s = e_b exp(m_b - m) / S (and d z' / d z = scale).
+    const double k = row_scale(p, ctx, n, rw) * p.logit_scale;
     const int q = tr ? 2 : (eps != 0.0 ? 1 : 0);
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t c0 = b * block;
@@ -868,6 +943,7 @@ struct SimdKernels {
     const float* w;       // class factors (tile or class vector), or null for 1
     const float* pw;      // pos_weight (tile or class vector), or null for 1
     const float* rw;      // row-weight tile, or null
+    const float* sw;      // per-element sample weights (SPEC §3.7), or null
     const float* go;      // per-element upstream gradient, or null for `scale`
     float* loss_out;
     float* grad_out;
@@ -895,6 +971,7 @@ struct SimdKernels {
     }
     V w = s.w ? V::load(s.w + j) : V(1.0f);
     if (s.rw) w = w * V::load(s.rw + j);
+    if (s.sw) w = w * V::load(s.sw + j);
     const math::LossAndSlope<V> r =
         element_vector(e, V::load(s.x + j), V::load(s.t + j), w, s.pw ? V::load(s.pw + j) : V(1.0f));
     if (s.loss_out) r.loss.store(s.loss_out + j);
@@ -906,6 +983,7 @@ struct SimdKernels {
   static V element_tail(const ElementParams& e, const Span& s, int64_t j, int64_t n) {
     V w = s.w ? load_tail(s.w + j, n, 0.0f) : live_lanes(n);
     if (s.rw) w = w * load_tail(s.rw + j, n, 0.0f);
+    if (s.sw) w = w * load_tail(s.sw + j, n, 0.0f);
     const math::LossAndSlope<V> r = element_vector(e, load_tail(s.x + j, n, 0.0f), load_tail(s.t + j, n, 0.0f), w,
                                                    s.pw ? load_tail(s.pw + j, n, 1.0f) : V(1.0f));
     if (s.loss_out) store_tail(s.loss_out + j, r.loss, n);
@@ -939,7 +1017,7 @@ struct SimdKernels {
   }
 
   static double run_span(const ElementParams& e, const Span& s, int64_t count) {
-    if (s.w || s.pw || s.rw || s.go || s.loss_out) return element_run<0>(e, s, count);
+    if (s.w || s.pw || s.rw || s.sw || s.go || s.loss_out) return element_run<0>(e, s, count);
     switch (e.kind) {
       case LossKind::BCEWithLogits:
         return element_run<1>(e, s, count);
@@ -960,6 +1038,7 @@ struct SimdKernels {
   static Span offset(Span s, int64_t i) {
     s.x += i;
     if (s.t) s.t += i;
+    if (s.sw) s.sw += i;
     if (s.go) s.go += i;
     if (s.loss_out) s.loss_out += i;
     if (s.grad_out) s.grad_out += i;
@@ -973,6 +1052,13 @@ struct SimdKernels {
     base.x = p.logits;
     base.t = p.targets;
     base.go = ctx.per_element ? p.grad_output : nullptr;
+    // Sample weights (SPEC §3.7): one per element go with the span; one per row join the row weights.
+    const float* row_sample = p.sample_weight && !p.sample_weight_per_element ? p.sample_weight : nullptr;
+    base.sw = p.sample_weight_per_element ? p.sample_weight : nullptr;
+    const bool row_factor = e.by_row || row_sample != nullptr;
+    auto row_weight = [&](int64_t n) {
+      return (e.by_row ? static_cast<float>(balance_row_weight(p, n)) : 1.0f) * (row_sample ? row_sample[n] : 1.0f);
+    };
     base.loss_out = p.loss_out;
     base.grad_out = p.grad_out;
     base.scale = static_cast<float>(ctx.reduced_scale);
@@ -987,7 +1073,7 @@ struct SimdKernels {
       // Wide rows: the class vectors line up with each row; one row at a time.
       float* cf = class_factor ? w_tile : nullptr;
       for (int64_t n = begin; n < end; ++n) {
-        const float rw = e.by_row ? static_cast<float>(balance_row_weight(p, n)) : 1.0f;
+        const float rw = row_weight(n);
         for (int64_t c0 = 0; c0 < C; c0 += kTile) {
           const int64_t len = min64(kTile, C - c0);
           Span s = offset(base, n * C + c0);
@@ -996,7 +1082,7 @@ struct SimdKernels {
               cf[j] = class_weight(ctx, c0 + j) * (e.by_column ? ctx.balance_weight[c0 + j] : 1.0f) * rw;
             }
             s.w = cf;
-          } else if (e.by_row) {
+          } else if (row_factor) {
             for (int64_t j = 0; j < len; ++j) rw_tile[j] = rw;
             s.w = rw_tile;
           }
@@ -1031,9 +1117,9 @@ struct SimdKernels {
       Span s = offset(base, n0 * C);
       s.w = class_factor ? w_tile : nullptr;
       s.pw = ctx.pos_weight ? pw_tile : nullptr;
-      if (e.by_row) {
+      if (row_factor) {
         for (int64_t r = 0; r < rows; ++r) {
-          const float rw = static_cast<float>(balance_row_weight(p, n0 + r));
+          const float rw = row_weight(n0 + r);
           for (int64_t c = 0; c < C; ++c) rw_tile[r * C + c] = rw;
         }
         s.rw = rw_tile;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "../core/backend.h"
+#include "../core/logit_map.h"
 #include "../core/loss_terms.h"
 #include "../core/reductions.h"
 #include "cpu_internal.h"
@@ -69,6 +70,11 @@ inline double grad_scale(const Problem& p, const RunContext& s, int64_t i) {
   return s.per_element ? static_cast<double>(p.grad_output[i]) : s.reduced_scale;
 }
 
+// The sample weight (SPEC §3.7) at index i of the problem's array (a row, or an element), 1 without.
+inline double sample_weight(const Problem& p, int64_t i) {
+  return p.sample_weight ? static_cast<double>(p.sample_weight[i]) : 1.0;
+}
+
 // One softmax row: returns its (unweighted) loss; writes k * d loss / d z to g when g is not null.
 double softmax_row(const Problem& p, int64_t n, double class_weight_sum, double k, float* g) {
   const int64_t C = p.classes;
@@ -83,9 +89,20 @@ double softmax_row(const Problem& p, int64_t n, double class_weight_sum, double 
     return 0.0;
   }
 
-  float m = z[0];
-  for (int64_t c = 1; c < C; ++c) m = z[c] > m ? z[c] : m;  // a NaN anywhere reaches S below
-  const double zy = y >= 0 ? static_cast<double>(z[y]) : 0.0;
+  // The logit of class c, through the map of SPEC §3.6 when the call has one (core/logit_map.h).
+  const bool map = maps_logits(p);
+  const auto logit = [&](int64_t c) {
+    const double v = static_cast<double>(z[c]);
+    if (!map) return v;
+    const double margin_here = p.margin && c == y ? p.margin[y] : 0.0;
+    return math::mapped_logit(v, p.logit_bias ? p.logit_bias[c] : 0.0, margin_here, p.logit_scale);
+  };
+  double m = logit(0);
+  for (int64_t c = 1; c < C; ++c) {
+    const double v = logit(c);
+    m = v > m ? v : m;  // a NaN anywhere reaches S below
+  }
+  const double zy = y >= 0 ? logit(y) : 0.0;
 
   // Pass 1: S, and the linear terms of the loss; e_c parked in the gradient row.
   double S = 0.0;
@@ -93,7 +110,7 @@ double softmax_row(const Problem& p, int64_t n, double class_weight_sum, double 
   double linear = 0.0;  // sum_c (weight of class c in the loss) * (m - z_c)
   double target_mass = 0.0;  // probabilities: T = sum_c w_c t'_c
   for (int64_t c = 0; c < C; ++c) {
-    const double d = static_cast<double>(m) - static_cast<double>(z[c]);
+    const double d = m - logit(c);
     const double e = std::exp(-d);
     S += e;
     if (d != 0.0) below += e;  // (a NaN d is added: it must reach the loss)
@@ -119,8 +136,8 @@ double softmax_row(const Problem& p, int64_t n, double class_weight_sum, double 
   params.weight_sum = class_weight_sum;
   params.gamma = p.gamma;
   params.poly_epsilon = p.poly_epsilon;
-  const math::SoftmaxRow<double> row = math::row_terms(
-      p.loss, t != nullptr, math::SoftmaxSums<double>{static_cast<double>(m) - zy, log_s, linear, target_mass}, params);
+  const math::SoftmaxRow<double> row =
+      math::row_terms(p.loss, t != nullptr, math::SoftmaxSums<double>{m - zy, log_s, linear, target_mass}, params);
   if (g) {
     for (int64_t c = 0; c < C; ++c) {
       const double s = static_cast<double>(g[c]) * inv_s;
@@ -152,8 +169,8 @@ double rows_scalar(const Problem& p, const RunContext& scaling, int64_t begin, i
   double total = 0.0;
   if (is_row_loss(p.loss)) {
     for (int64_t n = begin; n < end; ++n) {
-      const double rw = p.balance != Balance::Off ? balance_row_weight(p, n) : 1.0;
-      const double k = grad_scale(p, scaling, n) * rw;
+      const double rw = (p.balance != Balance::Off ? balance_row_weight(p, n) : 1.0) * sample_weight(p, n);
+      const double k = grad_scale(p, scaling, n) * rw * p.logit_scale;
       float* g = p.grad_out ? p.grad_out + n * C : nullptr;
       const double loss = rw * softmax_row(p, n, class_weight_sum, k, g);
       if (p.loss_out) p.loss_out[n] = static_cast<float>(loss);
@@ -170,7 +187,8 @@ double rows_scalar(const Problem& p, const RunContext& scaling, int64_t begin, i
       const int64_t i = n * C + c;
       const double x = static_cast<double>(p.logits[i]);
       const double t = p.labels ? (c == y ? 1.0 : 0.0) : static_cast<double>(p.targets[i]);
-      const double bw = p.balance == Balance::Column && !by_row ? p.balance_weight[c] : rw;
+      const double bw = (p.balance == Balance::Column && !by_row ? p.balance_weight[c] : rw) *
+                        sample_weight(p, p.sample_weight_per_element ? i : n);
       const math::LossAndSlope<double> r = element_loss(p, scalars, c, x, t);
       const double loss = bw * r.loss;
       if (p.grad_out) p.grad_out[i] = static_cast<float>(grad_scale(p, scaling, i) * bw * r.slope);
@@ -365,7 +383,7 @@ double run_cpu(const Problem& p) {
     const int64_t C = p.classes;
     const int64_t pair = reads_target_pairs(p.loss) ? 2 : C;
     std::vector<float>& s = ctx.storage;
-    s.reserve(static_cast<size_t>(2 * C + 2 * pair));
+    s.reserve(static_cast<size_t>(4 * C + 2 * pair));
     auto copy = [&](const double* src, int64_t n) -> size_t {
       const size_t at = s.size();
       for (int64_t i = 0; i < n; ++i) s.push_back(static_cast<float>(src[i]));
@@ -375,10 +393,19 @@ double run_cpu(const Problem& p) {
     const size_t pw = p.pos_weight ? copy(p.pos_weight, C) : SIZE_MAX;
     const size_t al = p.alpha ? copy(p.alpha, pair) : SIZE_MAX;
     const size_t bw = p.balance_weight ? copy(p.balance_weight, pair) : SIZE_MAX;
+    // The logit map (SPEC §3.6): bias and margin as floats, zeros where absent, so that the kernels
+    // that map read both without a test.
+    ctx.map_logits = maps_logits(p);
+    const std::vector<double> zeros(ctx.map_logits ? static_cast<size_t>(C) : 0, 0.0);
+    const size_t lb = ctx.map_logits ? copy(p.logit_bias ? p.logit_bias : zeros.data(), C) : SIZE_MAX;
+    const size_t mg = ctx.map_logits ? copy(p.margin ? p.margin : zeros.data(), C) : SIZE_MAX;
+    ctx.logit_scale = static_cast<float>(p.logit_scale);
     ctx.class_weight = cw == SIZE_MAX ? nullptr : s.data() + cw;
     ctx.pos_weight = pw == SIZE_MAX ? nullptr : s.data() + pw;
     ctx.alpha = al == SIZE_MAX ? nullptr : s.data() + al;
     ctx.balance_weight = bw == SIZE_MAX ? nullptr : s.data() + bw;
+    ctx.logit_bias = lb == SIZE_MAX ? nullptr : s.data() + lb;
+    ctx.margin = mg == SIZE_MAX ? nullptr : s.data() + mg;
   }
   const cpu::RowsFn rows = cpu::rows_function(level);
 
