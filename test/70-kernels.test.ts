@@ -19,11 +19,43 @@ interface Family {
   spec: (C: number, rand: () => number) => LossSpec;
   target: 'index' | 'ignore' | 'probs' | 'elements';
   minC?: number;
+  /** Per-call weights (SPEC §3.7) of a call on N rows of C. */
+  call?: (N: number, C: number, rand: () => number) => { sampleWeight?: Float32Array; avgFactor?: number };
 }
 
 const w = (C: number, rand: () => number): number[] => Array.from({ length: C }, () => Math.fround(0.3 + rand()));
 
+const centered = (C: number, rand: () => number): number[] => Array.from({ length: C }, () => Math.fround(rand() * 4 - 2));
+const counts = (C: number, rand: () => number): number[] => Array.from({ length: C }, () => 1 + Math.floor(rand() * 1000));
+
 const FAMILIES: Family[] = [
+  // SPEC §3.6: the logit map in every row layout (and §3.7's per-call weights in rows and elements)
+  {
+    name: 'CE bias margin scale, weight smoothing ignore',
+    spec: (C, r) => ({ loss: 'CrossEntropyLoss', options: { logitBias: centered(C, r), margin: w(C, r), scale: 2.5, weight: w(C, r), labelSmoothing: 0.1, reduction: 'none' } }),
+    target: 'ignore',
+  },
+  { name: 'CE probabilities bias scale', spec: (C, r) => ({ loss: 'CrossEntropyLoss', options: { numClasses: C, logitBias: centered(C, r), scale: 0.5, reduction: 'sum' } }), target: 'probs' },
+  { name: 'focal softmax bias margin scale', spec: (C, r) => ({ loss: 'FocalLoss', options: { numClasses: C, gamma: 1.5, logitBias: centered(C, r), margin: w(C, r), scale: 3 } }), target: 'index', minC: 3 },
+  { name: 'LDAM s=30', spec: (C, r) => ({ loss: 'LDAMLoss', options: { samplesPerCls: counts(C, r), reduction: 'none' } }), target: 'index' },
+  {
+    name: 'CE sample weights avgFactor',
+    spec: (C, r) => ({ loss: 'CrossEntropyLoss', options: { weight: w(C, r) } }),
+    target: 'ignore',
+    call: (N, _C, r) => ({ sampleWeight: Float32Array.from({ length: N }, () => r() * 2), avgFactor: 3.5 }),
+  },
+  {
+    name: 'BCE sample weight per element',
+    spec: (C, r) => ({ loss: 'BCEWithLogitsLoss', options: { weight: w(C, r), reduction: 'none' } }),
+    target: 'elements',
+    call: (N, C, r) => ({ sampleWeight: Float32Array.from({ length: N * C }, () => r() * 2) }),
+  },
+  {
+    name: 'asl sample weight per row',
+    spec: (C) => ({ loss: 'AsymmetricLoss', options: { numClasses: C, reduction: 'sum' } }),
+    target: 'elements',
+    call: (N, _C, r) => ({ sampleWeight: Float32Array.from({ length: N }, () => r() * 2) }),
+  },
   { name: 'CE weight smoothing ignore', spec: (C, r) => ({ loss: 'CrossEntropyLoss', options: { weight: w(C, r), labelSmoothing: 0.1, reduction: 'none' } }), target: 'ignore' },
   { name: 'CE probabilities weight smoothing', spec: (C, r) => ({ loss: 'CrossEntropyLoss', options: { numClasses: C, weight: w(C, r), labelSmoothing: 0.05, reduction: 'sum' } }), target: 'probs' },
   { name: 'focal softmax gamma 0.5 alpha vector', spec: (C, r) => ({ loss: 'FocalLoss', options: { numClasses: C, gamma: 0.5, alpha: w(C, r), reduction: 'none' } }), target: 'index', minC: 3 },
@@ -79,18 +111,18 @@ describe('70 kernel levels, shapes and threads', () => {
           const loss = buildLoss(spec);
           const input = randomLogits(rand, N * C, 3);
           const target = makeTarget(family.target, rand, N, C);
-          const gradOutput = 0.75;
+          const opts = { gradOutput: 0.75, ...family.call?.(N, C, rand) };
           cbloss.setSimdLevel('scalar');
-          const expected = loss.forwardBackward(input, target, { gradOutput });
+          const expected = loss.forwardBackward(input, target, opts);
           cbloss.setSimdLevel(level);
-          const got = loss.forwardBackward(input, target, { gradOutput });
+          const got = loss.forwardBackward(input, target, opts);
           const what = `${family.name} N=${N} C=${C}`;
           if (typeof expected.loss === 'number') assertLossClose(got.loss as number, expected.loss, what);
           else assertLossArrayClose(got.loss as Float32Array, expected.loss, what);
           assertGradClose(got.grad, expected.grad, `${what} grad`);
           // in place: the gradient overwrites the logits
           const work = input.slice();
-          loss.forwardBackward(work, target, { gradOutput, out: { grad: work } });
+          loss.forwardBackward(work, target, { ...opts, out: { grad: work } });
           assert.deepEqual(work, got.grad, `${what} in place`);
         }
       });
@@ -110,10 +142,11 @@ describe('70 kernel levels, shapes and threads', () => {
           const loss = buildLoss(family.spec(C, rand));
           const input = randomLogits(rand, N * C, 3);
           const target = makeTarget(family.target, rand, N, C);
+          const opts = { gradOutput: 0.5, ...family.call?.(N, C, rand) };
           cbloss.setSimdLevel('scalar');
-          const expected = loss.forwardBackward(input, target, { gradOutput: 0.5 });
+          const expected = loss.forwardBackward(input, target, opts);
           cbloss.setSimdLevel(level);
-          const got = loss.forwardBackward(input, target, { gradOutput: 0.5 });
+          const got = loss.forwardBackward(input, target, opts);
           const what = `${family.name} N=${N} C=${C}`;
           if (typeof expected.loss === 'number') assertLossClose(got.loss as number, expected.loss, what);
           else assertLossArrayClose(got.loss as Float32Array, expected.loss, what);
@@ -139,6 +172,7 @@ describe('70 kernel levels, shapes and threads', () => {
       ['CE weight smoothing', { loss: 'CrossEntropyLoss', options: { weight, labelSmoothing: 0.1 } }, labels],
       ['CE probabilities', { loss: 'CrossEntropyLoss', options: { numClasses: C } }, probs],
       ['focal gamma 2', { loss: 'FocalLoss', options: { numClasses: C } }, labels],
+      ['CE bias margin scale', { loss: 'CrossEntropyLoss', options: { logitBias: weight, margin: weight, scale: 1.5 } }, labels],
     ];
     const buffer = new Float32Array(N * C + 3);
     for (const [name, spec, target] of cases) {

@@ -197,10 +197,10 @@ describe('90 the cbloss command', () => {
     const chart = p('recall.svg');
     const r = run(['demo', '--quick', '--seed', '3', '--chart', chart], 170_000);
     assert.equal(r.code, 0, r.stderr);
-    for (const name of ['softmax CE', 'focal γ=1', 'CB CE β=0.999', 'CB focal β=0.999']) assert.match(r.stdout, new RegExp(`^${name}\\s+0\\.\\d{3}`, 'm'));
+    for (const name of ['softmax CE', 'focal γ=1', 'CB CE β=0.999', 'CB focal β=0.999', 'Balanced Softmax', 'LDAM-DRW']) assert.match(r.stdout, new RegExp(`^${name}\\s+0\\.\\d{3}`, 'm'));
     assert.match(r.stdout, /balanced acc/);
     const svg = fs.readFileSync(chart, 'utf8');
     assert.match(svg, /^<svg /);
-    assert.equal((svg.match(/<rect x="[0-9.]+" y="[0-9.]+" width="[0-9.]+" height="[0-9.]+" fill="#/g) ?? []).length, 40 + 4);
+    assert.equal((svg.match(/<rect x="[0-9.]+" y="[0-9.]+" width="[0-9.]+" height="[0-9.]+" fill="#/g) ?? []).length, 60 + 6);
   });
 });

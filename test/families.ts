@@ -38,9 +38,14 @@ export interface Family {
   classes?: number;
   /** The logits are N×C but the loss sees one flat array (binary focal). */
   flat?: boolean;
+  /** Per-call weights (SPEC §3.7) for a call on N rows of C (avgFactor used with the mean reductions). */
+  call?: (N: number, C: number, rand: () => number) => { sampleWeight?: number[]; avgFactor?: number };
 }
 
 const weights = (C: number, rand: () => number): number[] => Array.from({ length: C }, () => Math.fround(0.2 + 1.5 * rand()));
+const centered = (C: number, rand: () => number): number[] => Array.from({ length: C }, () => Math.fround(rand() * 4 - 2));
+const counts = (C: number, rand: () => number): number[] => Array.from({ length: C }, () => 1 + Math.floor(rand() * 1000));
+const rowWeights = (n: number, rand: () => number): number[] => Array.from({ length: n }, () => Math.fround(rand() * 2));
 const R3 = ['none', 'mean', 'sum'];
 
 export const families: Family[] = [
@@ -139,13 +144,48 @@ export const families: Family[] = [
   })),
   { name: 'asl detachFocusing', loss: 'AsymmetricLoss', options: (C) => ({ numClasses: C, detachFocusing: true }), target: soft, reductions: R3 },
   { name: 'asl index targets', loss: 'AsymmetricLoss', options: () => ({ gammaNeg: 2 }), target: indices, reductions: R3 },
+  // SPEC §3.6: the logit map
+  {
+    name: 'CE bias margin scale',
+    loss: 'CrossEntropyLoss',
+    options: (C, r) => ({ logitBias: centered(C, r), margin: weights(C, r), scale: 2.5 }),
+    target: indices,
+    reductions: R3,
+  },
+  {
+    name: 'CE bias margin weight smoothing ignore',
+    loss: 'CrossEntropyLoss',
+    options: (C, r) => ({ logitBias: centered(C, r), margin: weights(C, r), weight: weights(C, r), labelSmoothing: 0.2 }),
+    target: withIgnored(-100),
+    reductions: R3,
+  },
+  { name: 'CE probabilities bias scale', loss: 'CrossEntropyLoss', options: (C, r) => ({ logitBias: centered(C, r), scale: 0.5 }), target: probabilities, reductions: R3 },
+  {
+    name: 'focal softmax bias margin scale',
+    loss: 'FocalLoss',
+    options: (C, r) => ({ numClasses: C, gamma: 2, logitBias: centered(C, r), margin: weights(C, r), scale: 3 }),
+    target: indices,
+    reductions: R3,
+  },
+  { name: 'focal two-class softmax with bias', loss: 'FocalLoss', options: (_C, r) => ({ numClasses: 2, gamma: 1, logitBias: centered(2, r) }), target: indices, reductions: R3, classes: 2 },
+  { name: 'balanced softmax tau=0.7', loss: 'BalancedSoftmaxLoss', options: (C, r) => ({ samplesPerCls: counts(C, r), tau: 0.7 }), target: indices, reductions: R3 },
+  { name: 'LDAM s=10 weight', loss: 'LDAMLoss', options: (C, r) => ({ samplesPerCls: counts(C, r), scale: 10, weight: weights(C, r) }), target: indices, reductions: R3 },
+  // SPEC §3.7: per-call sample weights and avgFactor
+  { name: 'CE sample weights', loss: 'CrossEntropyLoss', options: () => ({}), target: withIgnored(-100), reductions: R3, call: (N, _C, r) => ({ sampleWeight: rowWeights(N, r), avgFactor: 2.5 }) },
+  { name: 'focal softmax sample weights', loss: 'FocalLoss', options: (C) => ({ numClasses: C }), target: indices, reductions: R3, call: (N, _C, r) => ({ sampleWeight: rowWeights(N, r) }) },
+  { name: 'BCE sample weight per element avgFactor', loss: 'BCEWithLogitsLoss', options: (C) => ({ numClasses: C }), target: soft, reductions: R3, call: (N, C, r) => ({ sampleWeight: rowWeights(N * C, r), avgFactor: 7 }) },
+  { name: 'asl sample weight per row', loss: 'AsymmetricLoss', options: (C) => ({ numClasses: C }), target: hard, reductions: R3, call: (N, _C, r) => ({ sampleWeight: rowWeights(N, r) }) },
+  { name: 'poly sample weights avgFactor', loss: 'PolyLoss', options: () => ({}), target: indices, reductions: R3, call: (N, _C, r) => ({ sampleWeight: rowWeights(N, r), avgFactor: 3 }) },
 ];
 
 const CB_REDUCTIONS = ['none', 'mean', 'sum', 'batchmean', 'weightedmean'];
 
 export function cbFamilies(): Family[] {
   const out: Family[] = [];
-  const bases = families.filter((f) => !f.name.includes('flat') && !f.name.includes('gamma=0 ') && !f.name.startsWith('focal softmax gamma=3.5'));
+  // (The per-call weights stay out: they are the call's, not the base loss's.)
+  const bases = families.filter(
+    (f) => !f.call && !f.name.includes('flat') && !f.name.includes('gamma=0 ') && !f.name.startsWith('focal softmax gamma=3.5'),
+  );
   for (const base of bases) {
     for (const beta of [0, 0.9, 0.999, 1]) {
       const multiLabel = ['BCEWithLogitsLoss', 'SigmoidFocalLoss', 'AsymmetricLoss'].includes(base.loss);
@@ -197,7 +237,10 @@ export function runFamily(f: Family, seed: number, mode: RunMode = {}): void {
     const options = { ...baseOptions, reduction };
     const input = randomLogits(rand, N * C);
     const target = f.target(rand, N, C);
-    const refCase: RefCase = { loss: f.loss, options, target };
+    const perCall = f.call?.(N, C, rand);
+    const avgFactor = reduction === 'mean' ? perCall?.avgFactor : undefined;
+    const refCase: RefCase = { loss: f.loss, options, target, sampleWeight: perCall?.sampleWeight, avgFactor };
+    const callOptions = { sampleWeight: perCall?.sampleWeight, avgFactor };
     const expected = referenceLoss(refCase, input);
     const outputs = Array.isArray(expected) ? expected.length : 1;
     const gradOutput =
@@ -214,12 +257,12 @@ export function runFamily(f: Family, seed: number, mode: RunMode = {}): void {
       const hostOnly = target.kind === 'int' && target.values.length === N * C && C > 1;
       const x = DeviceTensor.from(input, { device: mode.device });
       const t = hostOnly ? apiTarget : DeviceTensor.from(apiTarget, { device: mode.device });
-      const result = loss.forwardBackward(x, t, { gradOutput });
+      const result = loss.forwardBackward(x, t, { gradOutput, ...callOptions });
       lossValue = result.loss instanceof DeviceTensor ? result.loss.toHost() : result.loss;
       grad = result.grad.toHost() as Float32Array;
       for (const d of [x, t, result.grad, result.loss]) if (d instanceof DeviceTensor) d.dispose();
     } else {
-      const result = loss.forwardBackward(input, apiTarget, { gradOutput });
+      const result = loss.forwardBackward(input, apiTarget, { gradOutput, ...callOptions });
       lossValue = result.loss as number | Float32Array;
       grad = result.grad;
     }

@@ -4,6 +4,8 @@
 
 export type LossName =
   | 'CrossEntropyLoss'
+  | 'BalancedSoftmaxLoss'
+  | 'LDAMLoss'
   | 'BCEWithLogitsLoss'
   | 'FocalLoss'
   | 'SigmoidFocalLoss'
@@ -19,6 +21,49 @@ export interface LossSpec {
 export interface RefCase extends LossSpec {
   /** Integer targets (class indices or 0/1 elements) or float targets. */
   target: { kind: 'int'; values: number[] } | { kind: 'float'; values: number[] };
+  /** SPEC §3.7, per call: one weight per row or per output element; the mean's divisor. */
+  sampleWeight?: number[];
+  avgFactor?: number;
+}
+
+/**
+ * BalancedSoftmaxLoss and LDAMLoss as the CrossEntropyLoss they are (SPEC §3.6), their vectors from the
+ * papers' formulas: b_c = τ·log(n_c / Σn), m_c = maxMargin·n_c^(−1/4) / max_j n_j^(−1/4).
+ */
+function asCrossEntropy(spec: LossSpec): LossSpec {
+  if (spec.loss !== 'BalancedSoftmaxLoss' && spec.loss !== 'LDAMLoss') return spec;
+  const { samplesPerCls, samples_per_cls, tau, maxMargin, max_m, ...rest } = spec.options;
+  const counts = Array.from((samplesPerCls ?? samples_per_cls) as ArrayLike<number>);
+  const total = counts.reduce((a, b) => a + b, 0);
+  if (spec.loss === 'BalancedSoftmaxLoss') {
+    const t = (tau as number | undefined) ?? 1;
+    return { loss: 'CrossEntropyLoss', options: { ...rest, logitBias: counts.map((n) => t * Math.log(n / total)) } };
+  }
+  const top = ((maxMargin ?? max_m) as number | undefined) ?? 0.5;
+  const largest = Math.max(...counts.map((n) => 1 / Math.sqrt(Math.sqrt(n))));
+  const margin = counts.map((n) => (top / Math.sqrt(Math.sqrt(n))) / largest);
+  return { loss: 'CrossEntropyLoss', options: { scale: 30, ...rest, margin } };
+}
+
+/**
+ * The logits a softmax loss sees under SPEC §3.6: z'_{n,c} = s·(z_{n,c} + b_c − [c = y_n]·m_{y_n}), formed
+ * in float32 one operation at a time, as PyTorch's composed `s * (x + b - m * onehot)` on float32
+ * tensors forms it (and the package, docs/semantics.md); the loss at z' is then taken in float64. (The
+ * logits unchanged without logitBias, margin or scale.)
+ */
+function mappedLogits(z: ArrayLike<number>, o: Record<string, unknown>, C: number, labels: number[] | null): ArrayLike<number> {
+  const bias = vec(o, 'logitBias', 'logit_bias');
+  const margin = vec(o, 'margin');
+  const scale = (o.scale as number | undefined) ?? 1;
+  if (!bias && !margin && scale === 1) return z;
+  const out = new Float64Array(z.length);
+  for (let i = 0; i < z.length; i++) {
+    const c = i % C;
+    const y = labels ? labels[Math.floor(i / C)] : -1;
+    const f = Math.fround;
+    out[i] = f(f(f(z[i] + f(bias?.[c] ?? 0)) - f(margin && c === y ? margin[c] : 0)) * f(scale));
+  }
+  return out;
 }
 
 const log1p = Math.log1p;
@@ -66,7 +111,9 @@ function classesOf(spec: LossSpec, M: number, targetLength: number, isInt: boole
     (o.numClasses as number | undefined) ??
     (o.num_classes as number | undefined) ??
     (vec(o, 'weight')?.length) ??
-    (vec(o, 'posWeight', 'pos_weight')?.length);
+    (vec(o, 'posWeight', 'pos_weight')?.length) ??
+    (vec(o, 'logitBias', 'logit_bias')?.length) ??
+    (vec(o, 'margin')?.length);
   if (C !== undefined) return C;
   if (isInt && targetLength !== M) return M / targetLength;
   return 1;
@@ -112,6 +159,7 @@ function unreduced(
   forcedC?: number,
   focusAt?: ArrayLike<number>,
 ): Unreduced {
+  spec = asCrossEntropy(spec);
   const o = spec.options;
   const M = z.length;
   const t = tc.values;
@@ -129,6 +177,7 @@ function unreduced(
   if (spec.loss === 'CrossEntropyLoss') {
     const C = classesOf(spec, M, t.length, isInt, forcedC);
     const N = M / C;
+    z = mappedLogits(z, o, C, isInt ? t : null);
     const w = vec(o, 'weight') ?? new Array<number>(C).fill(1);
     const eps = num(o, 'labelSmoothing', 'label_smoothing', 0);
     if (isInt) {
@@ -158,7 +207,8 @@ function unreduced(
     const C = (o.numClasses ?? o.num_classes) as number;
     const gamma = num(o, 'gamma', undefined, 2);
     const alphaOpt = o.alpha;
-    const binary = C === 2 && (!isInt || t.length === M);
+    const mapped = ['logitBias', 'logit_bias', 'margin', 'scale'].some((k) => o[k] !== undefined);
+    const binary = C === 2 && !mapped && (!isInt || t.length === M);
     if (binary) {
       const values: number[] = [];
       const targetRows: number[][] = [];
@@ -174,6 +224,7 @@ function unreduced(
       return { values, perRow: 1, rows: M, meanDivisor: M, targetRows, ignored: values.map(() => false) };
     }
     const N = M / C;
+    z = mappedLogits(z, o, C, t);
     const values: number[] = [];
     const targetRows: number[][] = [];
     for (let n = 0; n < N; n++) {
@@ -228,13 +279,28 @@ export function referenceWeights(counts: number[], beta: number): number[] {
 type Reduced = { values: number[] } | { total: number; divisor: number };
 
 function reduced(c: RefCase, z: ArrayLike<number>, focusAt?: ArrayLike<number>): Reduced {
+  const r = reducedWithoutCallWeights(c, z, focusAt);
+  const sw = c.sampleWeight;
+  const weigh = (values: number[], perRow: number): number[] =>
+    sw ? values.map((v, i) => v * (sw.length === values.length ? sw[i] : sw[Math.floor(i / perRow)])) : values;
+  if ('values' in r.result) return { values: weigh(r.result.values, r.perRow) };
+  const total = sw ? weigh(r.weighted, r.perRow).reduce((a, b) => a + b, 0) : r.result.total;
+  return { total, divisor: c.avgFactor !== undefined && r.isMean ? c.avgFactor : r.result.divisor };
+}
+
+/** reduced() before SPEC §3.7's per-call weights: the result, its weighted elements and their grouping. */
+function reducedWithoutCallWeights(
+  c: RefCase,
+  z: ArrayLike<number>,
+  focusAt?: ArrayLike<number>,
+): { result: Reduced; weighted: number[]; perRow: number; isMean: boolean } {
   const o = c.options;
   if (c.loss !== 'ClassBalancedLoss') {
     const u = unreduced(c, z, c.target, undefined, focusAt);
     const reduction = (o.reduction as string | undefined) ?? (c.loss === 'SigmoidFocalLoss' ? 'none' : 'mean');
     const total = u.values.reduce((a, b) => a + b, 0);
-    if (reduction === 'none') return { values: u.values };
-    return { total, divisor: reduction === 'sum' ? 1 : u.meanDivisor };
+    const result: Reduced = reduction === 'none' ? { values: u.values } : { total, divisor: reduction === 'sum' ? 1 : u.meanDivisor };
+    return { result, weighted: u.values, perRow: u.perRow, isMean: reduction !== 'sum' && reduction !== 'none' };
   }
   const base = (o.lossFunc ?? o.loss_func) as LossSpec;
   const C = (o.numClasses ?? o.num_classes) as number;
@@ -247,17 +313,19 @@ function reduced(c: RefCase, z: ArrayLike<number>, focusAt?: ArrayLike<number>):
     return v * (byClass ? w[i % u.perRow] : rowWeights[n]);
   });
   const total = weighted.reduce((a, b) => a + b, 0);
-  switch ((o.reduction as string | undefined) ?? 'mean') {
+  const reduction = (o.reduction as string | undefined) ?? 'mean';
+  const wrap = (result: Reduced) => ({ result, weighted, perRow: u.perRow, isMean: reduction !== 'sum' && reduction !== 'none' });
+  switch (reduction) {
     case 'none':
-      return { values: weighted };
+      return wrap({ values: weighted });
     case 'sum':
-      return { total, divisor: 1 };
+      return wrap({ total, divisor: 1 });
     case 'batchmean':
-      return { total, divisor: u.rows };
+      return wrap({ total, divisor: u.rows });
     case 'weightedmean':
-      return { total, divisor: rowWeights.reduce((a, b) => a + b, 0) };
+      return wrap({ total, divisor: rowWeights.reduce((a, b) => a + b, 0) });
     default:
-      return { total, divisor: weighted.length };
+      return wrap({ total, divisor: weighted.length });
   }
 }
 
@@ -272,10 +340,37 @@ export function referenceLoss(c: RefCase, z: ArrayLike<number>, focusAt?: ArrayL
   return r.divisor === 0 ? NaN : r.total / r.divisor;
 }
 
+const MAP_OPTIONS = ['logitBias', 'logit_bias', 'margin', 'scale'];
+
+/**
+ * A case with a logit map (SPEC §3.6) as the same case without one, at the mapped point z' (formed in
+ * float32, mappedLogits), and the map's scale s: d loss / d z = s · d loss / d z' (z' is affine in z;
+ * differences taken through the float32 rounding of z' would see its steps, not its slope). Null
+ * without a map.
+ */
+function withoutMap(c: RefCase, z: ArrayLike<number>): { plain: RefCase; at: Float64Array; scale: number } | null {
+  const cb = c.loss === 'ClassBalancedLoss';
+  const base = asCrossEntropy(cb ? ((c.options.lossFunc ?? c.options.loss_func) as LossSpec) : c);
+  if (!MAP_OPTIONS.some((k) => base.options[k] !== undefined)) return null;
+  const t = c.target.values;
+  const isInt = c.target.kind === 'int';
+  const C = cb || base.loss === 'FocalLoss'
+    ? ((c.options.numClasses ?? c.options.num_classes ?? base.options.numClasses ?? base.options.num_classes) as number)
+    : classesOf(base, z.length, t.length, isInt);
+  const at = Float64Array.from(mappedLogits(z, base.options, C, isInt && t.length === z.length / C ? t : null));
+  const options = Object.fromEntries(Object.entries(base.options).filter(([k]) => !MAP_OPTIONS.includes(k)));
+  options.numClasses = C; // (the vectors that told C are gone; the two-class focal softmax stays one)
+  const plainBase: LossSpec = { loss: base.loss, options };
+  const plain: RefCase = cb ? { ...c, options: { ...c.options, lossFunc: plainBase, loss_func: undefined } } : { ...c, ...plainBase };
+  return { plain, at, scale: (base.options.scale as number | undefined) ?? 1 };
+}
+
 /**
  * d(Σ gradOutput·loss)/dz by central differences of referenceLoss in float64.
  */
 export function referenceGrad(c: RefCase, z: Float64Array, gradOutput: number | number[]): Float64Array {
+  const split = withoutMap(c, z);
+  if (split) return referenceGrad(split.plain, split.at, gradOutput).map((g) => g * split.scale);
   const scalarize = (v: number | number[]): number => {
     if (typeof v === 'number') return v * (gradOutput as number);
     return v.reduce((a, x, i) => a + x * (typeof gradOutput === 'number' ? gradOutput : gradOutput[i]), 0);

@@ -206,10 +206,10 @@ struct SimdKernels {
     if (!p.grad_out) return terms.loss;
 
     // Pass 2, row by row: g = kc e - k q_c, and - kh at the label; ignored rows get zeros.
-    alignas(64) float kcf[W], kf[W], khf[W];
+    alignas(64) float kcf[W], kf[W], labelf[W];
     terms.kc.store(kcf);
     terms.k.store(kf);
-    terms.kh.store(khf);
+    terms.label.store(labelf);
     for (int r = 0; r < valid; ++r) {
       const int64_t n = n0 + r;
       float* g = p.grad_out + n * C;
@@ -232,7 +232,7 @@ struct SimdKernels {
         out.store(g + at(i));  // the last vector rewrites the overlap with the same values
       }
       const int32_t y = static_cast<int32_t>(label[r]);
-      if (y >= 0) g[y] -= khf[r];
+      if (y >= 0) g[y] = labelf[r];
     }
     return terms.loss;
   }
@@ -390,6 +390,7 @@ struct SimdKernels {
     V k;   // upstream gradient times row weight (0 where the lane does not count)
     V kc;  // k coef / S: the factor of e_c
     V kh;  // k hit: subtracted at the label
+    V label;  // the gradient at the label (index targets; math::label_minus_sum)
   };
 
   static LaneTerms lane_terms(const Problem& p, const RunContext& ctx, int64_t n0, int64_t valid, V live, V m,
@@ -422,6 +423,12 @@ struct SimdKernels {
     out.k = simd::select(counted, go * rw * V(ctx.logit_scale), V(0.0f));  // (d z' / d z = scale)
     out.kc = out.k * row.coef * inv_s;
     out.kh = out.k * row.hit;
+    if (p.labels) {
+      const V e_y = simd::m_exp_neg(m - zy);
+      const V gap = simd::select((e_y == V(1.0f)) & (S < V(1.5f)), V(0.0f) - below, e_y - S);
+      out.label = out.kc * gap + out.k * (row.coef - row.hit);
+      if (eps != 0.0f) out.label = out.label - out.k * params.smooth * wy;
+    }
     return out;
   }
 
@@ -495,14 +502,14 @@ struct SimdKernels {
 
     // Pass 2: the gradient columns, then back to rows.
     const auto counted = live != V(0.0f);
-    const V k = terms.k, kc = terms.kc, kh = terms.kh;
+    const V k = terms.k, kc = terms.kc, label = terms.label;
     for (int64_t c = 0; c < C; ++c) {
       V g = kc * V::load(z[c]);
       if (probs) {
         g = g - k * V::load(t[c]);
       } else {
         if (eps != 0.0f) g = g - k * V(smooth * (w ? w[c] : 1.0f));
-        g = simd::select(yf == V(static_cast<float>(c)), g - kh, g);
+        g = simd::select(yf == V(static_cast<float>(c)), label, g);
       }
       g = simd::select(counted, g, V(0.0f));
       g.store(z[c]);
@@ -894,7 +901,11 @@ struct SimdKernels {
       }
     }
     if (stream) store_fence();
-    if (y >= 0) g[y] -= static_cast<float>(k * hit);
+    if (y >= 0) {  // (math::label_minus_sum, in double)
+      const double gap = math::label_minus_sum(std::exp(zy - m), S, below);
+      const double smooth_y = eps != 0.0 ? params.smooth * (w ? static_cast<double>(w[y]) : 1.0) : 0.0;
+      g[y] = static_cast<float>(k * coef * gap / S + k * (coef - hit) - k * smooth_y);
+    }
     return rw * loss;
   }
 

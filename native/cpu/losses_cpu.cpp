@@ -89,13 +89,15 @@ double softmax_row(const Problem& p, int64_t n, double class_weight_sum, double 
     return 0.0;
   }
 
-  // The logit of class c, through the map of SPEC §3.6 when the call has one (core/logit_map.h).
+  // The logit of class c, through the map of SPEC §3.6 when the call has one (core/logit_map.h): in
+  // float, as every other layout and backend (and PyTorch's composed s * (x + b - m) in float32) forms
+  // it, so that all of them take the loss at the same z'.
   const bool map = maps_logits(p);
   const auto logit = [&](int64_t c) {
-    const double v = static_cast<double>(z[c]);
-    if (!map) return v;
-    const double margin_here = p.margin && c == y ? p.margin[y] : 0.0;
-    return math::mapped_logit(v, p.logit_bias ? p.logit_bias[c] : 0.0, margin_here, p.logit_scale);
+    if (!map) return static_cast<double>(z[c]);
+    const float margin_here = p.margin && c == y ? static_cast<float>(p.margin[y]) : 0.0f;
+    const float bias = p.logit_bias ? static_cast<float>(p.logit_bias[c]) : 0.0f;
+    return static_cast<double>(math::mapped_logit(z[c], bias, margin_here, static_cast<float>(p.logit_scale)));
   };
   double m = logit(0);
   for (int64_t c = 1; c < C; ++c) {

@@ -82,6 +82,21 @@ struct Mask {
   friend Mask operator|(Mask a, Mask b) { return Mask(a.m | b.m); }
 };
 
+// v as it is, in a register: the compiler may not fuse the operation that made it into the next one
+// (core/logit_map.h: a mapped logit is rounded before the row max is subtracted from it).
+template <int W>
+inline Vec<W> opaque(Vec<W> v) {
+#if defined(__x86_64__) || defined(__i386__)
+  __asm__("" : "+x"(v.v));
+#elif defined(__aarch64__)
+  __asm__("" : "+w"(v.v));
+#else
+  volatile typename Vec<W>::raw_t held = v.v;
+  v.v = held;
+#endif
+  return v;
+}
+
 template <int W>
 inline Vec<W> select(Mask<W> mask, Vec<W> a, Vec<W> b) {
   return Vec<W>(mask.m ? a.v : b.v);

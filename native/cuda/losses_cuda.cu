@@ -197,6 +197,7 @@ DeviceContext& context_for(int device) {
 // option vectors as floats.
 struct ParamLayout {
   size_t divisor = 0, sum = 0, first_bad = 0, class_weight = 0, pos_weight = 0, alpha = 0, balance = 0;
+  size_t logit_bias = 0, margin = 0;  // the logit map (both, when the call maps its logits)
   size_t bytes = 0;
 };
 
@@ -212,6 +213,8 @@ ParamLayout param_layout(const Problem& p) {
   l.pos_weight = pack.add(p.pos_weight ? C * sizeof(float) : 0);
   l.alpha = pack.add(p.alpha ? pair * sizeof(float) : 0);
   l.balance = pack.add(p.balance_weight ? pair * sizeof(float) : 0);
+  l.logit_bias = pack.add(maps_logits(p) ? C * sizeof(float) : 0);
+  l.margin = pack.add(maps_logits(p) ? C * sizeof(float) : 0);
   l.bytes = pack.size();
   return l;
 }
@@ -235,6 +238,12 @@ KernelArgs upload_params(DeviceContext& ctx, const Problem& p, const ParamLayout
   if (p.pos_weight) put_floats(host, l.pos_weight, p.pos_weight, C);
   if (p.alpha) put_floats(host, l.alpha, p.alpha, pair);
   if (p.balance_weight) put_floats(host, l.balance, p.balance_weight, pair);
+  const bool map = maps_logits(p);
+  if (map) {
+    const std::vector<double> zeros(C, 0.0);
+    put_floats(host, l.logit_bias, p.logit_bias ? p.logit_bias : zeros.data(), C);
+    put_floats(host, l.margin, p.margin ? p.margin : zeros.data(), C);
+  }
   check(cudaMemcpyAsync(dev, host, l.bytes, cudaMemcpyHostToDevice, stream), "copy to the device");
 
   KernelArgs a{};
@@ -245,6 +254,11 @@ KernelArgs upload_params(DeviceContext& ctx, const Problem& p, const ParamLayout
   a.alpha = p.alpha ? reinterpret_cast<const float*>(dev + l.alpha) : nullptr;
   a.balance_weight = p.balance_weight ? reinterpret_cast<const float*>(dev + l.balance) : nullptr;
   a.balance = p.balance;
+  a.map_logits = map;
+  a.logit_bias = map ? reinterpret_cast<const float*>(dev + l.logit_bias) : nullptr;
+  a.margin = map ? reinterpret_cast<const float*>(dev + l.margin) : nullptr;
+  a.logit_scale = static_cast<float>(p.logit_scale);
+  a.sample_weight_per_element = p.sample_weight_per_element;
   a.grad_output_scalar = static_cast<float>(p.grad_output_scalar);
   a.divisor = reinterpret_cast<const double*>(dev + l.divisor);
   a.alpha_scalar = static_cast<float>(p.alpha_scalar);
@@ -292,6 +306,7 @@ double finish(const Problem& p, double sum, double divisor) {
 
 // The divisor when it does not depend on the targets (host- or device-resident alike), or NaN.
 double constant_divisor(const Problem& p) {
+  if (p.avg_factor > 0.0 && p.divisor != Divisor::None && p.divisor != Divisor::One) return p.avg_factor;
   switch (p.divisor) {
     case Divisor::None:
     case Divisor::One: return 1.0;
@@ -335,6 +350,7 @@ double run_on_device(DeviceContext& ctx, const Problem& p) {
   a.labels = p.labels;
   a.targets = p.targets;
   a.grad_output = p.grad_output;
+  a.sample_weight = p.sample_weight;
 
   if (p.labels) {
     // The labels are checked first on the stream; every later kernel that reads labels or writes
@@ -396,7 +412,7 @@ struct ChunkInput {
 
 // Stages what must be staged, then sends the chunk's inputs: in one transfer of the staging buffer when
 // none is direct (the usual case: one call), else array by array.
-void send_inputs(const ChunkInput (&inputs)[4], char* staging, char* device, cudaStream_t stream) {
+void send_inputs(const ChunkInput (&inputs)[5], char* staging, char* device, cudaStream_t stream) {
   size_t end = 0;
   bool any_direct = false;
   for (const ChunkInput& in : inputs) {
@@ -445,6 +461,10 @@ double run_host_arrays(DeviceContext& ctx, const Problem& p) {
   const size_t labels_at = in.add(p.labels ? static_cast<size_t>(chunk_rows_max) * sizeof(int32_t) : 0);
   const size_t targets_at = in.add(p.targets ? chunk_elems * sizeof(float) : 0);
   const size_t grad_output_at = in.add(p.grad_output ? chunk_outputs * sizeof(float) : 0);
+  // Sample weights go with their rows: one a row, or one a logit.
+  const bool weight_per_element = p.sample_weight_per_element;
+  const size_t sample_weight_at =
+      in.add(p.sample_weight ? (weight_per_element ? chunk_elems : static_cast<size_t>(chunk_rows_max)) * sizeof(float) : 0);
   Packing out;
   const size_t grad_at = out.add(p.grad_out ? chunk_elems * sizeof(float) : 0);
   const size_t loss_at = out.add(p.loss_out ? chunk_outputs * sizeof(float) : 0);
@@ -500,6 +520,8 @@ double run_host_arrays(DeviceContext& ctx, const Problem& p) {
         {p.labels ? p.labels + r0 : nullptr, labels_at, static_cast<size_t>(nr) * sizeof(int32_t), false, false},
         {p.targets ? p.targets + r0 * C : nullptr, targets_at, elems * sizeof(float), direct.targets, true},
         {p.grad_output ? p.grad_output + first_output : nullptr, grad_output_at, outputs * sizeof(float), false, false},
+        {p.sample_weight ? p.sample_weight + (weight_per_element ? r0 * C : r0) : nullptr, sample_weight_at,
+         (weight_per_element ? elems : static_cast<size_t>(nr)) * sizeof(float), false, weight_per_element},
     };
     send_inputs(inputs, hin, din, s.stream);
 
@@ -509,6 +531,7 @@ double run_host_arrays(DeviceContext& ctx, const Problem& p) {
     a.labels = p.labels ? reinterpret_cast<const int32_t*>(din + labels_at) : nullptr;
     a.targets = p.targets ? reinterpret_cast<const float*>(din + targets_at) : nullptr;
     a.grad_output = p.grad_output ? reinterpret_cast<const float*>(din + grad_output_at) : nullptr;
+    a.sample_weight = p.sample_weight ? reinterpret_cast<const float*>(din + sample_weight_at) : nullptr;
     a.grad = p.grad_out ? dout + grad_at : nullptr;
     a.row_loss = rows ? reinterpret_cast<float*>(scratch + row_loss_at) + r0 : nullptr;
     a.element_loss = !rows && p.loss_out ? reinterpret_cast<float*>(dout + loss_at) : nullptr;

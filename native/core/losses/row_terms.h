@@ -46,6 +46,17 @@ CBL_HD T log_row_sum(T S, T below, T inv_s) {
   return m_log(S) + select(S - below < T(1.5), (below - (S - T(1))) * inv_s, T(0));
 }
 
+// e_y - S for the gradient at the label, which every layout writes as
+//   d loss / d z_y = k coef (e_y - S) / S + k (coef - hit) - k q'_y
+// (the same as k (coef e_y / S - hit) - k q'_y, q'_y the per-class target term): for a confident row whose
+// label holds the max (e_y = 1, S < 1.5), 1 - S cancels in float — and so did coef / S - hit, which left
+// the label's gradient ~6e-8 k off where it is ~1e-3 k small (a scaled logit map makes k large) — so
+// there it is -below, exact (S < 1.5: one max, S = 1 + below). Scalar T; the SIMD lanes select the same.
+template <class T>
+CBL_HD T label_minus_sum(T e_y, T S, T below) {
+  return e_y == T(1) && S < T(1.5) ? -below : e_y - S;
+}
+
 // The per-call and per-row parameters a row policy may read (each reads its own).
 template <class T, class G>
 struct RowParams {

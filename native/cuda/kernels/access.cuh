@@ -9,6 +9,7 @@
 #include "../../core/math.h"
 #include "../../core/problem.h"
 #include "../../core/reductions.h"
+#include "../../core/logit_map.h"
 #include "../../core/loss_terms.h"
 #include "../cuda_api.h"
 #include "../kernel_args.h"

@@ -67,6 +67,7 @@ __global__ void __launch_bounds__(B, B == kBlock ? held_min_blocks(V, R) : 1) cl
     const int end = row.ignored ? begin : stop;
     float v[R][V];
     load_held<T, V, R, B>(v, a.logits, n * C, begin, end, lane);
+    map_held<V, R, B>(v, a, row.y, begin, end, lane);
     RowStats st{cluster_max(exchange, group_max<B>(held_max<V, R, B>(v, begin, end, lane))), kNoSums};
     st.sums = cluster_sum(exchange, group_sum<B>(held_sums<V, R, B>(v, a, r, n, row.y, st.m, begin, end, lane)));
     RowGradient g{};

@@ -61,6 +61,7 @@ __global__ void __launch_bounds__(kBlock, 4) elements_kernel(KernelArgs a) {
         else if (a.balance == Balance::Column) w *= a.balance_weight[c];
         else w *= a.labels ? a.balance_weight[a.labels[n]] : a.row_weight[n];
       }
+      if (a.sample_weight) w *= a.sample_weight[a.sample_weight_per_element ? i0 + k : n];  // SPEC §3.7
       loss[k] = w * r.loss;
       grad[k] = a.grad ? (a.grad_output ? a.grad_output[i0 + k] : scale) * w * r.slope : 0.0f;
       mine += static_cast<double>(loss[k]);

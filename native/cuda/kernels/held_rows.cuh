@@ -48,6 +48,13 @@ __device__ __forceinline__ void load_held(float (&v)[R][V], const void* logits, 
   }
 }
 
+// The held logits through the logit map (map_logit), when the call has one.
+template <int V, int R, int G>
+__device__ __forceinline__ void map_held(float (&v)[R][V], const KernelArgs& a, int32_t y, int begin, int end, int lane) {
+  if (!a.map_logits) return;
+  for_each_held<V, R, G>(v, begin, end, lane, [&](int c, float& z) { z = map_logit(a, y, c, z); });
+}
+
 template <int V, int R, int G>
 __device__ __forceinline__ float held_max(float (&v)[R][V], int begin, int end, int lane) {
   float m = -INFINITY;
@@ -110,6 +117,7 @@ __global__ void __launch_bounds__(kBlock, held_min_blocks(V, R)) held_rows_kerne
     const int end = row.active && !row.ignored ? static_cast<int>(C) : 0;
     float v[R][V];
     load_held<T, V, R, G>(v, a.logits, n * C, 0, end, lane);
+    map_held<V, R, G>(v, a, row.y, 0, end, lane);
     RowStats st{group_max<G>(held_max<V, R, G>(v, 0, end, lane)), kNoSums};
     st.sums = group_sum<G>(held_sums<V, R, G>(v, a, r, n, row.y, st.m, 0, end, lane));
     if (!row.active) continue;

@@ -35,11 +35,11 @@ __device__ __forceinline__ void store_floats(float* p, const float (&v)[V]) {
   }
 }
 
-// This thread's columns of [begin, end) of row n (row0 = n C) into `held` (column c at c - begin);
-// returns their max.
+// This thread's columns of [begin, end) of row n (row0 = n C, label y) into `held` (column c at
+// c - begin), through the logit map; returns their max.
 template <class T, int V>
-__device__ __forceinline__ float load_shared(float* held, const void* logits, int64_t row0, int begin, int end,
-                                             int lane) {
+__device__ __forceinline__ float load_shared(float* held, const KernelArgs& a, int32_t y, int64_t row0, int begin,
+                                             int end, int lane) {
   constexpr int kStep = V * kSharedRowsBlock;
   float m = -INFINITY;
   for (int c0 = begin + V * lane; c0 < end; c0 += kSharedRowsBatch * kStep) {
@@ -47,7 +47,9 @@ __device__ __forceinline__ float load_shared(float* held, const void* logits, in
     CBLOSS_UNROLL
     for (int j = 0; j < kSharedRowsBatch; ++j) {
       if (c0 + j * kStep < end) {
-        load_n<T, V>(logits, row0 + c0 + j * kStep, v[j]);
+        load_n<T, V>(a.logits, row0 + c0 + j * kStep, v[j]);
+        CBLOSS_UNROLL
+        for (int k = 0; k < V; ++k) v[j][k] = map_logit(a, y, c0 + j * kStep + k, v[j][k]);
       } else {
         CBLOSS_UNROLL
         for (int k = 0; k < V; ++k) v[j][k] = 0.0f;  // never read; set so that no register is undefined
@@ -83,7 +85,7 @@ __global__ void __launch_bounds__(kSharedRowsBlock) shared_rows_kernel(KernelArg
   for (int64_t n = blockIdx.y; n < a.rows; n += gridDim.y) {
     const RowStart row = row_start(a, n);
     const int end = row.ignored ? begin : stop;
-    RowStats st{group_max<kSharedRowsBlock>(load_shared<T, V>(held, a.logits, n * C, begin, end, lane)), kNoSums};
+    RowStats st{group_max<kSharedRowsBlock>(load_shared<T, V>(held, a, row.y, n * C, begin, end, lane)), kNoSums};
 #if defined(CBLOSS_CLUSTERS)
     if (clustered) st.m = cluster_max(exchange, st.m);
 #endif

@@ -23,7 +23,8 @@ template <class T, int V>
 __device__ __forceinline__ RowStats column_stats(const KernelArgs& a, const RowShape& r, int64_t n, int32_t y,
                                                  int64_t begin, int64_t end, int lane) {
   RowStats st{-INFINITY, kNoSums};
-  for_each_column<T, V>(a.logits, n * a.classes, begin, end, lane, kBlock, [&](int64_t c, float z) {
+  for_each_column<T, V>(a.logits, n * a.classes, begin, end, lane, kBlock, [&](int64_t c, float logit) {
+    const float z = map_logit(a, y, c, logit);
     if (z > st.m) {
       st.sums = rescaled(st.sums, st.m, z);
       st.m = z;
@@ -74,7 +75,7 @@ __global__ void slice_gradient_kernel(KernelArgs a, const RowStats* stats) {
     const RowGradient g = finish_row(a, r, n, row.y, st, first);
     if (a.grad) {
       transform_columns<T, V>(a.logits, a.grad, n * C, begin, end, lane, kBlock, [&](int64_t c, float z) {
-        return column_gradient(a, r, g, n, row.y, c, expf(z - st.m));
+        return column_gradient(a, r, g, n, row.y, c, expf(map_logit(a, row.y, c, z) - st.m));
       });
     }
   }

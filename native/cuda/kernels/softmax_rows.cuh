@@ -73,6 +73,14 @@ __device__ __forceinline__ KernelArgs with_staged_weights(KernelArgs a, float* s
   return a;
 }
 
+// Logit z of column c of a row with label y through the call's logit map (SPEC §3.6, core/logit_map.h):
+// every row kernel maps each logit where it loads it, before the max. (A branch on a kernel argument:
+// the same for every thread of the launch.)
+__device__ __forceinline__ float map_logit(const KernelArgs& a, int32_t y, int64_t c, float z) {
+  if (!a.map_logits) return z;
+  return math::mapped_logit(z, a.logit_bias[c], c == y ? a.margin[c] : 0.0f, a.logit_scale);
+}
+
 // Adds column c of row n to `sums` taken around the max m, with d = m - z_c; returns e^(z_c - m).
 __device__ __forceinline__ float add_column(RowSums& sums, const KernelArgs& a, const RowShape& r, int64_t n,
                                            int32_t y, int64_t c, float z, float d) {
@@ -110,8 +118,9 @@ __device__ __forceinline__ RowGradient finish_row(const KernelArgs& a, const Row
       params);
   float rw = 1.0f;  // the class-balanced weight of the row (either Balance applies per row here)
   if (a.balance != Balance::Off) rw = r.probs ? sums.balance : a.balance_weight[y];
+  if (a.sample_weight) rw *= a.sample_weight[n];  // SPEC §3.7: after every other weight
   if (write_loss) a.row_loss[n] = rw * row.loss;
-  const float k = upstream(a, n) * rw;
+  const float k = upstream(a, n) * rw * a.logit_scale;  // (d z' / d z = scale)
   return {k * row.coef / sums.s, k, k * row.hit};
 }
 
