@@ -2,7 +2,7 @@
 // received), thrown before anything is written.
 import { strict as assert } from 'node:assert';
 
-import { AsymmetricLoss, BCEWithLogitsLoss, ClassBalancedLoss, CrossEntropyLoss, FocalLoss, PolyLoss, SigmoidFocalLoss, backendInfo, classBalancedWeights, setNumThreads } from '../lib';
+import { AsymmetricLoss, BalancedSoftmaxLoss, BCEWithLogitsLoss, ClassBalancedLoss, CrossEntropyLoss, FocalLoss, LDAMLoss, PolyLoss, SigmoidFocalLoss, backendInfo, classBalancedWeights, ldamMargins, logitAdjustment, setNumThreads } from '../lib';
 
 const x6 = new Float32Array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]);
 
@@ -228,6 +228,80 @@ describe('40 errors', () => {
       const ce = new CrossEntropyLoss();
       await assert.rejects(ce.forwardAsync(x6, [0, 5]), { name: 'RangeError', message: 'target[1] = 5 is out of range [0, 3)' });
       await assert.rejects(ce.forwardBackwardAsync([1] as never, [0]), TypeError);
+    });
+  });
+
+  describe('logit transforms (SPEC §3.6)', () => {
+    it('bias, margin and scale: non-finite values, wrong lengths and scale <= 0 are RangeErrors', () => {
+      throwsExactly(() => new CrossEntropyLoss({ logitBias: [0, Number.NaN, 1] }), RangeError, 'logitBias[1] = NaN is not a finite number');
+      throwsExactly(() => new CrossEntropyLoss({ margin: [0, Infinity] }), RangeError, 'margin[1] = Infinity is not a finite number');
+      throwsExactly(() => new CrossEntropyLoss({ scale: 0 }), RangeError, 'Expected a finite number > 0 for scale but received 0');
+      throwsExactly(() => new CrossEntropyLoss({ scale: -2 }), RangeError, 'Expected a finite number > 0 for scale but received -2');
+      throwsExactly(() => new CrossEntropyLoss({ numClasses: 3, logitBias: [1, 2] }), RangeError, 'Expected length 3 (one per class) for logitBias but received length 2');
+      throwsExactly(() => new CrossEntropyLoss({ logitBias: [1, 2, 3], margin: [1, 2] }), RangeError, 'Expected length 3 (one per class) for margin but received length 2');
+      const biased = new CrossEntropyLoss({ logitBias: [1, 2], reduction: 'none' });
+      throwsExactly(() => new ClassBalancedLoss({ samplesPerCls: [1, 2, 3], beta: 0.9, numClasses: 3, lossFunc: biased }), RangeError, 'Expected length 3 (numClasses) for lossFunc.logitBias but received length 2');
+      throwsExactly(() => new FocalLoss({ numClasses: 3, margin: [1, 2] }), RangeError, 'Expected length 3 (one per class) for margin but received length 2');
+    });
+    it('a margin with probability targets is a TypeError; the options on an element-wise loss are unknown options', () => {
+      throwsExactly(() => new CrossEntropyLoss({ margin: [0.1, 0.2, 0.3] }).forward(x6, new Float32Array(6)), TypeError, /class indices \(an integer array\): margin applies to the target class/);
+      throwsExactly(() => new BCEWithLogitsLoss({ logitBias: [0, 1] } as never), TypeError, /Unknown option 'logitBias' for BCEWithLogitsLoss/);
+      throwsExactly(() => new PolyLoss({ scale: 2 } as never), TypeError, /Unknown option 'scale' for PolyLoss/);
+      throwsExactly(() => new AsymmetricLoss({ margin: [1] } as never), TypeError, /Unknown option 'margin' for AsymmetricLoss/);
+    });
+    it('FocalLoss with numClasses 2 and a map is the two-class softmax: binary element targets are a TypeError', () => {
+      const focal = new FocalLoss({ numClasses: 2, logitBias: [0, -1] });
+      throwsExactly(() => focal.forward(new Float32Array(4), new Float32Array(4)), TypeError, /class indices, one per row of 2 logits/);
+      assert.ok(Number.isFinite(focal.forward(new Float32Array(4), [0, 1])));
+    });
+    it('BalancedSoftmaxLoss and LDAMLoss set their own bias or margin, and take C from the counts', () => {
+      throwsExactly(() => new BalancedSoftmaxLoss({ samplesPerCls: [5, 1], logitBias: [0, 0] } as never), TypeError, /Unknown option 'logitBias' for BalancedSoftmaxLoss/);
+      throwsExactly(() => new LDAMLoss({ samplesPerCls: [5, 1], margin: [0, 0] } as never), TypeError, /Unknown option 'margin' for LDAMLoss/);
+      throwsExactly(() => new LDAMLoss({} as never), TypeError, /Missing required option samplesPerCls of LDAMLoss/);
+      throwsExactly(() => new BalancedSoftmaxLoss({ samplesPerCls: [5, 1], numClasses: 3 }), RangeError, 'Expected length 3 (numClasses) for samplesPerCls but received length 2');
+      throwsExactly(() => new BalancedSoftmaxLoss({ samplesPerCls: [5, 0] }), RangeError, 'samplesPerCls[1] = 0 is not a finite number > 0');
+      throwsExactly(() => new BalancedSoftmaxLoss({ samplesPerCls: [5, 1], tau: Number.NaN }), RangeError, 'Expected a finite number for tau but received NaN');
+      throwsExactly(() => new LDAMLoss({ samplesPerCls: [5, 1], maxMargin: -0.1 }), RangeError, 'Expected a finite number ≥ 0 for maxMargin but received -0.1');
+      throwsExactly(() => new LDAMLoss({ samples_per_cls: [5, 1], max_m: 0.5, scale: 0 } as never), RangeError, 'Expected a finite number > 0 for scale but received 0');
+      throwsExactly(() => logitAdjustment([1, Number.POSITIVE_INFINITY]), RangeError, 'samplesPerCls[1] = Infinity is not a finite number > 0');
+      throwsExactly(() => ldamMargins([1, 2], Number.NaN), RangeError, 'Expected a finite number ≥ 0 for maxMargin but received NaN');
+    });
+    it('the helpers: logit adjustment is τ log π_c, LDAM margins are maxMargin (n_c / n_min)^(-1/4)', () => {
+      const counts = [1000, 100, 10];
+      assert.deepEqual(Array.from(logitAdjustment(counts, 2)), counts.map((n) => 2 * Math.log(n / 1110)));
+      const m = ldamMargins(counts, 0.5);
+      assert.equal(m[2], 0.5);
+      assert.ok(Math.abs(m[0] - 0.5 * Math.pow(10 / 1000, 0.25)) < 1e-15);
+    });
+  });
+
+  describe('per-call weights (SPEC §3.7)', () => {
+    const ce = new CrossEntropyLoss();
+    const bce = new BCEWithLogitsLoss();
+    it('a wrong length, a non-finite weight (named by index) or a bad avgFactor is a RangeError', () => {
+      throwsExactly(() => ce.forward(x6, [0, 1], { sampleWeight: [1, 2, 3] }), RangeError, 'Expected length 2 (one per row) for sampleWeight but received length 3');
+      throwsExactly(() => bce.forward(x6, new Float32Array(6), { sampleWeight: [1, 2] }), RangeError, 'Expected length 6 (one per row) for sampleWeight but received length 2');
+      throwsExactly(() => new BCEWithLogitsLoss({ numClasses: 3 }).forward(x6, new Float32Array(6), { sampleWeight: [1, 2, 3] }), RangeError, 'Expected length 2 (one per row) or 6 (one per element) for sampleWeight but received length 3');
+      throwsExactly(() => ce.forward(x6, [0, 1], { sampleWeight: [1, Number.NaN] }), RangeError, 'sampleWeight[1] = NaN is not a finite number');
+      throwsExactly(() => ce.forward(x6, [0, 1], { sampleWeight: ['1', 2] as never }), TypeError, "sampleWeight[0] = '1' is not a number");
+      throwsExactly(() => ce.forward(x6, [0, 1], { avgFactor: 0 }), RangeError, 'Expected a finite number > 0 for avgFactor but received 0');
+      throwsExactly(() => ce.forward(x6, [0, 1], { avgFactor: Infinity }), RangeError, 'Expected a finite number > 0 for avgFactor but received Infinity');
+      throwsExactly(() => new CrossEntropyLoss({ reduction: 'sum' }).forward(x6, [0, 1], { avgFactor: 2 }), RangeError, /for avgFactor but received 2/);
+      throwsExactly(() => new CrossEntropyLoss({ reduction: 'none' }).forwardBackward(x6, [0, 1], { avgFactor: 2 }), RangeError, /for avgFactor but received 2/);
+      throwsExactly(() => ce.forward(x6, [0, 1], { gradOutput: 2 } as never), TypeError, "Unknown option 'gradOutput' in opts: expected one of sampleWeight, avgFactor");
+    });
+    it('nothing is written when the weights are bad', () => {
+      const grad = new Float32Array(6).fill(3);
+      throwsExactly(() => ce.forwardBackward(x6, [0, 1], { sampleWeight: [1, Infinity], out: { grad } }), RangeError, /sampleWeight\[1\]/);
+      throwsExactly(() => ce.forwardBackward(x6, [0, 1], { avgFactor: -1, out: { grad } }), RangeError, /avgFactor/);
+      assert.deepEqual(Array.from(grad), new Array(6).fill(3));
+    });
+    it('an output that overlaps the sample weights is a RangeError; async calls reject with the same errors', async () => {
+      const buf = new Float32Array(8);
+      assert.doesNotThrow(() => ce.forwardBackward(x6, [0, 1], { sampleWeight: buf.subarray(0, 2), out: { grad: buf.subarray(2, 8) } }));
+      throwsExactly(() => ce.forwardBackward(x6, [0, 1], { sampleWeight: buf.subarray(0, 2), out: { grad: buf.subarray(1, 7) } }), RangeError, /out.grad not to share memory with sampleWeight/);
+      await assert.rejects(ce.forwardAsync(x6, [0, 1], { sampleWeight: [1] }), { name: 'RangeError', message: 'Expected length 2 (one per row) for sampleWeight but received length 1' });
+      await assert.rejects(ce.forwardBackwardAsync(x6, [0, 1], { avgFactor: 'x' as never }), TypeError);
     });
   });
 });

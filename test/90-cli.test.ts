@@ -51,6 +51,9 @@ describe('90 the cbloss command', () => {
   const x = randomLogits(rand, N * C);
   const y = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
   const t = Float32Array.from({ length: N * C }, () => (rand() < 0.3 ? 1 : 0));
+  const sampleWeight = Float32Array.from({ length: N }, () => Math.fround(rand() * 2));
+  const elementWeight = Float32Array.from({ length: N * C }, () => Math.fround(rand() * 2));
+  const counts = [500, 300, 200, 80, 40, 20, 5];
 
   before(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cbloss-cli-'));
@@ -59,6 +62,8 @@ describe('90 the cbloss command', () => {
     handNpy(path.join(dir, 'y.npy'), '<i4', [N], y);
     handNpy(path.join(dir, 'y64.npy'), '<i8', [N, 1], BigInt64Array.from(Array.from(y, BigInt)));
     handNpy(path.join(dir, 't.npy'), '<f4', [N, C], t);
+    handNpy(path.join(dir, 'sw.npy'), '<f4', [N], sampleWeight);
+    handNpy(path.join(dir, 'swe.npy'), '<f8', [N, C], Float64Array.from(elementWeight));
     fs.writeFileSync(path.join(dir, 'x.raw'), Buffer.from(x.buffer));
     fs.writeFileSync(path.join(dir, 'y.raw'), Buffer.from(y.buffer));
   });
@@ -108,6 +113,28 @@ describe('90 the cbloss command', () => {
         new cbloss.ClassBalancedLoss({ samplesPerCls: [500, 300, 200, 80, 40, 20, 5], beta: 0.999, numClasses: C, reduction: 'weightedmean', lossFunc: new cbloss.FocalLoss({ numClasses: C, reduction: 'none' }) }).forward(x, y),
       ],
     ];
+    // SPEC §3.6 and §3.7 from the command line: --loss balanced-softmax|ldam, the map, per-sample weights
+    const list = counts.join(',');
+    cases.push(
+      [['--logits', p('x.npy'), '--targets', p('y.npy')], new cbloss.CrossEntropyLoss().forward(x, y)], // (--loss defaults to ce)
+      [['--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'balanced-softmax', '--samples-per-class', list], new cbloss.BalancedSoftmaxLoss({ samplesPerCls: counts }).forward(x, y)],
+      [
+        ['--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'balanced-softmax', '--samples-per-class', list, '--tau', '0.5', '--beta', '0.99', '--reduction', 'weightedmean'],
+        new cbloss.ClassBalancedLoss({ samplesPerCls: counts, beta: 0.99, numClasses: C, reduction: 'weightedmean', lossFunc: new cbloss.BalancedSoftmaxLoss({ samplesPerCls: counts, tau: 0.5, reduction: 'none' }) }).forward(x, y),
+      ],
+      [
+        ['--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'ldam', '--samples-per-class', list, '--max-margin', '0.3', '--scale', '16', '--sample-weight', p('sw.npy'), '--avg-factor', '41'],
+        new cbloss.LDAMLoss({ samplesPerCls: counts, maxMargin: 0.3, scale: 16 }).forward(x, y, { sampleWeight, avgFactor: 41 }),
+      ],
+      [
+        ['--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'focal', '--logit-bias', '1,0,0,0,0,0,-1', '--scale', '2'],
+        new cbloss.FocalLoss({ numClasses: C, logitBias: [1, 0, 0, 0, 0, 0, -1], scale: 2 }).forward(x, y),
+      ],
+      [
+        ['--logits', p('x.npy'), '--targets', p('t.npy'), '--loss', 'bce', '--sample-weight', p('swe.npy')],
+        new cbloss.BCEWithLogitsLoss({ numClasses: C }).forward(x, t, { sampleWeight: elementWeight }),
+      ],
+    );
     for (const [args, expected] of cases) {
       for (const chunk of [[], ['--chunk-rows', '7']]) {
         const r = run(['score', ...args, ...chunk, '--json']);
@@ -154,7 +181,7 @@ describe('90 the cbloss command', () => {
       ['unknown command', () => ['frobnicate'], /^cbloss: unknown command 'frobnicate'/, 2],
       ['unknown option', () => ['score', '--logitz', 'a'], /^cbloss score: unknown option '--logitz'/, 2],
       ['missing option', () => ['score', '--logits', p('x.npy'), '--loss', 'ce'], /^cbloss score: missing --targets/, 2],
-      ['bad --loss', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'hinge'], /--loss must be one of ce, bce, focal, sigmoid-focal, poly, asl, not 'hinge'/, 2],
+      ['bad --loss', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'hinge'], /--loss must be one of ce, bce, focal, sigmoid-focal, poly, asl, balanced-softmax, ldam, not 'hinge'/, 2],
       ['bad --gamma', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'focal', '--gamma', 'x'], /--gamma must be a number/, 2],
       ['negative --gamma', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'focal', '--gamma', '-1'], /gamma/, 2],
       ['missing file', () => ['score', '--logits', p('nope.npy'), '--targets', p('y.npy'), '--loss', 'ce'], /--logits .*nope\.npy: cannot open \(ENOENT\)/, 1],
@@ -168,6 +195,11 @@ describe('90 the cbloss command', () => {
       ['float targets for focal', () => ['score', '--logits', p('x.npy'), '--targets', p('t.npy'), '--loss', 'focal'], /focal with 7 classes takes class indices/, 1],
       ['counts without beta', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'ce', '--samples-per-class', '1,2,3,4,5,6,7'], /--samples-per-class and --beta go together/, 2],
       ['wrong number of counts', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'ce', '--samples-per-class', '1,2', '--beta', '0.9'], /has 2 counts, the logits have 7 classes/, 2],
+      ['long-tail loss without counts', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'ldam'], /--loss ldam needs --samples-per-class/, 2],
+      ['bias on bce', () => ['score', '--logits', p('x.npy'), '--targets', p('t.npy'), '--loss', 'bce', '--logit-bias', '1,2'], /--scale and --logit-bias are for ce, focal/, 2],
+      ['bias of the wrong length', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--logit-bias', '1,2'], /--logit-bias must list 7 finite numbers/, 2],
+      ['sample weights of the wrong length', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--sample-weight', p('swe.npy')], /--sample-weight .*we\.npy: 350 values, expected 50 \(one per row\)/, 1],
+      ['avg-factor with sum', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--reduction', 'sum', '--avg-factor', '3'], /--avg-factor is the divisor of the mean reductions/, 2],
       ['bad raw shape', () => ['score', '--logits', p('x.raw'), '--shape', '50,x', '--targets', p('y.npy'), '--loss', 'ce'], /--shape must be N or N,C/, 2],
       ['cuda without a GPU', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'ce', '--device', 'cuda'], /CUDA is not usable/, 2],
       ['bad demo option', () => ['demo', '--imbalance', '7'], /--imbalance must be one of 10, 50, 100, not '7'/, 2],

@@ -11,6 +11,7 @@ import { FocalLoss } from '../losses/focal';
 import { SigmoidFocalLoss } from '../losses/sigmoid-focal';
 import { PolyLoss } from '../losses/poly';
 import { AsymmetricLoss } from '../losses/asymmetric';
+import { BalancedSoftmaxLoss, LDAMLoss } from '../losses/long-tail';
 import type { Device } from '../device';
 import type { Loss } from '../loss';
 import { classBalancedWeights } from '../weights';
@@ -20,15 +21,21 @@ import { NpyWriter, isFloat, openNpy, openRaw, type DType, type FileArray } from
 export const SCORE_OPTIONS: readonly OptionSpec[] = [
   { name: 'logits', type: 'string', value: 'FILE', help: 'logits: .npy (float32/float64, shape [N, C] or [N]) or raw with --shape' },
   { name: 'targets', type: 'string', value: 'FILE', help: 'targets: .npy class indices (int32/int64, [N] or [N, 1]) or float/0-1 targets ([N, C]); raw with --targets-dtype' },
-  { name: 'loss', type: 'string', value: 'NAME', help: 'the loss', choices: ['ce', 'bce', 'focal', 'sigmoid-focal', 'poly', 'asl'] },
+  { name: 'loss', type: 'string', value: 'NAME', help: 'the loss', choices: ['ce', 'bce', 'focal', 'sigmoid-focal', 'poly', 'asl', 'balanced-softmax', 'ldam'], default: 'ce' },
   { name: 'gamma', type: 'number', value: 'G', help: 'focusing parameter of focal / sigmoid-focal [default: 2]' },
   { name: 'alpha', type: 'number', value: 'A', help: 'alpha of focal [default: 1] / sigmoid-focal [default: 0.25]' },
   { name: 'epsilon', type: 'number', value: 'E', help: 'epsilon of poly (Poly-1) [default: 1]' },
   { name: 'gamma-pos', type: 'number', value: 'G', help: 'focusing of the positives of asl [default: 1]' },
   { name: 'gamma-neg', type: 'number', value: 'G', help: 'focusing of the negatives of asl [default: 4]' },
   { name: 'clip', type: 'number', value: 'C', help: 'probability shift of the negatives of asl, in [0, 1) [default: 0.05]' },
-  { name: 'samples-per-class', type: 'string', value: 'FILE|LIST', help: 'class counts (comma list, or a file of numbers): class-balanced weighting' },
+  { name: 'samples-per-class', type: 'string', value: 'FILE|LIST', help: 'class counts (comma list, or a file of numbers): class-balanced weighting with --beta; the counts of balanced-softmax and ldam' },
   { name: 'beta', type: 'number', value: 'B', help: 'beta of the class-balanced weights, in [0, 1]' },
+  { name: 'tau', type: 'number', value: 'T', help: 'balanced-softmax: the bias is tau log(n_c / n) [default: 1]' },
+  { name: 'max-margin', type: 'number', value: 'M', help: "ldam: the rarest class's margin [default: 0.5]" },
+  { name: 'scale', type: 'number', value: 'S', help: 'ce, focal, balanced-softmax, ldam: logits scaled by S > 0 [default: 1; ldam 30]' },
+  { name: 'logit-bias', type: 'string', value: 'FILE|LIST', help: 'ce, focal, ldam: a bias added to every row (C numbers: a comma list or a file)' },
+  { name: 'sample-weight', type: 'string', value: 'FILE.npy', help: 'per-sample weights (float .npy): one per row, or one per logit for element losses' },
+  { name: 'avg-factor', type: 'number', value: 'X', help: "the divisor of the mean reductions (data-parallel shards: the count all-reduced over the workers)" },
   { name: 'reduction', type: 'string', value: 'R', help: 'how the loss is reduced', choices: ['mean', 'sum', 'batchmean', 'weightedmean'], default: 'mean' },
   { name: 'grad', type: 'string', value: 'OUT.npy', help: 'write the gradient of the reduced loss (float32 .npy)' },
   { name: 'json', type: 'boolean', help: 'print one JSON object instead of text' },
@@ -40,7 +47,7 @@ export const SCORE_OPTIONS: readonly OptionSpec[] = [
 ];
 
 export const SCORE_HELP = helpText(
-  'Usage: cbloss score --logits FILE --targets FILE --loss ce|bce|focal|sigmoid-focal|poly|asl [options]',
+  'Usage: cbloss score --logits FILE --targets FILE [--loss ce|bce|focal|sigmoid-focal|poly|asl|balanced-softmax|ldam] [options]',
   'Computes a loss over logits and targets stored in files (.npy, or raw little-endian with --shape),\nin chunks of rows, and prints the loss with the mean loss and count per class.',
   SCORE_OPTIONS,
 );
@@ -63,21 +70,34 @@ function openArray(what: string, file: string, raw: boolean, dtype: DType, shape
   return raw ? openRaw(what, file, dtype, shape) : openNpy(what, file);
 }
 
-function readCounts(spec: string): number[] {
+/** The numbers of a comma list, or of a file that holds them. */
+function readNumbers(spec: string): number[] {
   const text = fs.existsSync(spec) && fs.statSync(spec).isFile() ? fs.readFileSync(spec, 'utf8') : spec;
-  const counts = text
+  return text
     .split(/[\s,]+/)
     .filter((s) => s.length > 0)
     .map(Number);
+}
+
+function readCounts(spec: string): number[] {
+  const counts = readNumbers(spec);
   if (counts.length === 0 || counts.some((n) => !Number.isFinite(n) || n <= 0)) {
     fail(`--samples-per-class must list positive numbers (a comma list or a file), not '${spec}'`);
   }
   return counts;
 }
 
+function readBias(spec: string, classes: number): number[] {
+  const bias = readNumbers(spec);
+  if (bias.length !== classes || bias.some((n) => !Number.isFinite(n))) {
+    fail(`--logit-bias must list ${classes} finite numbers (one per class; a comma list or a file), not '${spec}'`);
+  }
+  return bias;
+}
+
 export function score(argv: readonly string[]): ScoreResult {
   const o: ParsedOptions = parseOptions('score', argv, SCORE_OPTIONS);
-  for (const name of ['logits', 'targets', 'loss']) if (o[name] === undefined) fail(`missing --${name} (see cbloss score --help)`);
+  for (const name of ['logits', 'targets']) if (o[name] === undefined) fail(`missing --${name} (see cbloss score --help)`);
   const lossName = o.loss as string;
   const logitsFile = o.logits as string;
   const targetsFile = o.targets as string;
@@ -108,7 +128,8 @@ export function score(argv: readonly string[]): ScoreResult {
   if (floatTargets && targets.length !== N * C) {
     fail(`--targets ${targetsFile}: float targets need one value per logit (${N * C}), found ${targets.length}`, 1);
   }
-  if ((lossName === 'focal' || lossName === 'poly') && C > 1 && !indexTargets) {
+  const longTail = lossName === 'balanced-softmax' || lossName === 'ldam';
+  if ((lossName === 'focal' || lossName === 'poly' || longTail) && C > 1 && !indexTargets) {
     fail(`--targets ${targetsFile}: ${lossName} with ${C} classes takes class indices (int32/int64, one per row)`, 1);
   }
 
@@ -118,17 +139,36 @@ export function score(argv: readonly string[]): ScoreResult {
   const alpha = o.alpha as number | undefined;
   const binaryFocal = lossName === 'focal' && C === 1;
   const classes = binaryFocal ? 2 : C;
+  // SPEC §3.6: the logit map's options, for the losses that take them
+  const mapped = o.scale !== undefined || o['logit-bias'] !== undefined;
+  if (mapped && !['ce', 'focal', 'ldam', 'balanced-softmax'].includes(lossName)) fail(`--scale and --logit-bias are for ce, focal, balanced-softmax and ldam, not ${lossName}`);
+  const map: { scale?: number; logitBias?: number[] } = {};
+  if (o.scale !== undefined) map.scale = o.scale as number;
+  if (o['logit-bias'] !== undefined) map.logitBias = readBias(String(o['logit-bias']), C);
+  if (map.logitBias && lossName === 'balanced-softmax') fail('balanced-softmax sets its own logit bias (from --samples-per-class and --tau)');
+  if (binaryFocal && mapped) fail('--scale and --logit-bias need the softmax focal loss (logits [N, C] with class indices)');
+  for (const [option, owner] of [['tau', 'balanced-softmax'], ['max-margin', 'ldam']] as const) {
+    if (o[option] !== undefined && lossName !== owner) fail(`--${option} is for --loss ${owner}`);
+  }
+  if (longTail && o['samples-per-class'] === undefined) fail(`--loss ${lossName} needs --samples-per-class`);
+  const counts = o['samples-per-class'] !== undefined ? readCounts(String(o['samples-per-class'])) : null;
   let base: Loss;
   try {
     switch (lossName) {
       case 'ce':
-        base = new CrossEntropyLoss({ numClasses: C, reduction: 'none', device });
+        base = new CrossEntropyLoss({ numClasses: C, reduction: 'none', device, ...map });
+        break;
+      case 'balanced-softmax':
+        base = new BalancedSoftmaxLoss({ samplesPerCls: counts ?? [], numClasses: C, tau: o.tau as number | undefined, scale: map.scale, reduction: 'none', device });
+        break;
+      case 'ldam':
+        base = new LDAMLoss({ samplesPerCls: counts ?? [], numClasses: C, maxMargin: o['max-margin'] as number | undefined, ...map, reduction: 'none', device });
         break;
       case 'bce':
         base = new BCEWithLogitsLoss({ numClasses: C, reduction: 'none', device });
         break;
       case 'focal':
-        base = new FocalLoss({ numClasses: classes, reduction: 'none', gamma, alpha, device });
+        base = new FocalLoss({ numClasses: classes, reduction: 'none', gamma, alpha, device, ...map });
         break;
       case 'poly':
         base = new PolyLoss({ numClasses: C, reduction: 'none', epsilon: o.epsilon as number | undefined, device });
@@ -152,9 +192,9 @@ export function score(argv: readonly string[]): ScoreResult {
   const reduction = o.reduction as ClassBalancedReduction;
   let loss: Loss = base;
   let balance: Float64Array | null = null;
-  if (o['samples-per-class'] !== undefined || o.beta !== undefined) {
-    if (o['samples-per-class'] === undefined || o.beta === undefined) fail('--samples-per-class and --beta go together');
-    const counts = readCounts(String(o['samples-per-class']));
+  // Class-balanced weighting: --samples-per-class with --beta (the long-tail losses take the counts alone).
+  if (o.beta !== undefined || (counts && !longTail)) {
+    if (!counts || o.beta === undefined) fail('--samples-per-class and --beta go together');
     if (counts.length !== classes) fail(`--samples-per-class has ${counts.length} counts, the logits have ${classes} classes`);
     try {
       balance = classBalancedWeights(counts, o.beta as number);
@@ -181,11 +221,19 @@ export function score(argv: readonly string[]): ScoreResult {
     return w;
   };
 
+  // SPEC §3.7: per-sample weights (a row each, or a logit each for element losses) and avgFactor.
+  const rowLoss = ['ce', 'poly', 'balanced-softmax', 'ldam'].includes(lossName) || (lossName === 'focal' && !binaryFocal);
+  const sampleWeights = o['sample-weight'] !== undefined ? openSampleWeights(String(o['sample-weight']), N, rowLoss ? N : N * C) : null;
+  const weightsPerRow = sampleWeights === null || sampleWeights.length === N;
+  const avgFactor = o['avg-factor'] as number | undefined;
+  if (avgFactor !== undefined && (!Number.isFinite(avgFactor) || avgFactor <= 0)) fail(`--avg-factor must be a finite number > 0, not ${avgFactor}`);
+  if (avgFactor !== undefined && reduction === 'sum') fail('--avg-factor is the divisor of the mean reductions, not of sum');
+
   // The divisor, known before any gradient is written.
-  const rowLoss = lossName === 'ce' || lossName === 'poly' || (lossName === 'focal' && !binaryFocal);
   const outputs = rowLoss ? N : N * C;
   let divisor = 1;
-  if (reduction === 'mean') divisor = outputs;
+  if (avgFactor !== undefined) divisor = avgFactor;
+  else if (reduction === 'mean') divisor = outputs;
   else if (reduction === 'batchmean') divisor = N;
   else if (reduction === 'weightedmean') {
     divisor = 0;
@@ -207,7 +255,8 @@ export function score(argv: readonly string[]): ScoreResult {
       const t = readTargets(row, rows);
       let r;
       try {
-        r = loss.forwardBackward(x, t, { gradOutput: divisor === 0 ? 0 : 1 / divisor });
+        const sampleWeight = sampleWeights?.readFloat32(weightsPerRow ? row : row * C, weightsPerRow ? rows : rows * C);
+        r = loss.forwardBackward(x, t, { gradOutput: divisor === 0 ? 0 : 1 / divisor, sampleWeight });
       } catch (err) {
         // element indices are relative to the chunk: report the file's
         const m = /^target\[(\d+)\](.*)$/.exec((err as Error).message);
@@ -258,6 +307,17 @@ export function score(argv: readonly string[]): ScoreResult {
     })),
     grad: grad ? (o.grad as string) : undefined,
   };
+}
+
+/** --sample-weight: a float .npy of `rows` values (one per row) or, for element losses, `elements`. */
+function openSampleWeights(file: string, rows: number, elements: number): FileArray {
+  const w = openNpy('--sample-weight', file);
+  if (!isFloat(w.dtype)) fail(`--sample-weight ${file}: weights must be float32 or float64, not ${w.dtype}`, 1);
+  if (w.length !== rows && w.length !== elements) {
+    const expected = elements !== rows ? `${rows} (one per row) or ${elements} (one per logit)` : `${rows} (one per row)`;
+    fail(`--sample-weight ${file}: ${w.length} values, expected ${expected}`, 1);
+  }
+  return w;
 }
 
 export function formatScore(r: ScoreResult, json: boolean): string {

@@ -99,7 +99,7 @@ __device__ __forceinline__ float add_column(RowSums& sums, const KernelArgs& a, 
 struct RowGradient {
   float scale;  // k * coef / S
   float k;      // upstream gradient * class-balanced row weight
-  float hit;    // k * hit
+  float label;  // the gradient at the label (class indices; math::label_minus_sum)
 };
 
 __device__ __forceinline__ RowGradient finish_row(const KernelArgs& a, const RowShape& r, int64_t n, int32_t y,
@@ -121,14 +121,20 @@ __device__ __forceinline__ RowGradient finish_row(const KernelArgs& a, const Row
   if (a.sample_weight) rw *= a.sample_weight[n];  // SPEC §3.7: after every other weight
   if (write_loss) a.row_loss[n] = rw * row.loss;
   const float k = upstream(a, n) * rw * a.logit_scale;  // (d z' / d z = scale)
-  return {k * row.coef / sums.s, k, k * row.hit};
+  const float scale = k * row.coef / sums.s;
+  float label = 0.0f;
+  if (y >= 0) {
+    const float gap = math::label_minus_sum(expf(sums.label_logit - st.m), sums.s, sums.below);
+    label = scale * gap + k * (row.coef - row.hit) - k * target_weight(a, r, n, y);
+  }
+  return {scale, k, label};
 }
 
 // d loss / d z_c from the row terms and e = e^(z_c - m).
 __device__ __forceinline__ float column_gradient(const KernelArgs& a, const RowShape& r, const RowGradient& g,
                                                  int64_t n, int32_t y, int64_t c, float e) {
-  const float q = (c == y ? g.hit : 0.0f) + g.k * target_weight(a, r, n, c);
-  return g.scale * e - q;
+  if (c == y) return g.label;
+  return g.scale * e - g.k * target_weight(a, r, n, c);
 }
 
 // Where a row is ignored (ignore_index) or past the end, and which label it has.
