@@ -136,6 +136,8 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       ['CB focal', { loss: 'ClassBalancedLoss', options: { beta: 0.999, lossFunc: { loss: 'FocalLoss', options: { gamma: 2, reduction: 'none' } } } }],
       ['BCE', { loss: 'BCEWithLogitsLoss', options: {} }],
       ['sigmoid focal', { loss: 'SigmoidFocalLoss', options: { reduction: 'sum' } }],
+      // SPEC §3.6 and §3.7 in every row kernel: a bias, margins and a scale, per-sample weights
+      ['CE bias margin scale, sample weights', { loss: 'CrossEntropyLoss', options: { scale: 4 } }],
     ];
     for (const [N, C] of shapes) {
       for (const [name, spec] of specs) {
@@ -151,14 +153,20 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
             (options.lossFunc as { options: Record<string, unknown> }).options.numClasses = C;
           }
           if (spec.loss === 'FocalLoss') options.numClasses = C;
+          const mapped = name.startsWith('CE bias');
+          if (mapped) {
+            options.logitBias = Array.from({ length: C }, () => rand() * 4 - 2);
+            options.margin = Array.from({ length: C }, () => rand());
+          }
+          const call = mapped ? { sampleWeight: Float32Array.from({ length: N }, () => rand() * 2) } : {};
           const build = (device: string) => buildLoss({ loss: spec.loss as never, options: { ...options, device } });
-          const cpu = build('cpu').forwardBackward(x, y);
-          const gpu = build('cuda').forwardBackward(x, y);
+          const cpu = build('cpu').forwardBackward(x, y, call);
+          const gpu = build('cuda').forwardBackward(x, y, call);
           const dx = DeviceTensor.from(x);
           const dy = DeviceTensor.from(y);
-          const resident = build('cuda').forwardBackward(dx, dy);
+          const resident = build('cuda').forwardBackward(dx, dy, call);
           const chunks = String(Math.max(1, Math.floor((N * C) / 7)));
-          const chunked = withEnv({ CBLOSS_CUDA_CHUNK_ELEMENTS: chunks }, () => build('cuda').forwardBackward(x, y));
+          const chunked = withEnv({ CBLOSS_CUDA_CHUNK_ELEMENTS: chunks }, () => build('cuda').forwardBackward(x, y, call));
           assertLossClose(gpu.loss as number, cpu.loss as number, 'host arrays loss');
           assertLossClose(resident.loss as number, cpu.loss as number, 'DeviceTensor loss');
           assertLossClose(chunked.loss as number, cpu.loss as number, 'chunked loss');
@@ -167,7 +175,7 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
           assert.deepEqual(chunked.grad, gpu.grad, 'chunking does not change the gradient');
           if (C > 4096 && !elementWise) {
             for (const [how, env] of longRowKernels) {
-              const other = withEnv(env, () => build('cuda').forwardBackward(dx, dy));
+              const other = withEnv(env, () => build('cuda').forwardBackward(dx, dy, call));
               assertLossClose(other.loss as number, cpu.loss as number, `loss ${how}`);
               assertGradClose(other.grad.toHost() as Float32Array, cpu.grad, `grad ${how}`);
               other.grad.dispose();

@@ -257,10 +257,12 @@ export function runFamily(f: Family, seed: number, mode: RunMode = {}): void {
       const hostOnly = target.kind === 'int' && target.values.length === N * C && C > 1;
       const x = DeviceTensor.from(input, { device: mode.device });
       const t = hostOnly ? apiTarget : DeviceTensor.from(apiTarget, { device: mode.device });
-      const result = loss.forwardBackward(x, t, { gradOutput, ...callOptions });
+      // (the sample weights as a float32 DeviceTensor too)
+      const sw = callOptions.sampleWeight && DeviceTensor.from(Float32Array.from(callOptions.sampleWeight), { device: mode.device });
+      const result = loss.forwardBackward(x, t, { gradOutput, ...callOptions, sampleWeight: sw });
       lossValue = result.loss instanceof DeviceTensor ? result.loss.toHost() : result.loss;
       grad = result.grad.toHost() as Float32Array;
-      for (const d of [x, t, result.grad, result.loss]) if (d instanceof DeviceTensor) d.dispose();
+      for (const d of [x, t, sw, result.grad, result.loss]) if (d instanceof DeviceTensor) d.dispose();
     } else {
       const result = loss.forwardBackward(input, apiTarget, { gradOutput, ...callOptions });
       lossValue = result.loss as number | Float32Array;

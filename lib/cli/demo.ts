@@ -1,20 +1,23 @@
 // `cbloss demo`: what class balancing buys on long-tailed data. A small tf.js MLP learns the 10,000
 // real MNIST digits of the `mnist` package, made long-tailed by subsampling the classes exponentially
 // (imbalance factor 10, 50 or 100, as in Cui et al.'s long-tailed CIFAR), once with each loss:
-// softmax cross-entropy, focal loss, and class-balanced CE and focal with several β. Each model is
-// evaluated on a balanced held-out split; the command prints a table and writes an SVG chart of
-// per-class recall. Deterministic for a seed.
+// softmax cross-entropy, focal loss, class-balanced CE and focal with several β, Balanced Softmax and
+// LDAM-DRW. Each model is evaluated on a balanced held-out split; the command prints a table and
+// writes an SVG chart of per-class recall. Deterministic for a seed.
 import * as fs from 'node:fs';
 
 import { ClassBalancedLoss } from '../losses/class-balanced';
 import { CrossEntropyLoss } from '../losses/cross-entropy';
 import { FocalLoss } from '../losses/focal';
+import { BalancedSoftmaxLoss, LDAMLoss } from '../losses/long-tail';
 import type { Loss } from '../loss';
+import { classBalancedWeights } from '../weights';
 import { CliError, helpText, parseOptions, type OptionSpec } from './args';
 import { rng, shuffle } from '../random';
 import { barChartSvg } from './chart';
 
 type Tf = typeof import('@tensorflow/tfjs');
+type Tensor2D = import('@tensorflow/tfjs').Tensor2D;
 
 export const DEMO_OPTIONS: readonly OptionSpec[] = [
   { name: 'imbalance', type: 'string', value: 'F', help: 'imbalance factor: most / least frequent class', choices: ['10', '50', '100'], default: '100' },
@@ -29,7 +32,7 @@ export const DEMO_OPTIONS: readonly OptionSpec[] = [
 
 export const DEMO_HELP = helpText(
   'Usage: cbloss demo [--imbalance 10|50|100] [--seed S] [--quick] [--chart FILE.svg]',
-  'Trains a small MLP on long-tailed MNIST digits with softmax cross-entropy, focal loss and\nclass-balanced CE / focal loss, and compares accuracy and per-class recall on a balanced test split.',
+  'Trains a small MLP on long-tailed MNIST digits with softmax cross-entropy, focal loss, class-balanced\nCE / focal loss, Balanced Softmax and LDAM-DRW, and compares accuracy and per-class recall on a\nbalanced test split.',
   DEMO_OPTIONS,
 );
 
@@ -95,9 +98,15 @@ function makeDataset(imbalance: number, seed: number): Dataset {
 interface LossConfig {
   name: string;
   make(counts: number[]): Loss;
+  /** Deferred re-weighting (DRW): the loss of the last DRW_FRACTION of the epochs, if it changes. */
+  makeDeferred?(counts: number[]): Loss;
 }
 
 const GAMMA = 1;
+/** LDAM-DRW re-weights for the last 20% of the epochs, as Cao et al.'s recipe (epochs 160–200 of 200). */
+const DRW_FRACTION = 0.2;
+const DRW_BETA = 0.9999;
+const LDAM = { maxMargin: 0.5, scale: 30 };
 
 function lossConfigs(quick: boolean): LossConfig[] {
   const ce: LossConfig = { name: 'softmax CE', make: () => new CrossEntropyLoss() };
@@ -115,8 +124,18 @@ function lossConfigs(quick: boolean): LossConfig[] {
             : new FocalLoss({ numClasses: CLASSES, gamma: GAMMA, reduction: 'none' }),
       }),
   });
-  if (quick) return [ce, focal, cb(0.999, 'CE'), cb(0.999, 'focal')];
-  return [ce, focal, ...[0.99, 0.999, 0.9999].map((b) => cb(b, 'CE')), ...[0.99, 0.999, 0.9999].map((b) => cb(b, 'focal'))];
+  const balancedSoftmax: LossConfig = { name: 'Balanced Softmax', make: (counts) => new BalancedSoftmaxLoss({ samplesPerCls: counts }) };
+  // Cao et al. put LDAM on a cosine (normalized) last layer, so that s = 30 scales logits in [−1, 1].
+  // The demo keeps its dense layer for every loss: LDAM-DRW trains well on it (balanced accuracy above
+  // CE's), so the rows differ only in the loss.
+  const ldamDrw: LossConfig = {
+    name: 'LDAM-DRW',
+    make: (counts) => new LDAMLoss({ samplesPerCls: counts, ...LDAM }),
+    makeDeferred: (counts) => new LDAMLoss({ samplesPerCls: counts, ...LDAM, weight: classBalancedWeights(counts, DRW_BETA) }),
+  };
+  const longTail = [balancedSoftmax, ldamDrw];
+  if (quick) return [ce, focal, cb(0.999, 'CE'), cb(0.999, 'focal'), ...longTail];
+  return [ce, focal, ...[0.99, 0.999, 0.9999].map((b) => cb(b, 'CE')), ...[0.99, 0.999, 0.9999].map((b) => cb(b, 'focal')), ...longTail];
 }
 
 export interface DemoRow {
@@ -148,18 +167,52 @@ class Progress {
   }
 }
 
+interface Mlp {
+  logits(x: Tensor2D): Tensor2D;
+  dispose(): void;
+}
+
+/** 784→128→10 with Glorot-uniform weights drawn from the seed and zero biases. */
+function makeMlp(tf: Tf, seed: number): Mlp {
+  const glorot = (rows: number, cols: number, s: number): import('@tensorflow/tfjs').Variable => {
+    const limit = Math.sqrt(6 / (rows + cols));
+    return tf.variable(tf.randomUniform([rows, cols], -limit, limit, 'float32', s));
+  };
+  const w1 = glorot(PIXELS, HIDDEN, seed);
+  const b1 = tf.variable(tf.zeros([HIDDEN]));
+  const w2 = glorot(HIDDEN, CLASSES, seed + 1);
+  const b2 = tf.variable(tf.zeros([CLASSES]));
+  return {
+    logits: (x) => tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(x, w1), b1)), w2), b2),
+    dispose: () => tf.dispose([w1, b1, w2, b2]),
+  };
+}
+
+/** The loss of each epoch: the config's, then its deferred re-weighted one for the last DRW_FRACTION. */
+function lossSchedule(config: LossConfig, counts: number[], epochs: number): (epoch: number) => Loss {
+  const first = config.make(counts);
+  if (!config.makeDeferred) return () => first;
+  const deferred = config.makeDeferred(counts);
+  const switchAt = Math.round(epochs * (1 - DRW_FRACTION));
+  return (epoch) => (epoch < switchAt ? first : deferred);
+}
+
+/** Per class: its test digits, and how many of them were predicted as it. */
+function classHits(predicted: ArrayLike<number>, labels: Int32Array): { hits: number[]; totals: number[] } {
+  const hits = new Array<number>(CLASSES).fill(0);
+  const totals = new Array<number>(CLASSES).fill(0);
+  for (let i = 0; i < labels.length; i++) {
+    totals[labels[i]]++;
+    if (predicted[i] === labels[i]) hits[labels[i]]++;
+  }
+  return { hits, totals };
+}
+
 function trainAndEvaluate(tf: Tf, data: Dataset, config: LossConfig, seed: number, epochs: number, progress: Progress): DemoRow {
   const started = Date.now();
-  const loss = config.make(data.counts);
+  const lossAt = lossSchedule(config, data.counts, epochs);
   const n = data.train.y.length;
-  const limit1 = Math.sqrt(6 / (PIXELS + HIDDEN));
-  const limit2 = Math.sqrt(6 / (HIDDEN + CLASSES));
-  const w1 = tf.variable(tf.randomUniform([PIXELS, HIDDEN], -limit1, limit1, 'float32', seed));
-  const b1 = tf.variable(tf.zeros([HIDDEN]));
-  const w2 = tf.variable(tf.randomUniform([HIDDEN, CLASSES], -limit2, limit2, 'float32', seed + 1));
-  const b2 = tf.variable(tf.zeros([CLASSES]));
-  const model = (x: import('@tensorflow/tfjs').Tensor2D): import('@tensorflow/tfjs').Tensor2D =>
-    tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(x, w1), b1)), w2), b2);
+  const mlp = makeMlp(tf, seed);
   const optimizer = tf.train.adam(2e-3);
   const rand = rng(seed * 104729 + 17);
   const steps = epochs * Math.ceil(n / BATCH);
@@ -167,6 +220,7 @@ function trainAndEvaluate(tf: Tf, data: Dataset, config: LossConfig, seed: numbe
   const xb = new Float32Array(BATCH * PIXELS);
   const yb = new Int32Array(BATCH);
   for (let epoch = 0; epoch < epochs; epoch++) {
+    const loss = lossAt(epoch);
     const order = shuffle(n, rand);
     for (let start = 0; start < n; start += BATCH) {
       const size = Math.min(BATCH, n - start);
@@ -178,21 +232,16 @@ function trainAndEvaluate(tf: Tf, data: Dataset, config: LossConfig, seed: numbe
       const labels = yb.slice(0, size);
       tf.tidy(() => {
         const x = tf.tensor2d(xb.subarray(0, size * PIXELS), [size, PIXELS]);
-        optimizer.minimize(() => loss.forward<import('@tensorflow/tfjs').Scalar>(model(x), labels));
+        optimizer.minimize(() => loss.forward<import('@tensorflow/tfjs').Scalar>(mlp.logits(x), labels));
       });
       progress.update(config.name, ++step, steps);
     }
   }
-  const predicted = tf.tidy(() => tf.argMax(model(tf.tensor2d(data.test.x, [data.test.y.length, PIXELS])), -1).dataSync());
-  tf.dispose([w1, b1, w2, b2]);
+  const predicted = tf.tidy(() => tf.argMax(mlp.logits(tf.tensor2d(data.test.x, [data.test.y.length, PIXELS])), -1).dataSync());
+  mlp.dispose();
   optimizer.dispose();
 
-  const hits = new Array<number>(CLASSES).fill(0);
-  const totals = new Array<number>(CLASSES).fill(0);
-  predicted.forEach((p, i) => {
-    totals[data.test.y[i]]++;
-    if (p === data.test.y[i]) hits[data.test.y[i]]++;
-  });
+  const { hits, totals } = classHits(predicted, data.test.y);
   const recall = hits.map((h, c) => h / totals[c]);
   const seconds = (Date.now() - started) / 1000;
   progress.finish(config.name, seconds);
@@ -232,10 +281,20 @@ export interface DemoResult {
   seeds: number[];
   counts: number[];
   rows: DemoRow[];
-  /** Per loss over the seeds: mean and standard deviation of the balanced accuracy. */
-  summary: Array<{ loss: string; mean: number; sd: number }>;
+  /**
+   * Per loss over the seeds: mean and sample standard deviation of the balanced accuracy (mean, sd)
+   * and of the rare-class recall (rareMean, rareSd).
+   */
+  summary: Array<{ loss: string; mean: number; sd: number; rareMean: number; rareSd: number }>;
   chart: string;
   backend: string;
+}
+
+/** Mean and sample standard deviation (0 for one value). */
+function meanSd(values: number[]): { mean: number; sd: number } {
+  const mean = values.reduce((a, b) => a + b, 0) / values.length;
+  const sd = values.length > 1 ? Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (values.length - 1)) : 0;
+  return { mean, sd };
 }
 
 export async function demo(argv: readonly string[]): Promise<DemoResult> {
@@ -274,10 +333,9 @@ export async function demo(argv: readonly string[]): Promise<DemoResult> {
     };
   });
   const summary = configs.map((c, i) => {
-    const values = bySeed.map((r) => r[i].balancedAccuracy);
-    const mean = values.reduce((a, b) => a + b, 0) / values.length;
-    const sd = values.length > 1 ? Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (values.length - 1)) : 0;
-    return { loss: c.name, mean, sd };
+    const balanced = meanSd(bySeed.map((r) => r[i].balancedAccuracy));
+    const rare = meanSd(bySeed.map((r) => r[i].rareRecall));
+    return { loss: c.name, mean: balanced.mean, sd: balanced.sd, rareMean: rare.mean, rareSd: rare.sd };
   });
   const chart = o.chart as string;
   try {
@@ -318,8 +376,10 @@ export function formatDemo(r: DemoResult, json: boolean): string {
     table,
   ];
   if (r.seeds.length > 1) {
-    out.push('', 'balanced accuracy over the seeds (mean ± sd):');
-    for (const s of r.summary) out.push(`  ${s.loss.padEnd(widths[0])}  ${s.mean.toFixed(3)} ± ${s.sd.toFixed(3)}`);
+    out.push('', 'over the seeds (mean ± sd):', `  ${''.padEnd(widths[0])}  ${'balanced acc'.padEnd(13)}  rare recall (7–9)`);
+    for (const s of r.summary) {
+      out.push(`  ${s.loss.padEnd(widths[0])}  ${s.mean.toFixed(3)} ± ${s.sd.toFixed(3)}  ${s.rareMean.toFixed(3)} ± ${s.rareSd.toFixed(3)}`);
+    }
   }
   out.push('', `chart of per-class recall: ${r.chart}`);
   return out.join('\n');

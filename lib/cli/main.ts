@@ -21,7 +21,7 @@ const BENCH_HELP = helpText('Usage: cbloss bench [options]', 'Runs the benchmark
 const USAGE = `Usage: cbloss <command> [options]
 
 Commands:
-  demo    train on long-tailed MNIST with CE, focal and class-balanced losses; compare per-class recall
+  demo    train on long-tailed MNIST with CE, focal, class-balanced, Balanced Softmax and LDAM-DRW; compare recall
   score   compute a loss (and its gradient) over logits and targets in .npy or raw files
   info    version, backends, devices, SIMD level, threads
   bench   run the benchmark
