@@ -26,7 +26,8 @@ const SHAPES = [
   [256, 131072],
   [1048576, 2],
 ];
-const LOSSES = ['ce', 'cb-ce', 'focal', 'cb-focal', 'poly', 'bce', 'sigmoid-focal', 'asl'];
+// (balanced-softmax, ldam: the logit map of SPEC §3.6; ce-weighted: per-sample weights and avgFactor, §3.7)
+const LOSSES = ['ce', 'cb-ce', 'focal', 'cb-focal', 'poly', 'bce', 'sigmoid-focal', 'asl', 'balanced-softmax', 'ldam', 'ce-weighted'];
 const ALL_THREADS = cbloss.backendInfo().cpu.hardwareThreads;
 const THREADS = [...new Set([1, ALL_THREADS])];
 
@@ -56,10 +57,12 @@ function makeData(N, C) {
   const t = Float32Array.from({ length: N * C }, () => (rand() < 0.1 ? 1 : 0));
   // A long-tailed training set: class c has about 1000 * 0.97^c samples.
   const counts = Array.from({ length: C }, (_, c) => Math.max(1, Math.round(1000 * Math.pow(0.97, c))));
-  return { x, y, t, counts, weights: Array.from(cbloss.classBalancedWeights(counts, 0.999)) };
+  const sampleWeight = Float32Array.from({ length: N }, () => rand());
+  return { x, y, t, counts, sampleWeight, weights: Array.from(cbloss.classBalancedWeights(counts, 0.999)) };
 }
 
-function cblossLosses(C, counts) {
+// name -> [loss, target ('y' indices, 't' element targets), call options]
+function cblossLosses(C, counts, d, N) {
   const focalC = Math.max(C, 2);
   const cb = (lossFunc) => new cbloss.ClassBalancedLoss({ samplesPerCls: counts, beta: 0.999, numClasses: C, lossFunc });
   return {
@@ -71,6 +74,9 @@ function cblossLosses(C, counts) {
     'sigmoid-focal': [new cbloss.SigmoidFocalLoss({ reduction: 'mean' }), 't'],
     poly: [new cbloss.PolyLoss({ epsilon: 1 }), 'y'],
     asl: [new cbloss.AsymmetricLoss({ gammaPos: 1, gammaNeg: 4, clip: 0.05 }), 't'],
+    'balanced-softmax': [new cbloss.BalancedSoftmaxLoss({ samplesPerCls: counts }), 'y'],
+    ldam: [new cbloss.LDAMLoss({ samplesPerCls: counts, maxMargin: 0.5, scale: 30 }), 'y'],
+    'ce-weighted': [new cbloss.CrossEntropyLoss(), 'y', { sampleWeight: d.sampleWeight, avgFactor: N }],
   };
 }
 
@@ -147,6 +153,7 @@ function measureTorch(py, dataByShape) {
     threads: THREADS,
     budget_s: BUDGET_S,
     weights: Object.fromEntries(SHAPES.map(([N, C]) => [`${N}x${C}`, dataByShape[`${N}x${C}`].weights])),
+    counts: Object.fromEntries(SHAPES.map(([N, C]) => [`${N}x${C}`, dataByShape[`${N}x${C}`].counts])),
   };
   // glibc's malloc at its best for PyTorch: keep freed memory instead of returning it to the OS.
   const env = { ...process.env, MALLOC_MMAP_THRESHOLD_: '17179869184', MALLOC_TRIM_THRESHOLD_: '17179869184', OMP_NUM_THREADS: String(ALL_THREADS) };
@@ -195,14 +202,14 @@ async function main() {
         tfTimes[backend] = await measureTf(tf, backend, d, N, C);
       }
     }
-    const losses = cblossLosses(C, d.counts);
+    const losses = cblossLosses(C, d.counts, d, N);
     for (const name of LOSSES) {
-      const [loss, targetKind] = losses[name];
+      const [loss, targetKind, call] = losses[name];
       const target = targetKind === 'y' ? d.y : d.t;
       const row = { loss: name, shape: key, N, C, cbloss: {}, torch: {}, copy };
       for (const th of THREADS) {
         cbloss.setNumThreads(th);
-        row.cbloss[th] = medianMs(() => loss.forwardBackward(d.x, target, { out: { grad } }));
+        row.cbloss[th] = medianMs(() => loss.forwardBackward(d.x, target, { ...call, out: { grad } }));
         if (torch) row.torch[th] = torch.results[`${name}|${key}|${th}`];
       }
       const loop = args.has('--no-js') ? null : jsLoop(name, d, N, C, grad);

@@ -34,6 +34,11 @@ def main():
             y = torch.randint(0, c, (n,), generator=g)
             t = (torch.rand(n, c, generator=g) < 0.1).float()
             w = torch.tensor(job["weights"][f"{n}x{c}"], dtype=torch.float32)
+            counts = torch.tensor(job["counts"][f"{n}x{c}"], dtype=torch.float32)
+            log_prior = torch.log(counts / counts.sum())  # Balanced Softmax / logit adjustment, tau = 1
+            quarter = counts ** -0.25
+            margins = 0.5 * quarter / quarter.max()  # LDAM, max_m = 0.5
+            sample_weight = torch.rand(n, generator=g)
             gamma, alpha = 2.0, 0.25
 
             def run(loss_fn):
@@ -67,6 +72,14 @@ def main():
                 w = torch.pow(1 - pt, gamma_pos * t + gamma_neg * (1 - t))
                 return -(los * w).mean()
 
+            def ldam(s=30.0):
+                # the LDAM reference code (Cao et al.): the margin at the target, scaled, cross-entropy
+                index = torch.zeros_like(x, dtype=torch.bool)
+                index.scatter_(1, y.view(-1, 1), True)
+                batch_m = margins[y].view(-1, 1)
+                output = torch.where(index, x - batch_m, x)
+                return F.cross_entropy(s * output, y)
+
             losses = {
                 "ce": lambda: F.cross_entropy(x, y),
                 "cb-ce": lambda: (w[y] * F.cross_entropy(x, y, reduction="none")).mean(),
@@ -76,6 +89,9 @@ def main():
                 "sigmoid-focal": sigmoid_focal,
                 "poly": poly1,
                 "asl": asymmetric,
+                "balanced-softmax": lambda: F.cross_entropy(x + log_prior, y),
+                "ldam": ldam,
+                "ce-weighted": lambda: (sample_weight * F.cross_entropy(x, y, reduction="none")).sum() / n,
             }
             for name, fn in losses.items():
                 key = f"{name}|{n}x{c}|{threads}"

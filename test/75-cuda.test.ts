@@ -61,13 +61,18 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       }
     })();
     for (const c of cases) {
-      it(c.name, () => {
+      it(c.name, async () => {
         const loss = buildLoss({ loss: c.loss, options: { ...c.options, device: 'cuda' } });
         const input = Float32Array.from(c.input);
         const target = c.targetType === 'int32' ? Int32Array.from(c.target) : Float32Array.from(c.target);
         const opts = vectorCallOptions(c);
         const expectedGrad = c.expected.grad.map(nullToNaN);
         const host = loss.forwardBackward(input, target, opts);
+        // async, and the gradient over the logits themselves (in place), on the device too
+        assert.deepEqual(await loss.forwardBackwardAsync(input, target, opts), host, 'async equals sync');
+        const inPlace = Float32Array.from(c.input);
+        loss.forwardBackward(inPlace, target, { ...opts, out: { grad: inPlace } });
+        assert.deepEqual(inPlace, host.grad, 'in place');
         const dx = DeviceTensor.from(input);
         const onDevice = loss.forwardBackward(dx, target, opts);
         const deviceLoss = onDevice.loss instanceof DeviceTensor ? onDevice.loss.toHost() : onDevice.loss;
@@ -379,9 +384,11 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
           const bits = encode(randomLogits(rand, N * C, 3));
           const rounded = decode(bits);
           const y = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
-          const cpu = new cbloss.FocalLoss({ numClasses: C, gamma: 2, device: 'cpu' }).forwardBackward(rounded, y);
+          // (with a logit map, SPEC §3.6 — a bias, margins and a scale — where C is even)
+          const map = C % 2 === 0 ? { logitBias: Array.from({ length: C }, () => rand() - 0.5), margin: Array.from({ length: C }, () => rand()), scale: 2 } : {};
+          const cpu = new cbloss.FocalLoss({ numClasses: C, gamma: 2, device: 'cpu', ...map }).forwardBackward(rounded, y);
           const x = DeviceTensor.from(bits, { dtype });
-          const run = () => new cbloss.FocalLoss({ numClasses: C, gamma: 2 }).forwardBackward(x, DeviceTensor.from(y));
+          const run = () => new cbloss.FocalLoss({ numClasses: C, gamma: 2, ...map }).forwardBackward(x, DeviceTensor.from(y));
           const runs = [['', run()]] as Array<[string, ReturnType<typeof run>]>;
           if (C > 4096) for (const [how, env] of longRowKernels) runs.push([` ${how}`, withEnv(env, run)]);
           for (const [how, gpu] of runs) {

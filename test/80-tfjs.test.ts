@@ -175,6 +175,64 @@ describe('80 tf.js', () => {
     });
   }
 
+  it('LDAM (a margin and a scale) equals tf.js autodiff of the LDAM reference code written in tf ops, with per-sample weights and avgFactor', () => {
+    const rand = rng(41);
+    const N = 12;
+    const C = 5;
+    const counts = [400, 120, 40, 12, 4];
+    const x = tf.tensor2d(randomLogits(rand, N * C, 0.5), [N, C]);
+    const labels = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
+    const weights = Float32Array.from({ length: N }, () => Math.fround(0.25 + rand()));
+    const margins = cbloss.ldamMargins(counts, 0.5);
+    const onehot = tf.oneHot(tf.tensor1d(labels, 'int32'), C).toFloat();
+    const rowMargin = tf.tensor2d(Float32Array.from(labels, (y) => margins[y]), [N, 1]);
+    const sw = tf.tensor1d(weights);
+    const tfLdam = (z: tf.Tensor): tf.Tensor => {
+      const mapped = tf.mul(30, tf.sub(z, tf.mul(onehot, rowMargin))); // s·(x − m_y at the target)
+      const perRow = tf.neg(tf.sum(tf.mul(onehot, tf.logSoftmax(mapped)), -1));
+      return tf.div(tf.sum(tf.mul(sw, perRow)), 7); // Σ w_n ℓ_n / avgFactor
+    };
+    const ldam = new cbloss.LDAMLoss({ samplesPerCls: counts });
+    // the per-call weights as a tensor and as an array give the same result
+    for (const sampleWeight of [sw, weights] as const) {
+      const ours = tf.grad((z: tf.Tensor) => ldam.forward(z as tf.Tensor2D, labels, { sampleWeight, avgFactor: 7 }) as unknown as tf.Tensor)(x);
+      const theirs = tf.grad(tfLdam)(x);
+      assertGradClose(ours.dataSync(), theirs.dataSync(), 'LDAM grad', 1e-4);
+      tf.dispose([ours, theirs]);
+    }
+    const value = ldam.forward(x, labels, { sampleWeight: sw, avgFactor: 7 }) as unknown as tf.Scalar;
+    assertLossClose(value.dataSync()[0], ldam.forward(x.dataSync() as Float32Array, labels, { sampleWeight: weights, avgFactor: 7 }) as number, 'LDAM tensor loss');
+    tf.dispose([x, onehot, rowMargin, sw, value]);
+  });
+
+  it('Balanced Softmax trains under optimizer.minimize and lifts the rare classes over CE', () => {
+    const { x, y, counts } = imbalancedProblem(9, 400, 6, 4);
+    const rarest = counts.indexOf(Math.min(...counts));
+    const recallOfRarest = (loss: cbloss.Loss): number => {
+      const W = tf.variable(tf.zeros([6, 4]));
+      const b = tf.variable(tf.zeros([4]));
+      const opt = tf.train.adam(0.05);
+      for (let i = 0; i < 150; i++) {
+        opt.minimize(() => loss.forward(tf.add(tf.matMul(x, W), b) as tf.Tensor2D, y) as unknown as tf.Scalar, true)?.dispose();
+      }
+      const predicted = tf.tidy(() => tf.argMax(tf.add(tf.matMul(x, W), b), -1).dataSync());
+      let hits = 0;
+      let total = 0;
+      predicted.forEach((p, i) => {
+        if (y[i] !== rarest) return;
+        total++;
+        hits += p === rarest ? 1 : 0;
+      });
+      tf.dispose([W, b]);
+      opt.dispose();
+      return hits / total;
+    };
+    const ce = recallOfRarest(new cbloss.CrossEntropyLoss());
+    const balanced = recallOfRarest(new cbloss.BalancedSoftmaxLoss({ samplesPerCls: counts }));
+    assert.ok(balanced >= ce, `rarest class recall: Balanced Softmax ${balanced}, CE ${ce}`);
+    x.dispose();
+  });
+
   it('no tensor leaks over 1000 training steps', () => {
     const { x, y } = imbalancedProblem(6, 64, 5, 4);
     const W = tf.variable(tf.zeros([5, 4]));

@@ -24,6 +24,7 @@ struct RunContext {
   // The logit map of SPEC §3.6 (core/logit_map.h): bias and margin (C floats each, zeros where the
   // call has none) and the scale, when map_logits.
   bool map_logits = false;
+  bool map_bias_only = false;  // no margin, scale 1: z' = z + b (Balanced Softmax, logit adjustment)
   const float* logit_bias = nullptr;
   const float* margin = nullptr;
   float logit_scale = 1.0f;

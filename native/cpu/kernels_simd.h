@@ -70,7 +70,9 @@ struct SimdKernels {
     }
     if (p.classes <= kRegisterRowsMaxC) return register_rows_fn((p.classes + W - 1) / W)(p, ctx, begin, end);
     double total = 0.0;
-    if (ctx.map_logits) {
+    if (ctx.map_bias_only) {
+      for (int64_t n = begin; n < end; ++n) total += wide_row<BiasedRow>(p, ctx, n);
+    } else if (ctx.map_logits) {
       for (int64_t n = begin; n < end; ++n) total += wide_row<MappedRow>(p, ctx, n);
     } else {
       for (int64_t n = begin; n < end; ++n) total += wide_row<PlainRow>(p, ctx, n);
@@ -151,7 +153,10 @@ struct SimdKernels {
       V v[NV];
 #pragma GCC unroll 8
       for (int i = 0; i < NV; ++i) v[i] = V::load(z + at(i));
-      if (ctx.map_logits) {  // SPEC §3.6 (core/logit_map.h)
+      if (ctx.map_bias_only) {  // SPEC §3.6: z + b, what the map below gives without margin and scale
+#pragma GCC unroll 8
+        for (int i = 0; i < NV; ++i) v[i] = v[i] + V::load(ctx.logit_bias + at(i));
+      } else if (ctx.map_logits) {  // SPEC §3.6 (core/logit_map.h)
         const float y = label[r];
         const float margin_y = y >= 0.0f ? ctx.margin[static_cast<int64_t>(y)] : 0.0f;
 #pragma GCC unroll 8
@@ -205,7 +210,7 @@ struct SimdKernels {
                                        V::load(massf), V::load(zyf), V::load(wyf), V::load(ayf), V::load(rwf));
     if (!p.grad_out) return terms.loss;
 
-    // Pass 2, row by row: g = kc e - k q_c, and - kh at the label; ignored rows get zeros.
+    // Pass 2, row by row: g = kc e - k q_c, and the label's own value; ignored rows get zeros.
     alignas(64) float kcf[W], kf[W], labelf[W];
     terms.kc.store(kcf);
     terms.k.store(kf);
@@ -297,6 +302,11 @@ struct SimdKernels {
     PlainRow from(int64_t) const { return *this; }
     V at(const float* z, int64_t c) const { return V::load(z + c); }
   };
+  struct BiasedRow {  // (the map without margin and scale: ((z + b) - 0) 1 = z + b exactly)
+    const float* bias;
+    BiasedRow from(int64_t c0) const { return {bias + c0}; }
+    V at(const float* z, int64_t c) const { return V::load(z + c) + V::load(bias + c); }
+  };
   struct MappedRow {
     const float* bias;  // the block's bias values (the class vector offset like the logits)
     int64_t label;      // the label's column relative to the block (any value outside it: none)
@@ -314,6 +324,7 @@ struct SimdKernels {
     }
   };
   static PlainRow row_reader(const RunContext&, int64_t, PlainRow*) { return {}; }
+  static BiasedRow row_reader(const RunContext& ctx, int64_t, BiasedRow*) { return {ctx.logit_bias}; }
   static MappedRow row_reader(const RunContext& ctx, int64_t y, MappedRow*) {
     return {ctx.logit_bias, y, y >= 0 ? ctx.margin[y] : 0.0f, ctx.logit_scale};
   }
@@ -389,7 +400,6 @@ struct SimdKernels {
     V loss;
     V k;   // upstream gradient times row weight (0 where the lane does not count)
     V kc;  // k coef / S: the factor of e_c
-    V kh;  // k hit: subtracted at the label
     V label;  // the gradient at the label (index targets; math::label_minus_sum)
   };
 
@@ -422,7 +432,6 @@ struct SimdKernels {
     if (ctx.per_element) go = load_tail(p.grad_output + n0, valid, 0.0f);
     out.k = simd::select(counted, go * rw * V(ctx.logit_scale), V(0.0f));  // (d z' / d z = scale)
     out.kc = out.k * row.coef * inv_s;
-    out.kh = out.k * row.hit;
     if (p.labels) {
       const V e_y = simd::m_exp_neg(m - zy);
       const V gap = simd::select((e_y == V(1.0f)) & (S < V(1.5f)), V(0.0f) - below, e_y - S);
@@ -454,7 +463,9 @@ struct SimdKernels {
 
     V live;
     const V yf = label_lanes(p, n0, valid, &live);
-    if (ctx.map_logits) {  // SPEC §3.6 (core/logit_map.h): z' in place of z in the tile
+    if (ctx.map_bias_only) {  // SPEC §3.6: z + b (the map without margin and scale)
+      for (int64_t c = 0; c < C; ++c) (V::load(z[c]) + V(ctx.logit_bias[c])).store(z[c]);
+    } else if (ctx.map_logits) {  // SPEC §3.6 (core/logit_map.h): z' in place of z in the tile
       for (int64_t c = 0; c < C; ++c) {
         const V margin = simd::select(yf == V(static_cast<float>(c)), V(ctx.margin[c]), V(0.0f));
         math::mapped_logit(V::load(z[c]), V(ctx.logit_bias[c]), margin, V(ctx.logit_scale)).store(z[c]);

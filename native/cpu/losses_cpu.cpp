@@ -402,6 +402,7 @@ double run_cpu(const Problem& p) {
     const size_t lb = ctx.map_logits ? copy(p.logit_bias ? p.logit_bias : zeros.data(), C) : SIZE_MAX;
     const size_t mg = ctx.map_logits ? copy(p.margin ? p.margin : zeros.data(), C) : SIZE_MAX;
     ctx.logit_scale = static_cast<float>(p.logit_scale);
+    ctx.map_bias_only = ctx.map_logits && p.margin == nullptr && p.logit_scale == 1.0;
     ctx.class_weight = cw == SIZE_MAX ? nullptr : s.data() + cw;
     ctx.pos_weight = pw == SIZE_MAX ? nullptr : s.data() + pw;
     ctx.alpha = al == SIZE_MAX ? nullptr : s.data() + al;
