@@ -211,10 +211,12 @@ struct SimdKernels {
     if (!p.grad_out) return terms.loss;
 
     // Pass 2, row by row: g = kc e - k q_c, and the label's own value; ignored rows get zeros.
-    alignas(64) float kcf[W], kf[W], labelf[W];
+    alignas(64) float kcf[W], kf[W], khf[W], labelf[W], confidentf[W];
     terms.kc.store(kcf);
     terms.k.store(kf);
+    terms.kh.store(khf);
     terms.label.store(labelf);
+    terms.confident.store(confidentf);
     for (int r = 0; r < valid; ++r) {
       const int64_t n = n0 + r;
       float* g = p.grad_out + n * C;
@@ -237,7 +239,7 @@ struct SimdKernels {
         out.store(g + at(i));  // the last vector rewrites the overlap with the same values
       }
       const int32_t y = static_cast<int32_t>(label[r]);
-      if (y >= 0) g[y] = labelf[r];
+      if (y >= 0) g[y] = confidentf[r] != 0.0f ? labelf[r] : g[y] - khf[r];
     }
     return terms.loss;
   }
@@ -400,7 +402,12 @@ struct SimdKernels {
     V loss;
     V k;   // upstream gradient times row weight (0 where the lane does not count)
     V kc;  // k coef / S: the factor of e_c
-    V label;  // the gradient at the label (index targets; math::label_minus_sum)
+    V kh;  // k hit: subtracted at the label
+    // A confident row whose label holds its max (z_y = m, S < 1.5: `confident` 1.0, else 0.0) has its
+    // label's gradient `label` = -kc below + k (coef - hit) - k q'_y (math::label_minus_sum: kc e_y - kh
+    // cancels there); other rows take kc e_y - kh - k q'_y, as every other column.
+    V label;
+    V confident;
   };
 
   static LaneTerms lane_terms(const Problem& p, const RunContext& ctx, int64_t n0, int64_t valid, V live, V m,
@@ -432,10 +439,10 @@ struct SimdKernels {
     if (ctx.per_element) go = load_tail(p.grad_output + n0, valid, 0.0f);
     out.k = simd::select(counted, go * rw * V(ctx.logit_scale), V(0.0f));  // (d z' / d z = scale)
     out.kc = out.k * row.coef * inv_s;
+    out.kh = out.k * row.hit;
     if (p.labels) {
-      const V e_y = simd::m_exp_neg(m - zy);
-      const V gap = simd::select((e_y == V(1.0f)) & (S < V(1.5f)), V(0.0f) - below, e_y - S);
-      out.label = out.kc * gap + out.k * (row.coef - row.hit);
+      out.confident = simd::select((zy == m) & (S < V(1.5f)), V(1.0f), V(0.0f));
+      out.label = out.k * (row.coef - row.hit) - out.kc * below;
       if (eps != 0.0f) out.label = out.label - out.k * params.smooth * wy;
     }
     return out;
@@ -513,14 +520,15 @@ struct SimdKernels {
 
     // Pass 2: the gradient columns, then back to rows.
     const auto counted = live != V(0.0f);
-    const V k = terms.k, kc = terms.kc, label = terms.label;
+    const V k = terms.k, kc = terms.kc, kh = terms.kh, label = terms.label;
+    const auto confident = terms.confident != V(0.0f);
     for (int64_t c = 0; c < C; ++c) {
       V g = kc * V::load(z[c]);
       if (probs) {
         g = g - k * V::load(t[c]);
       } else {
         if (eps != 0.0f) g = g - k * V(smooth * (w ? w[c] : 1.0f));
-        g = simd::select(yf == V(static_cast<float>(c)), label, g);
+        g = simd::select(yf == V(static_cast<float>(c)), simd::select(confident, label, g - kh), g);
       }
       g = simd::select(counted, g, V(0.0f));
       g.store(z[c]);
