@@ -48,11 +48,18 @@ function readSampleWeight(plan: LossPlan, value: unknown): void {
   const values: unknown = isTensorLike(value) ? value.dataSync() : value;
   if (!isNumericArrayLike(values)) throw invalidType('sampleWeight', 'an array of numbers (one per row)', value);
   if (!fits(values.length)) throw invalidLength('sampleWeight', expected, values.length);
+  plan.sampleWeightPerElement = values.length !== rows;
+  // A host call's Float32Array goes to the addon as it is, which finds a non-finite value (a RangeError
+  // naming its index, before anything is written) in a vectorized loop: here one cost as much as the
+  // loss at N = 1M. (Weights that go to a device are checked here: the device path does not look.)
+  if (values instanceof Float32Array && !(plan.logits instanceof DeviceTensor)) {
+    plan.sampleWeight = values;
+    return;
+  }
   for (let i = 0; i < values.length; i++) {
     const v: unknown = values[i];
     if (typeof v !== 'number') throw invalidElementType('sampleWeight', i, v, 'not a number');
     if (!Number.isFinite(v)) throw invalidElement('sampleWeight', i, v, 'not a finite number');
   }
-  plan.sampleWeight = values instanceof Float32Array ? values : Float32Array.from(values);
-  plan.sampleWeightPerElement = values.length !== rows;
+  plan.sampleWeight = Float32Array.from(values);
 }

@@ -283,6 +283,9 @@ describe('40 errors', () => {
       throwsExactly(() => bce.forward(x6, new Float32Array(6), { sampleWeight: [1, 2] }), RangeError, 'Expected length 6 (one per row) for sampleWeight but received length 2');
       throwsExactly(() => new BCEWithLogitsLoss({ numClasses: 3 }).forward(x6, new Float32Array(6), { sampleWeight: [1, 2, 3] }), RangeError, 'Expected length 2 (one per row) or 6 (one per element) for sampleWeight but received length 3');
       throwsExactly(() => ce.forward(x6, [0, 1], { sampleWeight: [1, Number.NaN] }), RangeError, 'sampleWeight[1] = NaN is not a finite number');
+      // (a Float32Array is checked by the addon, with the same message)
+      throwsExactly(() => ce.forward(x6, [0, 1], { sampleWeight: Float32Array.from([1, Infinity]) }), RangeError, 'sampleWeight[1] = Infinity is not a finite number');
+      throwsExactly(() => bce.forward(x6, new Float32Array(6), { sampleWeight: Float32Array.from([1, 2, 3, 4, 5, -Infinity]) }), RangeError, 'sampleWeight[5] = -Infinity is not a finite number');
       throwsExactly(() => ce.forward(x6, [0, 1], { sampleWeight: ['1', 2] as never }), TypeError, "sampleWeight[0] = '1' is not a number");
       throwsExactly(() => ce.forward(x6, [0, 1], { avgFactor: 0 }), RangeError, 'Expected a finite number > 0 for avgFactor but received 0');
       throwsExactly(() => ce.forward(x6, [0, 1], { avgFactor: Infinity }), RangeError, 'Expected a finite number > 0 for avgFactor but received Infinity');
@@ -293,6 +296,7 @@ describe('40 errors', () => {
     it('nothing is written when the weights are bad', () => {
       const grad = new Float32Array(6).fill(3);
       throwsExactly(() => ce.forwardBackward(x6, [0, 1], { sampleWeight: [1, Infinity], out: { grad } }), RangeError, /sampleWeight\[1\]/);
+      throwsExactly(() => ce.forwardBackward(x6, [0, 1], { sampleWeight: Float32Array.from([Number.NaN, 1]), out: { grad } }), RangeError, /sampleWeight\[0\] = NaN/);
       throwsExactly(() => ce.forwardBackward(x6, [0, 1], { avgFactor: -1, out: { grad } }), RangeError, /avgFactor/);
       assert.deepEqual(Array.from(grad), new Array(6).fill(3));
     });
@@ -302,6 +306,7 @@ describe('40 errors', () => {
       throwsExactly(() => ce.forwardBackward(x6, [0, 1], { sampleWeight: buf.subarray(0, 2), out: { grad: buf.subarray(1, 7) } }), RangeError, /out.grad not to share memory with sampleWeight/);
       await assert.rejects(ce.forwardAsync(x6, [0, 1], { sampleWeight: [1] }), { name: 'RangeError', message: 'Expected length 2 (one per row) for sampleWeight but received length 1' });
       await assert.rejects(ce.forwardBackwardAsync(x6, [0, 1], { avgFactor: 'x' as never }), TypeError);
+      await assert.rejects(ce.forwardBackwardAsync(x6, [0, 1], { sampleWeight: Float32Array.from([1, Number.NaN]) }), { name: 'RangeError', message: 'sampleWeight[1] = NaN is not a finite number' });
     });
   });
 });

@@ -1,8 +1,10 @@
 // Reading a run/runAsync call (call.h).
 #include "call.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <string>
 
 #include "arguments.h"
 #include "contract.h"
@@ -59,6 +61,27 @@ void check_device_overlaps(Napi::Env env, const Problem& p, size_t logit_bytes, 
     }
   }
   if (overlap(outs[0], outs[1])) fail(env, "gradOut overlaps lossOut");
+}
+
+// The first of n floats that is NaN or infinite, or -1: x - x is 0 exactly for finite x (a loop the
+// compiler vectorizes, in blocks; the exact position only after a block fails).
+int64_t first_non_finite(const float* v, int64_t n) {
+  const int64_t block = 4096;
+  for (int64_t b = 0; b < n; b += block) {
+    const int64_t stop = std::min(n, b + block);
+    int bad = 0;
+    for (int64_t i = b; i < stop; ++i) bad |= !(v[i] - v[i] == 0.0f);
+    if (!bad) continue;
+    for (int64_t i = b; i < stop; ++i) {
+      if (!std::isfinite(v[i])) return i;
+    }
+  }
+  return -1;
+}
+
+std::string describe_float(float v) {
+  if (std::isnan(v)) return "NaN";
+  return v > 0 ? "Infinity" : "-Infinity";
 }
 
 }  // namespace
@@ -137,6 +160,13 @@ Call ParseCall(const Napi::CallbackInfo& info) {
     p.loss_out = typed_data<float, napi_float32_array>(env, info[kArg_lossOut], "lossOut", outputs, true);
     p.grad_out = typed_data<float, napi_float32_array>(env, info[kArg_gradOut], "gradOut", elements, true);
     p.sample_weight = typed_data<float, napi_float32_array>(env, info[kArg_sampleWeight], "sampleWeight", sample_weights, true);
+    // SPEC §3.7: a non-finite weight is a RangeError naming it (lib/ leaves a Float32Array's values to
+    // this check: a JavaScript loop over a million of them cost as much as the loss)
+    const int64_t bad = p.sample_weight ? first_non_finite(p.sample_weight, static_cast<int64_t>(sample_weights)) : -1;
+    if (bad >= 0) {
+      throw Napi::RangeError::New(
+          env, "sampleWeight[" + std::to_string(bad) + "] = " + describe_float(p.sample_weight[bad]) + " is not a finite number");
+    }
   }
   p.class_weight = typed_data<double, napi_float64_array>(env, info[kArg_classWeight], "classWeight", c, true);
   p.pos_weight = typed_data<double, napi_float64_array>(env, info[kArg_posWeight], "posWeight", c, true);
