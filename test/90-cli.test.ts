@@ -195,6 +195,7 @@ describe('90 the cbloss command', () => {
       ['float targets for focal', () => ['score', '--logits', p('x.npy'), '--targets', p('t.npy'), '--loss', 'focal'], /focal with 7 classes takes class indices/, 1],
       ['counts without beta', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'ce', '--samples-per-class', '1,2,3,4,5,6,7'], /--samples-per-class and --beta go together/, 2],
       ['wrong number of counts', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'ce', '--samples-per-class', '1,2', '--beta', '0.9'], /has 2 counts, the logits have 7 classes/, 2],
+      ['int64 target beyond 32 bits, named as stored', () => ['score', '--logits', p('x.npy'), '--targets', p('ybig.npy')], /--targets .*ybig\.npy: target\[3\] = 1099511627776 is out of range \(not a 32-bit integer\)/, 1],
       ['long-tail loss without counts', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'ldam'], /--loss ldam needs --samples-per-class/, 2],
       ['bias on bce', () => ['score', '--logits', p('x.npy'), '--targets', p('t.npy'), '--loss', 'bce', '--logit-bias', '1,2'], /--scale and --logit-bias are for ce, focal/, 2],
       ['bias of the wrong length', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--logit-bias', '1,2'], /--logit-bias must list 7 finite numbers/, 2],
@@ -208,6 +209,9 @@ describe('90 the cbloss command', () => {
       const ybad = y.slice();
       ybad[45] = 9;
       handNpy(p('ybad.npy'), '<i4', [N], ybad);
+      const ybig = BigInt64Array.from(Array.from(y, BigInt));
+      ybig[3] = 2n ** 40n;
+      handNpy(p('ybig.npy'), '<i8', [N], ybig);
       const full = fs.readFileSync(p('x.npy'));
       fs.writeFileSync(p('trunc.npy'), full.subarray(0, full.length - 9));
       handNpy(p('fortran.npy'), '<f4', [N, C], x, true);

@@ -65,25 +65,35 @@ export class FileArray {
       case 'float64':
         return Float32Array.from(new Float64Array(bytes.buffer, bytes.byteOffset, count));
       default:
-        return Float32Array.from(this.integers(bytes, count));
+        return Float32Array.from(this.integers(bytes, count), Number);
     }
   }
 
-  /** Elements [start, start + count) of an integer array as int32 (values beyond int32 become -2^31). */
-  readInt32(start: number, count: number): Int32Array {
-    return Int32Array.from(this.integers(this.readBytes(start, count), count));
+  /**
+   * Values [start, start + count) as int32. A value that does not fit (int64, uint32) is a RangeError
+   * naming it as stored, `<what>[i] = 1099511627776 is out of range ...`, not the value wrapped.
+   */
+  readInt32(start: number, count: number, what = 'value'): Int32Array {
+    const values = this.integers(this.readBytes(start, count), count);
+    const out = new Int32Array(count);
+    for (let i = 0; i < count; i++) {
+      const v = values[i];
+      if (typeof v === 'bigint' ? v < -2147483648n || v > 2147483647n : v > 2147483647) {
+        throw new RangeError(`${what}[${start + i}] = ${String(v)} is out of range (not a 32-bit integer)`);
+      }
+      out[i] = Number(v);
+    }
+    return out;
   }
 
-  private integers(bytes: Uint8Array, count: number): ArrayLike<number> {
+  private integers(bytes: Uint8Array, count: number): ArrayLike<number | bigint> {
     const b = bytes.buffer;
     const o = bytes.byteOffset;
     switch (this.dtype) {
       case 'int32':
         return new Int32Array(b, o, count);
-      case 'int64': {
-        const big = new BigInt64Array(b, o, count);
-        return Array.from(big, (v) => (v >= -2147483648n && v <= 2147483647n ? Number(v) : -2147483648));
-      }
+      case 'int64':
+        return new BigInt64Array(b, o, count);
       case 'int16':
         return new Int16Array(b, o, count);
       case 'int8':
@@ -91,7 +101,7 @@ export class FileArray {
       case 'uint16':
         return new Uint16Array(b, o, count);
       case 'uint32':
-        return Array.from(new Uint32Array(b, o, count), (v) => (v <= 2147483647 ? v : -2147483648));
+        return new Uint32Array(b, o, count);
       default:
         return new Uint8Array(b, o, count);
     }

@@ -210,7 +210,13 @@ export function score(argv: readonly string[]): ScoreResult {
   const chunkRows = Math.max(1, Math.floor((o['chunk-rows'] as number | undefined) ?? (4 * 1024 * 1024) / Math.max(C, 1)));
   const readTargets = (row: number, rows: number): Int32Array | Float32Array => {
     const perRow = indexTargets ? 1 : C;
-    return floatTargets ? targets.readFloat32(row * perRow, rows * perRow) : targets.readInt32(row * perRow, rows * perRow);
+    if (floatTargets) return targets.readFloat32(row * perRow, rows * perRow);
+    try {
+      return targets.readInt32(row * perRow, rows * perRow, 'target');
+    } catch (err) {
+      if (err instanceof RangeError) fail(`--targets ${targetsFile}: ${err.message}`, 1);
+      throw err;
+    }
   };
   const rowWeight = (t: Int32Array | Float32Array, r: number): number => {
     if (!balance) return 1;
