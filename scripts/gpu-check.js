@@ -63,12 +63,15 @@ const QUICK = process.env.CBLOSS_GPU_CHECK_QUICK === '1';
 const deviceLoss = (r) => (r.loss instanceof DeviceTensor ? r.loss.toHost() : r.loss);
 
 // 1. The contract vectors on the GPU: host arrays, and DeviceTensors.
-// The contract vectors: CBLOSS_VECTORS, ../shared beside the repository, or a copy carried in .gpu/.
+// The contract vectors: CBLOSS_VECTORS, the repository's copy (test/fixtures), ../shared beside the
+// repository, or a copy carried in .gpu/.
 const vectors =
   process.env.CBLOSS_VECTORS ||
-  [path.join(__dirname, '..', '..', 'shared', 'vectors', 'public.json'), path.join(__dirname, '..', '.gpu', 'public.json')].find(
-    (f) => fs.existsSync(f),
-  ) ||
+  [
+    path.join(__dirname, '..', 'test', 'fixtures', 'public-vectors.json'),
+    path.join(__dirname, '..', '..', 'shared', 'vectors', 'public.json'),
+    path.join(__dirname, '..', '.gpu', 'public.json'),
+  ].find((f) => fs.existsSync(f)) ||
   'public.json (not found: set CBLOSS_VECTORS)';
 if (fs.existsSync(vectors)) {
   const cases = JSON.parse(fs.readFileSync(vectors, 'utf8')).cases;
@@ -76,7 +79,9 @@ if (fs.existsSync(vectors)) {
     const loss = build({ loss: c.loss, options: c.options }, 'cuda');
     const input = Float32Array.from(c.input);
     const target = c.targetType === 'int32' ? Int32Array.from(c.target) : Float32Array.from(c.target);
-    const opts = c.gradOutput === undefined ? undefined : { gradOutput: c.gradOutput };
+    // (the per-call options of SPEC §3.7 where a case has them)
+    const opts = {};
+    for (const key of ['gradOutput', 'sampleWeight', 'avgFactor']) if (c[key] !== undefined) opts[key] = c[key];
     const host = loss.forwardBackward(input, target, opts);
     const dx = DeviceTensor.from(input);
     const dev = loss.forwardBackward(dx, target, opts);
