@@ -48,8 +48,6 @@ __device__ __forceinline__ float load_shared(float* held, const KernelArgs& a, i
     for (int j = 0; j < kSharedRowsBatch; ++j) {
       if (c0 + j * kStep < end) {
         load_n<T, V>(a.logits, row0 + c0 + j * kStep, v[j]);
-        CBLOSS_UNROLL
-        for (int k = 0; k < V; ++k) v[j][k] = map_logit(a, y, c0 + j * kStep + k, v[j][k]);
       } else {
         CBLOSS_UNROLL
         for (int k = 0; k < V; ++k) v[j][k] = 0.0f;  // never read; set so that no register is undefined
@@ -58,6 +56,8 @@ __device__ __forceinline__ float load_shared(float* held, const KernelArgs& a, i
     CBLOSS_UNROLL
     for (int j = 0; j < kSharedRowsBatch; ++j) {
       if (c0 + j * kStep >= end) continue;
+      CBLOSS_UNROLL
+      for (int k = 0; k < V; ++k) v[j][k] = map_logit(a, y, c0 + j * kStep + k, v[j][k]);  // (all loads issued first)
       store_floats<V>(held + (c0 + j * kStep - begin), v[j]);
       CBLOSS_UNROLL
       for (int k = 0; k < V; ++k) m = max_ignoring_nan(m, v[j][k]);
