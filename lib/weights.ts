@@ -10,6 +10,19 @@ export function classBalancedWeights(samplesPerCls: ArrayLike<number>, beta: num
   return computeClassBalancedWeights('samplesPerCls', samplesPerCls, 'beta', beta);
 }
 
+/** Training samples per class: finite numbers > 0 (TypeError / RangeError naming the element), as float64. */
+export function readSampleCounts(name: string, counts: unknown): Float64Array {
+  if (!isNumericArrayLike(counts)) throw invalidType(name, 'an array of sample counts', counts);
+  const out = new Float64Array(counts.length);
+  for (let c = 0; c < counts.length; c++) {
+    const n: unknown = counts[c];
+    if (typeof n !== 'number') throw invalidElementType(name, c, n, 'not a number');
+    if (!Number.isFinite(n) || n <= 0) throw invalidElement(name, c, n, 'not a finite number > 0');
+    out[c] = n;
+  }
+  return out;
+}
+
 export function computeClassBalancedWeights(
   countsName: string,
   counts: unknown,
@@ -18,19 +31,17 @@ export function computeClassBalancedWeights(
 ): Float64Array {
   if (!isNumericArrayLike(counts)) throw invalidType(countsName, 'an array of sample counts', counts);
   const b = checkNumber(betaName, beta, { min: 0, max: 1, expected: 'a number in [0, 1]' });
-  const C = counts.length;
+  const n = readSampleCounts(countsName, counts);
+  const C = n.length;
   const weights = new Float64Array(C);
   // 1 − β^n = −expm1(n·log β): exact for β near 1, where 1 − β^n loses digits.
   const logBeta = Math.log(b);
   let sum = 0;
   for (let c = 0; c < C; c++) {
-    const n: unknown = counts[c];
-    if (typeof n !== 'number') throw invalidElementType(countsName, c, n, 'not a number');
-    if (!Number.isFinite(n) || n <= 0) throw invalidElement(countsName, c, n, 'not a finite number > 0');
     let w: number;
-    if (b === 1) w = 1 / n;
+    if (b === 1) w = 1 / n[c];
     else if (b === 0) w = 1;
-    else w = (1 - b) / -Math.expm1(n * logBeta);
+    else w = (1 - b) / -Math.expm1(n[c] * logBeta);
     weights[c] = w;
     sum += w;
   }

@@ -2,8 +2,9 @@
 // z' = scale·(z + logitBias − margin[y]·e_y), evaluated inside the fused pass (native/core/logit_map.h),
 // and the helpers that make logit adjustment (Menon et al.), Balanced Softmax (Ren et al.) and LDAM
 // (Cao et al.) from the class counts.
-import { invalidElement, invalidElementType, invalidLength, invalidType } from '../errors';
-import { OptionReader, checkNumber, isNumericArrayLike, type OptionName } from '../options';
+import { invalidLength, invalidType } from '../errors';
+import { OptionReader, checkNumber, type OptionName } from '../options';
+import { readSampleCounts } from '../weights';
 import type { LossPlan } from '../plan';
 
 export const LOGIT_MAP_OPTIONS: readonly OptionName[] = [['logitBias', 'logit_bias'], ['margin'], ['scale']];
@@ -67,19 +68,6 @@ export function applyLogitMap(plan: LossPlan, map: LogitMap): void {
   plan.logitScale = map.scale;
 }
 
-/** Sample counts: finite numbers > 0, as float64. */
-function readCounts(name: string, counts: unknown): Float64Array {
-  if (!isNumericArrayLike(counts)) throw invalidType(name, 'an array of sample counts', counts);
-  const out = new Float64Array(counts.length);
-  for (let c = 0; c < counts.length; c++) {
-    const n: unknown = counts[c];
-    if (typeof n !== 'number') throw invalidElementType(name, c, n, 'not a number');
-    if (!Number.isFinite(n) || n <= 0) throw invalidElement(name, c, n, 'not a finite number > 0');
-    out[c] = n;
-  }
-  return out;
-}
-
 /**
  * Logit adjustment (Menon et al., ICLR 2021): b_c = τ·log(n_c / Σ_j n_j), in float64. As `logitBias`
  * with τ = 1 it is Balanced Softmax (Ren et al., NeurIPS 2020).
@@ -89,7 +77,7 @@ export function logitAdjustment(samplesPerCls: ArrayLike<number>, tau = 1): Floa
 }
 
 export function computeLogitAdjustment(countsName: string, counts: unknown, tauName: string, tau: unknown): Float64Array {
-  const n = readCounts(countsName, counts);
+  const n = readSampleCounts(countsName, counts);
   const t = checkNumber(tauName, tau);
   let total = 0;
   for (const v of n) total += v;
@@ -105,7 +93,7 @@ export function ldamMargins(samplesPerCls: ArrayLike<number>, maxMargin = 0.5): 
 }
 
 export function computeLdamMargins(countsName: string, counts: unknown, maxName: string, maxMargin: unknown): Float64Array {
-  const n = readCounts(countsName, counts);
+  const n = readSampleCounts(countsName, counts);
   const top = checkNumber(maxName, maxMargin, { min: 0, expected: 'a finite number ≥ 0' });
   const quarter = n.map((v) => Math.pow(v, -0.25));
   let largest = 0;
