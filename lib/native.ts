@@ -210,5 +210,30 @@ export function runPlanAsync(
   lossOut: DataArray | null,
   gradOut: DataArray | null,
 ): Promise<number> {
+  const arrays: Array<[string, unknown]> = [
+    ['input', plan.logits],
+    ['target', plan.labels ?? plan.targets],
+    ['sampleWeight', plan.sampleWeight],
+    ['gradOutput', gradOutput],
+    ['out.loss', lossOut],
+    ['out.grad', gradOut],
+  ];
+  for (const [name, array] of arrays) refuseResizable(name, array);
   return callBinding(binding.runAsync, plan, gradOutput, lossOut, gradOut);
+}
+
+/**
+ * A worker thread reads and writes an async call's arrays in place: one whose buffer can shrink under
+ * it (a resizable ArrayBuffer, a growable SharedArrayBuffer) would have it read freed memory, so such
+ * arrays are a TypeError at the call (issue 20; a transferred buffer is not caught here yet).
+ */
+function refuseResizable(name: string, array: unknown): void {
+  if (!ArrayBuffer.isView(array)) return;
+  const buffer = array.buffer as { resizable?: boolean; growable?: boolean };
+  if (buffer.resizable === true || buffer.growable === true) {
+    throw new TypeError(
+      `Expected a fixed-length buffer for ${name} (an async call reads it on a worker thread) but received a view of a ` +
+        `${buffer.growable === true ? 'growable SharedArrayBuffer' : 'resizable ArrayBuffer'}: copy it, or call the sync form`,
+    );
+  }
 }
