@@ -1,9 +1,9 @@
 // The per-call weights of SPEC §3.7: opts.sampleWeight (one weight per row, or per logit for element
 // losses) and opts.avgFactor (the divisor of the mean reductions), read onto a plan.
 import { DeviceTensor } from './device-tensor';
-import { invalidElement, invalidElementType, invalidLength, invalidType, invalidValue } from './errors';
+import { invalidLength, invalidType, invalidValue } from './errors';
 import { isTensorLike } from './inputs';
-import { checkNumber, isNumericArrayLike } from './options';
+import { checkNumber, isNumericArrayLike, toFiniteVector } from './options';
 import { Divisor, isRowLoss, type LossPlan } from './plan';
 
 export interface CallWeightOptions {
@@ -56,10 +56,5 @@ function readSampleWeight(plan: LossPlan, value: unknown): void {
     plan.sampleWeight = values;
     return;
   }
-  for (let i = 0; i < values.length; i++) {
-    const v: unknown = values[i];
-    if (typeof v !== 'number') throw invalidElementType('sampleWeight', i, v, 'not a number');
-    if (!Number.isFinite(v)) throw invalidElement('sampleWeight', i, v, 'not a finite number');
-  }
-  plan.sampleWeight = Float32Array.from(values);
+  plan.sampleWeight = Float32Array.from(toFiniteVector('sampleWeight', values));
 }

@@ -268,9 +268,6 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
     }
     plan.device = deviceIndex(this.device, plan.logits);
     const none = plan.divisor === Divisor.None;
-    if (plan.sampleWeight instanceof DeviceTensor) {
-      throw invalidType('sampleWeight', 'host values (the input is not a DeviceTensor)', plan.sampleWeight);
-    }
     const gradOutput = readGradOutput(opts?.gradOutput, none, plan.outputLength);
     const out = readOut(opts?.out, none, wantGrad, plan);
     checkOverlaps(call, out, opts?.gradOutput, plan.sampleWeight);
@@ -377,13 +374,13 @@ function sameView(a: ArrayBufferView, b: ArrayBufferView): boolean {
 
 // out.grad may be the input itself (in place); any other sharing of memory between the caller's
 // arrays and the output buffers would let an output overwrite an input mid-pass: RangeError.
-function checkOverlaps(call: PreparedCall, out: OutBuffers, gradOutput: unknown, sampleWeight: Float32Array | null): void {
+function checkOverlaps(call: PreparedCall, out: OutBuffers, gradOutput: unknown, sampleWeight: unknown): void {
   if (!out.grad && !out.loss) return; // (the outputs are then new arrays)
   const inputs: Array<[string, ArrayBufferView]> = [];
   if (call.logits.source) inputs.push(['input', call.logits.source]);
   if (call.target.source) inputs.push(['target', call.target.source]);
   if (ArrayBuffer.isView(gradOutput)) inputs.push(['gradOutput', gradOutput]);
-  if (sampleWeight) inputs.push(['sampleWeight', sampleWeight]);
+  if (ArrayBuffer.isView(sampleWeight)) inputs.push(['sampleWeight', sampleWeight]);
   const outputs: Array<[string, ArrayBufferView]> = [];
   if (out.grad) outputs.push(['out.grad', out.grad]);
   if (out.loss) outputs.push(['out.loss', out.loss]);

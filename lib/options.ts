@@ -145,14 +145,22 @@ export function isNumericArrayLike(value: unknown): value is ArrayLike<number> {
   );
 }
 
-/** Copies an ArrayLike<number> of finite numbers into a Float64Array. */
-export function toFiniteVector(name: string, value: unknown): Float64Array {
-  if (!isNumericArrayLike(value)) throw invalidType(name, 'an array of numbers', value);
+export interface VectorCheck {
+  /** What the message says was expected of the whole array. Default 'an array of numbers'. */
+  expected?: string;
+  /** Every element must also be > 0 (sample counts). */
+  positive?: boolean;
+}
+
+/** Copies an ArrayLike<number> of finite numbers (with `positive`, finite numbers > 0) into a Float64Array. */
+export function toFiniteVector(name: string, value: unknown, check: VectorCheck = {}): Float64Array {
+  if (!isNumericArrayLike(value)) throw invalidType(name, check.expected ?? 'an array of numbers', value);
+  const problem = check.positive ? 'not a finite number > 0' : 'not a finite number';
   const out = new Float64Array(value.length);
   for (let i = 0; i < value.length; i++) {
     const v: unknown = value[i];
     if (typeof v !== 'number') throw invalidElementType(name, i, v, 'not a number');
-    if (!Number.isFinite(v)) throw invalidElement(name, i, v, 'not a finite number');
+    if (!Number.isFinite(v) || (check.positive && v <= 0)) throw invalidElement(name, i, v, problem);
     out[i] = v;
   }
   return out;

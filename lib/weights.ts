@@ -1,6 +1,6 @@
 // Class-balanced weights of Cui et al. (CVPR 2019), in float64 (SPEC §3.5).
-import { invalidElement, invalidElementType, invalidType } from './errors';
-import { checkNumber, isNumericArrayLike } from './options';
+import { invalidType } from './errors';
+import { checkNumber, isNumericArrayLike, toFiniteVector } from './options';
 
 /**
  * w_c = (1 − β) / (1 − β^{n_c}) — the inverse of the effective number of samples — normalized so that
@@ -12,15 +12,7 @@ export function classBalancedWeights(samplesPerCls: ArrayLike<number>, beta: num
 
 /** Training samples per class: finite numbers > 0 (TypeError / RangeError naming the element), as float64. */
 export function readSampleCounts(name: string, counts: unknown): Float64Array {
-  if (!isNumericArrayLike(counts)) throw invalidType(name, 'an array of sample counts', counts);
-  const out = new Float64Array(counts.length);
-  for (let c = 0; c < counts.length; c++) {
-    const n: unknown = counts[c];
-    if (typeof n !== 'number') throw invalidElementType(name, c, n, 'not a number');
-    if (!Number.isFinite(n) || n <= 0) throw invalidElement(name, c, n, 'not a finite number > 0');
-    out[c] = n;
-  }
-  return out;
+  return toFiniteVector(name, counts, { expected: 'an array of sample counts', positive: true });
 }
 
 export function computeClassBalancedWeights(
