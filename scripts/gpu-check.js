@@ -101,11 +101,13 @@ if (fs.existsSync(vectors)) {
   console.log(`vectors not found at ${vectors}`);
 }
 
-// The long-row kernels besides the default (registers in clusters up to 262144 columns, then shared
-// memory in clusters: sm_90): shared memory in clusters; without clusters, one block a row holding it
-// in shared memory where it fits (as before sm_90), else the two-kernel slices; and the slices alone.
+// The long-row kernels besides the default (shared memory in one block or in clusters of up to 4 blocks,
+// 2 for 16-bit logits, else the two-kernel slices: native/cuda/launch.cu): registers in clusters (only
+// when switched on), shared memory in clusters of any size; without clusters, one block a row holding it
+// in shared memory where it fits (as before sm_90), else the slices; and the slices alone.
 const longRowKernels = [
-  ['in shared memory', { CBLOSS_CUDA_REGISTER_CLUSTERS: '0' }],
+  ['in registers', { CBLOSS_CUDA_REGISTER_CLUSTERS: '1' }],
+  ['in shared memory', { CBLOSS_CUDA_SHARED_ROWS: '1' }],
   ['without clusters', { CBLOSS_CUDA_CLUSTERS: '0' }],
   ['in slices', { CBLOSS_CUDA_CLUSTERS: '0', CBLOSS_CUDA_SHARED_ROWS: '0' }],
 ];

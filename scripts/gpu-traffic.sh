@@ -24,7 +24,8 @@ for dtype in float32 bfloat16; do
   for shape in "1048576 128" "65536 1000" "8192 131072" "4096 10" "1048576 2" "16384 32000" "4096 262208"; do
     one -- ce $shape $dtype
   done
-  one CBLOSS_CUDA_REGISTER_CLUSTERS=0 -- ce 8192 131072 $dtype
+  one CBLOSS_CUDA_REGISTER_CLUSTERS=1 -- ce 8192 131072 $dtype
+  one CBLOSS_CUDA_SHARED_ROWS=1 -- ce 8192 131072 $dtype
   one CBLOSS_CUDA_CLUSTERS=0 -- ce 8192 131072 $dtype
   one CBLOSS_CUDA_CLUSTERS=0 CBLOSS_CUDA_SHARED_ROWS=0 -- ce 8192 131072 $dtype
   one CBLOSS_CUDA_SMALL_GROUPS=0 -- ce 1048576 128 $dtype

@@ -27,12 +27,14 @@ function withEnv<T>(env: Record<string, string>, fn: () => T): T {
   }
 }
 
-// The long-row kernels a GPU of compute capability 9 chooses from, each forced in turn: the default
-// (registers in clusters up to 262144 columns, then shared memory in clusters), shared memory in
-// clusters, no clusters (one block a row holding it in shared memory, as before sm_90, then slices),
-// and two kernels over slices.
+// The long-row kernels a GPU of compute capability 9 chooses from, besides the default (shared memory in
+// one block or in clusters of up to 4 blocks — 2 for 16-bit logits —, else two kernels over slices:
+// native/cuda/launch.cu), each forced in turn: registers in clusters (only when switched on: slower on
+// an H200), shared memory in clusters of any size, no clusters (one block a row holding it in shared
+// memory, as before sm_90, then slices), and the slices alone.
 const longRowKernels: Array<[string, Record<string, string>]> = [
-  ['in shared memory', { CBLOSS_CUDA_REGISTER_CLUSTERS: '0' }],
+  ['in registers', { CBLOSS_CUDA_REGISTER_CLUSTERS: '1' }],
+  ['in shared memory', { CBLOSS_CUDA_SHARED_ROWS: '1' }],
   ['without clusters', { CBLOSS_CUDA_CLUSTERS: '0' }],
   ['in slices', { CBLOSS_CUDA_CLUSTERS: '0', CBLOSS_CUDA_SHARED_ROWS: '0' }],
 ];
@@ -109,11 +111,12 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
     // a thread holds at most 32 float32 logits in runs of 4, 16 in runs of 1, 16 in groups of 8 or 16
     // lanes): 4 lanes (C = 10, 12), 8 lanes (100, 101), 16 lanes (200, 201), a warp (1000, 300),
     // 2 warps (999, 2000), 4 warps (3000), the block (6000, 4001), a cluster of
-    // blocks (8191: 2, 9001: 3, 40000: 5), of blocks twice as large for rows beyond 16 blocks (140000 in
-    // runs of 4: 9 blocks of 512; 70001 in runs of 1: 9 blocks of 512), rows beyond what registers hold
-    // in shared memory (300000: a cluster of 16) — and the long rows again with every other long-row
-    // kernel (longRowKernels: without clusters, one block a row holding it in shared memory up to 57856
-    // columns, as before sm_90; two kernels over slices of the row beyond, or when told).
+    // blocks in registers (8191: 2, 9001: 3, 40000: 5), of blocks twice as large for rows beyond 16 blocks
+    // (140000 in runs of 4: 9 blocks of 512; 70001 in runs of 1: 9 blocks of 512), rows beyond what
+    // registers hold in shared memory (300000: a cluster of 16) — the long rows in each long-row kernel
+    // (the default, then longRowKernels: registers in clusters, shared memory in clusters of any size,
+    // without clusters — one block a row holding it in shared memory up to 57856 columns, as before
+    // sm_90 —, two kernels over slices of the row).
     const shapes: Array<[number, number]> = [
       [64, 10],
       [16, 12],

@@ -170,7 +170,15 @@ bool launch_cluster_rows(const KernelArgs& a, const DeviceLaunch& d) {
 // Rows held in shared memory (shared_rows_kernel), K blocks a row: the least K of 1, 2, 4, 8, 16 (only 1
 // where clusters do not run) whose slices take at most half the shared memory a block may have — two
 // blocks an SM, so that one reads its row while the other reduces — else the least whose slices fit.
-// False when none fits or the GPU does not run those clusters.
+// False when none fits, the GPU does not run those clusters, or K is more than kSharedRowsMostBlocks:
+// on an H200 (bench/RESULTS.md, "the long-row kernels over row lengths") the slices, though they read
+// the logits twice, took less time than clusters of 8 or 16 (float32: 2.54 against 2.79 ms at
+// 4096x131072) and than 16-bit logits' clusters of 4 (1.81 against 2.07 ms at 8192x65536), while
+// clusters of up to 4 (float32) or 2 (16-bit) beat them by up to 20% (2.02 against 2.71 ms at
+// 10737x50000 float32) and one block a row by up to 44% (8193 columns). CBLOSS_CUDA_SHARED_ROWS=1
+// lifts the bound (tests, measurements).
+template <class T>
+constexpr int64_t kSharedRowsMostBlocks = sizeof(T) == 4 ? 4 : 2;
 template <class T, int V>
 bool launch_shared_rows(const KernelArgs& a, const DeviceLaunch& d) {
   constexpr size_t kStaticShared = 1024;  // the kernel's own: its reductions' scratch, `exchange`
@@ -185,7 +193,7 @@ bool launch_shared_rows(const KernelArgs& a, const DeviceLaunch& d) {
       if (bytes_for(k) <= limit) K = k;
     }
   }
-  if (K == 0) return false;
+  if (K == 0 || (K > kSharedRowsMostBlocks<T> && !d.shared_rows_any_cluster)) return false;
   const int64_t slice = slice_for(K);
   const size_t shared = bytes_for(K);
   auto* kernel = shared_rows_kernel<T, V>;
@@ -214,6 +222,10 @@ void launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d) {
     // groups are switched off: every R.
     switch (G) {
       case 0: {
+        // Rows longer than a block holds: in shared memory (one block, or a cluster of a few), else
+        // two kernels over slices; rows in registers by clusters only when switched on (on an H200
+        // they took 1.3 to 4 times the others' time: 16 blocks of 123 registers a thread, a quarter
+        // of the warps an SM can hold, wait at the cluster's barriers with no loads in flight).
         if (d.register_clusters && launch_cluster_rows<T, V>(a, d)) break;
         if (d.shared_rows && launch_shared_rows<T, V>(a, d)) break;
         const int64_t slices = slices_per_row(a.classes);

@@ -26,16 +26,18 @@ struct LaunchAnswers {
 
 // What a compute launch needs besides its arguments: the stream, whether rows of 17-256 columns go to
 // groups of 8 or 16 lanes (not turned off by CBLOSS_CUDA_SMALL_GROUPS=0), and the device's context —
-// whether cluster kernels may be tried (compute capability 9+, not turned off by CBLOSS_CUDA_CLUSTERS=0), rows
-// held in registers by clusters (not turned off by CBLOSS_CUDA_REGISTER_CLUSTERS=0) and rows held in
-// shared memory (not turned off by CBLOSS_CUDA_SHARED_ROWS=0), its multiprocessors and shared memory,
-// and the answers it keeps (the context's lock is held around every launch).
+// whether cluster kernels may be tried (compute capability 9+, not turned off by CBLOSS_CUDA_CLUSTERS=0),
+// whether rows are held in registers by clusters (only when turned on by CBLOSS_CUDA_REGISTER_CLUSTERS=1:
+// slower than the others on an H200, bench/RESULTS.md), rows held in shared memory (not turned off by
+// CBLOSS_CUDA_SHARED_ROWS=0; in clusters of any size with CBLOSS_CUDA_SHARED_ROWS=1), its multiprocessors
+// and shared memory, and the answers it keeps (the context's lock is held around every launch).
 struct DeviceLaunch {
   cudaStream_t stream;
   bool small_groups;
   bool clusters;
   bool register_clusters;
   bool shared_rows;
+  bool shared_rows_any_cluster;
   int multiprocessors;
   size_t shared_per_block;
   LaunchAnswers& answers;

@@ -279,20 +279,23 @@ KernelArgs upload_params(DeviceContext& ctx, const Problem& p, const ParamLayout
 // ---- launch settings -------------------------------------------------------------------------------
 
 // The switches are for tests and measurements: they let every row kernel run on one GPU (a warp where
-// 8 or 16 lanes would hold the row; registers in clusters, shared memory in clusters and in one block,
-// the two-kernel slices).
-bool switched_off(const char* name) {
+// 8 or 16 lanes would hold the row; registers in clusters, shared memory in clusters of any size and in
+// one block, the two-kernel slices). "0" turns a kernel off; "1" turns on one the default leaves out
+// (registers in clusters; shared memory in clusters of more blocks than launch_shared_rows takes).
+bool switched(const char* name, const char* value) {
   const char* env = std::getenv(name);
-  return env && std::string(env) == "0";
+  return env && std::string(env) == value;
 }
+bool switched_off(const char* name) { return switched(name, "0"); }
 
 DeviceLaunch device_launch(DeviceContext& ctx, cudaStream_t stream) {
   const bool clusters = ctx.clusters && !switched_off("CBLOSS_CUDA_CLUSTERS");
   return {stream,
           !switched_off("CBLOSS_CUDA_SMALL_GROUPS"),
           clusters,
-          clusters && !switched_off("CBLOSS_CUDA_REGISTER_CLUSTERS"),
+          clusters && switched("CBLOSS_CUDA_REGISTER_CLUSTERS", "1"),
           !switched_off("CBLOSS_CUDA_SHARED_ROWS"),
+          switched("CBLOSS_CUDA_SHARED_ROWS", "1"),
           ctx.multiprocessors,
           ctx.shared_per_block,
           ctx.answers};

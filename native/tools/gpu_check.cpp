@@ -16,6 +16,7 @@
 #include <iterator>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/backend.h"
@@ -84,20 +85,22 @@ struct Case {
   bool labels;
 };
 
-// A row kernel other than the default, chosen by the switches it sets to 0 while a WithKernelChoice
-// lives. For long rows (the default: registers in clusters up to 262144 columns, then shared memory in
-// clusters: sm_90): shared memory in clusters; without clusters, one block a row holding it in shared
-// memory where it fits (as before sm_90), else the two-kernel slices; and the slices alone. For rows of
-// 17-256 columns (the default: groups of 8 or 16 lanes): a warp a row.
+// A row kernel other than the default, chosen by the switches it sets while a WithKernelChoice lives
+// ("0" turns a kernel off, "1" on: native/cuda/losses_cuda.cu). For long rows (the default: shared memory
+// in one block or in clusters of up to 4 blocks, 2 for 16-bit logits, else the two-kernel slices):
+// registers in clusters; shared memory in clusters of any size; without clusters, one block a row
+// holding it in shared memory where it fits (as before sm_90), else the slices; and the slices alone.
+// For rows of 17-256 columns (the default: groups of 8 or 16 lanes): a warp a row.
 struct KernelChoice {
   const char* how;
-  std::vector<const char*> off;
+  std::vector<std::pair<const char*, const char*>> switches;
 };
-const KernelChoice kWarpRows{"a warp a row", {"CBLOSS_CUDA_SMALL_GROUPS"}};
+const KernelChoice kWarpRows{"a warp a row", {{"CBLOSS_CUDA_SMALL_GROUPS", "0"}}};
 const KernelChoice kLongRowKernels[] = {
-    {"in shared memory", {"CBLOSS_CUDA_REGISTER_CLUSTERS"}},
-    {"without clusters", {"CBLOSS_CUDA_CLUSTERS"}},
-    {"in slices", {"CBLOSS_CUDA_CLUSTERS", "CBLOSS_CUDA_SHARED_ROWS"}},
+    {"in registers", {{"CBLOSS_CUDA_REGISTER_CLUSTERS", "1"}}},
+    {"in shared memory", {{"CBLOSS_CUDA_SHARED_ROWS", "1"}}},
+    {"without clusters", {{"CBLOSS_CUDA_CLUSTERS", "0"}}},
+    {"in slices", {{"CBLOSS_CUDA_CLUSTERS", "0"}, {"CBLOSS_CUDA_SHARED_ROWS", "0"}}},
 };
 
 // The other kernels a row of C columns can run in.
@@ -110,10 +113,10 @@ std::vector<KernelChoice> other_kernels(int64_t C) {
 struct WithKernelChoice {
   const KernelChoice& kernel;
   explicit WithKernelChoice(const KernelChoice& k) : kernel(k) {
-    for (const char* name : k.off) setenv(name, "0", 1);
+    for (const auto& [name, value] : k.switches) setenv(name, value, 1);
   }
   ~WithKernelChoice() {
-    for (const char* name : kernel.off) unsetenv(name);
+    for (const auto& s : kernel.switches) unsetenv(s.first);
   }
   WithKernelChoice(const WithKernelChoice&) = delete;
   WithKernelChoice& operator=(const WithKernelChoice&) = delete;
