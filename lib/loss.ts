@@ -1,5 +1,6 @@
 // The base class of every loss: argument checks shared by all losses, the call into the addon,
 // caller-owned output buffers, and the async forms.
+import { allocatedByCall } from './async-arrays';
 import { applyCallWeights, type CallWeightOptions } from './call-weights';
 import { deviceIndex, type ResolvedDevice } from './device';
 import { deviceCall } from './device-call';
@@ -272,8 +273,9 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
     const out = readOut(opts?.out, none, wantGrad, plan);
     checkOverlaps(call, out, opts?.gradOutput, plan.sampleWeight);
 
-    const lossOut = none ? (out.loss ?? new Float32Array(plan.outputLength)) : null;
-    const gradOut = wantGrad ? (out.grad ?? new Float32Array(plan.logits.length)) : null;
+    // (arrays made here are the call's own until it returns: an async call's worker writes them in place)
+    const lossOut = none ? (out.loss ?? allocatedByCall(new Float32Array(plan.outputLength))) : null;
+    const gradOut = wantGrad ? (out.grad ?? allocatedByCall(new Float32Array(plan.logits.length))) : null;
     const finish = (value: number): ExecutionResult<R> => ({
       loss: (none ? lossOut : value) as LossValue<R>,
       grad: gradOut,

@@ -2,6 +2,7 @@
 import * as path from 'node:path';
 
 import type { NativeAbi, NativeBinding, NativeDeviceBuffer, NativeRunArguments } from '../binding';
+import { AsyncArrays } from './async-arrays';
 import { NATIVE_BUFFER } from './handles';
 import { LOSS_KIND_TRAITS, type LossPlan } from './plan';
 
@@ -203,37 +204,51 @@ export function runPlan(
   return callBinding(binding.run, plan, gradOutput, lossOut, gradOut);
 }
 
-/** runPlan on a worker thread (the arrays must not be changed until the promise settles). */
+/**
+ * runPlan on a worker thread. The worker reads and writes only memory that stays valid whatever the
+ * caller does with its arrays meanwhile (lib/async-arrays.ts): copies of the caller's arrays where they
+ * could be detached or resized, delivered when the call ends.
+ */
 export function runPlanAsync(
   plan: LossPlan,
   gradOutput: number | DataArray,
   lossOut: DataArray | null,
   gradOut: DataArray | null,
 ): Promise<number> {
-  const arrays: Array<[string, unknown]> = [
-    ['input', plan.logits],
-    ['target', plan.labels ?? plan.targets],
-    ['sampleWeight', plan.sampleWeight],
-    ['gradOutput', gradOutput],
-    ['out.loss', lossOut],
-    ['out.grad', gradOut],
-  ];
-  for (const [name, array] of arrays) refuseResizable(name, array);
-  return callBinding(binding.runAsync, plan, gradOutput, lossOut, gradOut);
-}
-
-/**
- * A worker thread reads and writes an async call's arrays in place: one whose buffer can shrink under
- * it (a resizable ArrayBuffer, a growable SharedArrayBuffer) would have it read freed memory, so such
- * arrays are a TypeError at the call (issue 20; a transferred buffer is not caught here yet).
- */
-function refuseResizable(name: string, array: unknown): void {
-  if (!ArrayBuffer.isView(array)) return;
-  const buffer = array.buffer as { resizable?: boolean; growable?: boolean };
-  if (buffer.resizable === true || buffer.growable === true) {
-    throw new TypeError(
-      `Expected a fixed-length buffer for ${name} (an async call reads it on a worker thread) but received a view of a ` +
-        `${buffer.growable === true ? 'growable SharedArrayBuffer' : 'resizable ArrayBuffer'}: copy it, or call the sync form`,
-    );
-  }
+  const arrays = new AsyncArrays((array) => binding.isPinned(array));
+  const workerPlan: LossPlan = {
+    ...plan,
+    logits: arrays.input('input', plan.logits),
+    labels: arrays.input('target', plan.labels),
+    targets: arrays.input('target', plan.targets),
+    sampleWeight: arrays.input('sampleWeight', plan.sampleWeight),
+    // (the loss's own parameter vectors: small, and reachable by the caller as the loss's fields)
+    classWeight: arrays.input('weight', plan.classWeight),
+    posWeight: arrays.input('posWeight', plan.posWeight),
+    alpha: arrays.input('alpha', plan.alpha),
+    balanceWeight: arrays.input('class-balanced weights', plan.balanceWeight),
+    logitBias: arrays.input('logitBias', plan.logitBias),
+    margin: arrays.input('margin', plan.margin),
+  };
+  const pending = callBinding(
+    binding.runAsync,
+    workerPlan,
+    arrays.input('gradOutput', gradOutput),
+    arrays.output('out.loss', lossOut),
+    arrays.output('out.grad', gradOut),
+  );
+  return pending.then(
+    (value) => {
+      try {
+        arrays.deliver();
+      } finally {
+        arrays.release();
+      }
+      return value;
+    },
+    (err: unknown) => {
+      arrays.release();
+      throw err;
+    },
+  );
 }

@@ -527,6 +527,29 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       }
       assert.deepEqual(grad, sync.grad);
     });
+
+    // Pinned arrays are used in place by async calls (no copy). Node does not detach them when they are
+    // transferred (an ArrayBuffer made by the addon is copied instead), and the addon holds their blocks
+    // until the worker is done in case one is freed meanwhile (issue 20).
+    it('async: a pinned array "transferred" during the call stays attached (Node copies it), and the call gives the sync result', async () => {
+      const rand = rng(7);
+      const values = randomLogits(rand, N * C, 3);
+      const y = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
+      const loss = new cbloss.CrossEntropyLoss({ device: 'cuda' });
+      const expected = loss.forwardBackward(values, y);
+      for (const role of ['input', 'out.grad'] as const) {
+        const x = pinnedCopy(values);
+        const grad = cbloss.pinnedArray(N * C);
+        const pending = loss.forwardBackwardAsync(x, y, { out: { grad } });
+        const moved = role === 'input' ? x : grad;
+        structuredClone(moved.buffer as ArrayBuffer, { transfer: [moved.buffer as ArrayBuffer] });
+        await collectGarbage();
+        assert.equal(moved.length, N * C, `the pinned ${role} is still attached`);
+        const r = await pending;
+        assert.equal(r.loss, expected.loss, role);
+        assert.deepEqual(grad, expected.grad, role);
+      }
+    });
   });
 
   describe('DeviceTensor', () => {

@@ -16,9 +16,19 @@ using cbloss::contract::kRunArgs;
 
 namespace {
 
+// The host arrays a call reads and writes (device pointers among them are not in pinned memory).
+std::vector<const void*> host_arrays(const Problem& p) {
+  return {p.logits, p.labels, p.targets, p.sample_weight, p.grad_output, p.loss_out, p.grad_out};
+}
+
 // The async form: the Problem (a plain struct of pointers and sizes) is the baton; the JavaScript
-// arrays it points into are held by references until the work is done, so they stay alive and are
-// not copied. The kernels run on a libuv worker thread; the event loop keeps going.
+// arrays it points into are held by references until the work is done. A reference keeps an array
+// object alive, not its memory: a caller may transfer the buffer away, and V8 frees the memory once
+// the new owner is collected. So lib/ (lib/async-arrays.ts) hands this form only memory that cannot go
+// away: its own copies, SharedArrayBuffers, and pinned memory — which Node copies rather than detaches
+// when it is transferred (an ArrayBuffer over the addon's memory), and whose blocks are held here
+// (hold_pinned) until the worker is done all the same, should one be freed meanwhile. The kernels run
+// on a libuv worker thread; the event loop keeps going.
 class RunWorker : public Napi::AsyncWorker {
  public:
   RunWorker(Napi::Env env, const Call& call, const Napi::CallbackInfo& info)
@@ -26,7 +36,15 @@ class RunWorker : public Napi::AsyncWorker {
     for (size_t i = 1; i < kRunArgs; ++i) {
       if (info[i].IsObject()) refs_.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
     }
+    for (const void* array : host_arrays(call_.problem)) {
+      if (void* block = array ? cbloss::hold_pinned(array, 1) : nullptr) pinned_.push_back(block);
+    }
   }
+  ~RunWorker() override {
+    for (void* block : pinned_) cbloss::release_pinned(block);
+  }
+  RunWorker(const RunWorker&) = delete;
+  RunWorker& operator=(const RunWorker&) = delete;
 
   Napi::Promise Promise() const { return deferred_.Promise(); }
 
@@ -53,6 +71,7 @@ class RunWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   Call call_;
   std::vector<Napi::ObjectReference> refs_;
+  std::vector<void*> pinned_;  // blocks of pinned memory held until the worker is done
   double result_ = 0.0;
   std::string range_error_;
 };

@@ -73,6 +73,11 @@ class DeviceMemory {
 void* allocate_pinned(size_t bytes);
 void free_pinned(void* address);
 bool is_pinned(const void* address, size_t bytes);  // [address, address + bytes) lies in one allocation
+// An async call's hold on the block holding [address, address + bytes) while a worker thread uses it:
+// free_pinned of a held block (its ArrayBuffer collected) waits for the last release. Returns the block
+// to release, or null when the range is not pinned memory.
+void* hold_pinned(const void* address, size_t bytes);
+void release_pinned(void* block);
 
 // Helpers both backends use, computed on the host from the targets.
 double reduction_divisor(const Problem& p);                 // what the summed loss is divided by

@@ -644,10 +644,27 @@ void DeviceMemory::copy_to_host(void* dst, size_t bytes) const {
 namespace {
 
 // Every allocate_pinned block, by address, so that run_host_arrays can tell which arrays it may send
-// directly. (Leaked on purpose: finalizers may free blocks during the process's teardown.)
+// directly; and the holds of async calls reading or writing a block (hold_pinned): a block freed while
+// held (its ArrayBuffer transferred away and collected during the call) is freed at its last release.
+// (Leaked on purpose: finalizers may free blocks during the process's teardown.)
+struct PinnedBlock {
+  size_t size = 0;
+  int holds = 0;
+  bool freed = false;  // free_pinned came while held
+};
 struct PinnedBlocks {
   std::mutex mutex;
-  std::map<uintptr_t, size_t> sizes;
+  std::map<uintptr_t, PinnedBlock> blocks;
+  // The block holding [address, address + bytes), or end().
+  std::map<uintptr_t, PinnedBlock>::iterator find(const void* address, size_t bytes) {
+    const uintptr_t at = reinterpret_cast<uintptr_t>(address);
+    auto it = blocks.upper_bound(at);
+    if (!address || it == blocks.begin()) return blocks.end();
+    --it;
+    const size_t offset = at - it->first;
+    const bool inside = !it->second.freed && offset < it->second.size && bytes <= it->second.size - offset;
+    return inside ? it : blocks.end();
+  }
 };
 
 PinnedBlocks& pinned_blocks() {
@@ -668,32 +685,52 @@ void* allocate_pinned(size_t bytes) {
     throw std::runtime_error("could not allocate " + std::to_string(bytes) + " bytes of pinned host memory (" +
                              describe(err) + ")");
   }
-  PinnedBlocks& blocks = pinned_blocks();
-  std::lock_guard<std::mutex> lock(blocks.mutex);
-  blocks.sizes[reinterpret_cast<uintptr_t>(address)] = size;
+  PinnedBlocks& pinned = pinned_blocks();
+  std::lock_guard<std::mutex> lock(pinned.mutex);
+  pinned.blocks[reinterpret_cast<uintptr_t>(address)] = PinnedBlock{size};
   return address;
 }
 
 void free_pinned(void* address) {
   if (!address) return;
   {
-    PinnedBlocks& blocks = pinned_blocks();
-    std::lock_guard<std::mutex> lock(blocks.mutex);
-    blocks.sizes.erase(reinterpret_cast<uintptr_t>(address));
+    PinnedBlocks& pinned = pinned_blocks();
+    std::lock_guard<std::mutex> lock(pinned.mutex);
+    auto it = pinned.blocks.find(reinterpret_cast<uintptr_t>(address));
+    if (it != pinned.blocks.end() && it->second.holds > 0) {
+      it->second.freed = true;  // the last release_pinned frees it
+      return;
+    }
+    if (it != pinned.blocks.end()) pinned.blocks.erase(it);
   }
   cudaFreeHost(address);
 }
 
+void* hold_pinned(const void* address, size_t bytes) {
+  PinnedBlocks& pinned = pinned_blocks();
+  std::lock_guard<std::mutex> lock(pinned.mutex);
+  auto it = pinned.find(address, bytes);
+  if (it == pinned.blocks.end()) return nullptr;
+  ++it->second.holds;
+  return reinterpret_cast<void*>(it->first);
+}
+
+void release_pinned(void* block) {
+  if (!block) return;
+  {
+    PinnedBlocks& pinned = pinned_blocks();
+    std::lock_guard<std::mutex> lock(pinned.mutex);
+    auto it = pinned.blocks.find(reinterpret_cast<uintptr_t>(block));
+    if (it == pinned.blocks.end() || --it->second.holds > 0 || !it->second.freed) return;
+    pinned.blocks.erase(it);
+  }
+  cudaFreeHost(block);
+}
+
 bool is_pinned(const void* address, size_t bytes) {
-  if (!address) return false;
-  const uintptr_t at = reinterpret_cast<uintptr_t>(address);
-  PinnedBlocks& blocks = pinned_blocks();
-  std::lock_guard<std::mutex> lock(blocks.mutex);
-  auto it = blocks.sizes.upper_bound(at);
-  if (it == blocks.sizes.begin()) return false;
-  --it;
-  const size_t offset = at - it->first;
-  return offset < it->second && bytes <= it->second - offset;
+  PinnedBlocks& pinned = pinned_blocks();
+  std::lock_guard<std::mutex> lock(pinned.mutex);
+  return pinned.find(address, bytes) != pinned.blocks.end();
 }
 
 }  // namespace cbloss

@@ -26,5 +26,7 @@ void DeviceMemory::copy_to_host(void*, size_t) const { throw std::runtime_error(
 void* allocate_pinned(size_t) { throw std::runtime_error(cuda_status().reason); }
 void free_pinned(void*) {}
 bool is_pinned(const void*, size_t) { return false; }
+void* hold_pinned(const void*, size_t) { return nullptr; }
+void release_pinned(void*) {}
 
 }  // namespace cbloss
