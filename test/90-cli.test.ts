@@ -181,6 +181,13 @@ describe('90 the cbloss command', () => {
       ['unknown command', () => ['frobnicate'], /^cbloss: unknown command 'frobnicate'/, 2],
       ['unknown option', () => ['score', '--logitz', 'a'], /^cbloss score: unknown option '--logitz'/, 2],
       ['missing option', () => ['score', '--logits', p('x.npy'), '--loss', 'ce'], /^cbloss score: missing --targets/, 2],
+      // (the option errors of lib/cli/args.ts over util.parseArgs's tokens)
+      ['an option without its value', () => ['demo', '--seeds'], /^cbloss demo: option --seeds needs a value \(K\)$/, 2],
+      ['an option followed by another', () => ['demo', '--seeds', '--quick'], /^cbloss demo: option --seeds needs a value \(K\)$/, 2],
+      ['a flag with a value', () => ['demo', '--quick=1'], /^cbloss demo: option --quick takes no value$/, 2],
+      ['a positional argument', () => ['demo', 'now'], /^cbloss demo: unexpected argument 'now' \(see cbloss demo --help\)$/, 2],
+      ['a short option', () => ['score', '-x'], /^cbloss score: unexpected argument '-x'/, 2],
+      ['an empty number', () => ['demo', '--seeds='], /^cbloss demo: --seeds must be a number, not ''$/, 2],
       ['bad --loss', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'hinge'], /--loss must be one of ce, bce, focal, sigmoid-focal, poly, asl, balanced-softmax, ldam, not 'hinge'/, 2],
       ['bad --gamma', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'focal', '--gamma', 'x'], /--gamma must be a number/, 2],
       ['negative --gamma', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'focal', '--gamma', '-1'], /gamma/, 2],

@@ -1,5 +1,7 @@
-// A small command-line option parser: `--name value`, `--name=value`, `--flag`; unknown options and
-// bad values are one-line errors naming the option.
+// The command-line options: Node's util.parseArgs splits the arguments (`--name value`, `--name=value`,
+// `--flag`); this module checks each against its spec, so that unknown options and bad values are
+// one-line errors naming the option, in this CLI's words (parseArgs's strict mode has its own).
+import { parseArgs } from 'node:util';
 
 export class CliError extends Error {
   constructor(
@@ -25,22 +27,28 @@ export type ParsedOptions = Record<string, string | number | boolean | undefined
 export function parseOptions(command: string, argv: readonly string[], specs: readonly OptionSpec[]): ParsedOptions {
   const out: ParsedOptions = {};
   for (const s of specs) if (s.default !== undefined) out[s.name] = s.default;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (!arg.startsWith('--')) throw new CliError(`cbloss ${command}: unexpected argument '${arg}' (see cbloss ${command} --help)`);
-    const eq = arg.indexOf('=');
-    const name = arg.slice(2, eq < 0 ? undefined : eq);
+  const { tokens } = parseArgs({
+    args: [...argv],
+    options: Object.fromEntries(specs.map((s) => [s.name, { type: s.type === 'boolean' ? ('boolean' as const) : ('string' as const) }])),
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  for (const token of tokens) {
+    if (token.kind !== 'option' || !token.rawName.startsWith('--')) {
+      throw new CliError(`cbloss ${command}: unexpected argument '${argv[token.index]}' (see cbloss ${command} --help)`);
+    }
+    const { name } = token;
     const spec = specs.find((s) => s.name === name);
     if (!spec) throw new CliError(`cbloss ${command}: unknown option '--${name}' (see cbloss ${command} --help)`);
     if (spec.type === 'boolean') {
-      if (eq >= 0) throw new CliError(`cbloss ${command}: option --${name} takes no value`);
+      if (token.inlineValue) throw new CliError(`cbloss ${command}: option --${name} takes no value`);
       out[name] = true;
       continue;
     }
-    let raw: string | undefined;
-    if (eq >= 0) raw = arg.slice(eq + 1);
-    else raw = argv[++i];
-    if (raw === undefined || (eq < 0 && raw.startsWith('--'))) {
+    // (parseArgs takes the next argument as the value, even one that starts with --)
+    const raw = token.value;
+    if (raw === undefined || (!token.inlineValue && raw.startsWith('--'))) {
       throw new CliError(`cbloss ${command}: option --${name} needs a value (${spec.value ?? spec.type})`);
     }
     if (spec.choices && !spec.choices.includes(raw)) {
