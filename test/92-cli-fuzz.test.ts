@@ -1,6 +1,6 @@
 // A seeded fuzz of the command's file readers (issue 20, item 5): valid .npy files with random byte
-// flips, truncations, huge, negative or malformed shapes and odd dtypes, through `cbloss score` in
-// process. Every run either scores or fails with the command's one-line error naming a file (exit
+// flips, truncations, huge, negative or malformed shapes and odd dtypes, and raw files truncated,
+// extended or flipped under any dtype and shape, through `cbloss score` in process. Every run either scores or fails with the command's one-line error naming a file (exit
 // code 1: bad data) — never another exception, never a crash.
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
@@ -94,4 +94,47 @@ describe('92 the command reads any file without crashing (seeded fuzz)', () => {
       assert.ok(scored < 150, `the mutations broke something: ${scored} of 300 scored`);
     });
   }
+
+  // Raw (headerless) files: truncated, extended, their bytes flipped (NaN patterns, labels out of
+  // range), read as any of the dtypes with shapes that may not match their length.
+  it('300 mutated raw logits and targets, any dtype and shape: a score or one line naming a file, exit code 1', () => {
+    const r = rng(9292);
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(r() * items.length)];
+    const x = path.join(dir, 'x.raw');
+    const y = path.join(dir, 'y.raw');
+    const rawLogits = Buffer.from(randomLogits(rand, N * C).buffer);
+    const rawTargets = Buffer.from(Int32Array.from({ length: N }, () => Math.floor(rand() * C)).buffer);
+    const mutateRaw = (valid: Buffer): Buffer => {
+      const b = Buffer.from(valid);
+      switch (Math.floor(r() * 4)) {
+        case 0:
+          for (let k = 1 + Math.floor(r() * 8); k > 0; k--) b[Math.floor(r() * b.length)] ^= 1 + Math.floor(r() * 255);
+          return b;
+        case 1:
+          return b.subarray(0, Math.floor(r() * b.length));
+        case 2:
+          return Buffer.concat([b, Buffer.alloc(1 + Math.floor(r() * 40), 0xff)]);
+        default:
+          return b;
+      }
+    };
+    let scored = 0;
+    for (let i = 0; i < 300; i++) {
+      fs.writeFileSync(x, mutateRaw(rawLogits));
+      fs.writeFileSync(y, mutateRaw(rawTargets));
+      const shape = pick([`${N},${C}`, `${N},${C}`, `${N}`, `${N * C}`, `${N + 1},${C}`, `${N},${C - 1}`, `1,${N * C}`, `${2 ** 40},${C}`]);
+      const args = ['--logits', x, '--shape', shape, '--dtype', pick(['float32', 'float32', 'float64']), '--targets', y, '--targets-dtype', pick(['int32', 'int32', 'int64', 'uint8', 'float32', 'float64'])];
+      try {
+        const result = score([...args, '--loss', pick(['ce', 'bce', 'focal']), '--json']);
+        assert.equal(typeof result.loss, 'number');
+        scored++;
+      } catch (err) {
+        assert.ok(err instanceof CliError, `case ${i} (${args.join(' ')}): ${(err as Error).constructor.name}: ${(err as Error).message}`);
+        assert.equal(err.exitCode, 1, `case ${i} (${args.join(' ')}): exit code (bad data): ${err.message}`);
+        assert.ok(!err.message.includes('\n'), `case ${i}: one line: ${err.message}`);
+        assert.ok(err.message.includes(x) || err.message.includes(y), `case ${i} (${args.join(' ')}): names a file: ${err.message}`);
+      }
+    }
+    assert.ok(scored > 0 && scored < 250, `${scored} of 300 scored`);
+  });
 });
