@@ -9,6 +9,7 @@ const path = require('node:path');
 
 const cbloss = require('..');
 const { rng } = require('../dist/random.js');
+const { median: timedMedian, withEnv } = require('./gpu-timing.js');
 
 let failures = 0;
 let passes = 0;
@@ -111,14 +112,6 @@ const longRowKernels = [
   ['without clusters', { CBLOSS_CUDA_CLUSTERS: '0' }],
   ['in slices', { CBLOSS_CUDA_CLUSTERS: '0', CBLOSS_CUDA_SHARED_ROWS: '0' }],
 ];
-function withEnv(env, fn) {
-  Object.assign(process.env, env);
-  try {
-    return fn();
-  } finally {
-    for (const name of Object.keys(env)) delete process.env[name];
-  }
-}
 
 // 2. GPU against CPU, large random inputs: host arrays, DeviceTensors, and 16-bit logits.
 const rand = rng(2026);
@@ -183,17 +176,7 @@ console.log(`GPU against CPU: ${failures} failures so far`);
 // 3. Timing. Device-resident (fp32 and bf16; the wall time of a call, its syncs included) beside
 // PyTorch eager on the same GPU (CUDA events) and the device copy bandwidth; host arrays (copies
 // included) beside the pinned host<->device bandwidth.
-function median(fn, reps = QUICK ? 2 : 10) {
-  fn();
-  const t = [];
-  for (let i = 0; i < reps; i++) {
-    const s = process.hrtime.bigint();
-    fn();
-    t.push(Number(process.hrtime.bigint() - s) / 1e6);
-  }
-  t.sort((p, q) => p - q);
-  return t[t.length >> 1];
-}
+const median = (fn, reps = QUICK ? 2 : 10) => timedMedian(fn, reps);
 // Fills a DeviceTensor of `length` with a repeated random block (a 4 GB host array would not fit).
 const BLOCK = QUICK ? 1 << 12 : 1 << 24;
 const blockF32 = Float32Array.from({ length: BLOCK }, () => (rand() - 0.5) * 8);

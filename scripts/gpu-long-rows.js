@@ -7,6 +7,7 @@
 'use strict';
 const cbloss = require('..');
 const { rng } = require('../dist/random.js');
+const { median, withEnv } = require('./gpu-timing.js');
 
 const { DeviceTensor } = cbloss;
 const kernels = [
@@ -21,24 +22,6 @@ const rand = rng(7);
 const BLOCK = 1 << 22;
 const block = Float32Array.from({ length: BLOCK }, () => (rand() - 0.5) * 8);
 const blocks = { float32: block, bfloat16: cbloss.toBfloat16Bits(block) };
-function median(fn, reps = 10) {
-  fn();
-  const t = [];
-  for (let i = 0; i < reps; i++) {
-    const s = process.hrtime.bigint();
-    fn();
-    t.push(Number(process.hrtime.bigint() - s) / 1e6);
-  }
-  return t.sort((p, q) => p - q)[reps >> 1];
-}
-function withEnv(env, fn) {
-  Object.assign(process.env, env);
-  try {
-    return fn();
-  } finally {
-    for (const name of Object.keys(env)) delete process.env[name];
-  }
-}
 const ce = new cbloss.CrossEntropyLoss({ device: 'cuda' });
 console.log(`long rows, CE forward+backward on the device, median ms (GB/s of the minimum bytes): ${kernels.map(([k]) => k).join(' | ')}`);
 for (const dtype of ['float32', 'bfloat16']) {
