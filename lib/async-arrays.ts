@@ -18,9 +18,12 @@
 type HostArray = Float32Array | Int32Array | Float64Array;
 type HostArrayType = new (buffer: ArrayBuffer, byteOffset: number, length: number) => HostArray;
 
-// Scratch buffers by byte length, free for the next call; dropped after a second without calls, and
-// never more than kScratchBytes of them kept.
+// Scratch buffers by byte length, free for the next call; dropped after a second without calls. Only
+// buffers of a MiB or more are kept (smaller ones cost little to allocate), at most 4 of a size (not
+// the peak of many calls in flight) and kScratchBytes in all.
 const kScratchBytes = 1 << 30;
+const kScratchMinBytes = 1 << 20;
+const kScratchPerSize = 4;
 const scratch = new Map<number, ArrayBuffer[]>();
 let scratchBytes = 0;
 let scratchTimer: ReturnType<typeof setTimeout> | undefined;
@@ -34,8 +37,8 @@ function takeScratch(byteLength: number): ArrayBuffer {
 }
 
 function returnScratch(buffer: ArrayBuffer): void {
-  if (scratchBytes + buffer.byteLength > kScratchBytes) return;
   const free = scratch.get(buffer.byteLength) ?? [];
+  if (buffer.byteLength < kScratchMinBytes || free.length >= kScratchPerSize || scratchBytes + buffer.byteLength > kScratchBytes) return;
   free.push(buffer);
   scratch.set(buffer.byteLength, free);
   scratchBytes += buffer.byteLength;
