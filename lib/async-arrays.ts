@@ -67,23 +67,22 @@ export function allocatedByCall<T extends HostArray>(array: T): T {
 /** The arrays of one async call: what the worker gets in place of each, and their delivery. */
 export class AsyncArrays {
   private readonly copiedOut: Array<[string, HostArray, HostArray]> = [];
-  private readonly pinnedOrShared: Array<[string, HostArray, number]> = [];
+  private readonly inPlace: Array<[string, HostArray, number]> = []; // with its byte length at the call
   private readonly scratchInUse: ArrayBuffer[] = [];
 
   /** isPinned: whether an array lies in pinned memory (the addon's). */
   constructor(private readonly isPinned: (array: HostArray) => boolean) {}
 
-  private inPlace(array: HostArray): boolean {
-    return array.buffer instanceof SharedArrayBuffer || allocatedForCall.has(array) || this.isPinned(array);
+  /** Whether the worker may use `array` itself (then it is checked at delivery). */
+  private usedInPlace(name: string, array: HostArray): boolean {
+    if (!(array.buffer instanceof SharedArrayBuffer || allocatedForCall.has(array) || this.isPinned(array))) return false;
+    this.inPlace.push([name, array, array.byteLength]);
+    return true;
   }
 
   /** The memory the worker reads for an input array (other values are passed through). */
   input<T>(name: string, value: T): T {
-    if (!isHostArray(value)) return value;
-    if (this.inPlace(value)) {
-      this.pinnedOrShared.push([name, value, value.byteLength]);
-      return value;
-    }
+    if (!isHostArray(value) || this.usedInPlace(name, value)) return value;
     const copy = this.scratch(value);
     copy.set(value as never);
     return copy as unknown as T;
@@ -102,11 +101,7 @@ export class AsyncArrays {
 
   /** The memory the worker writes for an output array (other values — null, device memory — pass through). */
   output<T>(name: string, value: T): T {
-    if (!isHostArray(value)) return value;
-    if (this.inPlace(value)) {
-      this.pinnedOrShared.push([name, value, value.byteLength]);
-      return value;
-    }
+    if (!isHostArray(value) || this.usedInPlace(name, value)) return value;
     const ownCopy = this.scratch(value);
     this.copiedOut.push([name, value, ownCopy]);
     return ownCopy as unknown as T;
@@ -117,7 +112,7 @@ export class AsyncArrays {
    * caller array is written, when one the call used was detached or resized meanwhile.
    */
   deliver(): void {
-    for (const [name, array, byteLength] of this.pinnedOrShared) {
+    for (const [name, array, byteLength] of this.inPlace) {
       if (array.byteLength !== byteLength) throw changedDuringCall(name, byteLength, array.byteLength);
     }
     for (const [name, array, ownCopy] of this.copiedOut) {
