@@ -19,8 +19,10 @@
 // CBLOSS_LAUNCH(kernel, grid, block, stream, args...): `kernel` is a __global__ function or a
 // pointer to one (a template instance goes through a variable, because of the commas).
 #if defined(CBLOSS_CUDA_EMULATION)
-#define CBLOSS_LAUNCH(kernel, grid, block, stream, ...) \
-  ::cbloss_emu::launch(grid, block, stream, [=] { kernel(__VA_ARGS__); })
+#define CBLOSS_LAUNCH(kernel, grid, block, stream, ...)                                         \
+  ::cbloss_emu::launch_shared(grid, block, 0, reinterpret_cast<const void*>(kernel), stream, [=] { \
+    kernel(__VA_ARGS__);                                                                         \
+  })
 #else
 #define CBLOSS_LAUNCH(kernel, grid, block, stream, ...) kernel<<<grid, block, 0, stream>>>(__VA_ARGS__)
 #endif
@@ -83,6 +85,25 @@
 #define CBLOSS_CHECK_ALIGNED(p, bytes) ((void)0)
 #endif
 
+// Where a kernel reads or writes global memory (kernels/access.cuh): in the emulator, each access is
+// counted with its source site for the traffic accounting (CBLOSS_EMULATED_TRAFFIC); under nvcc the
+// site is an empty struct and the count nothing.
+//   CBLOSS_SITE: the site of the call where it is a default argument (the caller's file and line);
+//   CBLOSS_COUNT_ACCESS(address, bytes, store, site); CBLOSS_NAME_BUFFER(name, address, bytes): the
+//   buffer the host code passes to the launches that follow, by what it holds (after
+//   CBLOSS_FORGET_BUFFER_NAMES(), at the start of a call).
+#if defined(CBLOSS_CUDA_EMULATION)
+#define CBLOSS_SITE (::cbloss_emu::Site{__builtin_FILE(), __builtin_LINE()})
+#define CBLOSS_COUNT_ACCESS(address, bytes, store, site) ::cbloss_emu::global_access(address, bytes, store, site)
+#define CBLOSS_NAME_BUFFER(name, address, bytes) ::cbloss_emu::name_buffer(name, address, bytes)
+#define CBLOSS_FORGET_BUFFER_NAMES() ::cbloss_emu::forget_buffer_names()
+#else
+#define CBLOSS_SITE (::cbloss::cuda::AccessSite{})
+#define CBLOSS_COUNT_ACCESS(address, bytes, store, site) ((void)0)
+#define CBLOSS_NAME_BUFFER(name, address, bytes) ((void)0)
+#define CBLOSS_FORGET_BUFFER_NAMES() ((void)0)
+#endif
+
 // CBLOSS_UNROLL before a loop of a constant count over a small array: unrolled, the array lives in
 // registers (ptxas puts an array indexed by a loop variable on the stack, in local memory).
 #if defined(CBLOSS_CUDA_EMULATION)
@@ -93,6 +114,12 @@
 
 namespace cbloss {
 namespace cuda {
+
+#if defined(CBLOSS_CUDA_EMULATION)
+using AccessSite = ::cbloss_emu::Site;
+#else
+struct AccessSite {};
+#endif
 
 #if defined(CBLOSS_CLUSTERS)
 #if defined(CBLOSS_CUDA_EMULATION)

@@ -219,6 +219,31 @@ ParamLayout param_layout(const Problem& p) {
   return l;
 }
 
+// The buffers of a call on device arrays by what they hold, for the emulator's traffic accounting
+// (CBLOSS_EMULATED_TRAFFIC; nothing under nvcc): the call's arrays, its parameter block (the divisor,
+// the sum and the label flag at its start are partial sums), and its scratch (the row losses, then
+// partial sums: per block, divisor terms, the sum stages, slice statistics or row weights).
+void name_traffic_buffers(const Problem& p, const ParamLayout& l, const char* params, const char* scratch,
+                          size_t row_loss_at, size_t partials_at, size_t scratch_bytes) {
+  const size_t N = static_cast<size_t>(p.rows), M = N * static_cast<size_t>(p.classes);
+  const size_t logit_bytes = M * (p.logit_type == LogitType::Float32 ? 4 : 2);
+  const size_t outputs = static_cast<size_t>(output_elements(p));
+  CBLOSS_FORGET_BUFFER_NAMES();
+  CBLOSS_NAME_BUFFER("partial sums", params, l.class_weight);
+  CBLOSS_NAME_BUFFER("parameters", params + l.class_weight, l.bytes - l.class_weight);
+  CBLOSS_NAME_BUFFER("losses", scratch + row_loss_at, partials_at - row_loss_at);
+  CBLOSS_NAME_BUFFER("partial sums", scratch + partials_at, scratch_bytes - partials_at);
+  CBLOSS_NAME_BUFFER("logits", p.logits, logit_bytes);
+  CBLOSS_NAME_BUFFER("gradient", p.grad_out, logit_bytes);
+  CBLOSS_NAME_BUFFER("labels", p.labels, N * sizeof(int32_t));
+  CBLOSS_NAME_BUFFER("targets", p.targets, M * sizeof(float));
+  CBLOSS_NAME_BUFFER("losses", p.loss_out, outputs * sizeof(float));
+  CBLOSS_NAME_BUFFER("upstream gradient", p.grad_output, outputs * sizeof(float));
+  CBLOSS_NAME_BUFFER("sample weights", p.sample_weight, (p.sample_weight_per_element ? M : N) * sizeof(float));
+  (void)p, (void)l, (void)params, (void)scratch, (void)row_loss_at, (void)partials_at, (void)scratch_bytes;
+  (void)logit_bytes, (void)outputs;
+}
+
 void put_floats(char* base, size_t at, const double* src, size_t count) {
   float* dst = reinterpret_cast<float*>(base + at);
   for (size_t i = 0; i < count; ++i) dst[i] = static_cast<float>(src[i]);
@@ -354,6 +379,7 @@ double run_on_device(DeviceContext& ctx, const Problem& p) {
   a.targets = p.targets;
   a.grad_output = p.grad_output;
   a.sample_weight = p.sample_weight;
+  name_traffic_buffers(p, layout, params, scratch, row_loss_at, partials_at, pack.size());
 
   if (p.labels) {
     // The labels are checked first on the stream; every later kernel that reads labels or writes

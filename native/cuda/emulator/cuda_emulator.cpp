@@ -1,6 +1,8 @@
 // The CPU emulator of CUDA declared in cuda_emulator.h (test builds only).
 #include "cuda_emulator.h"
 
+#include <cxxabi.h>
+#include <dlfcn.h>
 #include <sys/mman.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -9,12 +11,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <random>
 #include <string>
+#include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 // Streams run lazily: what is enqueued on a stream (an asynchronous copy or memset, a wait for an
@@ -44,12 +49,35 @@ constexpr int kDevices = 2;  // two, so that the multi-device paths run too
 
 enum class FiberState { Ready, AtWarpSync, AtBlockSync, AtClusterSync, Done };
 
+// How often a thread has accessed global memory from one site since its warp's last shuffle or barrier
+// (traffic accounting): its n-th access there belongs to the warp's n-th instruction there.
+struct SiteCount {
+  const char* file;
+  int line;
+  bool store;
+  unsigned count;
+};
+
 struct Fiber {
   ucontext_t context;
   std::unique_ptr<char[]> stack;  // uninitialized: its pages are committed only as far as the thread uses them
   FiberState state = FiberState::Ready;
   unsigned generation = 0;  // shuffles done: selects the half of the exchange buffer
+  unsigned epoch = 0;       // shuffles and barriers passed (traffic accounting)
+  std::vector<SiteCount> site_counts;
   Coordinates where;
+};
+
+// One lane's global access, as the traffic accounting records it until its block ends.
+struct Access {
+  uint32_t thread;
+  uint32_t epoch;
+  const char* file;
+  int line;
+  uint32_t instance;
+  bool store;
+  uint32_t bytes;
+  uintptr_t address;
 };
 
 // A block being run. Launches hold launch_mutex(), so one block runs at a time in the process; the
@@ -67,6 +95,7 @@ struct BlockRun {
   size_t shared_bytes = 0;            // dynamic shared memory of the launch
   std::vector<unsigned char> shared;  // this block's
   uint64_t serial = 0;                // which block execution this is (CBLOSS_BLOCK_SHARED)
+  std::vector<Access> accesses;       // traffic accounting: this block's, until it ends
 };
 
 // Counts block executions process-wide (from 1: a static shared array's stamp starts at 0).
@@ -110,6 +139,8 @@ void suspend(FiberState state) {
   BlockRun& run = run_state();
   Fiber& self = run.fibers[run.current];
   self.state = state;
+  self.epoch++;  // a shuffle or a barrier: the warp's accesses after it are new instructions
+  self.site_counts.clear();
   swapcontext(&self.context, &run.scheduler);
 }
 
@@ -156,6 +187,8 @@ void start_block(BlockRun& run) {
     if (!f.stack) f.stack.reset(new char[kFiberStack]);
     f.state = FiberState::Ready;
     f.generation = 0;
+    f.epoch = 0;
+    f.site_counts.clear();
     f.where.thread = dim3(static_cast<unsigned>(i % run.block.x), static_cast<unsigned>(i / run.block.x), 1);
     getcontext(&f.context);
     f.context.uc_stack.ss_sp = f.stack.get();
@@ -251,6 +284,17 @@ size_t page_bytes() {
 
 size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
+// CBLOSS_EMULATED_TRAFFIC_PLAN=1: launches are recorded (traffic accounting) but run no block, and
+// device memory is left uncommitted (no canaries to write or check), so that a full-size problem's
+// launches come out without its memory or time.
+bool plan_only() {
+  static const bool on = [] {
+    const char* env = std::getenv("CBLOSS_EMULATED_TRAFFIC_PLAN");
+    return env && std::string(env) == "1";
+  }();
+  return on;
+}
+
 struct DeviceHeap {
   std::mutex mutex;
   std::unordered_map<void*, GuardedBlock> blocks;
@@ -275,7 +319,7 @@ struct DeviceHeap {
       munmap(map, map_bytes);
       return cudaErrorMemoryAllocation;
     }
-    std::memset(map + page, kCanary, map_bytes - 2 * page);
+    if (!plan_only()) std::memset(map + page, kCanary, map_bytes - 2 * page);
     char* p = map + map_bytes - page - span;
     blocks[p] = GuardedBlock{map, map_bytes, bytes};
     used += bytes;
@@ -288,7 +332,7 @@ struct DeviceHeap {
     std::lock_guard<std::mutex> lock(mutex);
     const auto it = blocks.find(ptr);
     if (it == blocks.end()) return cudaErrorInvalidValue;
-    check_canaries(it->first, it->second);
+    if (!plan_only()) check_canaries(it->first, it->second);
     used -= it->second.bytes;
     munmap(it->second.map, it->second.map_bytes);
     blocks.erase(it);
@@ -296,8 +340,18 @@ struct DeviceHeap {
   }
 
   void check_all() {
+    if (plan_only()) return;
     std::lock_guard<std::mutex> lock(mutex);
     for (const auto& [p, b] : blocks) check_canaries(p, b);
+  }
+
+  bool contains(uintptr_t address) {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (const auto& [p, b] : blocks) {
+      const uintptr_t begin = reinterpret_cast<uintptr_t>(p);
+      if (address >= begin && address < begin + b.bytes) return true;
+    }
+    return false;
   }
 
  private:
@@ -538,6 +592,192 @@ size_t shared_limit(const void* kernel) {
   return it == limits.end() ? kDefaultSharedBytes : it->second;
 }
 
+// ---- Traffic accounting (CBLOSS_EMULATED_TRAFFIC; the header comment says what is counted) ----
+
+struct NamedRange {
+  std::string name;
+  uintptr_t begin;
+  uintptr_t end;
+};
+using BufferNames = std::vector<NamedRange>;
+
+std::mutex& names_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+BufferNames& buffer_names() {
+  static auto* names = new BufferNames;  // (immortal, as the heaps)
+  return *names;
+}
+
+// Counts of one direction (read or written) of one buffer in one launch.
+struct Flow {
+  uint64_t requested = 0;     // bytes the lanes asked for
+  uint64_t used = 0;          // bytes of their union, per instruction
+  uint64_t sectors = 0;       // distinct 32-byte sectors, per instruction
+  uint64_t instructions = 0;  // warp instructions that touched the buffer
+  std::unordered_set<uint64_t> distinct;  // sectors touched at least once in the launch
+};
+
+struct BufferTraffic {
+  Flow read;
+  Flow write;
+};
+
+// What a launch that records its traffic was given at its launch, and what it counts as it runs.
+struct LaunchTraffic {
+  std::string file;
+  std::string kernel;
+  BufferNames names;  // as they were at the launch
+  unsigned cluster = 0;
+  std::map<std::string, BufferTraffic> buffers;
+};
+
+LaunchTraffic* traffic_now = nullptr;  // the launch being run, when it records
+
+// The demangled name of a kernel (its symbol, which the emulated build exports), or "?".
+std::string kernel_name(const void* kernel) {
+  Dl_info info;
+  if (!kernel || !dladdr(kernel, &info) || !info.dli_sname) return "?";
+  int status = 0;
+  char* demangled = abi::__cxa_demangle(info.dli_sname, nullptr, nullptr, &status);
+  std::string name = status == 0 && demangled ? demangled : info.dli_sname;
+  std::free(demangled);
+  return name;
+}
+
+// The request a launch makes when CBLOSS_EMULATED_TRAFFIC names a file, else null.
+std::shared_ptr<LaunchTraffic> traffic_request(const void* kernel, unsigned cluster) {
+  const char* file = std::getenv("CBLOSS_EMULATED_TRAFFIC");
+  if (!file || !*file) return nullptr;
+  auto t = std::make_shared<LaunchTraffic>();
+  t->file = file;
+  t->kernel = kernel_name(kernel);
+  t->cluster = cluster;
+  std::lock_guard<std::mutex> lock(names_mutex());
+  t->names = buffer_names();
+  return t;
+}
+
+// The name of the buffer holding `address`: a named range, "unnamed" device memory, or null (shared
+// memory or the stack: not global traffic).
+const std::string* buffer_at(const LaunchTraffic& t, uintptr_t address) {
+  static const std::string unnamed = "unnamed";
+  for (const NamedRange& r : t.names) {
+    if (address >= r.begin && address < r.end) return &r.name;
+  }
+  return heap().contains(address) ? &unnamed : nullptr;
+}
+
+// Adds one warp instruction — the accesses [first, last), sorted by address — to the launch's counts.
+void account_instruction(LaunchTraffic& t, const Access* first, const Access* last) {
+  uintptr_t begin = first->address, end = begin;  // the union's interval being merged
+  std::vector<std::pair<const std::string*, Flow>> per_buffer;  // this instruction's, by buffer
+  uint64_t last_sector = UINT64_MAX;
+  // Adds the merged interval [begin, end) to the buffer it lies in.
+  const auto flush = [&] {
+    if (end == begin) return;
+    const std::string* name = buffer_at(t, begin);
+    if (name) {
+      auto it = std::find_if(per_buffer.begin(), per_buffer.end(), [&](const auto& e) { return e.first == name; });
+      if (it == per_buffer.end()) it = per_buffer.insert(per_buffer.end(), {name, Flow{}});
+      Flow& f = it->second;
+      f.used += end - begin;
+      for (uint64_t s = begin / 32; s <= (end - 1) / 32; ++s) {
+        if (s != last_sector) f.sectors++, f.distinct.insert(s);
+        last_sector = s;
+      }
+    }
+  };
+  for (const Access* a = first; a != last; ++a) {
+    if (a->address > end) {
+      flush();
+      begin = a->address, end = a->address;
+    }
+    end = std::max<uintptr_t>(end, a->address + a->bytes);
+  }
+  flush();
+  // Requested bytes by buffer: each lane's to the buffer its address is in.
+  for (const Access* a = first; a != last; ++a) {
+    const std::string* name = buffer_at(t, a->address);
+    if (!name) continue;
+    for (auto& [n, f] : per_buffer) {
+      if (n == name) f.requested += a->bytes;
+    }
+  }
+  const bool store = first->store;
+  for (auto& [name, f] : per_buffer) {
+    Flow& total = store ? t.buffers[*name].write : t.buffers[*name].read;
+    total.requested += f.requested, total.used += f.used, total.sectors += f.sectors, total.instructions++;
+    total.distinct.insert(f.distinct.begin(), f.distinct.end());
+  }
+}
+
+// Counts a block's recorded accesses, warp instruction by warp instruction, and forgets them.
+void account_block(BlockRun& run) {
+  std::vector<Access>& acc = run.accesses;
+  if (traffic_now && !acc.empty()) {
+    const auto key = [](const Access& a) {
+      return std::make_tuple(a.thread / 32, a.epoch, a.file, a.line, a.store, a.instance, a.address);
+    };
+    std::sort(acc.begin(), acc.end(), [&](const Access& a, const Access& b) { return key(a) < key(b); });
+    size_t i = 0;
+    while (i < acc.size()) {
+      size_t j = i + 1;
+      const auto same = [&](const Access& a, const Access& b) {
+        return a.thread / 32 == b.thread / 32 && a.epoch == b.epoch && a.file == b.file && a.line == b.line &&
+               a.store == b.store && a.instance == b.instance;
+      };
+      while (j < acc.size() && same(acc[i], acc[j])) ++j;
+      account_instruction(*traffic_now, acc.data() + i, acc.data() + j);
+      i = j;
+    }
+  }
+  acc.clear();
+}
+
+void write_flow(std::FILE* f, const char* what, const Flow& flow) {
+  std::fprintf(f,
+               "\"%s\":{\"requested\":%llu,\"used\":%llu,\"sectors\":%llu,\"instructions\":%llu,\"distinct\":%zu}",
+               what, static_cast<unsigned long long>(flow.requested), static_cast<unsigned long long>(flow.used),
+               static_cast<unsigned long long>(flow.sectors), static_cast<unsigned long long>(flow.instructions),
+               flow.distinct.size());
+}
+
+// Appends the launch's line to the traffic file.
+void write_traffic(const LaunchTraffic& t, dim3 grid, dim3 block, size_t shared_bytes, bool ran) {
+  std::FILE* f = std::fopen(t.file.c_str(), "a");
+  if (!f) emulator_fault("CBLOSS_EMULATED_TRAFFIC names a file that cannot be opened");
+  std::fprintf(f, "{\"kernel\":\"%s\",\"grid\":[%u,%u,%u],\"block\":[%u,%u,%u],\"cluster\":%u,\"shared\":%zu,\"ran\":%s,\"buffers\":{",
+               t.kernel.c_str(), grid.x, grid.y, grid.z, block.x, block.y, block.z, t.cluster, shared_bytes,
+               ran ? "true" : "false");
+  bool first = true;
+  for (const auto& [name, b] : t.buffers) {
+    std::fprintf(f, "%s\"%s\":{", first ? "" : ",", name.c_str());
+    write_flow(f, "read", b.read);
+    std::fputc(',', f);
+    write_flow(f, "write", b.write);
+    std::fputc('}', f);
+    first = false;
+  }
+  std::fputs("}}\n", f);
+  std::fclose(f);
+}
+
+// Starts counting a launch's traffic (when it records): true when its blocks are to run.
+bool begin_traffic(LaunchTraffic* t) {
+  traffic_now = t;
+  counting_traffic = t && !plan_only();
+  return !(t && plan_only());
+}
+
+void end_traffic(dim3 grid, dim3 block, size_t shared_bytes) {
+  if (traffic_now) write_traffic(*traffic_now, grid, block, shared_bytes, !plan_only());
+  traffic_now = nullptr;
+  counting_traffic = false;
+}
+
 // The blocks of a cluster launch, kept between launches (their fiber stacks are allocated once).
 std::vector<BlockRun>& cluster_runs() {
   static std::vector<BlockRun> runs;
@@ -551,9 +791,10 @@ void check_device_canaries() {
 }
 
 // Runs a plain launch: block after block.
-void run_grid(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body) {
+void run_grid(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body, LaunchTraffic* traffic) {
   const size_t threads = block_threads(block);
   std::lock_guard<std::recursive_mutex> lock(launch_mutex());
+  const bool run_blocks = begin_traffic(traffic);
   BlockRun& run = run_state();
   if (run.body) emulator_fault("a kernel launched from a kernel");
   run.body = &body;
@@ -561,7 +802,7 @@ void run_grid(dim3 grid, dim3 block, size_t shared_bytes, const std::function<vo
   run.grid = grid;
   run.count = threads;
   run.shared_bytes = shared_bytes;
-  const size_t blocks = static_cast<size_t>(grid.x) * grid.y * grid.z;
+  const size_t blocks = run_blocks ? static_cast<size_t>(grid.x) * grid.y * grid.z : 0;
   for (size_t k = 0; k < blocks; ++k) {
     const size_t b = reverse_schedule() ? blocks - 1 - k : k;
     const dim3 where(static_cast<unsigned>(b % grid.x), static_cast<unsigned>(b / grid.x % grid.y),
@@ -569,20 +810,24 @@ void run_grid(dim3 grid, dim3 block, size_t shared_bytes, const std::function<vo
     if (run.fibers.size() < threads) run.fibers.resize(threads);
     for (size_t i = 0; i < threads; ++i) run.fibers[i].where.block = where;
     run_block(run);
+    account_block(run);
   }
   run.body = nullptr;
+  end_traffic(grid, block, shared_bytes);
   check_device_canaries();
 }
 
 // Runs a cluster launch: the blocks of each cluster take turns, each up to the cluster barrier.
-void run_cluster_grid(dim3 grid, dim3 block, unsigned cluster, size_t shared_bytes, const std::function<void()>& body) {
+void run_cluster_grid(dim3 grid, dim3 block, unsigned cluster, size_t shared_bytes, const std::function<void()>& body,
+                      LaunchTraffic* traffic) {
   const size_t threads = block_threads(block);
   std::lock_guard<std::recursive_mutex> lock(launch_mutex());
+  const bool run_blocks = begin_traffic(traffic);
   if (run_state().body) emulator_fault("a kernel launched from a kernel");
   std::vector<BlockRun>& runs = cluster_runs();
   if (runs.size() < cluster) runs.resize(cluster);
   const bool reverse = reverse_schedule();
-  const size_t clusters = static_cast<size_t>(grid.x / cluster) * grid.y;
+  const size_t clusters = run_blocks ? static_cast<size_t>(grid.x / cluster) * grid.y : 0;
   for (size_t k = 0; k < clusters; ++k) {
     const size_t first = (reverse ? clusters - 1 - k : k) * cluster;  // the cluster's first block
     for (unsigned r = 0; r < cluster; ++r) {
@@ -610,7 +855,7 @@ void run_cluster_grid(dim3 grid, dim3 block, unsigned cluster, size_t shared_byt
         }
       }
       if (done == cluster * threads) {
-        for (unsigned r = 0; r < cluster; ++r) check_shared_guard(runs[r]);
+        for (unsigned r = 0; r < cluster; ++r) check_shared_guard(runs[r]), account_block(runs[r]);
         break;
       }
       if (waiting != cluster * threads) {
@@ -623,10 +868,39 @@ void run_cluster_grid(dim3 grid, dim3 block, unsigned cluster, size_t shared_byt
   }
   for (BlockRun& run : runs) run.body = nullptr;
   running() = &single_run();
+  end_traffic(grid, block, shared_bytes);
   check_device_canaries();
 }
 
 }  // namespace
+
+bool counting_traffic = false;
+
+void count_access(const void* address, unsigned bytes, bool store, Site site) {
+  BlockRun& run = run_state();
+  Fiber& self = run.fibers[run.current];
+  auto it = std::find_if(self.site_counts.begin(), self.site_counts.end(), [&](const SiteCount& c) {
+    return c.line == site.line && c.file == site.file && c.store == store;
+  });
+  if (it == self.site_counts.end()) it = self.site_counts.insert(self.site_counts.end(), {site.file, site.line, store, 0});
+  run.accesses.push_back(Access{static_cast<uint32_t>(run.current), self.epoch, site.file, site.line, it->count++, store,
+                                bytes, reinterpret_cast<uintptr_t>(address)});
+}
+
+void name_buffer(const char* name, const void* address, size_t bytes) {
+  if (!address || bytes == 0) return;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(address), end = begin + bytes;
+  std::lock_guard<std::mutex> lock(names_mutex());
+  BufferNames& names = buffer_names();
+  names.erase(std::remove_if(names.begin(), names.end(), [&](const NamedRange& r) { return r.begin < end && begin < r.end; }),
+              names.end());
+  names.push_back(NamedRange{name, begin, end});
+}
+
+void forget_buffer_names() {
+  std::lock_guard<std::mutex> lock(names_mutex());
+  buffer_names().clear();
+}
 
 void launch(dim3 grid, dim3 block, cudaStream_t stream, const std::function<void()>& body) {
   launch_shared(grid, block, 0, nullptr, stream, body);
@@ -639,7 +913,8 @@ void launch_shared(dim3 grid, dim3 block, size_t shared_bytes, const void* kerne
                     grid.z <= 65535 && shared_bytes <= shared_limit(kernel))) {
     return;
   }
-  enqueue(stream, [=] { run_grid(grid, block, shared_bytes, body); });
+  const std::shared_ptr<LaunchTraffic> traffic = traffic_request(kernel, 0);
+  enqueue(stream, [=] { run_grid(grid, block, shared_bytes, body, traffic.get()); });
   run_launched(stream);
 }
 
@@ -651,7 +926,8 @@ void launch_cluster(dim3 grid, dim3 block, unsigned cluster, size_t shared_bytes
                     shared_bytes <= shared_limit(kernel))) {
     return;
   }
-  enqueue(stream, [=] { run_cluster_grid(grid, block, cluster, shared_bytes, body); });
+  const std::shared_ptr<LaunchTraffic> traffic = traffic_request(kernel, cluster);
+  enqueue(stream, [=] { run_cluster_grid(grid, block, cluster, shared_bytes, body, traffic.get()); });
   run_launched(stream);
 }
 
@@ -712,7 +988,9 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   std::memset(prop, 0, sizeof *prop);
   std::snprintf(prop->name, sizeof prop->name, "cbloss CUDA emulator (CPU) #%d", device);
   prop->totalGlobalMem = cbloss_emu::heap().budget;
-  prop->multiProcessorCount = 1;
+  // (CBLOSS_EMULATED_MULTIPROCESSORS: as many as a real device has, for the launch shapes it would get)
+  const char* sms = std::getenv("CBLOSS_EMULATED_MULTIPROCESSORS");
+  prop->multiProcessorCount = sms && std::atoi(sms) > 0 ? std::atoi(sms) : 1;
   prop->sharedMemPerBlockOptin = cbloss_emu::kMaxSharedBytes;
   cbloss_emu::compute_capability(device, &prop->major, &prop->minor);
   return cudaSuccess;

@@ -27,8 +27,18 @@
 //     shared arrays filled with NaN bytes at each block's start, dynamic shared memory too; and
 //     CBLOSS_EMULATED_LAUNCH_FAILURE=1 makes every kernel launch fail (cudaErrorLaunchFailure, as a
 //     faulting kernel or a lost device does) so that the failure paths can be tested too.
-// Beyond that it does not model the memory model, races between threads, or timing. Never part of a
-// shipped build.
+//   * Memory traffic (CBLOSS_EMULATED_TRAFFIC=file, read at each launch): every global load and store
+//     the kernels make through their access helpers (kernels/access.cuh) is counted per warp memory
+//     instruction — the lanes' accesses from one source site in the n-th instance of that site
+//     since the warp's last shuffle or barrier, as the lanes of a warp issue it together on a GPU —
+//     as bytes requested, bytes used (their union) and distinct 32-byte sectors, per buffer named by
+//     the host code (name_buffer); each launch appends one JSON line to the file: the kernel's name,
+//     grid, block, cluster and shared memory, and per buffer the read and written counts. Under
+//     CBLOSS_EMULATED_TRAFFIC_PLAN=1 launches are recorded but run no block (device memory is then
+//     left uncommitted, without canaries), so that the launch shapes of a full-size problem come out
+//     in milliseconds; CBLOSS_EMULATED_MULTIPROCESSORS sets the devices' multiprocessors (default 1).
+// Beyond that it does not model the memory model, races between threads, caches or timing. Never part
+// of a shipped build.
 #pragma once
 
 #include <cstddef>
@@ -167,6 +177,24 @@ void sync_cluster();
 inline void check_aligned(const void* address, size_t bytes) {
   if (reinterpret_cast<uintptr_t>(address) % bytes != 0) misaligned_access(address, bytes);
 }
+
+// Traffic accounting (see the header comment). A site is where in the source an access is made
+// (CBLOSS_SITE, kernels/access.cuh): the lanes' n-th accesses from one site between two of the warp's
+// shuffles or barriers are one warp instruction.
+struct Site {
+  const char* file;
+  int line;
+};
+extern bool counting_traffic;  // true while a launch that records its traffic runs
+void count_access(const void* address, unsigned bytes, bool store, Site site);
+inline void global_access(const void* address, unsigned bytes, bool store, Site site) {
+  if (counting_traffic) count_access(address, bytes, store, site);
+}
+// Names the device memory [address, address + bytes) for the traffic of the launches that follow (a
+// range that overlaps an earlier one replaces it). Accesses to device memory outside every named
+// range count as "unnamed". forget_buffer_names: a new call's names start from none.
+void name_buffer(const char* name, const void* address, size_t bytes);
+void forget_buffer_names();
 
 }  // namespace cbloss_emu
 

@@ -26,20 +26,37 @@ constexpr int kMaxHeldValues = sizeof(T) == 4 && V == 4 ? 32 : 16;
 constexpr int kSliceColumns = 16384;  // columns per block when a row takes several blocks
 constexpr int kMaxGridX = 65535;
 
+// Every global-memory access of a kernel goes through read_at / write_at or load_n / store_n, which
+// the emulator counts per warp instruction (CBLOSS_EMULATED_TRAFFIC; nothing under nvcc): `site` is
+// where they are called from. (Shared memory read through them is not counted: not device memory.)
+template <class T>
+__device__ __forceinline__ T read_at(const T* p, int64_t i, AccessSite site = CBLOSS_SITE) {
+  CBLOSS_COUNT_ACCESS(p + i, sizeof(T), false, site);
+  (void)site;
+  return p[i];
+}
+
+template <class T>
+__device__ __forceinline__ void write_at(T* p, int64_t i, T v, AccessSite site = CBLOSS_SITE) {
+  CBLOSS_COUNT_ACCESS(p + i, sizeof(T), true, site);
+  (void)site;
+  p[i] = v;
+}
+
 // Whether this launch must do nothing (an invalid device label was found): the same for every
 // thread of the grid, so returning at once keeps every barrier and shuffle convergent.
 __device__ __forceinline__ bool skip_launch(const KernelArgs& a) {
-  return a.invalid_label && *a.invalid_label != ~0ull;
+  return a.invalid_label && read_at(a.invalid_label, 0) != ~0ull;
 }
 
 template <class T>
-__device__ __forceinline__ float load(const void* base, int64_t i) {
-  return to_float(static_cast<const T*>(base)[i]);
+__device__ __forceinline__ float load(const void* base, int64_t i, AccessSite site = CBLOSS_SITE) {
+  return to_float(read_at(static_cast<const T*>(base), i, site));
 }
 
 template <class T>
-__device__ __forceinline__ void store(void* base, int64_t i, float v) {
-  static_cast<T*>(base)[i] = from_float(v, static_cast<T*>(nullptr));
+__device__ __forceinline__ void store(void* base, int64_t i, float v, AccessSite site = CBLOSS_SITE) {
+  write_at(static_cast<T*>(base), i, from_float(v, static_cast<T*>(nullptr)), site);
 }
 
 // Two 16-bit values in one 32-bit word, the first in the low half (little-endian, as every GPU is).
@@ -62,47 +79,54 @@ __device__ __forceinline__ uint32_t pack_pair(const float* in) {
 // cache policy), which always emits the vector instruction: a plain float4 store was split into four
 // 4-byte stores in some kernels (held rows with R = 8, the slice gradient).
 template <class T, int V>
-__device__ __forceinline__ void load_n(const void* base, int64_t i, float (&v)[V]) {
+__device__ __forceinline__ void load_n(const void* base, int64_t i, float (&v)[V], AccessSite site = CBLOSS_SITE) {
   if constexpr (V == 1) {
-    v[0] = load<T>(base, i);
+    v[0] = load<T>(base, i, site);
   } else if constexpr (std::is_same<T, float>::value) {
     static_assert(V % 4 == 0, "float32 runs are whole float4s");
     const float4* q = reinterpret_cast<const float4*>(static_cast<const float*>(base) + i);
     CBLOSS_CHECK_ALIGNED(q, sizeof(float4));
     CBLOSS_UNROLL
     for (int k = 0; k < V / 4; ++k) {
-      const float4 f = q[k];
+      const float4 f = read_at(q, k, site);
       v[4 * k] = f.x, v[4 * k + 1] = f.y, v[4 * k + 2] = f.z, v[4 * k + 3] = f.w;
     }
   } else if constexpr (V == 4) {
     CBLOSS_CHECK_ALIGNED(static_cast<const T*>(base) + i, sizeof(uint2));
-    const uint2 w = *reinterpret_cast<const uint2*>(static_cast<const T*>(base) + i);
+    const uint2 w = read_at(reinterpret_cast<const uint2*>(static_cast<const T*>(base) + i), 0, site);
     unpack_pair<T>(w.x, v), unpack_pair<T>(w.y, v + 2);
   } else {
     static_assert(V == 8, "16-bit runs are 4 or 8 values");
     CBLOSS_CHECK_ALIGNED(static_cast<const T*>(base) + i, sizeof(uint4));
-    const uint4 w = *reinterpret_cast<const uint4*>(static_cast<const T*>(base) + i);
+    const uint4 w = read_at(reinterpret_cast<const uint4*>(static_cast<const T*>(base) + i), 0, site);
     unpack_pair<T>(w.x, v), unpack_pair<T>(w.y, v + 2), unpack_pair<T>(w.z, v + 4), unpack_pair<T>(w.w, v + 6);
   }
 }
 
 template <class T, int V>
-__device__ __forceinline__ void store_n(void* base, int64_t i, const float (&v)[V]) {
+__device__ __forceinline__ void store_n(void* base, int64_t i, const float (&v)[V], AccessSite site = CBLOSS_SITE) {
   if constexpr (V == 1) {
-    store<T>(base, i, v[0]);
+    store<T>(base, i, v[0], site);
   } else if constexpr (std::is_same<T, float>::value) {
     float4* q = reinterpret_cast<float4*>(static_cast<float*>(base) + i);
     CBLOSS_CHECK_ALIGNED(q, sizeof(float4));
     CBLOSS_UNROLL
-    for (int k = 0; k < V / 4; ++k) __stwb(q + k, float4{v[4 * k], v[4 * k + 1], v[4 * k + 2], v[4 * k + 3]});
+    for (int k = 0; k < V / 4; ++k) {
+      CBLOSS_COUNT_ACCESS(q + k, sizeof(float4), true, site);
+      __stwb(q + k, float4{v[4 * k], v[4 * k + 1], v[4 * k + 2], v[4 * k + 3]});
+    }
   } else if constexpr (V == 4) {
-    CBLOSS_CHECK_ALIGNED(static_cast<T*>(base) + i, sizeof(uint2));
-    __stwb(reinterpret_cast<uint2*>(static_cast<T*>(base) + i), uint2{pack_pair<T>(v), pack_pair<T>(v + 2)});
+    uint2* q = reinterpret_cast<uint2*>(static_cast<T*>(base) + i);
+    CBLOSS_CHECK_ALIGNED(q, sizeof(uint2));
+    CBLOSS_COUNT_ACCESS(q, sizeof(uint2), true, site);
+    __stwb(q, uint2{pack_pair<T>(v), pack_pair<T>(v + 2)});
   } else {
-    CBLOSS_CHECK_ALIGNED(static_cast<T*>(base) + i, sizeof(uint4));
-    __stwb(reinterpret_cast<uint4*>(static_cast<T*>(base) + i),
-           uint4{pack_pair<T>(v), pack_pair<T>(v + 2), pack_pair<T>(v + 4), pack_pair<T>(v + 6)});
+    uint4* q = reinterpret_cast<uint4*>(static_cast<T*>(base) + i);
+    CBLOSS_CHECK_ALIGNED(q, sizeof(uint4));
+    CBLOSS_COUNT_ACCESS(q, sizeof(uint4), true, site);
+    __stwb(q, uint4{pack_pair<T>(v), pack_pair<T>(v + 2), pack_pair<T>(v + 4), pack_pair<T>(v + 6)});
   }
+  (void)site;
 }
 
 // The columns [begin, end) of row `row` (its first element's index) that thread `lane` of a group of
@@ -144,12 +168,12 @@ __device__ __forceinline__ void zero_columns(void* out, int64_t row, int64_t beg
 // is 0: the loss is then NaN, the gradient zero, as on the CPU), or the per-element upstream gradient
 // of a 'none' call.
 __device__ __forceinline__ float scalar_upstream(const KernelArgs& a) {
-  const double d = *a.divisor;
+  const double d = read_at(a.divisor, 0);
   return d != 0.0 ? static_cast<float>(a.grad_output_scalar / d) : 0.0f;
 }
 
 __device__ __forceinline__ float upstream(const KernelArgs& a, int64_t output) {
-  return a.grad_output ? a.grad_output[output] : scalar_upstream(a);
+  return a.grad_output ? read_at(a.grad_output, output) : scalar_upstream(a);
 }
 
 }  // namespace cuda

@@ -72,7 +72,7 @@ __global__ void __launch_bounds__(B, B == kBlock ? held_min_blocks(V, R) : 1) cl
     st.sums = cluster_sum(exchange, group_sum<B>(held_sums<V, R, B>(v, a, r, n, row.y, st.m, begin, end, lane)));
     RowGradient g{};
     if (row.ignored) {
-      if (rank == 0 && lane == 0) a.row_loss[n] = 0.0f;
+      if (rank == 0 && lane == 0) write_at(a.row_loss, n, 0.0f);
     } else {
       g = finish_row(a, r, n, row.y, st, rank == 0 && lane == 0);
     }

@@ -13,9 +13,9 @@ __global__ void row_weights_kernel(KernelArgs a, float* out) {
   const int64_t warps = static_cast<int64_t>(gridDim.x) * (kBlock / 32);
   for (int64_t n = static_cast<int64_t>(blockIdx.x) * (kBlock / 32) + (threadIdx.x >> 5); n < a.rows; n += warps) {
     float v = 0.0f;
-    for (int64_t c = lane; c < a.classes; c += 32) v += a.balance_weight[c] * a.targets[n * a.classes + c];
+    for (int64_t c = lane; c < a.classes; c += 32) v += read_at(a.balance_weight, c) * read_at(a.targets, n * a.classes + c);
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    if (lane == 0) out[n] = v;
+    if (lane == 0) write_at(out, n, v);
   }
 }
 
@@ -29,7 +29,7 @@ __global__ void row_weights_kernel(KernelArgs a, float* out) {
 template <class T, int V>
 __global__ void __launch_bounds__(kBlock, 4) elements_kernel(KernelArgs a) {
   if (skip_launch(a)) {
-    if (threadIdx.x == 0) a.partials[blockIdx.x] = 0.0;
+    if (threadIdx.x == 0) write_at(a.partials, blockIdx.x, 0.0);
     return;
   }
   const int64_t C = a.classes;
@@ -52,18 +52,18 @@ __global__ void __launch_bounds__(kBlock, 4) elements_kernel(KernelArgs a) {
     if (c0 >= C) c0 -= C, ++n0;
     CBLOSS_UNROLL
     for (int k = 0; k < V; ++k) {
-      const float tk = a.labels ? (a.labels[n] == c ? 1.0f : 0.0f) : t[k];
+      const float tk = a.labels ? (read_at(a.labels, n) == c ? 1.0f : 0.0f) : t[k];
       const math::LossAndSlope<float> r =
-          math::element_terms(a.loss, x[k], tk, a.pos_weight ? a.pos_weight[c] : 1.0f, a.element);
-      float w = a.class_weight ? a.class_weight[c] : 1.0f;  // class weight and class-balanced weight
+          math::element_terms(a.loss, x[k], tk, a.pos_weight ? read_at(a.pos_weight, c) : 1.0f, a.element);
+      float w = a.class_weight ? read_at(a.class_weight, c) : 1.0f;  // class weight and class-balanced weight
       if (a.balance != Balance::Off) {
-        if (pairs) w *= a.balance_weight[0] * (1.0f - tk) + a.balance_weight[1] * tk;
-        else if (a.balance == Balance::Column) w *= a.balance_weight[c];
-        else w *= a.labels ? a.balance_weight[a.labels[n]] : a.row_weight[n];
+        if (pairs) w *= read_at(a.balance_weight, 0) * (1.0f - tk) + read_at(a.balance_weight, 1) * tk;
+        else if (a.balance == Balance::Column) w *= read_at(a.balance_weight, c);
+        else w *= a.labels ? read_at(a.balance_weight, read_at(a.labels, n)) : read_at(a.row_weight, n);
       }
-      if (a.sample_weight) w *= a.sample_weight[a.sample_weight_per_element ? i0 + k : n];  // SPEC §3.7
+      if (a.sample_weight) w *= read_at(a.sample_weight, a.sample_weight_per_element ? i0 + k : n);  // SPEC §3.7
       loss[k] = w * r.loss;
-      grad[k] = a.grad ? (a.grad_output ? a.grad_output[i0 + k] : scale) * w * r.slope : 0.0f;
+      grad[k] = a.grad ? (a.grad_output ? read_at(a.grad_output, i0 + k) : scale) * w * r.slope : 0.0f;
       mine += static_cast<double>(loss[k]);
       if (++c == C) c = 0, ++n;
     }
@@ -71,7 +71,7 @@ __global__ void __launch_bounds__(kBlock, 4) elements_kernel(KernelArgs a) {
     if (a.grad) store_n<T, V>(a.grad, i0, grad);
   }
   const double total = block_total(mine);
-  if (threadIdx.x == 0) a.partials[blockIdx.x] = total;
+  if (threadIdx.x == 0) write_at(a.partials, blockIdx.x, total);
 }
 
 }  // namespace cuda

@@ -123,7 +123,7 @@ __global__ void __launch_bounds__(kBlock, held_min_blocks(V, R)) held_rows_kerne
     if (!row.active) continue;
     RowGradient g{};
     if (row.ignored) {
-      if (lane == 0) a.row_loss[n] = 0.0f;
+      if (lane == 0) write_at(a.row_loss, n, 0.0f);
     } else {
       g = finish_row(a, r, n, row.y, st, lane == 0);
     }

@@ -102,7 +102,7 @@ __global__ void __launch_bounds__(kSharedRowsBlock) shared_rows_kernel(KernelArg
     if (clustered) st.sums = cluster_sum(exchange, st.sums);
 #endif
     if (row.ignored) {
-      if (rank == 0 && lane == 0) a.row_loss[n] = 0.0f;
+      if (rank == 0 && lane == 0) write_at(a.row_loss, n, 0.0f);
       if (a.grad) zero_columns<T, V>(a.grad, n * C, begin, stop, lane, kSharedRowsBlock);
       continue;
     }

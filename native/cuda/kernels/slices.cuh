@@ -45,7 +45,7 @@ __global__ void slice_stats_kernel(KernelArgs a, RowStats* stats) {
     const RowStart row = row_start(a, n);
     const int64_t end = row.ignored ? begin : stop;
     const RowStats st = block_merge(column_stats<T, V>(a, r, n, row.y, begin, end, static_cast<int>(threadIdx.x)));
-    if (threadIdx.x == 0) stats[n * slices + blockIdx.x] = st;
+    if (threadIdx.x == 0) write_at(stats, n * slices + blockIdx.x, st);
   }
 }
 
@@ -64,14 +64,17 @@ __global__ void slice_gradient_kernel(KernelArgs a, const RowStats* stats) {
     const int64_t n = a.rows - 1 - i;
     const RowStart row = row_start(a, n);
     if (row.ignored) {
-      if (first) a.row_loss[n] = 0.0f;
+      if (first) write_at(a.row_loss, n, 0.0f);
       if (a.grad) zero_columns<T, V>(a.grad, n * C, begin, end, lane, kBlock);
       continue;
     }
     const RowStats* parts = stats + n * slices;
     RowStats st{-INFINITY, kNoSums};
-    for (int64_t s = 0; s < slices; ++s) st.m = max_ignoring_nan(st.m, parts[s].m);
-    for (int64_t s = 0; s < slices; ++s) add_sums(st.sums, rescaled(parts[s].sums, parts[s].m, st.m));
+    for (int64_t s = 0; s < slices; ++s) st.m = max_ignoring_nan(st.m, read_at(&parts[s].m, 0));
+    for (int64_t s = 0; s < slices; ++s) {
+      const RowStats part = read_at(parts, s);
+      add_sums(st.sums, rescaled(part.sums, part.m, st.m));
+    }
     const RowGradient g = finish_row(a, r, n, row.y, st, first);
     if (a.grad) {
       transform_columns<T, V>(a.logits, a.grad, n * C, begin, end, lane, kBlock, [&](int64_t c, float z) {

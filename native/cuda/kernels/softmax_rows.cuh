@@ -23,8 +23,8 @@ __device__ __forceinline__ RowShape row_shape(const KernelArgs& a) {
 // (No smoothing: 0 without reading w_c, which the options' checks keep finite.)
 __device__ __forceinline__ float target_weight(const KernelArgs& a, const RowShape& r, int64_t n, int64_t c) {
   if (!r.probs && a.eps == 0.0f) return 0.0f;
-  const float w = a.class_weight ? a.class_weight[c] : 1.0f;
-  return r.probs ? w * ((1.0f - a.eps) * a.targets[n * a.classes + c] + r.smooth) : r.smooth * w;
+  const float w = a.class_weight ? read_at(a.class_weight, c) : 1.0f;
+  return r.probs ? w * ((1.0f - a.eps) * read_at(a.targets, n * a.classes + c) + r.smooth) : r.smooth * w;
 }
 
 // The weight of class c in the `linear` sum: w_c t'_c for probability targets; w_c for index targets
@@ -32,7 +32,7 @@ __device__ __forceinline__ float target_weight(const KernelArgs& a, const RowSha
 __device__ __forceinline__ float linear_weight(const KernelArgs& a, const RowShape& r, int64_t n, int64_t c) {
   if (r.probs) return target_weight(a, r, n, c);
   if (a.eps == 0.0f) return 0.0f;
-  return a.class_weight ? a.class_weight[c] : 1.0f;
+  return a.class_weight ? read_at(a.class_weight, c) : 1.0f;
 }
 
 // Class weights in shared memory. The per-class weights a softmax row reads at every column, not only at
@@ -61,12 +61,12 @@ __device__ __forceinline__ KernelArgs with_staged_weights(KernelArgs a, float* s
   const int C = static_cast<int>(a.classes);
   const int lane = static_cast<int>(threadIdx.x), stride = static_cast<int>(blockDim.x);
   if (class_weight) {
-    for (int c = lane; c < C; c += stride) shared[c] = a.class_weight[c];
+    for (int c = lane; c < C; c += stride) shared[c] = read_at(a.class_weight, c);
     a.class_weight = shared;
     shared += C;
   }
   if (balance) {
-    for (int c = lane; c < C; c += stride) shared[c] = a.balance_weight[c];
+    for (int c = lane; c < C; c += stride) shared[c] = read_at(a.balance_weight, c);
     a.balance_weight = shared;
   }
   __syncthreads();
@@ -78,7 +78,7 @@ __device__ __forceinline__ KernelArgs with_staged_weights(KernelArgs a, float* s
 // the same for every thread of the launch.)
 __device__ __forceinline__ float map_logit(const KernelArgs& a, int32_t y, int64_t c, float z) {
   if (!a.map_logits) return z;
-  return math::mapped_logit(z, a.logit_bias[c], c == y ? a.margin[c] : 0.0f, a.logit_scale);
+  return math::mapped_logit(z, read_at(a.logit_bias, c), c == y ? read_at(a.margin, c) : 0.0f, a.logit_scale);
 }
 
 // Adds column c of row n to `sums` taken around the max m, with d = m - z_c; returns e^(z_c - m).
@@ -90,7 +90,7 @@ __device__ __forceinline__ float add_column(RowSums& sums, const KernelArgs& a, 
   const float lw = linear_weight(a, r, n, c);
   sums.linear += lw * d;
   sums.mass += lw;  // used for probability targets only
-  if (a.balance != Balance::Off && r.probs) sums.balance += a.balance_weight[c] * a.targets[n * a.classes + c];
+  if (a.balance != Balance::Off && r.probs) sums.balance += read_at(a.balance_weight, c) * read_at(a.targets, n * a.classes + c);
   if (c == y) sums.label_logit = z;
   return e;
 }
@@ -106,8 +106,8 @@ __device__ __forceinline__ RowGradient finish_row(const KernelArgs& a, const Row
                                                   const RowStats& st, bool write_loss) {
   const RowSums& sums = st.sums;
   math::RowParams<float, float> params;
-  params.w_y = y >= 0 && a.class_weight ? a.class_weight[y] : 1.0f;
-  params.alpha_y = y >= 0 && a.alpha ? a.alpha[y] : a.alpha_scalar;
+  params.w_y = y >= 0 && a.class_weight ? read_at(a.class_weight, y) : 1.0f;
+  params.alpha_y = y >= 0 && a.alpha ? read_at(a.alpha, y) : a.alpha_scalar;
   params.one_minus_eps = 1.0f - a.eps;
   params.smooth = r.smooth;
   params.weight_sum = a.class_weight_sum;
@@ -117,9 +117,9 @@ __device__ __forceinline__ RowGradient finish_row(const KernelArgs& a, const Row
       a.loss, r.probs, math::SoftmaxSums<float>{st.m - sums.label_logit, math::log_row_sum(sums.s, sums.below), sums.linear, sums.mass},
       params);
   float rw = 1.0f;  // the class-balanced weight of the row (either Balance applies per row here)
-  if (a.balance != Balance::Off) rw = r.probs ? sums.balance : a.balance_weight[y];
-  if (a.sample_weight) rw *= a.sample_weight[n];  // SPEC §3.7: after every other weight
-  if (write_loss) a.row_loss[n] = rw * row.loss;
+  if (a.balance != Balance::Off) rw = r.probs ? sums.balance : read_at(a.balance_weight, y);
+  if (a.sample_weight) rw *= read_at(a.sample_weight, n);  // SPEC §3.7: after every other weight
+  if (write_loss) write_at(a.row_loss, n, rw * row.loss);
   const float k = upstream(a, n) * rw * a.logit_scale;  // (d z' / d z = scale)
   const float scale = k * row.coef / sums.s;
   float label = 0.0f;
@@ -146,7 +146,7 @@ struct RowStart {
 
 __device__ __forceinline__ RowStart row_start(const KernelArgs& a, int64_t n) {
   const bool active = n < a.rows;
-  const int32_t y = active && a.labels ? a.labels[n] : -1;
+  const int32_t y = active && a.labels ? read_at(a.labels, n) : -1;
   return {active, active && a.labels && uses_ignore_index(a.loss) && y == a.ignore_index, y};
 }
 

@@ -13,9 +13,28 @@ __global__ void segment_sum_kernel(const V* values, int64_t count, int64_t segme
   const int64_t begin = static_cast<int64_t>(blockIdx.x) * segment;
   const int64_t end = begin + segment < count ? begin + segment : count;
   double v = 0.0;
-  for (int64_t i = begin + threadIdx.x; i < end; i += kBlock) v += static_cast<double>(values[i]);
+  for (int64_t i = begin + threadIdx.x; i < end; i += kBlock) v += static_cast<double>(read_at(values, i));
   const double total = block_total(v);
-  if (threadIdx.x == 0) out[blockIdx.x] = total;
+  if (threadIdx.x == 0) write_at(out, blockIdx.x, total);
+}
+
+// The traffic accounting's count of what the core's label_weight_term / balance_row_weight (shared with
+// the CPU, so plain pointers) read for row n: its label, and the weight at it, or its targets.
+__device__ __forceinline__ void count_divisor_term_reads(const KernelArgs& a, Divisor divisor, int64_t n) {
+#if defined(CBLOSS_CUDA_EMULATION)
+  const float* weights = divisor == Divisor::LabelWeight ? a.class_weight : a.balance_weight;
+  if (divisor != Divisor::LabelWeight && reads_target_pairs(a.loss)) {
+    read_at(a.targets, n), read_at(weights, 0), read_at(weights, 1);
+  } else if (a.labels) {
+    const int32_t y = read_at(a.labels, n);
+    const bool ignored = uses_ignore_index(a.loss) && y == a.ignore_index;
+    if (weights && !ignored) read_at(weights, y);
+  } else if (divisor != Divisor::LabelWeight) {
+    for (int64_t c = 0; c < a.classes; ++c) read_at(weights, c), read_at(a.targets, n * a.classes + c);
+  }
+#else
+  (void)a, (void)divisor, (void)n;
+#endif
 }
 
 // What the divisor of a data-dependent reduction adds up per row (labels/targets on the device).
@@ -23,9 +42,10 @@ __global__ void divisor_terms_kernel(KernelArgs a, Divisor divisor, double* term
   if (skip_launch(a)) return;  // (terms are then never read: the call fails)
   for (int64_t n = static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x; n < a.rows;
        n += static_cast<int64_t>(gridDim.x) * kBlock) {
-    terms[n] = divisor == Divisor::LabelWeight
-                   ? label_weight_term(a.loss, a.class_weight, a.labels, a.ignore_index, n)
-                   : balance_row_weight(a.loss, a.balance_weight, a.labels, a.targets, a.classes, a.ignore_index, n);
+    count_divisor_term_reads(a, divisor, n);
+    write_at(terms, n, divisor == Divisor::LabelWeight
+                           ? label_weight_term(a.loss, a.class_weight, a.labels, a.ignore_index, n)
+                           : balance_row_weight(a.loss, a.balance_weight, a.labels, a.targets, a.classes, a.ignore_index, n));
   }
 }
 
@@ -35,7 +55,7 @@ __global__ void check_labels_kernel(const int32_t* labels, int64_t rows, int64_t
                                     int32_t ignore_index, unsigned long long* first_bad) {
   for (int64_t n = static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x; n < rows;
        n += static_cast<int64_t>(gridDim.x) * kBlock) {
-    const int32_t y = labels[n];
+    const int32_t y = read_at(labels, n);
     if ((y < 0 || y >= classes) && !(use_ignore && y == ignore_index)) {
       atomicMin(first_bad, static_cast<unsigned long long>(n));
     }

@@ -1,0 +1,90 @@
+// The memory traffic of the CUDA kernels as the CUDA emulator counts it (issue 21; scripts/traffic-model.js
+// says what is counted): the kernels that promise one pass read each logit once and write each gradient
+// element once, in whole 32-byte sectors, and the slices read the logits exactly twice. Runs on the
+// emulated build only (a GPU does not count; `npm run gpu:model` prints the full table).
+import { strict as assert } from 'node:assert';
+
+import * as cbloss from '../lib';
+
+type Dtype = 'float32' | 'bfloat16';
+interface Call {
+  loss: 'ce' | 'focal' | 'cb-focal' | 'ldam' | 'bce';
+  N: number;
+  C: number;
+  dtype: Dtype;
+  env?: Record<string, string>;
+}
+interface Summary {
+  kernels: string[];
+  rowData: number;
+  logitsRead: number;
+  gradientWritten: number;
+  efficiency: number;
+  unnamedBytes: number;
+  twoPass: boolean;
+}
+interface TrafficModel {
+  traffic(addon: typeof cbloss, call: Call): unknown[];
+  summarize(lines: unknown[], call: Call): Summary;
+}
+// (a CommonJS script shared with `npm run gpu:model`)
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const model = require('../scripts/traffic-model.js') as TrafficModel;
+
+const cuda = cbloss.backendInfo().cuda;
+const measure = (call: Call): Summary => model.summarize(model.traffic(cbloss, call), call);
+const name = (c: Call): string => `${c.loss} ${c.N}x${c.C} ${c.dtype}${c.env ? ` ${Object.entries(c.env).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}`;
+
+// Rows whose length is a multiple of 32 bytes (a row of 1000 bfloat16 starts every 2000 bytes: half
+// its warps' accesses straddle a sector, as on a GPU — bench/RESULTS.md, the traffic model).
+const ONE_PASS: Call[] = [
+  { loss: 'ce', N: 128, C: 128, dtype: 'float32' },
+  { loss: 'ce', N: 128, C: 128, dtype: 'bfloat16' },
+  { loss: 'ce', N: 16, C: 1000, dtype: 'float32' },
+  { loss: 'ce', N: 16, C: 1024, dtype: 'bfloat16' },
+  { loss: 'ce', N: 4096, C: 2, dtype: 'float32' },
+  { loss: 'focal', N: 16, C: 1000, dtype: 'float32' },
+  { loss: 'cb-focal', N: 16, C: 1000, dtype: 'float32' },
+  { loss: 'ldam', N: 16, C: 1000, dtype: 'float32' },
+  { loss: 'bce', N: 128, C: 128, dtype: 'float32' },
+  // rows held in shared memory (one block here: the emulator has one multiprocessor)
+  { loss: 'ce', N: 1, C: 20000, dtype: 'float32' },
+  { loss: 'ce', N: 1, C: 20000, dtype: 'bfloat16' },
+];
+const SLICES: Call[] = (['float32', 'bfloat16'] as const).map((dtype) => ({
+  loss: 'ce',
+  N: 1,
+  C: 40000,
+  dtype,
+  env: { CBLOSS_CUDA_CLUSTERS: '0', CBLOSS_CUDA_SHARED_ROWS: '0' },
+}));
+
+describe('76 memory traffic of the CUDA kernels, counted by the emulator', function () {
+  this.timeout(120000);
+  before(function () {
+    if (!cuda.emulated) this.skip();
+  });
+
+  for (const call of ONE_PASS) {
+    it(`${name(call)}: the logits read once, the gradient written once, in whole sectors`, () => {
+      const s = measure(call);
+      assert.ok(!s.twoPass, `one-pass kernels: ${s.kernels.join(', ')}`);
+      assert.ok(s.logitsRead >= 1 && s.logitsRead <= 1.05, `logits read ${s.logitsRead.toFixed(3)} times (${s.kernels.join(', ')})`);
+      assert.ok(s.gradientWritten >= 1 && s.gradientWritten <= 1.05, `gradient written ${s.gradientWritten.toFixed(3)} times`);
+      assert.ok(s.rowData <= 1.05, `row data moved ${s.rowData.toFixed(3)} times its minimum`);
+      assert.ok(s.efficiency >= 0.95, `sector efficiency ${s.efficiency.toFixed(3)} (${s.kernels.join(', ')})`);
+      assert.equal(s.unnamedBytes, 0, 'every device access falls in a named buffer');
+    });
+  }
+
+  for (const call of SLICES) {
+    it(`${name(call)}: the slices read the logits twice, no more, and write the gradient once`, () => {
+      const s = measure(call);
+      assert.ok(s.twoPass, `slice kernels: ${s.kernels.join(', ')}`);
+      assert.ok(s.logitsRead >= 1.95 && s.logitsRead <= 2.05, `logits read ${s.logitsRead.toFixed(3)} times`);
+      assert.ok(s.gradientWritten >= 1 && s.gradientWritten <= 1.05, `gradient written ${s.gradientWritten.toFixed(3)} times`);
+      assert.ok(s.efficiency >= 0.95, `sector efficiency ${s.efficiency.toFixed(3)}`);
+      assert.equal(s.unnamedBytes, 0);
+    });
+  }
+});
