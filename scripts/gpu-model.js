@@ -3,8 +3,9 @@
 // emulated build (npm run build:emulated) and, for the registers, nvcc. For every loss and shape of the
 // GPU check, fp32 and bf16 logits: the kernels and launch shapes chosen for an sm_90 device of 132
 // multiprocessors (a launch plan of the full shape, no block run), the traffic of a call over its
-// minimum bytes (counted on the first rows only: per row it does not depend on the row count),
-// sector efficiency, registers, shared memory, theoretical occupancy, and the time at 4.0 TB/s.
+// minimum bytes, sector efficiency, registers, shared memory, theoretical occupancy, and the time at
+// 4.0 TB/s. The traffic is counted on a few rows, twice (n and 2n rows), and extrapolated to the full
+// shape as a fixed part (the sums' stages, the parameters) plus a part a row.
 //   node scripts/gpu-model.js [--quick]      (the child modes below are internal)
 'use strict';
 const { spawnSync, execFileSync } = require('node:child_process');
@@ -44,9 +45,19 @@ function child(mode, list) {
   const out = list.map((c) => {
     if (mode === 'plan') return traffic(cbloss, c, { fill: false }).map((l) => ({ kernel: l.kernel, grid: l.grid, block: l.block, cluster: l.cluster, shared: l.shared }));
     const rows = sampleRows(c.N, c.C);
-    const s = summarize(traffic(cbloss, { ...c, N: rows }), { ...c, N: rows });
-    delete s.launches;
-    return { ...s, rows };
+    const count = (n) => {
+      const s = summarize(traffic(cbloss, { ...c, N: n }), { ...c, N: n });
+      delete s.launches;
+      return s;
+    };
+    const one = count(rows);
+    const two = rows * 2 <= c.N ? count(rows * 2) : one;
+    // traffic(N) = fixed + perRow N, from the two counts (one count when the shape has no more rows)
+    const line = (key) => {
+      const perRow = two === one ? one[key] / rows : (two[key] - one[key]) / rows;
+      return { perRow, fixed: one[key] - perRow * rows };
+    };
+    return { ...one, rows, total: line('trafficBytes'), read: line('readBytes') };
   });
   process.stdout.write(JSON.stringify(out));
 }
@@ -118,9 +129,11 @@ function main() {
   const counts = runChild('count', list, {});
   const ptxas = ptxasInfo();
   console.log('The CUDA kernels on an H200 (sm_90, 132 SMs) as the emulator counts their memory traffic (scripts/gpu-model.js).');
-  console.log('ratio: sectors moved over the minimum bytes; row data: logits/targets/gradient alone; E: sector efficiency;');
-  console.log('book/row: bytes a row beside the row data (labels, row losses, partial sums); time at 4.0 TB/s.\n');
-  console.log('call | kernels: grid x block [cluster, dynamic shared] regs/static shared/occupancy | counted rows | ratio | row data | logits read | E | book/row | µs at 4.0 TB/s');
+  console.log('ratio: bytes of the sectors moved over the minimum (logits and labels read once, gradient written once), for the');
+  console.log('full shape; read, written: each over its minimum; row data: logits, targets and gradient alone; logits read: times;');
+  console.log('E: sector efficiency of the row data; time: the bytes at 4.0 TB/s. Small kernels: the label check, divisor terms,');
+  console.log('two-stage sums (their launches in the plan, their bytes in the ratio).\n');
+  console.log('call | loss kernels: grid x block [cluster, dynamic shared] registers/static shared/theoretical occupancy | counted rows | ratio | read | written | row data | logits read | E | µs at 4.0 TB/s');
   let worstRatio = 0;
   let worstRatioAt = '';
   let worstE = 1;
@@ -129,7 +142,10 @@ function main() {
     const s = counts[i];
     const shape = `${c.N}x${c.C}`;
     const call = `${c.loss} ${shape} ${c.dtype}${c.how === 'default' ? '' : ` (${c.how})`}`;
+    const small = (l) => /^(check_labels|divisor_terms|segment_sum)_kernel/.test(require('./traffic-model.js').kernelName(l.kernel));
+    const smallCount = plans[i].filter(small).length;
     const kernels = plans[i]
+      .filter((l) => !small(l))
       .map((l) => {
         const name = require('./traffic-model.js').kernelName(l.kernel);
         const p = ptxas?.get(name);
@@ -138,10 +154,17 @@ function main() {
         const grid = l.grid.filter((g, k) => k === 0 || g > 1).join('x');
         return `${name} ${grid} x ${threads}${l.cluster ? ` [${l.cluster}, ${l.shared} B]` : l.shared ? ` [-, ${l.shared} B]` : ''} ${regs}`;
       })
-      .join('; ');
+      .join('; ') + ` + ${smallCount} small`;
+    // the full shape: its minimum, and the counted traffic's fixed part plus its part a row
     const minimum = (s.minimumBytes / s.rows) * c.N;
-    const micros = ((s.ratio * minimum) / BANDWIDTH) * 1e6;
-    console.log(`${call} | ${kernels} | ${s.rows} | ${s.ratio.toFixed(3)} | ${s.rowData.toFixed(3)} | ${s.logitsRead.toFixed(3)} | ${s.efficiency.toFixed(3)} | ${s.bookkeepingPerRow.toFixed(1)} | ${micros.toFixed(0)}`);
+    const minimumRead = (s.minimumReadBytes / s.rows) * c.N;
+    const total = s.total.fixed + s.total.perRow * c.N;
+    const read = s.read.fixed + s.read.perRow * c.N;
+    const ratio = total / minimum;
+    const micros = (total / BANDWIDTH) * 1e6;
+    const written = (total - read) / (minimum - minimumRead);
+    console.log(`${call} | ${kernels} | ${s.rows} | ${ratio.toFixed(3)} | ${(read / minimumRead).toFixed(3)} | ${written.toFixed(3)} | ${s.rowData.toFixed(3)} | ${s.logitsRead.toFixed(3)} | ${s.efficiency.toFixed(3)} | ${micros.toFixed(0)}`);
+    s.ratio = ratio;
     if (s.unnamedBytes > 0) console.log(`  (${s.unnamedBytes} bytes to device memory no buffer name covers)`);
     if (!s.twoPass && s.ratio > worstRatio) (worstRatio = s.ratio), (worstRatioAt = call);
     if (s.efficiency < worstE) (worstE = s.efficiency), (worstEAt = call);

@@ -18,19 +18,11 @@ const { DeviceTensor } = cbloss;
 const x = DeviceTensor.empty(N * C, { dtype });
 for (let at = 0; at < N * C; at += BLOCK) x.copyFrom(bits.subarray(0, Math.min(BLOCK, N * C - at)), at);
 const grad = DeviceTensor.empty(N * C, { dtype });
-const counts = Array.from({ length: C }, (_, i) => 1 + Math.floor(1000 / (i + 1)));
-const binary = loss === 'bce';
-const target = binary
-  ? DeviceTensor.from(Float32Array.from({ length: N * C }, () => (rand() < 0.2 ? 1 : 0)))
-  : DeviceTensor.from(Int32Array.from({ length: N }, () => Math.floor(rand() * C)));
-const make = {
-  ce: () => new cbloss.CrossEntropyLoss({ device: 'cuda' }),
-  focal: () => new cbloss.FocalLoss({ numClasses: C, gamma: 2, device: 'cuda' }),
-  'cb-focal': () =>
-    new cbloss.ClassBalancedLoss({ samplesPerCls: counts, beta: 0.999, numClasses: C, device: 'cuda', lossFunc: new cbloss.FocalLoss({ numClasses: C, reduction: 'none' }) }),
-  bce: () => new cbloss.BCEWithLogitsLoss({ device: 'cuda' }),
-  ldam: () => new cbloss.LDAMLoss({ samplesPerCls: counts, device: 'cuda' }),
-}[loss];
-const r = make().forwardBackward(x, target, { out: { grad } });
+const target =
+  loss === 'bce'
+    ? DeviceTensor.from(Float32Array.from({ length: N * C }, () => (rand() < 0.2 ? 1 : 0)))
+    : DeviceTensor.from(Int32Array.from({ length: N }, () => Math.floor(rand() * C)));
+const { makeLoss } = require('./traffic-model.js');
+const r = makeLoss(cbloss, loss, C).forwardBackward(x, target, { out: { grad } });
 const value = r.loss instanceof DeviceTensor ? r.loss.toHost()[0] : r.loss;
 console.log(`traffic-call ${loss} ${N}x${C} ${dtype}: loss ${value}`);

@@ -115,8 +115,10 @@ function summarize(lines, { loss, N, C, dtype }) {
   }
   let total = 0;
   let rowData = 0;
+  let read = 0;
   for (const [name, b] of Object.entries(buffers)) {
     total += b.read + b.write;
+    read += b.read;
     if (ROW_DATA.has(name)) rowData += b.read + b.write;
   }
   const rowMinimum = minimumBytes - (minimum.labels ?? 0);
@@ -126,7 +128,9 @@ function summarize(lines, { loss, N, C, dtype }) {
     launches: lines,
     buffers,
     minimumBytes,
+    minimumReadBytes: minimumBytes - logitBytes,
     trafficBytes: total,
+    readBytes: read,
     ratio: total / minimumBytes,
     rowData: rowData / rowMinimum,
     logitsRead: (buffers.logits?.read ?? 0) / logitBytes,
