@@ -134,6 +134,8 @@ function summarize(lines, { loss, N, C, dtype }) {
     ratio: total / minimumBytes,
     rowData: rowData / rowMinimum,
     logitsRead: (buffers.logits?.read ?? 0) / logitBytes,
+    // (over the labels' own sectors: a call of one row reads one sector of them per kernel)
+    labelsRead: minimum.labels ? (buffers.labels?.read ?? 0) / (32 * Math.ceil(minimum.labels / 32)) : 0,
     gradientWritten: (buffers.gradient?.write ?? 0) / logitBytes,
     // what the call moves besides its row data, a row: labels, row losses, parameters, partial sums
     bookkeepingPerRow: (total - rowData) / N,

@@ -269,8 +269,12 @@ void launch_typed(const KernelArgs& a, char* work, const DeviceLaunch& d) {
     return run % V == 0 && aligned_to(a.logits, bytes) && aligned_to(a.grad, bytes) &&
            (rows || (aligned_to(a.targets, 16) && aligned_to(a.element_loss, 16)));
   };
+  // Runs of 8 16-bit logits are one 16-byte access a lane; but an element loss's float targets and
+  // losses would then be two float4 accesses a lane 32 bytes apart, each warp instruction touching
+  // twice the sectors it uses (the traffic model: sector efficiency 0.667) — runs of 4 there.
+  const bool float_arrays = !rows && (a.targets || a.element_loss);
   if constexpr (sizeof(T) == 2) {
-    if (fits(8)) return launch_compute_width<T, 8>(a, work, d);
+    if (!float_arrays && fits(8)) return launch_compute_width<T, 8>(a, work, d);
   }
   if (fits(4)) return launch_compute_width<T, 4>(a, work, d);
   launch_compute_width<T, 1>(a, work, d);
@@ -333,9 +337,13 @@ void launch_label_check(const int32_t* labels, int64_t rows, int64_t classes, bo
   check_launch();
 }
 
-void launch_divisor_terms(const KernelArgs& a, Divisor divisor, double* terms, cudaStream_t stream) {
+int64_t divisor_blocks(int64_t rows) { return row_thread_blocks(rows); }
+
+void launch_divisor_terms(const KernelArgs& a, Divisor divisor, double* terms, unsigned long long* first_bad,
+                          cudaStream_t stream) {
   if (a.rows == 0) return;
-  CBLOSS_LAUNCH(divisor_terms_kernel, dim3(row_thread_blocks(a.rows)), dim3(kBlock), stream, a, divisor, terms);
+  CBLOSS_LAUNCH(divisor_terms_kernel, dim3(row_thread_blocks(a.rows)), dim3(kBlock), stream, a, divisor, terms,
+                first_bad);
   check_launch();
 }
 

@@ -66,9 +66,12 @@ void launch_sum(const double* values, int64_t count, double* stage, double* out,
 void launch_label_check(const int32_t* labels, int64_t rows, int64_t classes, bool use_ignore, int32_t ignore_index,
                         unsigned long long* first_bad, cudaStream_t stream);
 
-// What the divisor of a data-dependent reduction adds up per row (labels or targets on the device):
-// a.rows terms, summed afterwards by launch_sum.
-void launch_divisor_terms(const KernelArgs& a, Divisor divisor, double* terms, cudaStream_t stream);
+// What the divisor of a data-dependent reduction adds up (labels or targets on the device), summed per
+// block into divisor_blocks(a.rows) terms (summed afterwards by launch_sum), the labels checked in the
+// same pass into *first_bad as launch_label_check does (when first_bad is not null).
+int64_t divisor_blocks(int64_t rows);
+void launch_divisor_terms(const KernelArgs& a, Divisor divisor, double* terms, unsigned long long* first_bad,
+                          cudaStream_t stream);
 
 }  // namespace cuda
 }  // namespace cbloss

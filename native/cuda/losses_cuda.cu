@@ -362,7 +362,8 @@ double run_on_device(DeviceContext& ctx, const Problem& p) {
   const size_t row_loss_at = pack.add(rows && !p.loss_out ? static_cast<size_t>(N) * sizeof(float) : 0);
   const int64_t blocks = rows ? 0 : cuda::element_blocks(p.rows * p.classes);
   const size_t partials_at = pack.add(static_cast<size_t>(blocks) * sizeof(double));
-  const size_t terms_at = pack.add(data_divisor ? static_cast<size_t>(N) * sizeof(double) : 0);
+  const int64_t term_blocks = data_divisor ? cuda::divisor_blocks(N) : 0;
+  const size_t terms_at = pack.add(static_cast<size_t>(term_blocks) * sizeof(double));
   const size_t stage_at = pack.add(cuda::sum_scratch_bytes());
   const size_t work_at = pack.add(cuda::work_bytes(p, N));
   char* scratch = ctx.scratch.reserve(pack.size());
@@ -381,21 +382,20 @@ double run_on_device(DeviceContext& ctx, const Problem& p) {
   a.sample_weight = p.sample_weight;
   name_traffic_buffers(p, layout, params, scratch, row_loss_at, partials_at, pack.size());
 
-  if (p.labels) {
-    // The labels are checked first on the stream; every later kernel that reads labels or writes
-    // an output does nothing if one is bad (KernelArgs::invalid_label), and the host looks at the
-    // flag after the one synchronization of the call: nothing is written, and no extra round trip.
-    const bool use_ignore = uses_ignore_index(p.loss);
-    auto* bad = reinterpret_cast<unsigned long long*>(params + layout.first_bad);
-    cuda::launch_label_check(p.labels, N, p.classes, use_ignore, p.ignore_index, bad, stream);
-    a.invalid_label = bad;
-  }
+  // The labels are checked first on the stream — with the divisor's terms where the divisor depends on
+  // them (one pass over the labels), else alone; every later kernel that reads labels or writes an
+  // output does nothing if one is bad (KernelArgs::invalid_label), and the host looks at the flag
+  // after the one synchronization of the call: nothing is written, and no extra round trip.
+  auto* bad = p.labels ? reinterpret_cast<unsigned long long*>(params + layout.first_bad) : nullptr;
   if (data_divisor) {
     double* terms = reinterpret_cast<double*>(scratch + terms_at);
-    cuda::launch_divisor_terms(a, p.divisor, terms, stream);
-    cuda::launch_sum(terms, N, reinterpret_cast<double*>(scratch + stage_at),
-               reinterpret_cast<double*>(params + layout.divisor), stream);
+    cuda::launch_divisor_terms(a, p.divisor, terms, bad, stream);
+    cuda::launch_sum(terms, term_blocks, reinterpret_cast<double*>(scratch + stage_at),
+                     reinterpret_cast<double*>(params + layout.divisor), stream);
+  } else if (p.labels) {
+    cuda::launch_label_check(p.labels, N, p.classes, uses_ignore_index(p.loss), p.ignore_index, bad, stream);
   }
+  a.invalid_label = bad;
   a.row_loss = rows ? (p.loss_out ? p.loss_out : reinterpret_cast<float*>(scratch + row_loss_at)) : nullptr;
   a.element_loss = rows ? nullptr : p.loss_out;
   a.partials = reinterpret_cast<double*>(scratch + partials_at);

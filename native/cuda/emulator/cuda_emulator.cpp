@@ -883,6 +883,10 @@ void count_access(const void* address, unsigned bytes, bool store, Site site) {
     return c.line == site.line && c.file == site.file && c.store == store;
   });
   if (it == self.site_counts.end()) it = self.site_counts.insert(self.site_counts.end(), {site.file, site.line, store, 0});
+  if (bytes == 0) {  // a lane that skips its turn (load_if, store_if): counted, nothing recorded
+    it->count++;
+    return;
+  }
   run.accesses.push_back(Access{static_cast<uint32_t>(run.current), self.epoch, site.file, site.line, it->count++, store,
                                 bytes, reinterpret_cast<uintptr_t>(address)});
 }

@@ -186,6 +186,7 @@ struct Site {
   int line;
 };
 extern bool counting_traffic;  // true while a launch that records its traffic runs
+// (bytes 0: a lane that skips its turn at the site — the warp's instruction, predicated off for it)
 void count_access(const void* address, unsigned bytes, bool store, Site site);
 inline void global_access(const void* address, unsigned bytes, bool store, Site site) {
   if (counting_traffic) count_access(address, bytes, store, site);
@@ -204,6 +205,7 @@ void forget_buffer_names();
 #define gridDim (::cbloss_emu::grid_dim())
 
 inline void __syncthreads() { cbloss_emu::sync_block(); }
+inline void __syncwarp(unsigned /*mask*/ = 0xffffffffu) { cbloss_emu::warp_exchange(0, threadIdx.x & 31u); }
 
 template <class T>
 T __shfl_xor_sync(unsigned /*mask*/, T value, int lane_mask, int width = 32) {

@@ -73,6 +73,24 @@ __device__ __forceinline__ uint32_t pack_pair(const float* in) {
   return lo | (hi << 16);
 }
 
+// A load or store that some lanes of a warp skip, in a loop where the skipped turns are not all at the
+// end (on a GPU the lanes' i-th turn is one instruction, predicated off for some): the emulator counts a
+// skipped turn too, so that the lanes' n-th accesses from the site stay one warp instruction.
+template <class T>
+__device__ __forceinline__ float load_if(bool active, const void* base, int64_t i, AccessSite site = CBLOSS_SITE) {
+  if (active) return load<T>(base, i, site);
+  CBLOSS_COUNT_ACCESS(nullptr, 0, false, site);
+  (void)site;
+  return 0.0f;
+}
+
+template <class T>
+__device__ __forceinline__ void store_if(bool active, void* base, int64_t i, float v, AccessSite site = CBLOSS_SITE) {
+  if (active) return store<T>(base, i, v, site);
+  CBLOSS_COUNT_ACCESS(nullptr, 0, true, site);
+  (void)site;
+}
+
 // V consecutive values from element i in vector accesses: float32 V = 4 (8) is one (two) 16-byte
 // access(es); 16-bit types V = 8 is one 16-byte access, V = 4 one 8-byte access. The caller guarantees
 // the alignment (the host picks V > 1 only then, launch_compute). Stores go through __stwb (the default

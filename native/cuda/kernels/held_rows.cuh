@@ -89,6 +89,72 @@ __device__ __forceinline__ void store_held_gradient(float (&v)[R][V], const Kern
   }
 }
 
+// Single-column runs (V = 1) in groups smaller than a warp: lane k of a group would read every G-th
+// column of its row, so a warp instruction takes 4 bytes here and there from the 32 / G rows of the
+// warp and its R instructions touch the same sectors R times (the traffic model, bench/RESULTS.md:
+// sector efficiency 0.36 at C = 10). Instead the warp copies its rows — one contiguous span of at most
+// 32 R values — through shared memory: lane l reads values s + l, s + l + 32, ... where s is the span's
+// start rounded down to 32 values (so that each instruction covers whole sectors, wherever the rows
+// start), those in the span; each lane takes its columns from there; the gradient goes back the same
+// way.
+template <int G, int V>
+constexpr bool kStagedRows = V == 1 && G < 32;
+
+// The values of the warp's rows present in the problem: from row `first` (the warp's first), at most
+// 32 / G rows of C.
+template <int G>
+__device__ __forceinline__ int warp_span(int64_t first, int64_t rows, int64_t C) {
+  const int64_t n = rows - first < 32 / G ? rows - first : 32 / G;
+  return n > 0 ? static_cast<int>(n * C) : 0;
+}
+
+// This thread's columns of [0, end) of its row (the `row`-th of the warp's, row0 = its first value in the
+// problem), read through the warp's span in shared memory.
+// The index in the span of this lane's i-th value of a copy between the span and the problem.
+__device__ __forceinline__ int span_index(int64_t first0, int i) {
+  return static_cast<int>(threadIdx.x & 31) + 32 * i - static_cast<int>(first0 & 31);
+}
+
+template <class T, int R, int G>
+__device__ __forceinline__ void load_held_staged(float (&v)[R][1], float* span, const void* logits, int64_t first0,
+                                                 int count, int row, int64_t C, int end, int lane) {
+  CBLOSS_UNROLL
+  for (int i = 0; i <= R; ++i) {  // (count <= 32 R values from a start up to 31 past a multiple of 32)
+    const int k = span_index(first0, i);
+    const float value = load_if<T>(k >= 0 && k < count, logits, first0 + k);
+    if (k >= 0 && k < count) span[k] = value;
+  }
+  __syncwarp();
+  CBLOSS_UNROLL
+  for (int j = 0; j < R; ++j) {
+    const int c = held_column<1, R, G>(lane, j);
+    v[j][0] = c < end ? span[row * static_cast<int>(C) + c] : 0.0f;
+  }
+  __syncwarp();  // (every lane has its values before the span is written again)
+}
+
+// The gradient of this thread's columns, back through the span (every lane of the warp calls it).
+template <class T, int R, int G>
+__device__ __forceinline__ void store_held_gradient_staged(float (&v)[R][1], float* span, const KernelArgs& a,
+                                                           const RowShape& r, const RowGradient& g, int64_t n,
+                                                           int32_t y, bool ignored, int64_t first0, int count,
+                                                           int row, int lane) {
+  const int C = static_cast<int>(a.classes);
+  CBLOSS_UNROLL
+  for (int j = 0; j < R; ++j) {
+    const int c = held_column<1, R, G>(lane, j);
+    if (c < C) span[row * C + c] = ignored ? 0.0f : column_gradient(a, r, g, n, y, c, v[j][0]);
+  }
+  __syncwarp();
+  CBLOSS_UNROLL
+  for (int i = 0; i <= R; ++i) {
+    const int k = span_index(first0, i);
+    const bool mine = k >= 0 && k < count;
+    store_if<T>(mine, a.grad, first0 + k, mine ? span[k] : 0.0f);
+  }
+  __syncwarp();
+}
+
 // Blocks per SM the register budget is set for (65536 registers an SM): 4 (64 registers a thread), 3 (85)
 // or 2 (128), by the logits a thread holds — counting a run of one column as 1.5, for its own address
 // and bound — as many warps as fit without spilling (ptxas -v). Without a bound ptxas takes ~100
@@ -106,8 +172,12 @@ __global__ void __launch_bounds__(kBlock, held_min_blocks(V, R)) held_rows_kerne
   CBLOSS_DYNAMIC_SHARED(float, staged);
   const KernelArgs a = with_staged_weights(args, staged);
   constexpr int kRowsPerBlock = kBlock / G;
+  constexpr bool kStaged = kStagedRows<G, V>;
+  CBLOSS_BLOCK_SHARED(float, spans, kStaged ? kBlock * R : 1);
+  float* span = spans + (kStaged ? (threadIdx.x / 32) * 32 * R : 0);  // this warp's
   const int lane = static_cast<int>(threadIdx.x) % G;
   const int group = static_cast<int>(threadIdx.x) / G;
+  const int row_of_warp = group % (32 / G > 0 ? 32 / G : 1);
   const RowShape r = row_shape(a);
   const int64_t C = a.classes;
   for (int64_t first = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock; first < a.rows;
@@ -115,19 +185,31 @@ __global__ void __launch_bounds__(kBlock, held_min_blocks(V, R)) held_rows_kerne
     const int64_t n = first + group;
     const RowStart row = row_start(a, n);
     const int end = row.active && !row.ignored ? static_cast<int>(C) : 0;
+    const int64_t warp_first = n - row_of_warp;  // (staged rows: the warp's first row)
+    const int count = kStaged ? warp_span<G>(warp_first, a.rows, C) : 0;
     float v[R][V];
-    load_held<T, V, R, G>(v, a.logits, n * C, 0, end, lane);
+    if constexpr (kStaged) {
+      load_held_staged<T, R, G>(v, span, a.logits, warp_first * C, count, row_of_warp, C, end, lane);
+    } else {
+      load_held<T, V, R, G>(v, a.logits, n * C, 0, end, lane);
+    }
     map_held<V, R, G>(v, a, row.y, 0, end, lane);
     RowStats st{group_max<G>(held_max<V, R, G>(v, 0, end, lane)), kNoSums};
     st.sums = group_sum<G>(held_sums<V, R, G>(v, a, r, n, row.y, st.m, 0, end, lane));
-    if (!row.active) continue;
+    if (!row.active && !kStaged) continue;  // (staged rows: every lane of the warp writes the span)
     RowGradient g{};
-    if (row.ignored) {
+    if (row.active && row.ignored) {
       if (lane == 0) write_at(a.row_loss, n, 0.0f);
-    } else {
+    } else if (row.active) {
       g = finish_row(a, r, n, row.y, st, lane == 0);
     }
-    if (a.grad) store_held_gradient<T, V, R, G>(v, a, r, g, n, row.y, row.ignored, 0, static_cast<int>(C), lane);
+    if (!a.grad) continue;
+    if constexpr (kStaged) {  // (a row past the end puts zeros in the span, past what is stored)
+      store_held_gradient_staged<T, R, G>(v, span, a, r, g, n, row.y, row.ignored || !row.active, warp_first * C, count,
+                                          row_of_warp, lane);
+    } else {
+      store_held_gradient<T, V, R, G>(v, a, r, g, n, row.y, row.ignored, 0, static_cast<int>(C), lane);
+    }
   }
 }
 

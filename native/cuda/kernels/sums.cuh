@@ -25,7 +25,7 @@ __device__ __forceinline__ void count_divisor_term_reads(const KernelArgs& a, Di
   const float* weights = divisor == Divisor::LabelWeight ? a.class_weight : a.balance_weight;
   if (divisor != Divisor::LabelWeight && reads_target_pairs(a.loss)) {
     read_at(a.targets, n), read_at(weights, 0), read_at(weights, 1);
-  } else if (a.labels) {
+  } else if (a.labels) {  // (its label's second read, in the core function, is the same address: not counted)
     const int32_t y = read_at(a.labels, n);
     const bool ignored = uses_ignore_index(a.loss) && y == a.ignore_index;
     if (weights && !ignored) read_at(weights, y);
@@ -37,16 +37,33 @@ __device__ __forceinline__ void count_divisor_term_reads(const KernelArgs& a, Di
 #endif
 }
 
-// What the divisor of a data-dependent reduction adds up per row (labels/targets on the device).
-__global__ void divisor_terms_kernel(KernelArgs a, Divisor divisor, double* terms) {
-  if (skip_launch(a)) return;  // (terms are then never read: the call fails)
+// Whether label y is one a row may have: a class, or ignore_index where the loss ignores rows.
+__device__ __forceinline__ bool valid_label(int32_t y, int64_t classes, bool use_ignore, int32_t ignore_index) {
+  return (y >= 0 && y < classes) || (use_ignore && y == ignore_index);
+}
+
+// What the divisor of a data-dependent reduction adds up (labels or targets on the device), summed per
+// block: block b's total of its rows' terms (a grid-stride loop over a grid that depends on the row
+// count only, each thread's rows in order, then the block in a fixed order — the same sum on any GPU)
+// into block_terms[b]. Device labels are checked in the same pass (first_bad, as check_labels_kernel;
+// a bad label's term is 0, its weight never read): one read of the labels instead of two, and one
+// double a block written instead of one a row.
+__global__ void divisor_terms_kernel(KernelArgs a, Divisor divisor, double* block_terms, unsigned long long* first_bad) {
+  const bool use_ignore = uses_ignore_index(a.loss);
+  double mine = 0.0;
   for (int64_t n = static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x; n < a.rows;
        n += static_cast<int64_t>(gridDim.x) * kBlock) {
+    if (first_bad && !valid_label(read_at(a.labels, n), a.classes, use_ignore, a.ignore_index)) {
+      atomicMin(first_bad, static_cast<unsigned long long>(n));
+      continue;
+    }
     count_divisor_term_reads(a, divisor, n);
-    write_at(terms, n, divisor == Divisor::LabelWeight
-                           ? label_weight_term(a.loss, a.class_weight, a.labels, a.ignore_index, n)
-                           : balance_row_weight(a.loss, a.balance_weight, a.labels, a.targets, a.classes, a.ignore_index, n));
+    mine += divisor == Divisor::LabelWeight
+                ? label_weight_term(a.loss, a.class_weight, a.labels, a.ignore_index, n)
+                : balance_row_weight(a.loss, a.balance_weight, a.labels, a.targets, a.classes, a.ignore_index, n);
   }
+  const double total = block_total(mine);
+  if (threadIdx.x == 0) write_at(block_terms, blockIdx.x, total);
 }
 
 // The first row whose label is outside [0, C) and not ignore_index (when allowed): atomicMin of
@@ -55,8 +72,7 @@ __global__ void check_labels_kernel(const int32_t* labels, int64_t rows, int64_t
                                     int32_t ignore_index, unsigned long long* first_bad) {
   for (int64_t n = static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x; n < rows;
        n += static_cast<int64_t>(gridDim.x) * kBlock) {
-    const int32_t y = read_at(labels, n);
-    if ((y < 0 || y >= classes) && !(use_ignore && y == ignore_index)) {
+    if (!valid_label(read_at(labels, n), classes, use_ignore, ignore_index)) {
       atomicMin(first_bad, static_cast<unsigned long long>(n));
     }
   }
