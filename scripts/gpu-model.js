@@ -5,7 +5,8 @@
 // multiprocessors (a launch plan of the full shape, no block run), the traffic of a call over its
 // minimum bytes, sector efficiency, registers, shared memory, theoretical occupancy, and the time at
 // 4.0 TB/s. The traffic is counted on a few rows, twice (n and 2n rows), and extrapolated to the full
-// shape as a fixed part (the sums' stages, the parameters) plus a part a row.
+// shape as a fixed part plus a part a row; the partial sums count as fixed, at n rows (the sums' stages
+// grow with the rows up to 1024 segments, then stay: at a full shape they are a few KB).
 //   node scripts/gpu-model.js [--quick]      (the child modes below are internal)
 'use strict';
 const { spawnSync, execFileSync } = require('node:child_process');
@@ -52,12 +53,14 @@ function child(mode, list) {
     };
     const one = count(rows);
     const two = rows * 2 <= c.N ? count(rows * 2) : one;
-    // traffic(N) = fixed + perRow N, from the two counts (one count when the shape has no more rows)
-    const line = (key) => {
-      const perRow = two === one ? one[key] / rows : (two[key] - one[key]) / rows;
+    // traffic(N) = fixed + perRow N, from the two counts (one count when the shape has no more rows);
+    // `partial`: the part of `key` that is fixed
+    const line = (key, partial) => {
+      const grows = (s) => s[key] - s[partial];
+      const perRow = two === one ? grows(one) / rows : (grows(two) - grows(one)) / rows;
       return { perRow, fixed: one[key] - perRow * rows };
     };
-    return { ...one, rows, total: line('trafficBytes'), read: line('readBytes') };
+    return { ...one, rows, total: line('trafficBytes', 'partialSumBytes'), read: line('readBytes', 'partialSumReadBytes') };
   });
   process.stdout.write(JSON.stringify(out));
 }

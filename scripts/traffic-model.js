@@ -131,6 +131,8 @@ function summarize(lines, { loss, N, C, dtype }) {
     minimumReadBytes: minimumBytes - logitBytes,
     trafficBytes: total,
     readBytes: read,
+    partialSumBytes: (buffers['partial sums']?.read ?? 0) + (buffers['partial sums']?.write ?? 0),
+    partialSumReadBytes: buffers['partial sums']?.read ?? 0,
     ratio: total / minimumBytes,
     rowData: rowData / rowMinimum,
     logitsRead: (buffers.logits?.read ?? 0) / logitBytes,
