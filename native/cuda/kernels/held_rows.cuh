@@ -108,13 +108,13 @@ __device__ __forceinline__ int warp_span(int64_t first, int64_t rows, int64_t C)
   return n > 0 ? static_cast<int>(n * C) : 0;
 }
 
-// This thread's columns of [0, end) of its row (the `row`-th of the warp's, row0 = its first value in the
-// problem), read through the warp's span in shared memory.
 // The index in the span of this lane's i-th value of a copy between the span and the problem.
 __device__ __forceinline__ int span_index(int64_t first0, int i) {
   return static_cast<int>(threadIdx.x & 31) + 32 * i - static_cast<int>(first0 & 31);
 }
 
+// This thread's columns of [0, end) of its row (the `row`-th of the warp's), read through the warp's
+// span in shared memory (first0: the span's first value in the problem; count: its values).
 template <class T, int R, int G>
 __device__ __forceinline__ void load_held_staged(float (&v)[R][1], float* span, const void* logits, int64_t first0,
                                                  int count, int row, int64_t C, int end, int lane) {
