@@ -677,6 +677,21 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       }
     });
 
+    it('an empty batch on the device: mean is NaN, sum is 0, as on the host (the divisor of no rows)', () => {
+      const x = DeviceTensor.from(new Float32Array(0));
+      const y = DeviceTensor.from(new Int32Array(0));
+      for (const [loss, expected] of [
+        [new cbloss.CrossEntropyLoss({ numClasses: 3 }), NaN],
+        [new cbloss.CrossEntropyLoss({ numClasses: 3, weight: [1, 2, 3] }), NaN],
+        [new cbloss.CrossEntropyLoss({ numClasses: 3, reduction: 'sum' }), 0],
+        [new cbloss.FocalLoss({ numClasses: 3 }), NaN],
+      ] as const) {
+        const r = loss.forward(x, y);
+        const value = r instanceof DeviceTensor ? r.toHost()[0] : r;
+        assert.ok(Object.is(value, expected) || (Number.isNaN(expected) && Number.isNaN(value)), `${String(value)}`);
+      }
+    });
+
     it('labels out of range on the device: the RangeError of the host path, nothing written', () => {
       const x = DeviceTensor.from(Float32Array.from({ length: 30 }, (_, i) => i / 7));
       const grad = DeviceTensor.from(new Float32Array(30).fill(42));

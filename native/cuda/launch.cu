@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 
 #include "host_checks.h"
@@ -342,6 +343,7 @@ int64_t divisor_blocks(int64_t rows) { return row_thread_blocks(rows); }
 void launch_divisor_terms(const KernelArgs& a, Divisor divisor, double* terms, unsigned long long* first_bad,
                           cudaStream_t stream) {
   if (a.rows == 0) return;
+  if (a.labels && !first_bad) throw std::logic_error("launch_divisor_terms: device labels must be checked");
   CBLOSS_LAUNCH(divisor_terms_kernel, dim3(row_thread_blocks(a.rows)), dim3(kBlock), stream, a, divisor, terms,
                 first_bad);
   check_launch();

@@ -233,8 +233,9 @@ void name_traffic_buffers(const Problem& p, const ParamLayout& l, const char* pa
   CBLOSS_NAME_BUFFER("parameters", params + l.class_weight, l.bytes - l.class_weight);
   CBLOSS_NAME_BUFFER("losses", scratch + row_loss_at, partials_at - row_loss_at);
   CBLOSS_NAME_BUFFER("partial sums", scratch + partials_at, scratch_bytes - partials_at);
+  // (a gradient written over its logits: the one range is "logits", written and read)
+  if (p.grad_out != p.logits) CBLOSS_NAME_BUFFER("gradient", p.grad_out, logit_bytes);
   CBLOSS_NAME_BUFFER("logits", p.logits, logit_bytes);
-  CBLOSS_NAME_BUFFER("gradient", p.grad_out, logit_bytes);
   CBLOSS_NAME_BUFFER("labels", p.labels, N * sizeof(int32_t));
   CBLOSS_NAME_BUFFER("targets", p.targets, M * sizeof(float));
   CBLOSS_NAME_BUFFER("losses", p.loss_out, outputs * sizeof(float));
@@ -362,7 +363,7 @@ double run_on_device(DeviceContext& ctx, const Problem& p) {
   const size_t row_loss_at = pack.add(rows && !p.loss_out ? static_cast<size_t>(N) * sizeof(float) : 0);
   const int64_t blocks = rows ? 0 : cuda::element_blocks(p.rows * p.classes);
   const size_t partials_at = pack.add(static_cast<size_t>(blocks) * sizeof(double));
-  const int64_t term_blocks = data_divisor ? cuda::divisor_blocks(N) : 0;
+  const int64_t term_blocks = data_divisor && N > 0 ? cuda::divisor_blocks(N) : 0;  // (no rows: a sum of none)
   const size_t terms_at = pack.add(static_cast<size_t>(term_blocks) * sizeof(double));
   const size_t stage_at = pack.add(cuda::sum_scratch_bytes());
   const size_t work_at = pack.add(cuda::work_bytes(p, N));

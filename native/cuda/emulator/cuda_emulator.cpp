@@ -70,6 +70,7 @@ struct Fiber {
 
 // One lane's global access, as the traffic accounting records it until its block ends.
 struct Access {
+  const std::string* buffer;  // the name of the buffer it falls in (traffic accounting)
   uint32_t thread;
   uint32_t epoch;
   const char* file;
@@ -345,13 +346,11 @@ struct DeviceHeap {
     for (const auto& [p, b] : blocks) check_canaries(p, b);
   }
 
-  bool contains(uintptr_t address) {
+  std::vector<std::pair<uintptr_t, uintptr_t>> ranges() {
     std::lock_guard<std::mutex> lock(mutex);
-    for (const auto& [p, b] : blocks) {
-      const uintptr_t begin = reinterpret_cast<uintptr_t>(p);
-      if (address >= begin && address < begin + b.bytes) return true;
-    }
-    return false;
+    std::vector<std::pair<uintptr_t, uintptr_t>> out;
+    for (const auto& [p, b] : blocks) out.emplace_back(reinterpret_cast<uintptr_t>(p), reinterpret_cast<uintptr_t>(p) + b.bytes);
+    return out;
   }
 
  private:
@@ -630,6 +629,7 @@ struct LaunchTraffic {
   std::string file;
   std::string kernel;
   BufferNames names;  // as they were at the launch
+  std::vector<std::pair<uintptr_t, uintptr_t>> device;  // device memory's blocks at the launch
   unsigned cluster = 0;
   std::map<std::string, BufferTraffic> buffers;
 };
@@ -655,6 +655,7 @@ std::shared_ptr<LaunchTraffic> traffic_request(const void* kernel, unsigned clus
   t->file = file;
   t->kernel = kernel_name(kernel);
   t->cluster = cluster;
+  t->device = heap().ranges();
   std::lock_guard<std::mutex> lock(names_mutex());
   t->names = buffer_names();
   return t;
@@ -667,50 +668,42 @@ const std::string* buffer_at(const LaunchTraffic& t, uintptr_t address) {
   for (const NamedRange& r : t.names) {
     if (address >= r.begin && address < r.end) return &r.name;
   }
-  return heap().contains(address) ? &unnamed : nullptr;
+  for (const auto& [begin, end] : t.device) {
+    if (address >= begin && address < end) return &unnamed;
+  }
+  return nullptr;
 }
 
-// Adds one warp instruction — the accesses [first, last), sorted by address — to the launch's counts.
+// Adds one warp instruction — the accesses [first, last), sorted by address (a buffer's are consecutive)
+// — to the launch's counts: the lanes' bytes merged into intervals within one buffer each, each
+// interval's sectors counted once for the instruction.
 void account_instruction(LaunchTraffic& t, const Access* first, const Access* last) {
-  uintptr_t begin = first->address, end = begin;  // the union's interval being merged
-  std::vector<std::pair<const std::string*, Flow>> per_buffer;  // this instruction's, by buffer
-  uint64_t last_sector = UINT64_MAX;
-  // Adds the merged interval [begin, end) to the buffer it lies in.
-  const auto flush = [&] {
-    if (end == begin) return;
-    const std::string* name = buffer_at(t, begin);
-    if (name) {
-      auto it = std::find_if(per_buffer.begin(), per_buffer.end(), [&](const auto& e) { return e.first == name; });
-      if (it == per_buffer.end()) it = per_buffer.insert(per_buffer.end(), {name, Flow{}});
-      Flow& f = it->second;
-      f.used += end - begin;
-      for (uint64_t s = begin / 32; s <= (end - 1) / 32; ++s) {
-        if (s != last_sector) f.sectors++, f.distinct.insert(s);
-        last_sector = s;
-      }
-    }
+  struct Counts {
+    const std::string* buffer;
+    uint64_t requested, used, sectors;
   };
-  for (const Access* a = first; a != last; ++a) {
-    if (a->address > end) {
-      flush();
-      begin = a->address, end = a->address;
+  std::vector<Counts> per_buffer;
+  uint64_t last_sector = UINT64_MAX;
+  for (const Access* a = first; a != last;) {
+    const std::string* name = a->buffer;
+    Flow& total = first->store ? t.buffers[*name].write : t.buffers[*name].read;
+    auto c = std::find_if(per_buffer.begin(), per_buffer.end(), [&](const Counts& e) { return e.buffer == name; });
+    if (c == per_buffer.end()) c = per_buffer.insert(per_buffer.end(), Counts{name, 0, 0, 0});
+    const uintptr_t begin = a->address;
+    uintptr_t end = begin;
+    for (; a != last && a->buffer == name && a->address <= end; ++a) {
+      end = std::max<uintptr_t>(end, a->address + a->bytes);
+      c->requested += a->bytes;
     }
-    end = std::max<uintptr_t>(end, a->address + a->bytes);
-  }
-  flush();
-  // Requested bytes by buffer: each lane's to the buffer its address is in.
-  for (const Access* a = first; a != last; ++a) {
-    const std::string* name = buffer_at(t, a->address);
-    if (!name) continue;
-    for (auto& [n, f] : per_buffer) {
-      if (n == name) f.requested += a->bytes;
+    c->used += end - begin;
+    for (uint64_t s = begin / 32; s <= (end - 1) / 32; ++s) {
+      if (s != last_sector) c->sectors++, total.distinct.insert(s);
+      last_sector = s;
     }
   }
-  const bool store = first->store;
-  for (auto& [name, f] : per_buffer) {
-    Flow& total = store ? t.buffers[*name].write : t.buffers[*name].read;
-    total.requested += f.requested, total.used += f.used, total.sectors += f.sectors, total.instructions++;
-    total.distinct.insert(f.distinct.begin(), f.distinct.end());
+  for (const Counts& c : per_buffer) {
+    Flow& total = first->store ? t.buffers[*c.buffer].write : t.buffers[*c.buffer].read;
+    total.requested += c.requested, total.used += c.used, total.sectors += c.sectors, total.instructions++;
   }
 }
 
@@ -719,7 +712,8 @@ void account_block(BlockRun& run) {
   std::vector<Access>& acc = run.accesses;
   if (traffic_now && !acc.empty()) {
     const auto key = [](const Access& a) {
-      return std::make_tuple(a.thread / 32, a.epoch, a.file, a.line, a.store, a.instance, a.address);
+      return std::make_tuple(a.thread / 32, a.epoch, reinterpret_cast<uintptr_t>(a.file), a.line, a.store, a.instance,
+                             a.address);
     };
     std::sort(acc.begin(), acc.end(), [&](const Access& a, const Access& b) { return key(a) < key(b); });
     size_t i = 0;
@@ -883,11 +877,12 @@ void count_access(const void* address, unsigned bytes, bool store, Site site) {
     return c.line == site.line && c.file == site.file && c.store == store;
   });
   if (it == self.site_counts.end()) it = self.site_counts.insert(self.site_counts.end(), {site.file, site.line, store, 0});
-  if (bytes == 0) {  // a lane that skips its turn (load_if, store_if): counted, nothing recorded
+  const std::string* buffer = bytes > 0 ? buffer_at(*traffic_now, reinterpret_cast<uintptr_t>(address)) : nullptr;
+  if (!buffer) {  // a lane that skips its turn (load_if, store_if), or shared memory: counted, not recorded
     it->count++;
     return;
   }
-  run.accesses.push_back(Access{static_cast<uint32_t>(run.current), self.epoch, site.file, site.line, it->count++, store,
+  run.accesses.push_back(Access{buffer, static_cast<uint32_t>(run.current), self.epoch, site.file, site.line, it->count++, store,
                                 bytes, reinterpret_cast<uintptr_t>(address)});
 }
 

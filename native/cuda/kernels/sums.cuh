@@ -46,8 +46,8 @@ __device__ __forceinline__ bool valid_label(int32_t y, int64_t classes, bool use
 // block: block b's total of its rows' terms (a grid-stride loop over a grid that depends on the row
 // count only, each thread's rows in order, then the block in a fixed order — the same sum on any GPU)
 // into block_terms[b]. Device labels are checked in the same pass (first_bad, as check_labels_kernel;
-// a bad label's term is 0, its weight never read): one read of the labels instead of two, and one
-// double a block written instead of one a row.
+// a bad label's term is 0, its weight never read; first_bad must be given where labels are): one read
+// of the labels instead of two, and one double a block written instead of one a row.
 __global__ void divisor_terms_kernel(KernelArgs a, Divisor divisor, double* block_terms, unsigned long long* first_bad) {
   const bool use_ignore = uses_ignore_index(a.loss);
   double mine = 0.0;
