@@ -711,19 +711,17 @@ void account_instruction(LaunchTraffic& t, const Access* first, const Access* la
 void account_block(BlockRun& run) {
   std::vector<Access>& acc = run.accesses;
   if (traffic_now && !acc.empty()) {
-    const auto key = [](const Access& a) {
-      return std::make_tuple(a.thread / 32, a.epoch, reinterpret_cast<uintptr_t>(a.file), a.line, a.store, a.instance,
-                             a.address);
+    // the warp instruction an access belongs to; within one, the accesses by address
+    const auto instruction = [](const Access& a) {
+      return std::make_tuple(a.thread / 32, a.epoch, reinterpret_cast<uintptr_t>(a.file), a.line, a.store, a.instance);
     };
-    std::sort(acc.begin(), acc.end(), [&](const Access& a, const Access& b) { return key(a) < key(b); });
+    std::sort(acc.begin(), acc.end(), [&](const Access& a, const Access& b) {
+      return std::make_pair(instruction(a), a.address) < std::make_pair(instruction(b), b.address);
+    });
     size_t i = 0;
     while (i < acc.size()) {
       size_t j = i + 1;
-      const auto same = [&](const Access& a, const Access& b) {
-        return a.thread / 32 == b.thread / 32 && a.epoch == b.epoch && a.file == b.file && a.line == b.line &&
-               a.store == b.store && a.instance == b.instance;
-      };
-      while (j < acc.size() && same(acc[i], acc[j])) ++j;
+      while (j < acc.size() && instruction(acc[j]) == instruction(acc[i])) ++j;
       account_instruction(*traffic_now, acc.data() + i, acc.data() + j);
       i = j;
     }
@@ -877,12 +875,10 @@ void count_access(const void* address, unsigned bytes, bool store, Site site) {
     return c.line == site.line && c.file == site.file && c.store == store;
   });
   if (it == self.site_counts.end()) it = self.site_counts.insert(self.site_counts.end(), {site.file, site.line, store, 0});
+  const uint32_t instance = it->count++;
   const std::string* buffer = bytes > 0 ? buffer_at(*traffic_now, reinterpret_cast<uintptr_t>(address)) : nullptr;
-  if (!buffer) {  // a lane that skips its turn (load_if, store_if), or shared memory: counted, not recorded
-    it->count++;
-    return;
-  }
-  run.accesses.push_back(Access{buffer, static_cast<uint32_t>(run.current), self.epoch, site.file, site.line, it->count++, store,
+  if (!buffer) return;  // a lane that skips its turn (load_if, store_if), or shared memory: counted, not recorded
+  run.accesses.push_back(Access{buffer, static_cast<uint32_t>(run.current), self.epoch, site.file, site.line, instance, store,
                                 bytes, reinterpret_cast<uintptr_t>(address)});
 }
 
