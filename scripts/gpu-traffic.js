@@ -18,11 +18,8 @@ const { DeviceTensor } = cbloss;
 const x = DeviceTensor.empty(N * C, { dtype });
 for (let at = 0; at < N * C; at += BLOCK) x.copyFrom(bits.subarray(0, Math.min(BLOCK, N * C - at)), at);
 const grad = DeviceTensor.empty(N * C, { dtype });
-const target =
-  loss === 'bce'
-    ? DeviceTensor.from(Float32Array.from({ length: N * C }, () => (rand() < 0.2 ? 1 : 0)))
-    : DeviceTensor.from(Int32Array.from({ length: N }, () => Math.floor(rand() * C)));
-const { makeLoss } = require('./traffic-model.js');
+const { makeLoss, makeTarget } = require('./traffic-model.js');
+const target = makeTarget(cbloss, loss, N, C, rand);
 const r = makeLoss(cbloss, loss, C).forwardBackward(x, target, { out: { grad } });
 const value = r.loss instanceof DeviceTensor ? r.loss.toHost()[0] : r.loss;
 console.log(`traffic-call ${loss} ${N}x${C} ${dtype}: loss ${value}`);

@@ -41,6 +41,15 @@ function makeLoss(cbloss, loss, C) {
 
 const binaryTargets = (loss) => loss === 'bce';
 
+// The targets of a model call on the device: BCE's 0/1 targets (one in five 1), else class indices;
+// all zeros when `rand` is null (a launch plan: any valid target).
+function makeTarget(cbloss, loss, N, C, rand) {
+  const { DeviceTensor } = cbloss;
+  return binaryTargets(loss)
+    ? DeviceTensor.from(Float32Array.from({ length: N * C }, () => (rand && rand() < 0.2 ? 1 : 0)))
+    : DeviceTensor.from(Int32Array.from({ length: N }, () => (rand ? Math.floor(rand() * C) : 0)));
+}
+
 // Runs one call (N rows of C, logits of dtype) on device arrays and returns its kernels' traffic lines.
 // `fill`: whether to put random values in (false for the launch plan, which runs no block); `env`: the
 // CBLOSS_CUDA_* switches of the call.
@@ -54,9 +63,7 @@ function traffic(cbloss, { loss, N, C, dtype, env = {} }, { fill = true, seed = 
     const values = Float32Array.from({ length: N * C }, () => (rand() - 0.5) * 8);
     x.copyFrom(dtype === 'float32' ? values : dtype === 'bfloat16' ? cbloss.toBfloat16Bits(values) : cbloss.toFloat16Bits(values));
   }
-  const target = binaryTargets(loss)
-    ? DeviceTensor.from(Float32Array.from({ length: N * C }, () => (fill && rand() < 0.2 ? 1 : 0)))
-    : DeviceTensor.from(Int32Array.from({ length: N }, () => (fill ? Math.floor(rand() * C) : 0)));
+  const target = makeTarget(cbloss, loss, N, C, fill ? rand : null);
   const file = path.join(os.tmpdir(), `cbloss-traffic-${process.pid}.jsonl`);
   fs.rmSync(file, { force: true });
   const saved = {};
@@ -147,4 +154,4 @@ function summarize(lines, { loss, N, C, dtype }) {
   };
 }
 
-module.exports = { traffic, summarize, kernelName, makeLoss, BYTES };
+module.exports = { traffic, summarize, kernelName, makeLoss, makeTarget, BYTES };
