@@ -77,6 +77,22 @@
 #define CBLOSS_CLUSTER_SHARED(type, name, n) __shared__ type name[n]
 #endif
 
+// Cooperative launches: every block of the grid resident at once, so that they can wait for each other.
+//   CBLOSS_LAUNCH_COOPERATIVE(kernel, grid, block, shared_bytes, stream, args...): a cudaError_t (a
+//     grid larger than the GPU holds at once is refused, not run);
+//   grid_sync(): a barrier for every thread of the grid; what was written before it, anywhere in the
+//     grid, is seen after it (read it with read_after_grid_sync: not from a stale L1 line).
+// The emulator runs such a launch as one cluster of all its blocks (each with its own dynamic shared
+// memory), the blocks taking turns up to each barrier.
+#if defined(CBLOSS_CUDA_EMULATION)
+#define CBLOSS_LAUNCH_COOPERATIVE(kernel, grid, block, shared_bytes, stream, ...)                            \
+  ::cbloss_emu::launch_cooperative(grid, block, shared_bytes, reinterpret_cast<const void*>(kernel), stream, \
+                                   [=] { kernel(__VA_ARGS__); })
+#else
+#define CBLOSS_LAUNCH_COOPERATIVE(kernel, grid, block, shared_bytes, stream, ...) \
+  ::cbloss::cuda::launch_cooperative(kernel, grid, block, shared_bytes, stream, __VA_ARGS__)
+#endif
+
 // CBLOSS_CHECK_ALIGNED(p, bytes) before a vector access of `bytes` at p: checked by the emulator (a GPU
 // faults on a misaligned one, x86 does not), nothing under nvcc.
 #if defined(CBLOSS_CUDA_EMULATION)
@@ -119,6 +135,27 @@ namespace cuda {
 using AccessSite = ::cbloss_emu::Site;
 #else
 struct AccessSite {};
+#endif
+
+#if defined(CBLOSS_CUDA_EMULATION)
+inline void grid_sync() { ::cbloss_emu::sync_cluster(); }
+#else
+__device__ __forceinline__ void grid_sync() { cooperative_groups::this_grid().sync(); }
+template <class Kernel, class... Args>
+cudaError_t launch_cooperative(Kernel* kernel, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
+                               const Args&... args) {
+  cudaLaunchAttribute cooperative;
+  cooperative.id = cudaLaunchAttributeCooperative;
+  cooperative.val.cooperative = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = shared_bytes;
+  config.stream = stream;
+  config.attrs = &cooperative;
+  config.numAttrs = 1;
+  return cudaLaunchKernelEx(&config, kernel, args...);
+}
 #endif
 
 #if defined(CBLOSS_CLUSTERS)

@@ -913,6 +913,26 @@ void launch_shared(dim3 grid, dim3 block, size_t shared_bytes, const void* kerne
   run_launched(stream);
 }
 
+cudaError_t launch_cooperative(dim3 grid, dim3 block, size_t shared_bytes, const void* kernel, cudaStream_t stream,
+                               const std::function<void()>& body) {
+  const size_t threads = block_threads(block);
+  if (refuse_launch(threads > 0 && threads <= 1024 && grid.x > 0 && grid.y == 1 && grid.z == 1 &&
+                    shared_bytes <= shared_limit(kernel))) {
+    return last_error;
+  }
+  int per_sm = 0;
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, static_cast<int>(threads), shared_bytes);
+  cudaDeviceProp prop;
+  cudaGetDeviceProperties(&prop, current_device);
+  if (grid.x > static_cast<unsigned>(per_sm) * static_cast<unsigned>(prop.multiProcessorCount)) {
+    return record(cudaErrorCooperativeLaunchTooLarge);
+  }
+  const std::shared_ptr<LaunchTraffic> traffic = traffic_request(kernel, 0);
+  enqueue(stream, [=] { run_cluster_grid(grid, block, grid.x, shared_bytes, body, traffic.get()); });
+  run_launched(stream);
+  return cudaSuccess;
+}
+
 void launch_cluster(dim3 grid, dim3 block, unsigned cluster, size_t shared_bytes, const void* kernel,
                     cudaStream_t stream, const std::function<void()>& body) {
   const size_t threads = block_threads(block);
@@ -939,6 +959,7 @@ const char* cudaGetErrorName(cudaError_t err) {
     case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorCooperativeLaunchTooLarge: return "cudaErrorCooperativeLaunchTooLarge";
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
   }
   return "cudaErrorUnknown";
@@ -953,6 +974,7 @@ const char* cudaGetErrorString(cudaError_t err) {
     case cudaErrorInsufficientDriver: return "CUDA driver version is insufficient for CUDA runtime version";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
+    case cudaErrorCooperativeLaunchTooLarge: return "too many blocks in cooperative launch";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
   }
   return "unknown error";
@@ -998,6 +1020,18 @@ cudaError_t cudaFuncSetAttribute(const void* kernel, cudaFuncAttribute attribute
   }
   std::lock_guard<std::mutex> lock(cbloss_emu::limits_mutex());
   cbloss_emu::shared_limits(cbloss_emu::current_device)[kernel] = static_cast<size_t>(value);
+  return cudaSuccess;
+}
+
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, const void* kernel, int block_size,
+                                                          size_t shared_bytes) {
+  if (block_size <= 0 || block_size > 1024) return record(cudaErrorInvalidValue);
+  constexpr size_t kThreadsPerSM = 2048, kBlocksPerSM = 32, kReservedShared = 1024;
+  constexpr size_t kSharedPerSM = cbloss_emu::kMaxSharedBytes + kReservedShared;
+  size_t fit = std::min(kThreadsPerSM / static_cast<size_t>(block_size), kBlocksPerSM);
+  fit = std::min(fit, kSharedPerSM / (shared_bytes + kReservedShared));
+  if (shared_bytes > cbloss_emu::shared_limit(kernel)) fit = 0;
+  *blocks = static_cast<int>(fit);
   return cudaSuccess;
 }
 

@@ -8,6 +8,10 @@
 //     returned) is reported and aborts: on a GPU it would hang or read garbage.
 //   * Clusters of blocks (sm_90): the blocks of a cluster take turns, switching at the cluster barrier;
 //     shared memory that other blocks of the cluster read is one copy per block (CBLOSS_CLUSTER_SHARED).
+//     A cooperative launch runs as one cluster of all its blocks (its grid barrier the cluster's), and
+//     is refused, as on a GPU, beyond the blocks the occupancy query says fit on the multiprocessors.
+//     A static shared array is poisoned again each time another block reaches it, so a block that
+//     relies on one across a grid barrier reads NaNs; dynamic shared memory is each block's own.
 //   * Two devices, of compute capability 9.0 (CBLOSS_EMULATED_COMPUTE_CAPABILITY sets others). Streams
 //     run lazily: an asynchronous copy or memset, or a wait for an event, runs only when something
 //     waits for it (a stream or event synchronization, a stream that waits for one of its events,
@@ -77,6 +81,7 @@ enum cudaError_t {
   cudaErrorInsufficientDriver = 35,
   cudaErrorInvalidDevice = 101,
   cudaErrorLaunchFailure = 719,
+  cudaErrorCooperativeLaunchTooLarge = 720,
   cudaErrorInvalidResourceHandle = 400,
 };
 
@@ -138,6 +143,19 @@ cudaError_t cudaFuncSetAttribute(Kernel* kernel, cudaFuncAttribute attribute, in
   return cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel), attribute, value);
 }
 
+// Blocks of `kernel` an SM holds at once with `block_size` threads and `shared_bytes` of dynamic shared
+// memory a block, as sm_90 counts them from threads (2048 an SM, 32 blocks) and shared memory (228 KB
+// an SM, 1 KB of it reserved per block; beyond the kernel's allowed dynamic shared memory: none) —
+// registers are not modelled (npm run gpu:model reads them from ptxas).
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, const void* kernel, int block_size,
+                                                          size_t shared_bytes);
+template <class Kernel>
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, Kernel* kernel, int block_size,
+                                                          size_t shared_bytes) {
+  return cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks, reinterpret_cast<const void*>(kernel), block_size,
+                                                       shared_bytes);
+}
+
 namespace cbloss_emu {
 
 struct Coordinates {
@@ -170,6 +188,12 @@ void launch_cluster(dim3 grid, dim3 block, unsigned cluster, size_t shared_bytes
                     cudaStream_t stream, const std::function<void()>& body);
 unsigned cluster_rank();
 void sync_cluster();
+
+// A cooperative launch (grid.y = grid.z = 1): every block resident at once, as the occupancy above
+// allows on the device's multiprocessors (else cudaErrorCooperativeLaunchTooLarge, returned and
+// recorded, nothing run); run as one cluster of all its blocks, sync_cluster() its grid-wide barrier.
+cudaError_t launch_cooperative(dim3 grid, dim3 block, size_t shared_bytes, const void* kernel, cudaStream_t stream,
+                               const std::function<void()>& body);
 
 // A vector access (float4, uint2, uint4) must be aligned to its size on a GPU ("misaligned address");
 // x86 does not care, so the emulator checks.
