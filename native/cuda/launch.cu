@@ -72,9 +72,10 @@ cudaError_t raise_shared_limit(Kernel* kernel, size_t bytes, LaunchAnswers& answ
   return err;
 }
 
-// held_rows_kernel with the least R (a power of 2, from R up to kMaxR) that holds `runs` runs per lane.
+// held_rows_kernel with the least R (a power of 2, from R up to kMaxR) that holds `runs` runs per lane;
+// returns the tiles whose losses it summed into a.partials (groups under a warp, partials given), or 0.
 template <class T, int G, int V, int R, int kMaxR>
-void launch_held_rows(const KernelArgs& a, int64_t runs, const DeviceLaunch& d) {
+int64_t launch_held_rows(const KernelArgs& a, int64_t runs, const DeviceLaunch& d) {
   if constexpr (R < kMaxR) {
     if (runs > R) return launch_held_rows<T, G, V, 2 * R, kMaxR>(a, runs, d);
   }
@@ -87,6 +88,54 @@ void launch_held_rows(const KernelArgs& a, int64_t runs, const DeviceLaunch& d) 
     check(raise_shared_limit(kernel, shared, d.answers), "shared memory for the class weights");
   }
   CBLOSS_LAUNCH_SHARED(kernel, dim3(grid_size(blocks)), dim3(kBlock), shared, d.stream, a);
+  return G < 32 && a.partials ? ceil_div(a.rows, kRowsPerBlock) : 0;
+}
+
+// The one pass (held_rows.cuh): a cooperative launch of held_rows_kernel<..., true> with as many blocks
+// as the GPU holds at once (at most one a tile), each holding its tiles' labels in shared memory — at
+// most kOnePassLabelBytes, 8192 rows a block: some 4 million rows on an H200 — before the staged
+// weights. Returns the tiles (their losses in a.partials), or 0 where it does not run (too many rows,
+// the GPU refuses the grid): then the plain path.
+constexpr size_t kOnePassLabelBytes = 32 * 1024;
+
+template <class T, int G, int V, int R, int kMaxR>
+int64_t launch_one_pass(KernelArgs a, int64_t runs, const DeviceCall& call, const DeviceLaunch& d) {
+  if constexpr (R < kMaxR) {
+    if (runs > R) return launch_one_pass<T, G, V, 2 * R, kMaxR>(a, runs, call, d);
+  }
+  constexpr int64_t kRowsPerBlock = kBlock / G;
+  auto* kernel = held_rows_kernel<T, G, V, R, true>;
+  const int64_t tiles = ceil_div(a.rows, kRowsPerBlock);
+  const size_t weights = staged_weight_bytes(a);
+  if (raise_shared_limit(kernel, weights + kOnePassLabelBytes, d.answers) != cudaSuccess) {
+    cudaGetLastError();  // (not sticky)
+    return 0;
+  }
+  int per_sm = 0;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kBlock, weights + kOnePassLabelBytes) !=
+      cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  const int64_t grid = std::min(tiles, int64_t{per_sm} * d.multiprocessors);  // (fewer bytes: as many fit)
+  if (grid < 1) return 0;
+  const int64_t held = ceil_div(tiles, grid) * kRowsPerBlock;
+  const size_t labels = static_cast<size_t>(held) * sizeof(int32_t);
+  if (labels > kOnePassLabelBytes) return 0;
+  a.held_labels = static_cast<int>(held);
+  a.label_divisor = call.data_divisor;
+  a.first_bad = call.first_bad;
+  a.divisor_terms = call.divisor_terms;
+  a.divisor_out = call.divisor;
+  a.invalid_label = nullptr;
+  const cudaError_t err =
+      CBLOSS_LAUNCH_COOPERATIVE(kernel, dim3(static_cast<unsigned>(grid)), dim3(kBlock), weights + labels, d.stream, a);
+  if (err == cudaErrorCooperativeLaunchTooLarge) {
+    cudaGetLastError();
+    return 0;
+  }
+  check(err, "cooperative launch");
+  return tiles;
 }
 
 bool aligned_to(const void* p, size_t bytes) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % bytes == 0; }
@@ -207,20 +256,52 @@ bool launch_shared_rows(const KernelArgs& a, const DeviceLaunch& d) {
   return true;
 }
 
+// What a device call checks before its loss kernels (DeviceCall): the divisor's terms with the label
+// check, or the label check alone.
+void launch_checks(const KernelArgs& a, const DeviceCall& call, cudaStream_t stream) {
+  if (call.data_divisor != Divisor::None) {
+    launch_divisor_terms(a, call.data_divisor, call.divisor_terms, call.first_bad, stream);
+    launch_sum(call.divisor_terms, divisor_blocks(a.rows), call.stage, call.divisor, stream);
+  } else if (call.first_bad) {
+    launch_label_check(a.labels, a.rows, a.classes, uses_ignore_index(a.loss), a.ignore_index, call.first_bad, stream);
+  }
+}
+
 // The loss (and gradient) kernels for a problem already on the device; `work` has work_bytes().
 // V > 1 (vector loads and stores, launch_compute) when the rows (softmax) or the whole array
 // (element-wise) come in runs of V and every array they touch that way is aligned; V = 1 otherwise.
+// `call`: a device call's checks (launch_device_call), launched here unless the one pass does them;
+// null for chunks of host arrays. Returns the count of partial sums written (tiles of held rows), or 0.
 template <class T, int V>
-void launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d) {
+int64_t launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d, const DeviceCall* call) {
   if (is_row_loss(a.loss)) {
     constexpr int kMaxRuns = kMaxHeldValues<T, V> / V;
     const int G = row_group(a.classes, kMaxHeldValues<T, V>, d.small_groups);
     const int64_t runs = G ? ceil_div(a.classes, int64_t{V} * G) : 0;
+    const bool tile_sums = call && G > 0 && G < 32;  // (groups under a warp sum each tile's losses)
+    if (!tile_sums) a.partials = nullptr;
+    if (tile_sums && !call->row_losses_out) a.row_loss = nullptr;
+    // The one pass for rows of up to 256 columns with device labels (groups under a warp), where the
+    // labels' second read and the row losses' round trip are felt (bf16 at C = 128: 3%); else the
+    // checks, then the kernel.
+    if (call && call->first_bad && d.one_pass) {
+      int64_t tiles = 0;
+      if (G == 4) tiles = launch_one_pass<T, 4, V, 1, V == 1 ? 4 : 1>(a, runs, *call, d);
+      if (G == 8) tiles = launch_one_pass<T, 8, V, V == 1 ? 4 : 1, kSmallGroupValues / V>(a, runs, *call, d);
+      if (G == 16) tiles = launch_one_pass<T, 16, V, kSmallGroupValues / V, kSmallGroupValues / V>(a, runs, *call, d);
+      if (tiles > 0) {
+        check_launch();
+        return tiles;
+      }
+    }
+    if (call) launch_checks(a, *call, d.stream);
+    if (call) a.invalid_label = call->first_bad;
     // A group is used only when the one of half its size cannot hold the row, which bounds R from below
     // (only R from there up is compiled; a smaller R would still be correct, a larger one too): 8 lanes
     // take C > 16 (R >= 4 in runs of 1); 16 lanes C > 128, more than half of 16 logits a lane (R = 16 / V);
     // more warps more than half of kMaxHeldValues (R = kMaxRuns). A warp takes C > 16 too when the small
     // groups are switched off: every R.
+    int64_t tiles = 0;
     switch (G) {
       case 0: {
         // Rows longer than a block holds: in shared memory (one block, or a cluster of a few), else
@@ -238,17 +319,19 @@ void launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d) {
         CBLOSS_LAUNCH(phase2, grid, dim3(kBlock), d.stream, a, stats);
         break;
       }
-      case 4: launch_held_rows<T, 4, V, 1, V == 1 ? 4 : 1>(a, runs, d); break;  // C <= 16
-      case 8: launch_held_rows<T, 8, V, V == 1 ? 4 : 1, kSmallGroupValues / V>(a, runs, d); break;
-      case 16: launch_held_rows<T, 16, V, kSmallGroupValues / V, kSmallGroupValues / V>(a, runs, d); break;
+      case 4: tiles = launch_held_rows<T, 4, V, 1, V == 1 ? 4 : 1>(a, runs, d); break;  // C <= 16
+      case 8: tiles = launch_held_rows<T, 8, V, V == 1 ? 4 : 1, kSmallGroupValues / V>(a, runs, d); break;
+      case 16: tiles = launch_held_rows<T, 16, V, kSmallGroupValues / V, kSmallGroupValues / V>(a, runs, d); break;
       case 32: launch_held_rows<T, 32, V, 1, kMaxRuns>(a, runs, d); break;  // (from C = 17 without small groups)
       case 64: launch_held_rows<T, 64, V, kMaxRuns, kMaxRuns>(a, runs, d); break;
       case 128: launch_held_rows<T, 128, V, kMaxRuns, kMaxRuns>(a, runs, d); break;
       default: launch_held_rows<T, kBlock, V, kMaxRuns, kMaxRuns>(a, runs, d); break;
     }
     check_launch();
-    return;
+    return tiles;
   }
+  if (call) launch_checks(a, *call, d.stream);
+  if (call) a.invalid_label = call->first_bad;
   if (a.balance == Balance::Row && a.targets && !reads_target_pairs(a.loss)) {
     float* weights = reinterpret_cast<float*>(work);
     const int64_t blocks = ceil_div(a.rows, kBlock / 32);
@@ -256,13 +339,14 @@ void launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d) {
     a.row_weight = weights;
   }
   auto* kernel = elements_kernel<T, V>;
-  CBLOSS_LAUNCH(kernel, dim3(static_cast<unsigned>(element_blocks(a.rows * a.classes))), dim3(kBlock), d.stream, a);
+  const int64_t blocks = element_blocks(a.rows * a.classes);
+  CBLOSS_LAUNCH(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kBlock), d.stream, a);
   check_launch();
+  return blocks;
 }
 
 template <class T>
-void launch_typed(const KernelArgs& a, char* work, const DeviceLaunch& d) {
-  if (a.rows == 0) return;
+int64_t launch_typed(const KernelArgs& a, char* work, const DeviceLaunch& d, const DeviceCall* call) {
   const bool rows = is_row_loss(a.loss);
   const int64_t run = rows ? a.classes : a.rows * a.classes;  // what must come in whole runs of V
   const auto fits = [&](int64_t V) {
@@ -275,10 +359,19 @@ void launch_typed(const KernelArgs& a, char* work, const DeviceLaunch& d) {
   // twice the sectors it uses (the traffic model: sector efficiency 0.667) — runs of 4 there.
   const bool float_arrays = !rows && (a.targets || a.element_loss);
   if constexpr (sizeof(T) == 2) {
-    if (!float_arrays && fits(8)) return launch_compute_width<T, 8>(a, work, d);
+    if (!float_arrays && fits(8)) return launch_compute_width<T, 8>(a, work, d, call);
   }
-  if (fits(4)) return launch_compute_width<T, 4>(a, work, d);
-  launch_compute_width<T, 1>(a, work, d);
+  if (fits(4)) return launch_compute_width<T, 4>(a, work, d, call);
+  return launch_compute_width<T, 1>(a, work, d, call);
+}
+
+int64_t launch_any_type(LogitType type, const KernelArgs& a, char* work, const DeviceLaunch& d, const DeviceCall* call) {
+  switch (type) {
+    case LogitType::Float32: return launch_typed<float>(a, work, d, call);
+    case LogitType::Float16: return launch_typed<Float16>(a, work, d, call);
+    case LogitType::BFloat16: return launch_typed<BFloat16>(a, work, d, call);
+  }
+  return 0;
 }
 
 }  // namespace
@@ -295,24 +388,46 @@ size_t work_bytes(const Problem& p, int64_t rows) {
 }
 
 void launch_compute(LogitType type, const KernelArgs& a, char* work, const DeviceLaunch& d) {
-  switch (type) {
-    case LogitType::Float32: return launch_typed<float>(a, work, d);
-    case LogitType::Float16: return launch_typed<Float16>(a, work, d);
-    case LogitType::BFloat16: return launch_typed<BFloat16>(a, work, d);
-  }
+  if (a.rows > 0) launch_any_type(type, a, work, d, nullptr);
 }
 
-// Deterministic sums: fixed segments, then one block.
+int64_t divisor_term_count(int64_t rows, const DeviceLaunch& d) {
+  constexpr int64_t kMostBlocksPerSM = 2048 / kBlock;  // (one-pass grids: as many as an SM holds)
+  return std::max(divisor_blocks(rows), kMostBlocksPerSM * d.multiprocessors);
+}
+
+// Tiles of held rows in groups under a warp: at least kBlock / 16 rows each.
+int64_t loss_partial_count(const Problem& p) {
+  if (!is_row_loss(p.loss)) return element_blocks(p.rows * p.classes);
+  return p.classes <= int64_t{kSmallGroupValues} * 16 ? ceil_div(p.rows, kBlock / 16) : 0;
+}
+
+int64_t launch_device_call(LogitType type, KernelArgs a, const DeviceCall& call, char* work, const DeviceLaunch& d) {
+  if (a.rows == 0) return 0;
+  return launch_any_type(type, a, work, d, &call);
+}
+
+// Deterministic sums: fixed segments, then one block (or one block alone, for a few values).
 constexpr int64_t kSumBlocks = 1024;
 
 size_t sum_scratch_bytes() { return kSumBlocks * sizeof(double); }
 
 namespace {
 
+// Up to this many values, one block sums them all (one launch instead of two; a few microseconds of
+// one SM at most).
+constexpr int64_t kOneBlockSum = 8192;
+
 template <class V>
-void sum_in_two_stages(const V* values, int64_t count, double* stage, double* out, cudaStream_t stream) {
-  const int64_t segment = count > 0 ? ceil_div(count, kSumBlocks) : 1;
-  const int64_t blocks = count > 0 ? ceil_div(count, segment) : 1;
+void deterministic_sum(const V* values, int64_t count, double* stage, double* out, cudaStream_t stream) {
+  if (count <= kOneBlockSum) {
+    auto* only = segment_sum_kernel<V>;
+    CBLOSS_LAUNCH(only, dim3(1), dim3(kBlock), stream, values, count, count, out);
+    check_launch();
+    return;
+  }
+  const int64_t segment = ceil_div(count, kSumBlocks);
+  const int64_t blocks = ceil_div(count, segment);
   auto* first = segment_sum_kernel<V>;
   CBLOSS_LAUNCH(first, dim3(static_cast<unsigned>(blocks)), dim3(kBlock), stream, values, count, segment, stage);
   auto* second = segment_sum_kernel<double>;
@@ -323,11 +438,11 @@ void sum_in_two_stages(const V* values, int64_t count, double* stage, double* ou
 }  // namespace
 
 void launch_sum(const float* values, int64_t count, double* stage, double* out, cudaStream_t stream) {
-  sum_in_two_stages(values, count, stage, out, stream);
+  deterministic_sum(values, count, stage, out, stream);
 }
 
 void launch_sum(const double* values, int64_t count, double* stage, double* out, cudaStream_t stream) {
-  sum_in_two_stages(values, count, stage, out, stream);
+  deterministic_sum(values, count, stage, out, stream);
 }
 
 void launch_label_check(const int32_t* labels, int64_t rows, int64_t classes, bool use_ignore, int32_t ignore_index,

@@ -38,6 +38,7 @@ struct DeviceLaunch {
   bool register_clusters;
   bool shared_rows;
   bool shared_rows_any_cluster;
+  bool one_pass;  // launch_device_call may take the one pass (cooperative launches run here; not turned off by CBLOSS_CUDA_ONE_PASS=0)
   int multiprocessors;
   size_t shared_per_block;
   LaunchAnswers& answers;
@@ -54,8 +55,28 @@ size_t work_bytes(const Problem& p, int64_t rows);
 // logits of `type`); `work` has work_bytes(). Asynchronous on d.stream.
 void launch_compute(LogitType type, const KernelArgs& a, char* work, const DeviceLaunch& d);
 
+// A call whose arrays are on the device: what it checks before its loss kernels write anything — its
+// labels, into *first_bad (all ones beforehand; null without device labels), and where the divisor
+// depends on the labels or targets (data_divisor, else Divisor::None) its terms (divisor_term_count()
+// doubles; the sum at *divisor, with `stage` of sum_scratch_bytes()) — then the loss kernels. Rows
+// held by groups under a warp sum their losses per tile into a.partials (loss_partial_count() doubles;
+// then a.row_loss is the 'none' output or null), where labels allow in one pass (held_rows.cuh).
+// Returns the count of partial sums written (element losses: element_blocks()), or 0 when the losses
+// are in a.row_loss. Asynchronous on d.stream.
+struct DeviceCall {
+  Divisor data_divisor;
+  double* divisor_terms;
+  double* divisor;
+  double* stage;
+  unsigned long long* first_bad;
+  bool row_losses_out;  // a.row_loss is the 'none' output (else scratch, left unwritten where tiles sum)
+};
+int64_t divisor_term_count(int64_t rows, const DeviceLaunch& d);
+int64_t loss_partial_count(const Problem& p);
+int64_t launch_device_call(LogitType type, KernelArgs a, const DeviceCall& call, char* work, const DeviceLaunch& d);
+
 // Deterministic sum of `count` values into *out (double): fixed segments into `stage`
-// (sum_scratch_bytes()), then one block.
+// (sum_scratch_bytes()), then one block; up to 8192 values, one block alone.
 size_t sum_scratch_bytes();
 void launch_sum(const float* values, int64_t count, double* stage, double* out, cudaStream_t stream);
 void launch_sum(const double* values, int64_t count, double* stage, double* out, cudaStream_t stream);

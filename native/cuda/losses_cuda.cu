@@ -151,6 +151,7 @@ struct DeviceContext {
   DeviceArray device_params;
   DeviceArray scratch;
   bool clusters = false;  // thread block clusters: compute capability 9 or more (the emulator's default)
+  bool cooperative = false;  // cooperative launches (the one pass): compute capability 6 or more
   int multiprocessors = 1;
   size_t shared_per_block = 0;  // what a block may be given, dynamic and static
   LaunchAnswers answers;  // (under `mutex`, like everything a call touches)
@@ -159,6 +160,7 @@ struct DeviceContext {
     if (initialized) return;
     const CudaDevice& props = cuda_status().devices[static_cast<size_t>(device)];
     clusters = props.major >= 9;
+    cooperative = props.major >= 6;
     multiprocessors = props.multiprocessors > 0 ? props.multiprocessors : 1;
     shared_per_block = props.shared_per_block;
     for (Slot& s : slots) {
@@ -221,10 +223,11 @@ ParamLayout param_layout(const Problem& p) {
 
 // The buffers of a call on device arrays by what they hold, for the emulator's traffic accounting
 // (CBLOSS_EMULATED_TRAFFIC; nothing under nvcc): the call's arrays, its parameter block (the divisor,
-// the sum and the label flag at its start are partial sums), and its scratch (the row losses, then
-// partial sums: per block, divisor terms, the sum stages, slice statistics or row weights).
+// the sum and the label flag at its start are partial sums), and its scratch (the row losses, the tile
+// sums of short rows — one a tile: they grow with the rows —, then partial sums: per block, divisor
+// terms, the sum stages, slice statistics or row weights).
 void name_traffic_buffers(const Problem& p, const ParamLayout& l, const char* params, const char* scratch,
-                          size_t row_loss_at, size_t partials_at, size_t scratch_bytes) {
+                          size_t row_loss_at, size_t partials_at, size_t terms_at, size_t scratch_bytes) {
   const size_t N = static_cast<size_t>(p.rows), M = N * static_cast<size_t>(p.classes);
   const size_t logit_bytes = M * (p.logit_type == LogitType::Float32 ? 4 : 2);
   const size_t outputs = static_cast<size_t>(output_elements(p));
@@ -232,7 +235,8 @@ void name_traffic_buffers(const Problem& p, const ParamLayout& l, const char* pa
   CBLOSS_NAME_BUFFER("partial sums", params, l.class_weight);
   CBLOSS_NAME_BUFFER("parameters", params + l.class_weight, l.bytes - l.class_weight);
   CBLOSS_NAME_BUFFER("losses", scratch + row_loss_at, partials_at - row_loss_at);
-  CBLOSS_NAME_BUFFER("partial sums", scratch + partials_at, scratch_bytes - partials_at);
+  CBLOSS_NAME_BUFFER(is_row_loss(p.loss) ? "tile sums" : "partial sums", scratch + partials_at, terms_at - partials_at);
+  CBLOSS_NAME_BUFFER("partial sums", scratch + terms_at, scratch_bytes - terms_at);
   // (a gradient written over its logits: the one range is "logits", written and read)
   if (p.grad_out != p.logits) CBLOSS_NAME_BUFFER("gradient", p.grad_out, logit_bytes);
   CBLOSS_NAME_BUFFER("logits", p.logits, logit_bytes);
@@ -241,7 +245,7 @@ void name_traffic_buffers(const Problem& p, const ParamLayout& l, const char* pa
   CBLOSS_NAME_BUFFER("losses", p.loss_out, outputs * sizeof(float));
   CBLOSS_NAME_BUFFER("upstream gradient", p.grad_output, outputs * sizeof(float));
   CBLOSS_NAME_BUFFER("sample weights", p.sample_weight, (p.sample_weight_per_element ? M : N) * sizeof(float));
-  (void)p, (void)l, (void)params, (void)scratch, (void)row_loss_at, (void)partials_at, (void)scratch_bytes;
+  (void)p, (void)l, (void)params, (void)scratch, (void)row_loss_at, (void)partials_at, (void)terms_at, (void)scratch_bytes;
   (void)logit_bytes, (void)outputs;
 }
 
@@ -322,6 +326,7 @@ DeviceLaunch device_launch(DeviceContext& ctx, cudaStream_t stream) {
           clusters && switched("CBLOSS_CUDA_REGISTER_CLUSTERS", "1"),
           !switched_off("CBLOSS_CUDA_SHARED_ROWS"),
           switched("CBLOSS_CUDA_SHARED_ROWS", "1"),
+          ctx.cooperative && !switched_off("CBLOSS_CUDA_ONE_PASS"),
           ctx.multiprocessors,
           ctx.shared_per_block,
           ctx.answers};
@@ -357,14 +362,14 @@ double run_on_device(DeviceContext& ctx, const Problem& p) {
   const double fixed = constant_divisor(p);
   const bool data_divisor = std::isnan(fixed);
 
-  // Scratch: row losses (unless 'none' writes them to the output), partial sums, divisor terms,
-  // the sum stages, and the kernels' work space.
+  // Scratch: row losses (unless 'none' writes them to the output), partial sums (element losses: one a
+  // block; short rows: one a tile), divisor terms, the sum stages, and the kernels' work space.
+  const cuda::DeviceLaunch launch = device_launch(ctx, stream);
   Packing pack;
   const size_t row_loss_at = pack.add(rows && !p.loss_out ? static_cast<size_t>(N) * sizeof(float) : 0);
-  const int64_t blocks = rows ? 0 : cuda::element_blocks(p.rows * p.classes);
-  const size_t partials_at = pack.add(static_cast<size_t>(blocks) * sizeof(double));
-  const int64_t term_blocks = data_divisor && N > 0 ? cuda::divisor_blocks(N) : 0;  // (no rows: a sum of none)
-  const size_t terms_at = pack.add(static_cast<size_t>(term_blocks) * sizeof(double));
+  const size_t partials_at = pack.add(static_cast<size_t>(cuda::loss_partial_count(p)) * sizeof(double));
+  const int64_t term_count = data_divisor ? cuda::divisor_term_count(N, launch) : 0;
+  const size_t terms_at = pack.add(static_cast<size_t>(term_count) * sizeof(double));
   const size_t stage_at = pack.add(cuda::sum_scratch_bytes());
   const size_t work_at = pack.add(cuda::work_bytes(p, N));
   char* scratch = ctx.scratch.reserve(pack.size());
@@ -381,30 +386,29 @@ double run_on_device(DeviceContext& ctx, const Problem& p) {
   a.targets = p.targets;
   a.grad_output = p.grad_output;
   a.sample_weight = p.sample_weight;
-  name_traffic_buffers(p, layout, params, scratch, row_loss_at, partials_at, pack.size());
+  name_traffic_buffers(p, layout, params, scratch, row_loss_at, partials_at, terms_at, pack.size());
 
-  // The labels are checked first on the stream — with the divisor's terms where the divisor depends on
-  // them (one pass over the labels), else alone; every later kernel that reads labels or writes an
-  // output does nothing if one is bad (KernelArgs::invalid_label), and the host looks at the flag
-  // after the one synchronization of the call: nothing is written, and no extra round trip.
-  auto* bad = p.labels ? reinterpret_cast<unsigned long long*>(params + layout.first_bad) : nullptr;
-  if (data_divisor) {
-    double* terms = reinterpret_cast<double*>(scratch + terms_at);
-    cuda::launch_divisor_terms(a, p.divisor, terms, bad, stream);
-    cuda::launch_sum(terms, term_blocks, reinterpret_cast<double*>(scratch + stage_at),
-                     reinterpret_cast<double*>(params + layout.divisor), stream);
-  } else if (p.labels) {
-    cuda::launch_label_check(p.labels, N, p.classes, uses_ignore_index(p.loss), p.ignore_index, bad, stream);
-  }
-  a.invalid_label = bad;
+  // The labels are checked before anything is written — with the divisor's terms where the divisor
+  // depends on them (one pass over the labels), in the loss kernel itself where it can (the one pass)
+  // — and every later kernel that reads labels or writes an output does nothing if one is bad
+  // (KernelArgs::invalid_label); the host looks at the flag after the one synchronization of the call.
   a.row_loss = rows ? (p.loss_out ? p.loss_out : reinterpret_cast<float*>(scratch + row_loss_at)) : nullptr;
   a.element_loss = rows ? nullptr : p.loss_out;
   a.partials = reinterpret_cast<double*>(scratch + partials_at);
-  cuda::launch_compute(p.logit_type, a, scratch + work_at, device_launch(ctx, stream));
+  double* stage = reinterpret_cast<double*>(scratch + stage_at);
+  cuda::DeviceCall call;
+  call.data_divisor = data_divisor ? p.divisor : Divisor::None;
+  call.divisor_terms = reinterpret_cast<double*>(scratch + terms_at);
+  call.divisor = reinterpret_cast<double*>(params + layout.divisor);
+  call.stage = stage;
+  call.first_bad = p.labels ? reinterpret_cast<unsigned long long*>(params + layout.first_bad) : nullptr;
+  call.row_losses_out = p.loss_out != nullptr;
+  const int64_t partials = cuda::launch_device_call(p.logit_type, a, call, scratch + work_at, launch);
 
   double* sum = reinterpret_cast<double*>(params + layout.sum);
-  if (rows) cuda::launch_sum(a.row_loss, N, reinterpret_cast<double*>(scratch + stage_at), sum, stream);
-  else cuda::launch_sum(a.partials, blocks, reinterpret_cast<double*>(scratch + stage_at), sum, stream);
+  if (partials > 0) cuda::launch_sum(a.partials, partials, stage, sum, stream);
+  else if (rows) cuda::launch_sum(a.row_loss, N, stage, sum, stream);
+  else cuda::launch_sum(a.partials, 0, stage, sum, stream);  // (no rows: a sum of none)
   // The divisor, the sum and the label flag open the parameter block: one copy brings all three back.
   check(cudaMemcpyAsync(host_params, params, layout.first_bad + sizeof(unsigned long long), cudaMemcpyDeviceToHost,
                         stream),
@@ -565,7 +569,7 @@ double run_host_arrays(DeviceContext& ctx, const Problem& p) {
     a.grad = p.grad_out ? dout + grad_at : nullptr;
     a.row_loss = rows ? reinterpret_cast<float*>(scratch + row_loss_at) + r0 : nullptr;
     a.element_loss = !rows && p.loss_out ? reinterpret_cast<float*>(dout + loss_at) : nullptr;
-    a.partials = partials + i * blocks_per_chunk;
+    a.partials = rows ? nullptr : partials + i * blocks_per_chunk;
     cuda::launch_compute(LogitType::Float32, a, s.work.data(), device_launch(ctx, s.stream));
 
     PendingCopy& c = s.pending;

@@ -147,6 +147,19 @@ __device__ __forceinline__ void store_n(void* base, int64_t i, const float (&v)[
   (void)site;
 }
 
+// A value another block of a cooperative launch wrote before the grid_sync() this thread has passed:
+// from L2 (ld.global.cg), never from a line this SM's L1 kept from before the barrier.
+template <class T>
+__device__ __forceinline__ T read_after_grid_sync(const T* p, int64_t i, AccessSite site = CBLOSS_SITE) {
+  CBLOSS_COUNT_ACCESS(p + i, sizeof(T), false, site);
+  (void)site;
+#if defined(CBLOSS_CUDA_EMULATION)
+  return p[i];
+#else
+  return __ldcg(p + i);
+#endif
+}
+
 // The columns [begin, end) of row `row` (its first element's index) that thread `lane` of a group of
 // G owns: every G-th run of V columns from begin + V lane, one vector access each ((end - begin) and
 // the row start are multiples of V). A thread reads and writes only its own columns in every pass, so

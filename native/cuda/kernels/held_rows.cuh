@@ -164,15 +164,104 @@ constexpr int held_min_blocks(int V, int R) {
   return cost <= 8 ? 4 : cost <= 16 ? 3 : 2;
 }
 
+// ---- The one pass: labels checked and held, the divisor summed, in the loss kernel itself ----
+//
+// Device labels must all be checked before anything is written (SPEC §2: a bad one writes nothing),
+// and a 'mean' divided by the labels' weights needs their sum before the first gradient. A kernel of
+// its own for that reads the labels once more than the loss needs (4 bytes a row; in bf16 at C = 2,
+// a third of the call's minimum bytes), and the row losses' round trip through memory adds 8 more.
+// The one pass does it all in the loss kernel (short rows, groups under a warp, where it shows): a
+// cooperative launch — every block resident at once, at most what the GPU holds — in which each block
+// first reads the labels of the tiles it will take (tile j of block b: rows (b + j gridDim) R .. + R,
+// R = kRowsPerBlock) into shared memory, checks them (atomicMin into first_bad) and sums its rows'
+// divisor terms; a grid-wide barrier; block 0 sums the blocks' terms into the divisor (in a fixed order
+// for a grid; the grid is the GPU's, so the last bits of a weighted divisor may differ between GPUs,
+// as SPEC §2 allows); a second barrier; then, unless a label was bad (every block returns, nothing
+// written), the rows as in the plain kernel, labels from shared memory. Each tile's losses are summed
+// in the kernel (tile_loss_total) into partials[tile] — a function of the shape, not the grid — not
+// written a row at a time.
+
+// Sums one double a thread over the block in a fixed order (lanes by shuffles, then the warps); thread
+// 0 gets the total. Every thread of the block calls it (barriers).
+__device__ __forceinline__ double tile_loss_total(double v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  CBLOSS_BLOCK_SHARED(double, warp_totals, kBlock / 32);
+  if ((threadIdx.x & 31) == 0) warp_totals[threadIdx.x / 32] = v;
+  __syncthreads();
+  double total = 0.0;
+  if (threadIdx.x == 0) {
+    for (int w = 0; w < kBlock / 32; ++w) total += warp_totals[w];
+  }
+  __syncthreads();  // (warp_totals is written again by the next tile)
+  return total;
+}
+
+// The one pass's first part (see above): the block's labels into `held`, checked, the divisor's terms
+// summed; false (for every thread of the grid) when a label is bad. `a.divisor` then points at the
+// divisor in shared memory where the kernel summed it. Every thread of the grid calls it.
+template <int kRowsPerBlock>
+__device__ bool check_and_hold_labels(KernelArgs& a, int32_t* held) {
+  static_assert(kRowsPerBlock <= kBlock, "a thread a row of the tile");
+  const bool use_ignore = uses_ignore_index(a.loss);
+  const bool sums = a.label_divisor != Divisor::None;
+  const float* w = a.label_divisor == Divisor::LabelWeight ? a.class_weight : a.balance_weight;
+  const int t = static_cast<int>(threadIdx.x);
+  double terms = 0.0;  // (as core/reductions.h's label_weight_term and balance_row_weight)
+  int j = 0;
+  for (int64_t first = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock; first < a.rows;
+       first += static_cast<int64_t>(gridDim.x) * kRowsPerBlock, ++j) {
+    const int64_t n = first + t;
+    if (t >= kRowsPerBlock || n >= a.rows) continue;
+    const int32_t y = read_at(a.labels, n);
+    held[j * kRowsPerBlock + t] = y;
+    if (!valid_label(y, a.classes, use_ignore, a.ignore_index)) {
+      atomicMin(a.first_bad, static_cast<unsigned long long>(n));
+    } else if (sums && !(use_ignore && y == a.ignore_index)) {
+      terms += w ? static_cast<double>(read_at(w, y)) : 1.0;
+    }
+  }
+  if (sums) {
+    const double total = block_total(terms);
+    if (threadIdx.x == 0) write_at(a.divisor_terms, blockIdx.x, total);
+  }
+  grid_sync();
+  if (sums) {
+    if (blockIdx.x == 0) {
+      double part = 0.0;
+      for (int b = t; b < static_cast<int>(gridDim.x); b += kBlock) part += read_after_grid_sync(a.divisor_terms, b);
+      const double divisor = block_total(part);
+      if (threadIdx.x == 0) write_at(a.divisor_out, 0, divisor);
+    }
+    grid_sync();
+  }
+  CBLOSS_BLOCK_SHARED(double, divisor, 1);
+  CBLOSS_BLOCK_SHARED(int, bad, 1);
+  if (threadIdx.x == 0) {
+    bad[0] = read_after_grid_sync(a.first_bad, 0) != ~0ull;
+    if (sums) divisor[0] = read_after_grid_sync(a.divisor_out, 0);
+  }
+  __syncthreads();
+  if (sums) a.divisor = divisor;
+  return !bad[0];
+}
+
 // Every thread of a block runs the same number of iterations (the loop bound depends on blockIdx only),
 // so the shuffles and barriers are never divergent; groups past the last row compute nothing.
-template <class T, int G, int V, int R>
+// kOnePass: the cooperative launch above (its dynamic shared memory: the held labels, a.held_labels
+// of them, then the staged weights). Groups under a warp (kTileSums) sum each tile's losses into
+// partials[tile] when the host gives partials (then row_loss is the 'none' output or null).
+template <class T, int G, int V, int R, bool kOnePass = false>
 __global__ void __launch_bounds__(kBlock, held_min_blocks(V, R)) held_rows_kernel(KernelArgs args) {
-  if (skip_launch(args)) return;
-  CBLOSS_DYNAMIC_SHARED(float, staged);
-  const KernelArgs a = with_staged_weights(args, staged);
+  if (!kOnePass && skip_launch(args)) return;
+  CBLOSS_DYNAMIC_SHARED(float, dynamic);  // (one pass: the held labels, then the staged weights)
+  KernelArgs a = with_staged_weights(args, dynamic + (kOnePass ? args.held_labels : 0));
+  int32_t* held = reinterpret_cast<int32_t*>(dynamic);
   constexpr int kRowsPerBlock = kBlock / G;
   constexpr bool kStaged = kStagedRows<G, V>;
+  constexpr bool kTileSums = G < 32;
+  if constexpr (kOnePass) {
+    if (!check_and_hold_labels<kRowsPerBlock>(a, held)) return;
+  }
   CBLOSS_BLOCK_SHARED(float, spans, kStaged ? kBlock * R : 1);
   float* span = spans + (kStaged ? (threadIdx.x / 32) * 32 * R : 0);  // this warp's
   const int lane = static_cast<int>(threadIdx.x) % G;
@@ -180,10 +269,14 @@ __global__ void __launch_bounds__(kBlock, held_min_blocks(V, R)) held_rows_kerne
   const int row_of_warp = group % (32 / G > 0 ? 32 / G : 1);
   const RowShape r = row_shape(a);
   const int64_t C = a.classes;
-  for (int64_t first = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock; first < a.rows;
-       first += static_cast<int64_t>(gridDim.x) * kRowsPerBlock) {
+  const bool tile_sums = kTileSums && a.partials;
+  // (the block's j-th tile from j alone, one register across iterations instead of a 64-bit row)
+  for (int j = 0;; ++j) {
+    const int64_t tile = static_cast<int64_t>(blockIdx.x) + static_cast<int64_t>(j) * gridDim.x;
+    const int64_t first = tile * kRowsPerBlock;
+    if (first >= a.rows) break;
     const int64_t n = first + group;
-    const RowStart row = row_start(a, n);
+    const RowStart row = row_start(a, n, kOnePass ? held + j * kRowsPerBlock + group : nullptr);
     const int end = row.active && !row.ignored ? static_cast<int>(C) : 0;
     const int64_t warp_first = n - row_of_warp;  // (staged rows: the warp's first row)
     const int count = kStaged ? warp_span<G>(warp_first, a.rows, C) : 0;
@@ -196,13 +289,17 @@ __global__ void __launch_bounds__(kBlock, held_min_blocks(V, R)) held_rows_kerne
     map_held<V, R, G>(v, a, row.y, 0, end, lane);
     RowStats st{group_max<G>(held_max<V, R, G>(v, 0, end, lane)), kNoSums};
     st.sums = group_sum<G>(held_sums<V, R, G>(v, a, r, n, row.y, st.m, 0, end, lane));
-    if (!row.active && !kStaged) continue;  // (staged rows: every lane of the warp writes the span)
     RowGradient g{};
     if (row.active && row.ignored) {
-      if (lane == 0) write_at(a.row_loss, n, 0.0f);
+      if (lane == 0 && a.row_loss) write_at(a.row_loss, n, 0.0f);
     } else if (row.active) {
-      g = finish_row(a, r, n, row.y, st, lane == 0);
+      g = finish_row(a, r, n, row.y, st, lane == 0 && a.row_loss);
     }
+    if (tile_sums) {  // (every thread of the block: the tile's sum has barriers)
+      const double total = tile_loss_total(lane == 0 ? static_cast<double>(g.loss) : 0.0);
+      if (threadIdx.x == 0) write_at(a.partials, tile, total);
+    }
+    if (!row.active && !kStaged) continue;  // (staged rows: every lane of the warp writes the span)
     if (!a.grad) continue;
     if constexpr (kStaged) {  // (a row past the end puts zeros in the span, past what is stored)
       store_held_gradient_staged<T, R, G>(v, span, a, r, g, n, row.y, row.ignored || !row.active, warp_first * C, count,

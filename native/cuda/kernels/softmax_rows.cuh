@@ -100,6 +100,7 @@ struct RowGradient {
   float scale;  // k * coef / S
   float k;      // upstream gradient * class-balanced row weight
   float label;  // the gradient at the label (class indices; math::label_minus_sum)
+  float loss;   // the row's loss (with its row weight)
 };
 
 __device__ __forceinline__ RowGradient finish_row(const KernelArgs& a, const RowShape& r, int64_t n, int32_t y,
@@ -127,7 +128,7 @@ __device__ __forceinline__ RowGradient finish_row(const KernelArgs& a, const Row
     const float gap = math::label_minus_sum(expf(sums.label_logit - st.m), sums.s, sums.below);
     label = scale * gap + k * (row.coef - row.hit) - k * target_weight(a, r, n, y);
   }
-  return {scale, k, label};
+  return {scale, k, label, rw * row.loss};
 }
 
 // d loss / d z_c from the row terms and e = e^(z_c - m).
@@ -144,10 +145,16 @@ struct RowStart {
   int32_t y;
 };
 
-__device__ __forceinline__ RowStart row_start(const KernelArgs& a, int64_t n) {
+// (held: where held_rows_kernel's one pass put the row's label, else it is read here; y is -1 without labels)
+__device__ __forceinline__ RowStart row_start(const KernelArgs& a, int64_t n, const int32_t* held = nullptr) {
   const bool active = n < a.rows;
-  const int32_t y = active && a.labels ? read_at(a.labels, n) : -1;
+  const int32_t y = active && a.labels ? (held ? *held : read_at(a.labels, n)) : -1;
   return {active, active && a.labels && uses_ignore_index(a.loss) && y == a.ignore_index, y};
+}
+
+// Whether label y is one a row may have: a class, or ignore_index where the loss ignores rows.
+__device__ __forceinline__ bool valid_label(int32_t y, int64_t classes, bool use_ignore, int32_t ignore_index) {
+  return (y >= 0 && y < classes) || (use_ignore && y == ignore_index);
 }
 
 }  // namespace cuda

@@ -2,7 +2,7 @@
 // (Part of kernels.cuh, whose header comment has the overview.)
 #pragma once
 
-#include "reductions.cuh"
+#include "softmax_rows.cuh"
 
 namespace cbloss {
 namespace cuda {
@@ -35,11 +35,6 @@ __device__ __forceinline__ void count_divisor_term_reads(const KernelArgs& a, Di
 #else
   (void)a, (void)divisor, (void)n;
 #endif
-}
-
-// Whether label y is one a row may have: a class, or ignore_index where the loss ignores rows.
-__device__ __forceinline__ bool valid_label(int32_t y, int64_t classes, bool use_ignore, int32_t ignore_index) {
-  return (y >= 0 && y < classes) || (use_ignore && y == ignore_index);
 }
 
 // What the divisor of a data-dependent reduction adds up (labels or targets on the device), summed per
