@@ -6,7 +6,8 @@
 // minimum bytes, sector efficiency, registers, shared memory, theoretical occupancy, and the time at
 // 4.0 TB/s. The traffic is counted on a few rows, twice (n and 2n rows), and extrapolated to the full
 // shape as a fixed part plus a part a row; the partial sums count as fixed, at n rows (the sums' stages
-// grow with the rows up to 1024 segments, then stay: at a full shape they are a few KB).
+// grow with the rows up to 1024 segments, then stay: at a full shape they are a few KB), the tile sums
+// of short rows (one a tile of 16 to 64 rows) as a part a row.
 //   node scripts/gpu-model.js [--quick]      (the child modes below are internal)
 'use strict';
 const { spawnSync, execFileSync } = require('node:child_process');

@@ -7,7 +7,7 @@
 //   * the row data (logits, gradient, targets, per-element weights and upstream gradients) costs the
 //     sectors every instruction touches: a second pass over the logits counts twice, a strided access
 //     its wasted sectors;
-//   * the per-row and per-class arrays (labels, row losses, parameters, partial sums) cost the distinct
+//   * the per-row and per-class arrays (labels, row losses, tile sums, parameters, partial sums) cost the distinct
 //     sectors each kernel touches: the lanes of a row's group all read its label, the rows of a block
 //     its class weights, and what that costs at DRAM is the sectors once a kernel (L1 and L2 hold them
 //     between; the GPU's own count, bench/RESULTS.md, agrees);
@@ -146,7 +146,7 @@ function summarize(lines, { loss, N, C, dtype }) {
     // (over the labels' own sectors: a call of one row reads one sector of them per kernel)
     labelsRead: minimum.labels ? (buffers.labels?.read ?? 0) / (32 * Math.ceil(minimum.labels / 32)) : 0,
     gradientWritten: (buffers.gradient?.write ?? 0) / logitBytes,
-    // what the call moves besides its row data, a row: labels, row losses, parameters, partial sums
+    // what the call moves besides its row data, a row: labels, row losses, tile sums, parameters, partial sums
     bookkeepingPerRow: (total - rowData) / N,
     efficiency: touched ? used / touched : 1,
     unnamedBytes: perRow('unnamed'),

@@ -664,6 +664,60 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       }
     });
 
+    // Short rows with device labels take the one pass (native/cuda/kernels/held_rows.cuh): a cooperative
+    // launch whose blocks check the labels and sum the divisor before a grid-wide barrier, hold the
+    // labels in shared memory and sum the losses per tile. Against the CPU and the plain path
+    // (CBLOSS_CUDA_ONE_PASS=0): groups of 4 and 8 lanes, runs of 1 and 4, weights with ignored rows
+    // (the divisor summed in the kernel), smoothing (staged weights after the labels), 'none', in
+    // place, many tiles a block (3000 rows: 47 tiles of 64 over the emulator's blocks); a bad label in
+    // the last tile. Then more rows than the blocks' shared memory holds (the plain path instead).
+    it('the one pass: short rows with device labels, against the CPU and the plain path', function () {
+      this.timeout(600000);
+      for (const [N, C] of [[3000, 2], [700, 10], [300, 16], [257, 99], [300, 128], [130, 256]] as Array<[number, number]>) {
+        const rand = rng(N + C);
+        const x = randomLogits(rand, N * C, 3);
+        const y = Int32Array.from({ length: N }, (_, n) => (n % 7 === 3 ? -100 : Math.floor(rand() * C)));
+        const weight = Array.from({ length: C }, () => 0.5 + rand());
+        const dx = DeviceTensor.from(x);
+        const dy = DeviceTensor.from(y);
+        for (const [what, options] of [
+          ['CE', {}],
+          ['CE weighted, smoothing', { weight, labelSmoothing: 0.1 }],
+          ['CE none', { reduction: 'none' }],
+        ] as Array<[string, Record<string, unknown>]>) {
+          const cpu = new cbloss.CrossEntropyLoss({ ...options, device: 'cpu' }).forwardBackward(x, y);
+          for (const env of [{}, { CBLOSS_CUDA_ONE_PASS: '0' }]) {
+            const name = `${what} ${N}x${C} ${JSON.stringify(env)}`;
+            const r = withEnv(env, () => new cbloss.CrossEntropyLoss(options).forwardBackward(dx, dy));
+            if (typeof cpu.loss === 'number') assertLossClose(r.loss as number, cpu.loss, `${name} loss`);
+            else assertLossArrayClose((r.loss as DeviceTensor).toHost() as Float32Array, cpu.loss, `${name} losses`);
+            assertGradClose((r.grad as DeviceTensor).toHost() as Float32Array, cpu.grad, `${name} grad`);
+          }
+        }
+        const focal = new cbloss.FocalLoss({ numClasses: C, gamma: 2, device: 'cpu' }).forwardBackward(x, Int32Array.from(y, (v) => (v < 0 ? 0 : v)));
+        const inPlace = DeviceTensor.from(x);
+        const r = new cbloss.FocalLoss({ numClasses: C, gamma: 2 }).forwardBackward(inPlace, DeviceTensor.from(Int32Array.from(y, (v) => (v < 0 ? 0 : v))), { out: { grad: inPlace } });
+        assertLossClose(r.loss as number, focal.loss as number, `focal ${N}x${C} in place loss`);
+        assertGradClose(inPlace.toHost() as Float32Array, focal.grad, `focal ${N}x${C} in place grad`);
+        const bad = Int32Array.from(y);
+        bad[N - 1] = C;
+        const grad = DeviceTensor.from(new Float32Array(N * C).fill(42));
+        assert.throws(() => new cbloss.CrossEntropyLoss({ weight }).forwardBackward(dx, DeviceTensor.from(bad), { out: { grad } }), {
+          name: 'RangeError',
+          message: `target[${N - 1}] = ${C} is out of range [0, ${C})`,
+        });
+        assert.deepEqual(grad.toHost(), new Float32Array(N * C).fill(42), `${N}x${C}: nothing written`);
+      }
+      const N = cuda.emulated ? 60000 : 1 << 23; // (the emulator's one multiprocessor holds 6 blocks' labels)
+      const rand = rng(3);
+      const x = randomLogits(rand, N * 3, 3);
+      const y = Int32Array.from({ length: N }, () => Math.floor(rand() * 3));
+      const cpu = new cbloss.CrossEntropyLoss({ device: 'cpu' }).forwardBackward(x, y);
+      const r = new cbloss.CrossEntropyLoss().forwardBackward(DeviceTensor.from(x), DeviceTensor.from(y));
+      assertLossClose(r.loss as number, cpu.loss as number, `${N}x3 loss`);
+      assertGradClose((r.grad as DeviceTensor).toHost() as Float32Array, cpu.grad, `${N}x3 grad`);
+    });
+
     it('per-element gradOutput as a DeviceTensor or host values', () => {
       const rand = rng(4);
       const x = randomLogits(rand, 40);

@@ -23,6 +23,7 @@ interface Summary {
   efficiency: number;
   unnamedBytes: number;
   twoPass: boolean;
+  ratio: number;
 }
 interface TrafficModel {
   traffic(addon: typeof cbloss, call: Call): unknown[];
@@ -49,7 +50,7 @@ const ONE_PASS: Call[] = [
   { loss: 'ce', N: 1024, C: 10, dtype: 'float32' },
   { loss: 'ce', N: 1024, C: 10, dtype: 'bfloat16' },
   { loss: 'ce', N: 256, C: 99, dtype: 'float32' },
-  { loss: 'ce', N: 128, C: 130, dtype: 'bfloat16' },
+  { loss: 'ce', N: 512, C: 130, dtype: 'bfloat16' },
   { loss: 'focal', N: 16, C: 1000, dtype: 'float32' },
   { loss: 'cb-focal', N: 16, C: 1000, dtype: 'float32' },
   { loss: 'ldam', N: 16, C: 1000, dtype: 'float32' },
@@ -59,6 +60,8 @@ const ONE_PASS: Call[] = [
   { loss: 'ce', N: 1, C: 20000, dtype: 'float32' },
   { loss: 'ce', N: 1, C: 20000, dtype: 'bfloat16' },
 ];
+// Softmax rows with class indices in groups under a warp (C <= 256): the one pass (held_rows.cuh).
+const onePass = (c: Call): boolean => c.loss !== 'bce' && c.C <= 256;
 const SLICES: Call[] = (['float32', 'bfloat16'] as const).map((dtype) => ({
   loss: 'ce',
   N: 1,
@@ -81,8 +84,15 @@ describe('76 memory traffic of the CUDA kernels, counted by the emulator', funct
       assert.ok(s.gradientWritten >= 1 && s.gradientWritten <= 1.05, `gradient written ${s.gradientWritten.toFixed(3)} times`);
       assert.ok(s.rowData <= 1.05, `row data moved ${s.rowData.toFixed(3)} times its minimum`);
       assert.ok(s.efficiency >= 0.95, `sector efficiency ${s.efficiency.toFixed(3)} (${s.kernels.join(', ')})`);
-      // the labels: once to check them (with the divisor's terms), once by the loss kernel
-      if (call.loss !== 'bce') assert.ok(s.labelsRead <= 2.05, `labels read ${s.labelsRead.toFixed(3)} times (${s.kernels.join(', ')})`);
+      // the labels: rows of up to 256 columns take the one pass (the loss kernel checks them and sums
+      // the divisor's terms, then holds them), the whole call within 5% of its minimum bytes; longer
+      // rows read them once to check them (with the divisor's terms), once in the loss kernel
+      if (onePass(call)) {
+        assert.ok(s.labelsRead <= 1.0001, `labels read ${s.labelsRead.toFixed(3)} times (${s.kernels.join(', ')})`);
+        assert.ok(s.ratio <= 1.05, `the call moved ${s.ratio.toFixed(3)} times its minimum bytes (${s.kernels.join(', ')})`);
+      } else if (call.loss !== 'bce') {
+        assert.ok(s.labelsRead <= 2.05, `labels read ${s.labelsRead.toFixed(3)} times (${s.kernels.join(', ')})`);
+      }
       assert.equal(s.unnamedBytes, 0, 'every device access falls in a named buffer');
     });
   }
