@@ -1,8 +1,8 @@
 // The one pass on a GPU (issue 21; native/cuda/kernels/held_rows.cuh): short rows with device labels,
 // the loss kernel checking the labels and summing the divisor itself in a cooperative launch, against
-// the same calls with CBLOSS_CUDA_ONE_PASS=0 (a label-check or divisor kernel first, row losses
-// through memory), in one process, alternating. Checks that both give the same loss and gradient
-// (to float32 rounding; the sums' order differs) and that a bad label writes nothing either way;
+// the same calls with CBLOSS_CUDA_ONE_PASS=0 (a kernel checks the labels, with the divisor's terms,
+// first), in one process, alternating. Checks that both give the same loss and gradient (to float32
+// rounding; the divisor's sum runs in another order) and that a bad label writes nothing either way;
 // prints median wall times per forward+backward call (the best of 3 medians of 20, alternating). Run
 // after scripts/gpu-check.sh (bench/RESULTS.md); --small: the checks on small shapes, for the sanitizers.
 'use strict';
@@ -49,6 +49,9 @@ for (const [kind, N, C, dtype] of small ? SMALL : [
   ['focal', 1 << 20, 10, 'float32'],
   ['ce', 1 << 20, 128, 'float32'],
   ['ce', 1 << 20, 128, 'bfloat16'],
+  ['ce', 1 << 20, 99, 'float32'],
+  ['ce', 1 << 20, 130, 'bfloat16'],
+  ['ce weighted', 1 << 20, 250, 'float32'],
   ['ce', 1 << 22, 10, 'float32'],
   ['ce', 1 << 23, 10, 'float32'],
 ]) {

@@ -6,6 +6,8 @@
 // with it (`npm run build:emulated`, as CI does), and are skipped otherwise with the reason.
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 
 import * as cbloss from '../lib';
@@ -667,13 +669,33 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
     // Short rows with device labels take the one pass (native/cuda/kernels/held_rows.cuh): a cooperative
     // launch whose blocks check the labels and sum the divisor before a grid-wide barrier, hold the
     // labels in shared memory and sum the losses per tile. Against the CPU and the plain path
-    // (CBLOSS_CUDA_ONE_PASS=0): groups of 4 and 8 lanes, runs of 1 and 4, weights with ignored rows
-    // (the divisor summed in the kernel), smoothing (staged weights after the labels), 'none', in
-    // place, many tiles a block (3000 rows: 47 tiles of 64 over the emulator's blocks); a bad label in
-    // the last tile. Then more rows than the blocks' shared memory holds (the plain path instead).
+    // (CBLOSS_CUDA_ONE_PASS=0): groups of 4, 8 and 16 lanes, runs of 1 and 4 (16 lanes of single
+    // columns at 250: 16 KB of staged spans beside the labels), weights with ignored rows (the divisor
+    // summed in the kernel), smoothing (staged weights after the labels), 'none', in place, many tiles
+    // a block (3000 rows: 47 tiles of 64 over the emulator's blocks). Bad labels — the last row, the
+    // first, a negative one — with a divisor summed in the kernel (two barriers) and without (one):
+    // nothing written, the 'none' losses neither. On the emulator the kernels that ran are read back
+    // (its traffic file): the one pass, or with the switch off the label check and the plain kernel.
+    // Then more rows than the blocks' shared memory holds: the plain path.
     it('the one pass: short rows with device labels, against the CPU and the plain path', function () {
       this.timeout(600000);
-      for (const [N, C] of [[3000, 2], [700, 10], [300, 16], [257, 99], [300, 128], [130, 256]] as Array<[number, number]>) {
+      const dir = mkdtempSync(path.join(tmpdir(), 'cbloss-one-pass-'));
+      // the kernels a call ran, from the emulator's traffic file ([] on a GPU), into `ran` (also when it throws)
+      let ran: string[] = [];
+      const kernelsOf = (env: Record<string, string>, call: () => void): string[] => {
+        ran = [];
+        if (!cuda.emulated) return (withEnv(env, call), ran);
+        const file = path.join(dir, 'traffic.jsonl');
+        rmSync(file, { force: true });
+        try {
+          withEnv({ ...env, CBLOSS_EMULATED_TRAFFIC: file }, call);
+        } finally {
+          ran = readFileSync(file, 'utf8').trim().split('\n').map((line) => (JSON.parse(line) as { kernel: string }).kernel);
+        }
+        return ran;
+      };
+      const onePass = (kernels: string[]): boolean => kernels.some((k) => /held_rows_kernel<.*, true>/.test(k));
+      for (const [N, C] of [[3000, 2], [700, 10], [300, 16], [257, 99], [300, 128], [130, 256], [130, 250]] as Array<[number, number]>) {
         const rand = rng(N + C);
         const x = randomLogits(rand, N * C, 3);
         const y = Int32Array.from({ length: N }, (_, n) => (n % 7 === 3 ? -100 : Math.floor(rand() * C)));
@@ -686,12 +708,14 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
           ['CE none', { reduction: 'none' }],
         ] as Array<[string, Record<string, unknown>]>) {
           const cpu = new cbloss.CrossEntropyLoss({ ...options, device: 'cpu' }).forwardBackward(x, y);
-          for (const env of [{}, { CBLOSS_CUDA_ONE_PASS: '0' }]) {
+          for (const env of [{}, { CBLOSS_CUDA_ONE_PASS: '0' }] as Array<Record<string, string>>) {
             const name = `${what} ${N}x${C} ${JSON.stringify(env)}`;
-            const r = withEnv(env, () => new cbloss.CrossEntropyLoss(options).forwardBackward(dx, dy));
-            if (typeof cpu.loss === 'number') assertLossClose(r.loss as number, cpu.loss, `${name} loss`);
-            else assertLossArrayClose((r.loss as DeviceTensor).toHost() as Float32Array, cpu.loss, `${name} losses`);
-            assertGradClose((r.grad as DeviceTensor).toHost() as Float32Array, cpu.grad, `${name} grad`);
+            let r: { loss: unknown; grad: unknown } | undefined;
+            const kernels = kernelsOf(env, () => (r = new cbloss.CrossEntropyLoss(options).forwardBackward(dx, dy)));
+            if (cuda.emulated) assert.equal(onePass(kernels), !env.CBLOSS_CUDA_ONE_PASS, `${name}: ${kernels.join(', ')}`);
+            if (typeof cpu.loss === 'number') assertLossClose(r!.loss as number, cpu.loss, `${name} loss`);
+            else assertLossArrayClose((r!.loss as DeviceTensor).toHost() as Float32Array, cpu.loss, `${name} losses`);
+            assertGradClose((r!.grad as DeviceTensor).toHost() as Float32Array, cpu.grad, `${name} grad`);
           }
         }
         const focal = new cbloss.FocalLoss({ numClasses: C, gamma: 2, device: 'cpu' }).forwardBackward(x, Int32Array.from(y, (v) => (v < 0 ? 0 : v)));
@@ -699,23 +723,38 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
         const r = new cbloss.FocalLoss({ numClasses: C, gamma: 2 }).forwardBackward(inPlace, DeviceTensor.from(Int32Array.from(y, (v) => (v < 0 ? 0 : v))), { out: { grad: inPlace } });
         assertLossClose(r.loss as number, focal.loss as number, `focal ${N}x${C} in place loss`);
         assertGradClose(inPlace.toHost() as Float32Array, focal.grad, `focal ${N}x${C} in place grad`);
-        const bad = Int32Array.from(y);
-        bad[N - 1] = C;
-        const grad = DeviceTensor.from(new Float32Array(N * C).fill(42));
-        assert.throws(() => new cbloss.CrossEntropyLoss({ weight }).forwardBackward(dx, DeviceTensor.from(bad), { out: { grad } }), {
-          name: 'RangeError',
-          message: `target[${N - 1}] = ${C} is out of range [0, ${C})`,
-        });
-        assert.deepEqual(grad.toHost(), new Float32Array(N * C).fill(42), `${N}x${C}: nothing written`);
+        for (const [at, label] of [[N - 1, C], [0, -7]]) {
+          const bad = Int32Array.from(y);
+          bad[at] = label;
+          const dbad = DeviceTensor.from(bad);
+          for (const options of [{ weight }, { reduction: 'sum' }, { reduction: 'none' }] as Array<Record<string, unknown>>) {
+            const grad = DeviceTensor.from(new Float32Array(N * C).fill(42));
+            const loss = DeviceTensor.from(new Float32Array(N).fill(42));
+            const out = options.reduction === 'none' ? { grad, loss } : { grad };
+            assert.throws(() => kernelsOf({}, () => new cbloss.CrossEntropyLoss(options).forwardBackward(dx, dbad, { out })), {
+              name: 'RangeError',
+              message: `target[${at}] = ${label} is out of range [0, ${C})`,
+            });
+            const name = `${N}x${C} ${JSON.stringify(options)} target[${at}] = ${label}`;
+            assert.deepEqual(grad.toHost(), new Float32Array(N * C).fill(42), `${name}: no gradient written`);
+            assert.deepEqual(loss.toHost(), new Float32Array(N).fill(42), `${name}: no loss written`);
+            if (cuda.emulated) assert.ok(onePass(ran), `${name}: ${ran.join(', ')}`);
+          }
+        }
       }
-      const N = cuda.emulated ? 60000 : 1 << 23; // (the emulator's one multiprocessor holds 6 blocks' labels)
+      // (the emulator's one multiprocessor holds 6 blocks of 8192 labels; an H200, 528)
+      const multiprocessors = (cbloss.devices().find((d) => d.device === 'cuda:0') as { multiprocessors?: number } | undefined)?.multiprocessors ?? 1;
+      const N = cuda.emulated ? 60000 * multiprocessors : 1 << 23;
       const rand = rng(3);
       const x = randomLogits(rand, N * 3, 3);
       const y = Int32Array.from({ length: N }, () => Math.floor(rand() * 3));
       const cpu = new cbloss.CrossEntropyLoss({ device: 'cpu' }).forwardBackward(x, y);
-      const r = new cbloss.CrossEntropyLoss().forwardBackward(DeviceTensor.from(x), DeviceTensor.from(y));
-      assertLossClose(r.loss as number, cpu.loss as number, `${N}x3 loss`);
-      assertGradClose((r.grad as DeviceTensor).toHost() as Float32Array, cpu.grad, `${N}x3 grad`);
+      let r: { loss: unknown; grad: unknown } | undefined;
+      const kernels = kernelsOf({}, () => (r = new cbloss.CrossEntropyLoss().forwardBackward(DeviceTensor.from(x), DeviceTensor.from(y))));
+      if (cuda.emulated) assert.ok(!onePass(kernels), `${N}x3: ${kernels.join(', ')}`);
+      assertLossClose(r!.loss as number, cpu.loss as number, `${N}x3 loss`);
+      assertGradClose((r!.grad as DeviceTensor).toHost() as Float32Array, cpu.grad, `${N}x3 grad`);
+      rmSync(dir, { recursive: true, force: true });
     });
 
     it('per-element gradOutput as a DeviceTensor or host values', () => {

@@ -51,6 +51,7 @@ const ONE_PASS: Call[] = [
   { loss: 'ce', N: 1024, C: 10, dtype: 'bfloat16' },
   { loss: 'ce', N: 256, C: 99, dtype: 'float32' },
   { loss: 'ce', N: 512, C: 130, dtype: 'bfloat16' },
+  { loss: 'ce', N: 256, C: 250, dtype: 'float32' },
   { loss: 'focal', N: 16, C: 1000, dtype: 'float32' },
   { loss: 'cb-focal', N: 16, C: 1000, dtype: 'float32' },
   { loss: 'ldam', N: 16, C: 1000, dtype: 'float32' },

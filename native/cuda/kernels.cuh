@@ -20,11 +20,12 @@
 //     from a second read.
 // Every thread writes only the columns it read (so the gradient may overwrite the logits), after the
 // row's statistics are complete. Each row's loss goes to a per-row buffer (the 'none' output itself,
-// or scratch) — rows in groups under a warp also add each tile's losses up in the kernel, one double a
-// tile — that segment_sum_kernel adds up in double in a fixed order, so the reduced loss does not
-// depend on the GPU or the grid. Device labels are checked before anything is written: by a kernel of
-// their own (with the divisor's terms), or, for rows in groups under a warp, by the loss kernel itself
-// in one cooperative launch (held_rows.cuh, "the one pass").
+// or scratch; on device arrays, rows in groups under a warp instead add each tile's losses up in the
+// kernel, one double a tile, besides a 'none' output) that segment_sum_kernel adds up in double in a
+// fixed order, so the reduced loss does not depend on the GPU or the grid. Device labels are checked
+// before anything is written: by a kernel of their own (with the divisor's terms), or, for rows in
+// groups under a warp, by the loss kernel itself in one cooperative launch (held_rows.cuh, "the one
+// pass", whose weighted divisor is summed over a grid the GPU's size sets: its last bits may differ).
 //
 // Element-wise losses (BCE, sigmoid focal, binary focal): a grid-stride loop, one partial sum per
 // block in a fixed grid. No float atomics anywhere.

@@ -59,11 +59,17 @@ int least_held_values() { return kMaxHeldValues<BFloat16, 1>; }
 // balance, few enough that each block's copy of the weights serves many rows.
 constexpr int64_t kStagingBlocksPerSM = 8;
 
-// Allows `kernel` `bytes` of dynamic shared memory on the device (beyond 48 KB it must be asked for).
+// Static shared memory of any kernel here, at most: the held rows' staged spans (16 KB at R = 16) and
+// their reductions' scratch (the emulator checks every block's static and dynamic bytes together).
+constexpr size_t kMostStaticShared = 20 * 1024;
+
+// Allows `kernel` `bytes` of dynamic shared memory on the device: a block's static and dynamic shared
+// memory together beyond 48 KB must be asked for, and its static part is not known here — so from
+// 48 KB less kMostStaticShared.
 template <class Kernel>
 cudaError_t raise_shared_limit(Kernel* kernel, size_t bytes, LaunchAnswers& answers) {
   constexpr size_t kDefaultShared = 48 * 1024;
-  if (bytes <= kDefaultShared) return cudaSuccess;
+  if (bytes + kMostStaticShared <= kDefaultShared) return cudaSuccess;
   size_t& allowed = answers.shared_allowed[reinterpret_cast<const void*>(kernel)];
   if (allowed >= bytes) return cudaSuccess;
   const cudaError_t err =
@@ -97,6 +103,7 @@ int64_t launch_held_rows(const KernelArgs& a, int64_t runs, const DeviceLaunch& 
 // weights. Returns the tiles (their losses in a.partials), or 0 where it does not run (too many rows,
 // the GPU refuses the grid): then the plain path.
 constexpr size_t kOnePassLabelBytes = 32 * 1024;
+constexpr int64_t kMostBlocksPerSM = 2048 / kBlock;  // (threads an SM holds: the divisor terms' room)
 
 template <class T, int G, int V, int R, int kMaxR>
 int64_t launch_one_pass(KernelArgs a, int64_t runs, const DeviceCall& call, const DeviceLaunch& d) {
@@ -117,7 +124,8 @@ int64_t launch_one_pass(KernelArgs a, int64_t runs, const DeviceCall& call, cons
     cudaGetLastError();
     return 0;
   }
-  const int64_t grid = std::min(tiles, int64_t{per_sm} * d.multiprocessors);  // (fewer bytes: as many fit)
+  // (fewer bytes than asked about: as many blocks fit)
+  const int64_t grid = std::min({tiles, int64_t{per_sm} * d.multiprocessors, kMostBlocksPerSM * d.multiprocessors});
   if (grid < 1) return 0;
   const int64_t held = ceil_div(tiles, grid) * kRowsPerBlock;
   const size_t labels = static_cast<size_t>(held) * sizeof(int32_t);
@@ -130,8 +138,8 @@ int64_t launch_one_pass(KernelArgs a, int64_t runs, const DeviceCall& call, cons
   a.invalid_label = nullptr;
   const cudaError_t err =
       CBLOSS_LAUNCH_COOPERATIVE(kernel, dim3(static_cast<unsigned>(grid)), dim3(kBlock), weights + labels, d.stream, a);
-  if (err == cudaErrorCooperativeLaunchTooLarge) {
-    cudaGetLastError();
+  if (err == cudaErrorCooperativeLaunchTooLarge || err == cudaErrorNotSupported) {
+    cudaGetLastError();  // (the GPU refuses the grid, or cooperative launches where it runs: not sticky)
     return 0;
   }
   check(err, "cooperative launch");
@@ -392,7 +400,6 @@ void launch_compute(LogitType type, const KernelArgs& a, char* work, const Devic
 }
 
 int64_t divisor_term_count(int64_t rows, const DeviceLaunch& d) {
-  constexpr int64_t kMostBlocksPerSM = 2048 / kBlock;  // (one-pass grids: as many as an SM holds)
   return std::max(divisor_blocks(rows), kMostBlocksPerSM * d.multiprocessors);
 }
 

@@ -51,8 +51,9 @@ int64_t element_blocks(int64_t elements);
 // Scratch a compute launch of `rows` rows needs (slice statistics or element row weights).
 size_t work_bytes(const Problem& p, int64_t rows);
 
-// The loss (and gradient) kernels of a problem whose arrays are on the device (`a`: its arguments,
-// logits of `type`); `work` has work_bytes(). Asynchronous on d.stream.
+// The loss (and gradient) kernels of a chunk of host arrays staged on the device (`a`: its arguments,
+// logits of `type`; labels checked on the host): no label check, row losses in a.row_loss, element
+// partials in a.partials; `work` has work_bytes(). Asynchronous on d.stream.
 void launch_compute(LogitType type, const KernelArgs& a, char* work, const DeviceLaunch& d);
 
 // A call whose arrays are on the device: what it checks before its loss kernels write anything — its

@@ -151,7 +151,7 @@ struct DeviceContext {
   DeviceArray device_params;
   DeviceArray scratch;
   bool clusters = false;  // thread block clusters: compute capability 9 or more (the emulator's default)
-  bool cooperative = false;  // cooperative launches (the one pass): compute capability 6 or more
+  bool cooperative = false;  // the device runs cooperative launches (the one pass)
   int multiprocessors = 1;
   size_t shared_per_block = 0;  // what a block may be given, dynamic and static
   LaunchAnswers answers;  // (under `mutex`, like everything a call touches)
@@ -160,7 +160,13 @@ struct DeviceContext {
     if (initialized) return;
     const CudaDevice& props = cuda_status().devices[static_cast<size_t>(device)];
     clusters = props.major >= 9;
-    cooperative = props.major >= 6;
+#if defined(CBLOSS_CUDA_EMULATION)
+    cooperative = true;
+#else
+    int coop = 0;
+    cooperative = cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, device) == cudaSuccess && coop != 0;
+    cudaGetLastError();  // (not sticky)
+#endif
     multiprocessors = props.multiprocessors > 0 ? props.multiprocessors : 1;
     shared_per_block = props.shared_per_block;
     for (Slot& s : slots) {

@@ -94,7 +94,10 @@ struct BlockRun {
   dim3 grid;
   unsigned cluster_rank = 0;
   size_t shared_bytes = 0;            // dynamic shared memory of the launch
+  size_t shared_allowance = 0;        // static and dynamic shared memory a block of the launch may have
   std::vector<unsigned char> shared;  // this block's
+  std::vector<const void*> static_arrays;  // the static shared arrays this block reached
+  size_t static_shared = 0;                // their bytes
   uint64_t serial = 0;                // which block execution this is (CBLOSS_BLOCK_SHARED)
   std::vector<Access> accesses;       // traffic accounting: this block's, until it ends
 };
@@ -183,6 +186,8 @@ void start_block(BlockRun& run) {
   run.serial = next_block_serial();
   run.shared.assign(run.shared_bytes + kSharedGuard, kGuardByte);
   std::memset(run.shared.data(), 0xff, run.shared_bytes);
+  run.static_arrays.clear();
+  run.static_shared = 0;
   for (size_t i = 0; i < n; ++i) {
     Fiber& f = run.fibers[i];
     if (!f.stack) f.stack.reset(new char[kFiberStack]);
@@ -247,9 +252,17 @@ void run_phase(BlockRun& run) {
   }
 }
 
+// After a block: nothing written past its dynamic shared memory, and its static and dynamic shared memory
+// together within what a GPU gives a block of the kernel (48 KB, unless the kernel's dynamic limit was
+// raised: then up to 227 KB), which a GPU checks at the launch (it refuses one that asks for more).
 void check_shared_guard(const BlockRun& run) {
   for (size_t i = run.shared_bytes; i < run.shared.size(); ++i) {
     if (run.shared[i] != kGuardByte) emulator_fault("a write past the end of the block's dynamic shared memory");
+  }
+  if (run.static_shared + run.shared_bytes > run.shared_allowance) {
+    std::fprintf(stderr, "cbloss CUDA emulator: %zu bytes of static and %zu of dynamic shared memory a block, %zu allowed\n",
+                 run.static_shared, run.shared_bytes, run.shared_allowance);
+    emulator_fault("more shared memory than the GPU gives the kernel's blocks (a launch a GPU refuses)");
   }
 }
 
@@ -522,8 +535,13 @@ void sync_block() { suspend(FiberState::AtBlockSync); }
 void* dynamic_shared() { return run_state().shared.data(); }
 
 void poison_for_block(void* shared, size_t bytes, uint64_t* stamp) {
-  const uint64_t serial = run_state().serial;
+  BlockRun& run = run_state();
+  const uint64_t serial = run.serial;
   if (*stamp == serial) return;
+  if (std::find(run.static_arrays.begin(), run.static_arrays.end(), shared) == run.static_arrays.end()) {
+    run.static_arrays.push_back(shared);
+    run.static_shared += bytes;
+  }
   std::memset(shared, 0xff, bytes);
   *stamp = serial;
 }
@@ -589,6 +607,14 @@ size_t shared_limit(const void* kernel) {
   const auto& limits = shared_limits(current_device);
   const auto it = limits.find(kernel);
   return it == limits.end() ? kDefaultSharedBytes : it->second;
+}
+
+// Static and dynamic shared memory together a block of `kernel` may have: 48 KB, or, once its dynamic
+// limit was raised (cudaFuncSetAttribute), what sm_90 gives a block.
+size_t shared_allowance(const void* kernel) {
+  std::lock_guard<std::mutex> lock(limits_mutex());
+  const auto& limits = shared_limits(current_device);
+  return limits.count(kernel) ? kMaxSharedBytes : kDefaultSharedBytes;
 }
 
 // ---- Traffic accounting (CBLOSS_EMULATED_TRAFFIC; the header comment says what is counted) ----
@@ -783,7 +809,8 @@ void check_device_canaries() {
 }
 
 // Runs a plain launch: block after block.
-void run_grid(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body, LaunchTraffic* traffic) {
+void run_grid(dim3 grid, dim3 block, size_t shared_bytes, size_t shared_allowance, const std::function<void()>& body,
+              LaunchTraffic* traffic) {
   const size_t threads = block_threads(block);
   std::lock_guard<std::recursive_mutex> lock(launch_mutex());
   const bool run_blocks = begin_traffic(traffic);
@@ -794,6 +821,7 @@ void run_grid(dim3 grid, dim3 block, size_t shared_bytes, const std::function<vo
   run.grid = grid;
   run.count = threads;
   run.shared_bytes = shared_bytes;
+  run.shared_allowance = shared_allowance;
   const size_t blocks = run_blocks ? static_cast<size_t>(grid.x) * grid.y * grid.z : 0;
   for (size_t k = 0; k < blocks; ++k) {
     const size_t b = reverse_schedule() ? blocks - 1 - k : k;
@@ -810,7 +838,8 @@ void run_grid(dim3 grid, dim3 block, size_t shared_bytes, const std::function<vo
 }
 
 // Runs a cluster launch: the blocks of each cluster take turns, each up to the cluster barrier.
-void run_cluster_grid(dim3 grid, dim3 block, unsigned cluster, size_t shared_bytes, const std::function<void()>& body,
+void run_cluster_grid(dim3 grid, dim3 block, unsigned cluster, size_t shared_bytes, size_t shared_allowance,
+                      const std::function<void()>& body,
                       LaunchTraffic* traffic) {
   const size_t threads = block_threads(block);
   std::lock_guard<std::recursive_mutex> lock(launch_mutex());
@@ -828,6 +857,7 @@ void run_cluster_grid(dim3 grid, dim3 block, unsigned cluster, size_t shared_byt
       const dim3 where(static_cast<unsigned>(b % grid.x), static_cast<unsigned>(b / grid.x), 0);
       run.body = &body, run.block = block, run.grid = grid, run.count = threads, run.cluster_rank = r;
       run.shared_bytes = shared_bytes;
+      run.shared_allowance = shared_allowance;
       if (run.fibers.size() < threads) run.fibers.resize(threads);
       for (size_t i = 0; i < threads; ++i) run.fibers[i].where.block = where;
       start_block(run);
@@ -909,7 +939,8 @@ void launch_shared(dim3 grid, dim3 block, size_t shared_bytes, const void* kerne
     return;
   }
   const std::shared_ptr<LaunchTraffic> traffic = traffic_request(kernel, 0);
-  enqueue(stream, [=] { run_grid(grid, block, shared_bytes, body, traffic.get()); });
+  const size_t allowance = shared_allowance(kernel);
+  enqueue(stream, [=] { run_grid(grid, block, shared_bytes, allowance, body, traffic.get()); });
   run_launched(stream);
 }
 
@@ -928,7 +959,8 @@ cudaError_t launch_cooperative(dim3 grid, dim3 block, size_t shared_bytes, const
     return record(cudaErrorCooperativeLaunchTooLarge);
   }
   const std::shared_ptr<LaunchTraffic> traffic = traffic_request(kernel, 0);
-  enqueue(stream, [=] { run_cluster_grid(grid, block, grid.x, shared_bytes, body, traffic.get()); });
+  const size_t allowance = shared_allowance(kernel);
+  enqueue(stream, [=] { run_cluster_grid(grid, block, grid.x, shared_bytes, allowance, body, traffic.get()); });
   run_launched(stream);
   return cudaSuccess;
 }
@@ -942,7 +974,8 @@ void launch_cluster(dim3 grid, dim3 block, unsigned cluster, size_t shared_bytes
     return;
   }
   const std::shared_ptr<LaunchTraffic> traffic = traffic_request(kernel, cluster);
-  enqueue(stream, [=] { run_cluster_grid(grid, block, cluster, shared_bytes, body, traffic.get()); });
+  const size_t allowance = shared_allowance(kernel);
+  enqueue(stream, [=] { run_cluster_grid(grid, block, cluster, shared_bytes, allowance, body, traffic.get()); });
   run_launched(stream);
 }
 
@@ -960,6 +993,7 @@ const char* cudaGetErrorName(cudaError_t err) {
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     case cudaErrorCooperativeLaunchTooLarge: return "cudaErrorCooperativeLaunchTooLarge";
+    case cudaErrorNotSupported: return "cudaErrorNotSupported";
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
   }
   return "cudaErrorUnknown";
@@ -975,6 +1009,7 @@ const char* cudaGetErrorString(cudaError_t err) {
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
     case cudaErrorCooperativeLaunchTooLarge: return "too many blocks in cooperative launch";
+    case cudaErrorNotSupported: return "operation not supported";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
   }
   return "unknown error";

@@ -28,7 +28,9 @@
 //     "pinned" host memory (CBLOSS_EMULATED_PINNED_MEMORY, default 1 GiB: a leak shows); both put
 //     every array between inaccessible pages, its end at the second (an access past it faults), with
 //     a canary around it checked after every launch (a write just outside it is reported); static
-//     shared arrays filled with NaN bytes at each block's start, dynamic shared memory too; and
+//     shared arrays filled with NaN bytes at each block's start, dynamic shared memory too (a block's
+//     static and dynamic shared memory together at most 48 KB, as a GPU launches it, unless the
+//     kernel's dynamic limit was raised); and
 //     CBLOSS_EMULATED_LAUNCH_FAILURE=1 makes every kernel launch fail (cudaErrorLaunchFailure, as a
 //     faulting kernel or a lost device does) so that the failure paths can be tested too.
 //   * Memory traffic (CBLOSS_EMULATED_TRAFFIC=file, read at each launch): every global load and store
@@ -82,6 +84,7 @@ enum cudaError_t {
   cudaErrorInvalidDevice = 101,
   cudaErrorLaunchFailure = 719,
   cudaErrorCooperativeLaunchTooLarge = 720,
+  cudaErrorNotSupported = 801,
   cudaErrorInvalidResourceHandle = 400,
 };
 
@@ -146,7 +149,7 @@ cudaError_t cudaFuncSetAttribute(Kernel* kernel, cudaFuncAttribute attribute, in
 // Blocks of `kernel` an SM holds at once with `block_size` threads and `shared_bytes` of dynamic shared
 // memory a block, as sm_90 counts them from threads (2048 an SM, 32 blocks) and shared memory (228 KB
 // an SM, 1 KB of it reserved per block; beyond the kernel's allowed dynamic shared memory: none) —
-// registers are not modelled (npm run gpu:model reads them from ptxas).
+// registers and static shared memory are not modelled (npm run gpu:model reads them from ptxas).
 cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, const void* kernel, int block_size,
                                                           size_t shared_bytes);
 template <class Kernel>
