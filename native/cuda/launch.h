@@ -29,8 +29,10 @@ struct LaunchAnswers {
 // whether cluster kernels may be tried (compute capability 9+, not turned off by CBLOSS_CUDA_CLUSTERS=0),
 // whether rows are held in registers by clusters (only when turned on by CBLOSS_CUDA_REGISTER_CLUSTERS=1:
 // slower than the others on an H200, bench/RESULTS.md), rows held in shared memory (not turned off by
-// CBLOSS_CUDA_SHARED_ROWS=0; in clusters of any size with CBLOSS_CUDA_SHARED_ROWS=1), its multiprocessors
-// and shared memory, and the answers it keeps (the context's lock is held around every launch).
+// CBLOSS_CUDA_SHARED_ROWS=0; in clusters of any size with CBLOSS_CUDA_SHARED_ROWS=1), whether a device call
+// may take the one pass (the device runs cooperative launches; not turned off by CBLOSS_CUDA_ONE_PASS=0),
+// its multiprocessors and shared memory, and the answers it keeps (the context's lock is held around
+// every launch).
 struct DeviceLaunch {
   cudaStream_t stream;
   bool small_groups;
@@ -38,7 +40,7 @@ struct DeviceLaunch {
   bool register_clusters;
   bool shared_rows;
   bool shared_rows_any_cluster;
-  bool one_pass;  // launch_device_call may take the one pass (cooperative launches run here; not turned off by CBLOSS_CUDA_ONE_PASS=0)
+  bool one_pass;
   int multiprocessors;
   size_t shared_per_block;
   LaunchAnswers& answers;
