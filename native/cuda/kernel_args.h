@@ -51,14 +51,13 @@ struct KernelArgs {
   // Device-resident labels: the row of the first invalid label (check_labels_kernel, launched
   // before), or all ones. Kernels that read labels or write outputs do nothing when one was found,
   // so a call with a bad label writes nothing and needs no synchronization before its kernels.
-  const unsigned long long* invalid_label;
-  // The one-pass launch (held_rows_kernel<..., true>, cooperative): the kernel checks the labels into
-  // *first_bad and, where the divisor depends on them (label_divisor not None), sums its terms per
-  // block into divisor_terms and block 0 puts the divisor at divisor_out (= divisor), all before a
+  unsigned long long* invalid_label;
+  // The one-pass launch (held_rows_kernel<..., true>, cooperative): the kernel checks the labels itself
+  // into *invalid_label and, where the divisor depends on them (label_divisor not None), sums its terms
+  // per block into divisor_terms and block 0 puts the divisor at divisor_out (= divisor), all before a
   // grid-wide barrier that comes before anything is written.
   Divisor label_divisor;
   int held_labels;  // the labels a block holds: its tiles' rows (shared memory before the staged weights)
-  unsigned long long* first_bad;
   double* divisor_terms;
   double* divisor_out;
 };

@@ -78,14 +78,43 @@ cudaError_t raise_shared_limit(Kernel* kernel, size_t bytes, LaunchAnswers& answ
   return err;
 }
 
-// held_rows_kernel with the least R (a power of 2, from R up to kMaxR) that holds `runs` runs per lane;
-// returns the tiles whose losses it summed into a.partials (groups under a warp, partials given), or 0.
+// What a device call (`call`; null for chunks of host arrays) checks before its loss kernels, launched:
+// the divisor's terms with the label check, or the label check alone; the loss kernels' arguments
+// with the flag they skip on.
+KernelArgs checked(KernelArgs a, const DeviceCall* call, cudaStream_t stream) {
+  if (!call) return a;
+  if (call->data_divisor != Divisor::None) {
+    launch_divisor_terms(a, call->data_divisor, call->divisor_terms, call->first_bad, stream);
+    launch_sum(call->divisor_terms, divisor_blocks(a.rows), call->stage, call->divisor, stream);
+  } else if (call->first_bad) {
+    launch_label_check(a.labels, a.rows, a.classes, uses_ignore_index(a.loss), a.ignore_index, call->first_bad, stream);
+  }
+  a.invalid_label = call->first_bad;
+  return a;
+}
+
+template <class T, int G, int V, int R>
+int64_t launch_one_pass(KernelArgs a, const DeviceCall& call, const DeviceLaunch& d);
+
+// held_rows_kernel with the least R (a power of 2, from R up to kMaxR) that holds `runs` runs per lane,
+// after the device call's checks — or, for groups under a warp with device labels, the one pass, where
+// it runs; returns the tiles whose losses it summed into a.partials (groups under a warp, partials
+// given), or 0.
 template <class T, int G, int V, int R, int kMaxR>
-int64_t launch_held_rows(const KernelArgs& a, int64_t runs, const DeviceLaunch& d) {
+int64_t launch_held_rows(KernelArgs a, int64_t runs, const DeviceLaunch& d, const DeviceCall* call) {
   if constexpr (R < kMaxR) {
-    if (runs > R) return launch_held_rows<T, G, V, 2 * R, kMaxR>(a, runs, d);
+    if (runs > R) return launch_held_rows<T, G, V, 2 * R, kMaxR>(a, runs, d, call);
   }
   constexpr int64_t kRowsPerBlock = kBlock / G;
+  // (the one pass for rows of up to 256 columns, where the labels' second read is felt: 3% at bf16
+  // C = 128)
+  if constexpr (G < 32) {
+    if (call && call->first_bad && d.one_pass) {
+      const int64_t tiles = launch_one_pass<T, G, V, R>(a, *call, d);
+      if (tiles > 0) return tiles;
+    }
+  }
+  a = checked(a, call, d.stream);
   auto* kernel = held_rows_kernel<T, G, V, R>;
   int64_t blocks = ceil_div(a.rows, kRowsPerBlock);
   const size_t shared = staged_weight_bytes(a);
@@ -105,11 +134,8 @@ int64_t launch_held_rows(const KernelArgs& a, int64_t runs, const DeviceLaunch& 
 constexpr size_t kOnePassLabelBytes = 32 * 1024;
 constexpr int64_t kMostBlocksPerSM = 2048 / kBlock;  // (threads an SM holds: the divisor terms' room)
 
-template <class T, int G, int V, int R, int kMaxR>
-int64_t launch_one_pass(KernelArgs a, int64_t runs, const DeviceCall& call, const DeviceLaunch& d) {
-  if constexpr (R < kMaxR) {
-    if (runs > R) return launch_one_pass<T, G, V, 2 * R, kMaxR>(a, runs, call, d);
-  }
+template <class T, int G, int V, int R>
+int64_t launch_one_pass(KernelArgs a, const DeviceCall& call, const DeviceLaunch& d) {
   constexpr int64_t kRowsPerBlock = kBlock / G;
   auto* kernel = held_rows_kernel<T, G, V, R, true>;
   const int64_t tiles = ceil_div(a.rows, kRowsPerBlock);
@@ -132,10 +158,9 @@ int64_t launch_one_pass(KernelArgs a, int64_t runs, const DeviceCall& call, cons
   if (labels > kOnePassLabelBytes) return 0;
   a.held_labels = static_cast<int>(held);
   a.label_divisor = call.data_divisor;
-  a.first_bad = call.first_bad;
+  a.invalid_label = call.first_bad;  // (checked by the kernel, not before it)
   a.divisor_terms = call.divisor_terms;
   a.divisor_out = call.divisor;
-  a.invalid_label = nullptr;
   const cudaError_t err =
       CBLOSS_LAUNCH_COOPERATIVE(kernel, dim3(static_cast<unsigned>(grid)), dim3(kBlock), weights + labels, d.stream, a);
   if (err == cudaErrorCooperativeLaunchTooLarge || err == cudaErrorNotSupported) {
@@ -264,22 +289,12 @@ bool launch_shared_rows(const KernelArgs& a, const DeviceLaunch& d) {
   return true;
 }
 
-// What a device call checks before its loss kernels (DeviceCall): the divisor's terms with the label
-// check, or the label check alone.
-void launch_checks(const KernelArgs& a, const DeviceCall& call, cudaStream_t stream) {
-  if (call.data_divisor != Divisor::None) {
-    launch_divisor_terms(a, call.data_divisor, call.divisor_terms, call.first_bad, stream);
-    launch_sum(call.divisor_terms, divisor_blocks(a.rows), call.stage, call.divisor, stream);
-  } else if (call.first_bad) {
-    launch_label_check(a.labels, a.rows, a.classes, uses_ignore_index(a.loss), a.ignore_index, call.first_bad, stream);
-  }
-}
-
 // The loss (and gradient) kernels for a problem already on the device; `work` has work_bytes().
 // V > 1 (vector loads and stores, launch_compute) when the rows (softmax) or the whole array
 // (element-wise) come in runs of V and every array they touch that way is aligned; V = 1 otherwise.
-// `call`: a device call's checks (launch_device_call), launched here unless the one pass does them;
-// null for chunks of host arrays. Returns the count of partial sums written (tiles of held rows), or 0.
+// `call`: a device call's checks (launch_device_call), launched before its kernels unless the one pass
+// does them; null for chunks of host arrays. Returns the count of partial sums written (tiles of held
+// rows, element blocks), or 0.
 template <class T, int V>
 int64_t launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d, const DeviceCall* call) {
   if (is_row_loss(a.loss)) {
@@ -289,21 +304,6 @@ int64_t launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d, co
     const bool tile_sums = call && G > 0 && G < 32;  // (groups under a warp sum each tile's losses)
     if (!tile_sums) a.partials = nullptr;
     if (tile_sums && !call->row_losses_out) a.row_loss = nullptr;
-    // The one pass for rows of up to 256 columns with device labels (groups under a warp), where the
-    // labels' second read and the row losses' round trip are felt (bf16 at C = 128: 3%); else the
-    // checks, then the kernel.
-    if (call && call->first_bad && d.one_pass) {
-      int64_t tiles = 0;
-      if (G == 4) tiles = launch_one_pass<T, 4, V, 1, V == 1 ? 4 : 1>(a, runs, *call, d);
-      if (G == 8) tiles = launch_one_pass<T, 8, V, V == 1 ? 4 : 1, kSmallGroupValues / V>(a, runs, *call, d);
-      if (G == 16) tiles = launch_one_pass<T, 16, V, kSmallGroupValues / V, kSmallGroupValues / V>(a, runs, *call, d);
-      if (tiles > 0) {
-        check_launch();
-        return tiles;
-      }
-    }
-    if (call) launch_checks(a, *call, d.stream);
-    if (call) a.invalid_label = call->first_bad;
     // A group is used only when the one of half its size cannot hold the row, which bounds R from below
     // (only R from there up is compiled; a smaller R would still be correct, a larger one too): 8 lanes
     // take C > 16 (R >= 4 in runs of 1); 16 lanes C > 128, more than half of 16 logits a lane (R = 16 / V);
@@ -316,6 +316,7 @@ int64_t launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d, co
         // two kernels over slices; rows in registers by clusters only when switched on (on an H200
         // they took 1.3 to 4 times the others' time: 16 blocks of 123 registers a thread, a quarter
         // of the warps an SM can hold, wait at the cluster's barriers with no loads in flight).
+        a = checked(a, call, d.stream);
         if (d.register_clusters && launch_cluster_rows<T, V>(a, d)) break;
         if (d.shared_rows && launch_shared_rows<T, V>(a, d)) break;
         const int64_t slices = slices_per_row(a.classes);
@@ -327,19 +328,18 @@ int64_t launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d, co
         CBLOSS_LAUNCH(phase2, grid, dim3(kBlock), d.stream, a, stats);
         break;
       }
-      case 4: tiles = launch_held_rows<T, 4, V, 1, V == 1 ? 4 : 1>(a, runs, d); break;  // C <= 16
-      case 8: tiles = launch_held_rows<T, 8, V, V == 1 ? 4 : 1, kSmallGroupValues / V>(a, runs, d); break;
-      case 16: tiles = launch_held_rows<T, 16, V, kSmallGroupValues / V, kSmallGroupValues / V>(a, runs, d); break;
-      case 32: launch_held_rows<T, 32, V, 1, kMaxRuns>(a, runs, d); break;  // (from C = 17 without small groups)
-      case 64: launch_held_rows<T, 64, V, kMaxRuns, kMaxRuns>(a, runs, d); break;
-      case 128: launch_held_rows<T, 128, V, kMaxRuns, kMaxRuns>(a, runs, d); break;
-      default: launch_held_rows<T, kBlock, V, kMaxRuns, kMaxRuns>(a, runs, d); break;
+      case 4: tiles = launch_held_rows<T, 4, V, 1, V == 1 ? 4 : 1>(a, runs, d, call); break;  // C <= 16
+      case 8: tiles = launch_held_rows<T, 8, V, V == 1 ? 4 : 1, kSmallGroupValues / V>(a, runs, d, call); break;
+      case 16: tiles = launch_held_rows<T, 16, V, kSmallGroupValues / V, kSmallGroupValues / V>(a, runs, d, call); break;
+      case 32: launch_held_rows<T, 32, V, 1, kMaxRuns>(a, runs, d, call); break;  // (from C = 17 without small groups)
+      case 64: launch_held_rows<T, 64, V, kMaxRuns, kMaxRuns>(a, runs, d, call); break;
+      case 128: launch_held_rows<T, 128, V, kMaxRuns, kMaxRuns>(a, runs, d, call); break;
+      default: launch_held_rows<T, kBlock, V, kMaxRuns, kMaxRuns>(a, runs, d, call); break;
     }
     check_launch();
     return tiles;
   }
-  if (call) launch_checks(a, *call, d.stream);
-  if (call) a.invalid_label = call->first_bad;
+  a = checked(a, call, d.stream);
   if (a.balance == Balance::Row && a.targets && !reads_target_pairs(a.loss)) {
     float* weights = reinterpret_cast<float*>(work);
     const int64_t blocks = ceil_div(a.rows, kBlock / 32);

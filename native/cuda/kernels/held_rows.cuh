@@ -173,7 +173,7 @@ constexpr int held_min_blocks(int V, int R) {
 // under a warp, where it shows): a
 // cooperative launch — every block resident at once, at most what the GPU holds — in which each block
 // first reads the labels of the tiles it will take (tile j of block b: rows (b + j gridDim) R .. + R,
-// R = kRowsPerBlock) into shared memory, checks them (atomicMin into first_bad) and sums its rows'
+// R = kRowsPerBlock) into shared memory, checks them (atomicMin into invalid_label) and sums its rows'
 // divisor terms; a grid-wide barrier; block 0 sums the blocks' terms into the divisor (in a fixed order
 // for a grid; the grid is the GPU's, so the last bits of a weighted divisor may differ between GPUs,
 // as SPEC §2 allows); a second barrier; then, unless a label was bad (every block returns, nothing
@@ -182,7 +182,9 @@ constexpr int held_min_blocks(int V, int R) {
 // grid — instead of writing them a row at a time (8 bytes a row written and read back by the sum).
 
 // Sums one double a thread over the block in a fixed order (lanes by shuffles, then the warps); thread
-// 0 gets the total. Every thread of the block calls it (barriers).
+// 0 gets the total. Every thread of the block calls it (barriers). (block_total sums through shared
+// memory in eight barriers: too many a tile of rows. Where it stands in the one pass's first part,
+// this one made ptxas spill in the kernels of single-column runs at R = 8.)
 __device__ __forceinline__ double tile_loss_total(double v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   CBLOSS_BLOCK_SHARED(double, warp_totals, kBlock / 32);
@@ -215,7 +217,7 @@ __device__ bool check_and_hold_labels(KernelArgs& a, int32_t* held) {
     const int32_t y = read_at(a.labels, n);
     held[j * kRowsPerBlock + t] = y;
     if (!valid_label(y, a.classes, use_ignore, a.ignore_index)) {
-      atomicMin(a.first_bad, static_cast<unsigned long long>(n));
+      atomicMin(a.invalid_label, static_cast<unsigned long long>(n));
     } else if (sums && !(use_ignore && y == a.ignore_index)) {
       terms += w ? static_cast<double>(read_at(w, y)) : 1.0;
     }
@@ -237,7 +239,7 @@ __device__ bool check_and_hold_labels(KernelArgs& a, int32_t* held) {
   CBLOSS_BLOCK_SHARED(double, divisor, 1);
   CBLOSS_BLOCK_SHARED(int, bad, 1);
   if (threadIdx.x == 0) {
-    bad[0] = read_after_grid_sync(a.first_bad, 0) != ~0ull;
+    bad[0] = read_after_grid_sync(a.invalid_label, 0) != ~0ull;
     if (sums) divisor[0] = read_after_grid_sync(a.divisor_out, 0);
   }
   __syncthreads();
