@@ -122,8 +122,8 @@ struct SimdKernels {
     const int64_t last = C - W;  // offset of the last vector
     auto at = [&](int i) { return i < NV - 1 ? static_cast<int64_t>(i) * W : last; };
     const float* w = ctx.class_weight;
-    const float eps = static_cast<float>(p.label_smoothing);
-    const float smooth = eps / static_cast<float>(C);
+    const float eps = ctx.row_float.label_smoothing;
+    const float smooth = ctx.row_float.smooth;
     const bool probs = p.targets != nullptr;
     const bool linear = probs || eps != 0.0f;
     const bool balance = p.balance != Balance::Off;
@@ -142,7 +142,7 @@ struct SimdKernels {
     for (int r = 0; r < W; ++r) {
       mf[r] = bf[r] = lf[r] = massf[r] = zyf[r] = 0.0f;
       sf[r] = wyf[r] = rwf[r] = 1.0f;
-      ayf[r] = static_cast<float>(p.alpha_scalar);
+      ayf[r] = ctx.row_float.alpha;
     }
     for (int r = 0; r < valid; ++r) {
       const int64_t n = n0 + r;
@@ -412,15 +412,7 @@ struct SimdKernels {
 
   static LaneTerms lane_terms(const Problem& p, const RunContext& ctx, int64_t n0, int64_t valid, V live, V m,
                               V S, V below, V linear, V mass, V zy, V wy, V ay, V rw) {
-    const float eps = static_cast<float>(p.label_smoothing);
-    math::RowParams<V, float> params;
-    params.w_y = wy;
-    params.alpha_y = ay;
-    params.one_minus_eps = V(1.0f - eps);
-    params.smooth = V(eps / static_cast<float>(p.classes));
-    params.weight_sum = V(static_cast<float>(ctx.class_weight_sum));
-    params.gamma = static_cast<float>(p.gamma);
-    params.poly_epsilon = V(static_cast<float>(p.poly_epsilon));
+    const math::RowParams<V, float> params(wy, ay, ctx.row_float);
     const V inv_s = V(1.0f) / S;
     const math::SoftmaxSums<V> sums{m - zy, math::log_row_sum(S, below, inv_s), linear, mass};
     const math::SoftmaxRow<V> row = math::row_terms(p.loss, p.targets != nullptr, sums, params);
@@ -443,7 +435,7 @@ struct SimdKernels {
     if (p.labels) {
       out.confident = simd::select((zy == m) & (S < V(1.5f)), V(1.0f), V(0.0f));
       out.label = out.k * (row.coef - row.hit) - out.kc * below;
-      if (eps != 0.0f) out.label = out.label - out.k * params.smooth * wy;
+      if (ctx.row_float.label_smoothing != 0.0f) out.label = out.label - out.k * V(ctx.row_float.smooth) * wy;
     }
     return out;
   }
@@ -453,8 +445,8 @@ struct SimdKernels {
   template <int kC>
   static V lane_tile(const Problem& p, const RunContext& ctx, int64_t n0, int64_t valid) {
     const int64_t C = kC ? kC : p.classes;
-    const float eps = static_cast<float>(p.label_smoothing);
-    const float smooth = eps / static_cast<float>(C);
+    const float eps = ctx.row_float.label_smoothing;
+    const float smooth = ctx.row_float.smooth;
     const bool probs = p.targets != nullptr;
     const float* w = ctx.class_weight;
 
@@ -480,7 +472,7 @@ struct SimdKernels {
     }
 
     // Per-lane values at the label, by a vertical select over the classes.
-    V zy(0.0f), wy(0.0f), ay(static_cast<float>(p.alpha_scalar)), rw(1.0f);
+    V zy(0.0f), wy(0.0f), ay(ctx.row_float.alpha), rw(1.0f);
     const bool balance = p.balance != Balance::Off;
     if (p.labels) {
       if (balance) rw = V(0.0f);
@@ -886,14 +878,9 @@ struct SimdKernels {
     const double below = S < 2.0 ? wide_row_below(reader, z, park, C, block, blocks, block_max, block_sum, m) : 0.0;
     const double log_s = math::log_row_sum(S, below);
 
-    math::RowParams<double, double> params;
-    params.w_y = y >= 0 && w ? static_cast<double>(w[y]) : 1.0;
-    params.alpha_y = y >= 0 && ctx.alpha ? static_cast<double>(ctx.alpha[y]) : p.alpha_scalar;
-    params.one_minus_eps = 1.0 - eps;
-    params.smooth = eps / static_cast<double>(C);
-    params.weight_sum = ctx.class_weight_sum;
-    params.gamma = p.gamma;
-    params.poly_epsilon = p.poly_epsilon;
+    const math::RowParams<double, double> params(y >= 0 && w ? static_cast<double>(w[y]) : 1.0,
+                                                 y >= 0 && ctx.alpha ? static_cast<double>(ctx.alpha[y]) : ctx.row_double.alpha,
+                                                 ctx.row_double);
     const math::SoftmaxRow<double> row =
         math::row_terms(p.loss, tr != nullptr, math::SoftmaxSums<double>{m - zy, log_s, linear_sum, mass}, params);
     const double loss = row.loss;
@@ -922,7 +909,7 @@ struct SimdKernels {
     if (stream) store_fence();
     if (y >= 0) {  // (math::label_minus_sum, in double)
       const double gap = math::label_minus_sum(std::exp(zy - m), S, below);
-      const double smooth_y = eps != 0.0 ? params.smooth * (w ? static_cast<double>(w[y]) : 1.0) : 0.0;
+      const double smooth_y = eps != 0.0 ? ctx.row_double.smooth * (w ? static_cast<double>(w[y]) : 1.0) : 0.0;
       g[y] = static_cast<float>(k * coef * gap / S + k * (coef - hit) - k * smooth_y);
     }
     return rw * loss;

@@ -76,7 +76,7 @@ inline double sample_weight(const Problem& p, int64_t i) {
 }
 
 // One softmax row: returns its (unweighted) loss; writes k * d loss / d z to g when g is not null.
-double softmax_row(const Problem& p, int64_t n, double class_weight_sum, double k, float* g) {
+double softmax_row(const Problem& p, int64_t n, const RowScalars<double>& call, double k, float* g) {
   const int64_t C = p.classes;
   const float* z = p.logits + n * C;
   const double eps = p.label_smoothing;
@@ -129,15 +129,8 @@ double softmax_row(const Problem& p, int64_t n, double class_weight_sum, double 
   const double log_s = math::log_row_sum(S, below);
   const double inv_s = 1.0 / S;
 
-  const double smooth = eps / static_cast<double>(C);
-  math::RowParams<double, double> params;
-  params.w_y = y >= 0 && w ? w[y] : 1.0;
-  params.alpha_y = y >= 0 && p.alpha ? p.alpha[y] : p.alpha_scalar;
-  params.one_minus_eps = 1.0 - eps;
-  params.smooth = smooth;
-  params.weight_sum = class_weight_sum;
-  params.gamma = p.gamma;
-  params.poly_epsilon = p.poly_epsilon;
+  const double smooth = call.smooth;
+  const math::RowParams<double, double> params(y >= 0 && w ? w[y] : 1.0, y >= 0 && p.alpha ? p.alpha[y] : call.alpha, call);
   const math::SoftmaxRow<double> row =
       math::row_terms(p.loss, t != nullptr, math::SoftmaxSums<double>{m - zy, log_s, linear, target_mass}, params);
   if (g) {
@@ -166,7 +159,6 @@ inline math::LossAndSlope<double> element_loss(const Problem& p, const math::Ele
 }  // namespace
 
 double rows_scalar(const Problem& p, const RunContext& scaling, int64_t begin, int64_t end) {
-  const double class_weight_sum = scaling.class_weight_sum;
   const int64_t C = p.classes;
   double total = 0.0;
   if (is_row_loss(p.loss)) {
@@ -174,7 +166,7 @@ double rows_scalar(const Problem& p, const RunContext& scaling, int64_t begin, i
       const double rw = (p.balance != Balance::Off ? balance_row_weight(p, n) : 1.0) * sample_weight(p, n);
       const double k = grad_scale(p, scaling, n) * rw * p.logit_scale;
       float* g = p.grad_out ? p.grad_out + n * C : nullptr;
-      const double loss = rw * softmax_row(p, n, class_weight_sum, k, g);
+      const double loss = rw * softmax_row(p, n, scaling.row_double, k, g);
       if (p.loss_out) p.loss_out[n] = static_cast<float>(loss);
       total += loss;
     }
@@ -373,11 +365,8 @@ double run_cpu(const Problem& p) {
     ctx.reduced_scale = divisor != 0.0 ? p.grad_output_scalar / divisor : 0.0;
   }
   ctx.stream_gradient = p.grad_out != nullptr && p.rows * p.classes * int64_t{4} >= cpu::kStreamGradientBytes;
-  ctx.class_weight_sum = static_cast<double>(p.classes);
-  if (p.class_weight) {
-    ctx.class_weight_sum = 0.0;
-    for (int64_t c = 0; c < p.classes; ++c) ctx.class_weight_sum += p.class_weight[c];
-  }
+  ctx.row_float = row_scalars<float>(p);
+  ctx.row_double = row_scalars<double>(p);
 
   const SimdLevel level = simd_level();
   if (level != SimdLevel::Scalar) {

@@ -7,6 +7,7 @@
 
 #include "../core/losses/element_terms.h"
 #include "../core/problem.h"
+#include "../core/row_scalars.h"
 
 namespace cbloss {
 namespace cuda {
@@ -38,12 +39,8 @@ struct KernelArgs {
   bool sample_weight_per_element;
   float grad_output_scalar;
   const double* divisor;        // on the device: what the summed loss is divided by (1 for 'none')
-  float alpha_scalar;
-  float gamma;
-  float eps;                    // label smoothing
-  float poly_epsilon;           // Poly
+  RowScalars<float> row;                // row losses: their scalars (row_scalars)
   math::ElementScalars<float> element;  // element losses: their scalars (math::element_scalars)
-  float class_weight_sum;
   int32_t ignore_index;
   float* row_loss;              // softmax losses: one per row (the 'none' output, or scratch), or null
   float* element_loss;          // element losses with 'none': one per element, else null

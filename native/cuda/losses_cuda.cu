@@ -297,17 +297,8 @@ KernelArgs upload_params(DeviceContext& ctx, const Problem& p, const ParamLayout
   a.sample_weight_per_element = p.sample_weight_per_element;
   a.grad_output_scalar = static_cast<float>(p.grad_output_scalar);
   a.divisor = reinterpret_cast<const double*>(dev + l.divisor);
-  a.alpha_scalar = static_cast<float>(p.alpha_scalar);
-  a.gamma = static_cast<float>(p.gamma);
-  a.eps = static_cast<float>(p.label_smoothing);
-  a.poly_epsilon = static_cast<float>(p.poly_epsilon);
+  a.row = row_scalars<float>(p);
   a.element = math::element_scalars<float>(p);
-  double weight_sum = static_cast<double>(p.classes);
-  if (p.class_weight) {
-    weight_sum = 0.0;
-    for (size_t c = 0; c < C; ++c) weight_sum += p.class_weight[c];
-  }
-  a.class_weight_sum = static_cast<float>(weight_sum);
   a.ignore_index = p.ignore_index;
   return a;
 }

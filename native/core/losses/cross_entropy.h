@@ -21,8 +21,9 @@ namespace CBLOSS_MATH_NAMESPACE_NAME {
 struct CrossEntropyPolicy {
   template <class T, class G>
   CBL_HD static SoftmaxRow<T> index_row(const SoftmaxSums<T>& s, const RowParams<T, G>& p) {
-    return {p.one_minus_eps * p.w_y * (s.gap_y + s.log_s) + p.smooth * (s.linear + p.weight_sum * s.log_s),
-            p.one_minus_eps * p.w_y + p.smooth * p.weight_sum, p.one_minus_eps * p.w_y};
+    const T hit = T(p.call.one_minus_eps) * p.w_y;
+    const T smooth(p.call.smooth), weight_sum(p.call.weight_sum);
+    return {hit * (s.gap_y + s.log_s) + smooth * (s.linear + weight_sum * s.log_s), hit + smooth * weight_sum, hit};
   }
   template <class T, class G>
   CBL_HD static SoftmaxRow<T> probability_row(const SoftmaxSums<T>& s, const RowParams<T, G>&) {

@@ -15,7 +15,7 @@ namespace CBLOSS_MATH_NAMESPACE_NAME {
 struct FocalSoftmaxPolicy {
   template <class T, class G>
   CBL_HD static SoftmaxRow<T> row(const SoftmaxSums<T>& s, const RowParams<T, G>& p) {
-    const FocalFactor<T> f = focal_factor(s.gap_y + s.log_s, p.gamma);
+    const FocalFactor<T> f = focal_factor(s.gap_y + s.log_s, p.call.gamma);
     return {p.alpha_y * f.loss, p.alpha_y * f.dloss_dce, p.alpha_y * f.dloss_dce};
   }
 };

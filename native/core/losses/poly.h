@@ -15,8 +15,9 @@ struct PolyPolicy {
   CBL_HD static SoftmaxRow<T> row(const SoftmaxSums<T>& s, const RowParams<T, G>& p) {
     const T ce = s.gap_y + s.log_s;
     const T u = -m_expm1(-ce);  // 1 - s_y
-    const T k = T(1) + p.poly_epsilon * (T(1) - u);
-    return {ce + p.poly_epsilon * u, k, k};
+    const T eps(p.call.poly_epsilon);
+    const T k = T(1) + eps * (T(1) - u);
+    return {ce + eps * u, k, k};
   }
 };
 

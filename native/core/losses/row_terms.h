@@ -9,6 +9,7 @@
 #pragma once
 
 #include "../math.h"
+#include "../row_scalars.h"
 
 namespace cbloss {
 namespace CBLOSS_MATH_NAMESPACE_NAME {
@@ -57,16 +58,16 @@ CBL_HD T label_minus_sum(T e_y, T S, T below) {
   return e_y == T(1) && S < T(1.5) ? -below : e_y - S;
 }
 
-// The per-call and per-row parameters a row policy may read (each reads its own).
+// What a row policy may read: the call's scalars (row_scalars.h, filled once a call by row_scalars)
+// and the two per-row values each layout gathers at the label. The constructor takes all three, so a
+// layout cannot leave one unset.
 template <class T, class G>
 struct RowParams {
-  T w_y;            // class weight at the label (1 without weights)
-  T alpha_y;        // focal alpha at the label
-  T one_minus_eps;  // 1 - label smoothing
-  T smooth;         // label smoothing / C
-  T weight_sum;     // sum_c w_c
-  G gamma;          // focal gamma
-  T poly_epsilon;   // Poly-1 epsilon
+  CBL_HD RowParams(T w_y_, T alpha_y_, const RowScalars<G>& call_) : w_y(w_y_), alpha_y(alpha_y_), call(call_) {}
+  T w_y;                       // class weight at the label (1 without weights)
+  T alpha_y;                   // focal alpha at the label (the call's alpha without an alpha vector)
+  RowScalars<G> call;          // per call (a copy: on CUDA a reference into the kernel's parameters
+                               // would take their address)
 };
 
 }  // namespace CBLOSS_MATH_NAMESPACE_NAME

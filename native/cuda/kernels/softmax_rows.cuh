@@ -14,7 +14,7 @@ struct RowShape {
 };
 
 __device__ __forceinline__ RowShape row_shape(const KernelArgs& a) {
-  return {a.targets != nullptr, a.eps / static_cast<float>(a.classes)};
+  return {a.targets != nullptr, a.row.smooth};
 }
 
 // The per-class target term q_c of the gradient besides `hit` (native/core/losses/cross_entropy.h):
@@ -22,16 +22,16 @@ __device__ __forceinline__ RowShape row_shape(const KernelArgs& a) {
 // binding admits smoothing and probability targets only for the kinds that take them).
 // (No smoothing: 0 without reading w_c, which the options' checks keep finite.)
 __device__ __forceinline__ float target_weight(const KernelArgs& a, const RowShape& r, int64_t n, int64_t c) {
-  if (!r.probs && a.eps == 0.0f) return 0.0f;
+  if (!r.probs && a.row.label_smoothing == 0.0f) return 0.0f;
   const float w = a.class_weight ? read_at(a.class_weight, c) : 1.0f;
-  return r.probs ? w * ((1.0f - a.eps) * read_at(a.targets, n * a.classes + c) + r.smooth) : r.smooth * w;
+  return r.probs ? w * (a.row.one_minus_eps * read_at(a.targets, n * a.classes + c) + r.smooth) : r.smooth * w;
 }
 
 // The weight of class c in the `linear` sum: w_c t'_c for probability targets; w_c for index targets
 // with smoothing (softmax_row_terms multiplies by smooth itself); 0 otherwise.
 __device__ __forceinline__ float linear_weight(const KernelArgs& a, const RowShape& r, int64_t n, int64_t c) {
   if (r.probs) return target_weight(a, r, n, c);
-  if (a.eps == 0.0f) return 0.0f;
+  if (a.row.label_smoothing == 0.0f) return 0.0f;
   return a.class_weight ? read_at(a.class_weight, c) : 1.0f;
 }
 
@@ -42,7 +42,7 @@ __device__ __forceinline__ float linear_weight(const KernelArgs& a, const RowSha
 // host caps those launches' grids so that each block takes many rows. (Longer rows, split over blocks,
 // read their slice of the weights from global memory through the caches, once a row like the logits.)
 __host__ __device__ inline bool stages_class_weight(const KernelArgs& a) {
-  return a.class_weight && (a.targets || a.eps != 0.0f);
+  return a.class_weight && (a.targets || a.row.label_smoothing != 0.0f);
 }
 __host__ __device__ inline bool stages_balance_weight(const KernelArgs& a) {
   return a.balance != Balance::Off && a.targets;
@@ -106,14 +106,8 @@ struct RowGradient {
 __device__ __forceinline__ RowGradient finish_row(const KernelArgs& a, const RowShape& r, int64_t n, int32_t y,
                                                   const RowStats& st, bool write_loss) {
   const RowSums& sums = st.sums;
-  math::RowParams<float, float> params;
-  params.w_y = y >= 0 && a.class_weight ? read_at(a.class_weight, y) : 1.0f;
-  params.alpha_y = y >= 0 && a.alpha ? read_at(a.alpha, y) : a.alpha_scalar;
-  params.one_minus_eps = 1.0f - a.eps;
-  params.smooth = r.smooth;
-  params.weight_sum = a.class_weight_sum;
-  params.gamma = a.gamma;
-  params.poly_epsilon = a.poly_epsilon;
+  const math::RowParams<float, float> params(y >= 0 && a.class_weight ? read_at(a.class_weight, y) : 1.0f,
+                                             y >= 0 && a.alpha ? read_at(a.alpha, y) : a.row.alpha, a.row);
   const math::SoftmaxRow<float> row = math::row_terms(
       a.loss, r.probs, math::SoftmaxSums<float>{st.m - sums.label_logit, math::log_row_sum(sums.s, sums.below), sums.linear, sums.mass},
       params);
