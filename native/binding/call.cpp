@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "arguments.h"
 #include "contract.h"
@@ -34,33 +35,65 @@ void* device_data(Napi::Env env, Call& call, const Napi::Value& v, const char* n
   return memory->data();
 }
 
-// Device outputs may not overlap device inputs, except the gradient exactly over the logits.
-void check_device_overlaps(Napi::Env env, const Problem& p, size_t logit_bytes, size_t outputs, size_t sample_weights) {
+// Device outputs may not overlap device inputs, except the gradient exactly over the logits, nor each
+// other.
+void check_device_overlaps(Napi::Env env, const Problem& p) {
   struct Range {
     const char* name;
     const void* at;
-    size_t bytes;
+    int64_t bytes;
+    CallArrayKind kind;
   };
-  const size_t n = static_cast<size_t>(p.rows), m = n * static_cast<size_t>(p.classes);
-  const Range inputs[] = {{"logits", p.logits, m * logit_bytes},
-                          {"labels", p.labels, p.labels ? n * 4 : 0},
-                          {"targets", p.targets, p.targets ? m * 4 : 0},
-                          {"gradOutput", p.grad_output, p.grad_output ? outputs * 4 : 0},
-                          {"sampleWeight", p.sample_weight, p.sample_weight ? sample_weights * 4 : 0}};
-  const Range outs[] = {{"gradOut", p.grad_out, p.grad_out ? m * logit_bytes : 0},
-                        {"lossOut", p.loss_out, p.loss_out ? outputs * 4 : 0}};
+#define CBLOSS_ARRAY_RANGE(argument, member, type, extent, kind, presence, traffic) \
+  {#argument, p.member, p.member ? array_bytes(p, CallExtent::extent, sizeof(type)) : 0, CallArrayKind::kind},
+  const Range ranges[] = {CBLOSS_CALL_ARRAYS(CBLOSS_ARRAY_RANGE)};
+#undef CBLOSS_ARRAY_RANGE
   const auto overlap = [](const Range& a, const Range& b) {
     const auto* a0 = static_cast<const char*>(a.at);
     const auto* b0 = static_cast<const char*>(b.at);
     return a.bytes && b.bytes && a0 < b0 + b.bytes && b0 < a0 + a.bytes;
   };
-  for (const Range& o : outs) {
-    for (const Range& i : inputs) {
+  for (const Range& o : ranges) {
+    if (o.kind != CallArrayKind::DataOut) continue;
+    for (const Range& i : ranges) {
+      if (&i == &o || i.kind == CallArrayKind::Option || !overlap(o, i)) continue;
       const bool in_place = o.at == p.grad_out && i.at == p.logits && o.at == i.at;
-      if (overlap(o, i) && !in_place) fail(env, std::string(o.name) + " overlaps " + i.name);
+      if (i.kind == CallArrayKind::DataOut && &i > &o) continue;  // (each pair of outputs once)
+      if (!in_place) fail(env, std::string(o.name) + " overlaps " + i.name);
     }
   }
-  if (overlap(outs[0], outs[1])) fail(env, "gradOut overlaps lossOut");
+}
+
+// The element type's typed array (napi_typedarray_type) of a call's array.
+template <class T>
+struct TypedArrayOf;
+template <>
+struct TypedArrayOf<float> {
+  static constexpr napi_typedarray_type kind = napi_float32_array;
+};
+template <>
+struct TypedArrayOf<int32_t> {
+  static constexpr napi_typedarray_type kind = napi_int32_array;
+};
+template <>
+struct TypedArrayOf<double> {
+  static constexpr napi_typedarray_type kind = napi_float64_array;
+};
+
+// One array argument (CBLOSS_CALL_ARRAYS), its length checked: the call's data as a host typed array
+// of its element type or, with device logits, a device buffer of at least its bytes; an option as a
+// host Float64Array. Null when optional and absent.
+template <class T>
+T* read_array(Napi::Env env, Call& call, const Problem& p, const Napi::Value& v, const char* name, CallExtent extent,
+              CallArrayKind kind, ArrayPresence presence) {
+  using Element = typename std::remove_const<T>::type;
+  const bool optional = presence == ArrayPresence::Optional;
+  if (kind != CallArrayKind::Option && p.device_memory) {
+    const auto bytes = static_cast<size_t>(array_bytes(p, extent, sizeof(Element)));
+    return static_cast<T*>(device_data(env, call, v, name, bytes, optional));
+  }
+  return typed_data<Element, TypedArrayOf<Element>::kind>(env, v, name, static_cast<size_t>(array_elements(p, extent)),
+                                                         optional);
 }
 
 // The first of n floats that is NaN or infinite, or -1: x - x is 0 exactly for finite x (a loop the
@@ -106,20 +139,16 @@ Call ParseCall(const Napi::CallbackInfo& info) {
   p.classes = whole_number(env, cfg[kSlot_classes], "classes", 1, 9.0e15);
   p.divisor = static_cast<cbloss::Divisor>(whole_number(env, cfg[kSlot_divisor], "divisor", 0, 5));
   p.balance = static_cast<cbloss::Balance>(whole_number(env, cfg[kSlot_balance], "balance", 0, 2));
-  p.alpha_scalar = cfg[kSlot_alphaScalar];
-  p.gamma = cfg[kSlot_gamma];
-  p.label_smoothing = cfg[kSlot_labelSmoothing];
   p.ignore_index = static_cast<int32_t>(
       whole_number(env, cfg[kSlot_ignoreIndex], "ignoreIndex", -2147483648.0, 2147483647.0));
-  p.grad_output_scalar = cfg[kSlot_gradOutputScalar];
-  p.poly_epsilon = cfg[kSlot_polyEpsilon];
-  p.gamma_pos = cfg[kSlot_gammaPos];
-  p.gamma_neg = cfg[kSlot_gammaNeg];
-  p.clip = cfg[kSlot_clip];
-  p.detach_focusing = cfg[kSlot_detachFocusing] != 0.0;
-  p.logit_scale = cfg[kSlot_logitScale];
-  p.avg_factor = cfg[kSlot_avgFactor];
-  p.sample_weight_per_element = cfg[kSlot_sampleWeightPerElement] != 0.0;
+  // (the CHECKED slots are read above and below with their range checks; the others as they are)
+#define CBLOSS_READ_CHECKED(slot)
+#define CBLOSS_READ_REAL(slot, member, initial) p.member = cfg[kSlot_##slot];
+#define CBLOSS_READ_FLAG(slot, member) p.member = cfg[kSlot_##slot] != 0.0;
+  CBLOSS_CONFIG_SLOTS(CBLOSS_READ_CHECKED, CBLOSS_READ_REAL, CBLOSS_READ_FLAG)
+#undef CBLOSS_READ_CHECKED
+#undef CBLOSS_READ_REAL
+#undef CBLOSS_READ_FLAG
   if (!(p.logit_scale > 0.0) || !std::isfinite(p.logit_scale)) fail(env, "logitScale must be finite and > 0");
   if (!(p.avg_factor >= 0.0) || !std::isfinite(p.avg_factor)) fail(env, "avgFactor must be finite and >= 0 (0: none)");
   const cbloss::LossTraits& traits = cbloss::loss_traits(p.loss);
@@ -134,47 +163,26 @@ Call ParseCall(const Napi::CallbackInfo& info) {
   const size_t n = static_cast<size_t>(p.rows);
   const size_t c = static_cast<size_t>(p.classes);
   if (c != 0 && n > SIZE_MAX / c) fail(env, "rows * classes overflows");
-  const size_t elements = n * c;
-  const size_t outputs = static_cast<size_t>(cbloss::output_elements(p));
+  if (n * c > SIZE_MAX / 4) fail(env, "rows * classes overflows");
   const bool binary = cbloss::reads_target_pairs(p.loss);
   if (p.sample_weight_per_element && cbloss::is_row_loss(p.loss)) fail(env, "row losses take one sample weight a row");
-  const size_t sample_weights = p.sample_weight_per_element ? elements : n;
 
-  const size_t logit_bytes = p.logit_type == cbloss::LogitType::Float32 ? 4 : 2;
-  if (elements > SIZE_MAX / 4) fail(env, "rows * classes overflows");
+#define CBLOSS_READ_ARRAY(argument, member, type, extent, kind, presence, traffic)                          \
+  p.member = read_array<type>(env, call, p, info[kArg_##argument], #argument, CallExtent::extent, CallArrayKind::kind, \
+                              ArrayPresence::presence);
+  CBLOSS_CALL_ARRAYS(CBLOSS_READ_ARRAY)
+#undef CBLOSS_READ_ARRAY
   if (p.device_memory) {
-    p.logits = static_cast<const float*>(device_data(env, call, info[kArg_logits], "logits", elements * logit_bytes, false));
-    p.labels = static_cast<const int32_t*>(device_data(env, call, info[kArg_labels], "labels", n * 4, true));
-    p.targets = static_cast<const float*>(device_data(env, call, info[kArg_targets], "targets", elements * 4, true));
-    p.grad_output = static_cast<const float*>(device_data(env, call, info[kArg_gradOutput], "gradOutput", outputs * 4, true));
-    p.loss_out = static_cast<float*>(device_data(env, call, info[kArg_lossOut], "lossOut", outputs * 4, true));
-    p.grad_out = static_cast<float*>(device_data(env, call, info[kArg_gradOut], "gradOut", elements * logit_bytes, true));
-    p.sample_weight = static_cast<const float*>(
-        device_data(env, call, info[kArg_sampleWeight], "sampleWeight", sample_weights * 4, true));
-    check_device_overlaps(env, p, logit_bytes, outputs, sample_weights);
-  } else {
-    p.logits = typed_data<float, napi_float32_array>(env, info[kArg_logits], "logits", elements, false);
-    p.labels = typed_data<int32_t, napi_int32_array>(env, info[kArg_labels], "labels", n, true);
-    p.targets = typed_data<float, napi_float32_array>(env, info[kArg_targets], "targets", elements, true);
-    p.grad_output = typed_data<float, napi_float32_array>(env, info[kArg_gradOutput], "gradOutput", outputs, true);
-    p.loss_out = typed_data<float, napi_float32_array>(env, info[kArg_lossOut], "lossOut", outputs, true);
-    p.grad_out = typed_data<float, napi_float32_array>(env, info[kArg_gradOut], "gradOut", elements, true);
-    p.sample_weight = typed_data<float, napi_float32_array>(env, info[kArg_sampleWeight], "sampleWeight", sample_weights, true);
-    // SPEC §3.7: a non-finite weight is a RangeError naming it (lib/ leaves a Float32Array's values to
-    // this check: a JavaScript loop over a million of them cost as much as the loss)
-    const int64_t bad = p.sample_weight ? first_non_finite(p.sample_weight, static_cast<int64_t>(sample_weights)) : -1;
+    check_device_overlaps(env, p);
+  } else if (p.sample_weight) {
+    // docs/semantics.md, per-call options: a non-finite weight is a RangeError naming it (lib/ leaves a
+    // Float32Array's values to this check: a JavaScript loop over a million of them cost as much as the loss)
+    const int64_t bad = first_non_finite(p.sample_weight, array_elements(p, CallExtent::SampleWeights));
     if (bad >= 0) {
       throw Napi::RangeError::New(
           env, "sampleWeight[" + std::to_string(bad) + "] = " + describe_float(p.sample_weight[bad]) + " is not a finite number");
     }
   }
-  p.class_weight = typed_data<double, napi_float64_array>(env, info[kArg_classWeight], "classWeight", c, true);
-  p.pos_weight = typed_data<double, napi_float64_array>(env, info[kArg_posWeight], "posWeight", c, true);
-  p.alpha = typed_data<double, napi_float64_array>(env, info[kArg_alpha], "alpha", binary ? 2 : c, true);
-  p.balance_weight =
-      typed_data<double, napi_float64_array>(env, info[kArg_balanceWeight], "balanceWeight", binary ? 2 : c, true);
-  p.logit_bias = typed_data<double, napi_float64_array>(env, info[kArg_logitBias], "logitBias", c, true);
-  p.margin = typed_data<double, napi_float64_array>(env, info[kArg_margin], "margin", c, true);
 
   // (An empty typed array may have a null data pointer: presence is read from the JS values.)
   const auto given = [](const Napi::Value& v) { return !absent(v); };

@@ -16,9 +16,12 @@ using cbloss::contract::kRunArgs;
 
 namespace {
 
-// The host arrays a call reads and writes (device pointers among them are not in pinned memory).
-std::vector<const void*> host_arrays(const Problem& p) {
-  return {p.logits, p.labels, p.targets, p.sample_weight, p.grad_output, p.loss_out, p.grad_out};
+// The arrays a call reads and writes (core/call_description.h; device pointers among them are not in
+// pinned memory).
+std::vector<const void*> call_arrays(const Problem& p) {
+#define CBLOSS_ARRAY_POINTER(argument, member, ...) p.member,
+  return {CBLOSS_CALL_ARRAYS(CBLOSS_ARRAY_POINTER)};
+#undef CBLOSS_ARRAY_POINTER
 }
 
 // The async form: the Problem (a plain struct of pointers and sizes) is the baton; the JavaScript
@@ -36,7 +39,7 @@ class RunWorker : public Napi::AsyncWorker {
     for (size_t i = 1; i < kRunArgs; ++i) {
       if (info[i].IsObject()) refs_.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
     }
-    for (const void* array : host_arrays(call_.problem)) {
+    for (const void* array : call_arrays(call_.problem)) {
       if (void* block = array ? cbloss::hold_pinned(array, 1) : nullptr) pinned_.push_back(block);
     }
   }

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "call_description.h"
 #include "loss_kinds.h"
 
 namespace cbloss {
@@ -34,62 +35,65 @@ enum class LogitType : int32_t {
   BFloat16 = 2,
 };
 
+// How many elements a call's array has (CBLOSS_CALL_ARRAYS; array_elements below).
+enum class CallExtent : int32_t {
+  LogitElements,  // rows * classes, of the logit type
+  Elements,       // rows * classes
+  Rows,
+  Classes,
+  ClassesOrPair,  // classes, or 2 for the kinds that read target pairs (the binary focal loss)
+  Outputs,        // the unreduced loss's elements (output_elements)
+  SampleWeights,  // rows, or rows * classes with sample_weight_per_element
+};
+
+// What a call's array is (CBLOSS_CALL_ARRAYS).
+enum class CallArrayKind : int32_t {
+  DataIn,   // the call's data, read: host memory, or (device_memory) the device's
+  DataOut,  // the call's data, written
+  Option,   // a loss's vector, host float64
+};
+
+// Whether a call's array may be absent (null or undefined) (CBLOSS_CALL_ARRAYS).
+enum class ArrayPresence : int32_t { Required, Optional };
+
 struct Problem {
   LossKind loss = LossKind::CrossEntropy;
   int64_t rows = 0;     // N
   int64_t classes = 1;  // C: logits per row (1 for the binary focal loss)
 
-  // Every pointer below is host memory, or (device_memory, CUDA only) memory of the CUDA device the
+  // Every data array is host memory, or (device_memory, CUDA only) memory of the CUDA device the
   // problem runs on. With a LogitType other than Float32, `logits` and `grad_out` point to 16-bit
   // values of that type.
   bool device_memory = false;
   LogitType logit_type = LogitType::Float32;
 
-  const float* logits = nullptr;   // rows * classes
-  const int32_t* labels = nullptr; // rows class indices (or ignore_index), or null
-  const float* targets = nullptr;  // rows * classes probabilities / 0-1 targets, or null
+  // The call's arrays (core/call_description.h), null when absent.
+#define CBLOSS_PROBLEM_ARRAY(argument, member, type, extent, kind, presence, traffic) type* member = nullptr;
+  CBLOSS_CALL_ARRAYS(CBLOSS_PROBLEM_ARRAY)
+#undef CBLOSS_PROBLEM_ARRAY
 
-  // Loss options. Vectors are null when absent.
-  const double* class_weight = nullptr;  // C: CrossEntropy / BCE `weight`
-  const double* pos_weight = nullptr;    // C: BCE `posWeight`
-  const double* alpha = nullptr;         // FocalSoftmax: C values; FocalBinary: 2 values
-  double alpha_scalar = 1.0;             // focal alpha; SigmoidFocal: < 0 disables alpha_t
-  double gamma = 0.0;
-  double label_smoothing = 0.0;
+  // The call's scalars (core/call_description.h). Notes on some:
+  // - logit_scale (docs/semantics.md, logit maps; kinds with takes_logit_maps): the loss is taken at
+  //   z' = logit_scale (z + logit_bias - margin[y] e_y), and the gradient is logit_scale times its
+  //   derivative in z' (core/logit_map.h).
+  // - avg_factor (docs/semantics.md, per-call options): > 0 replaces the divisor of the mean reductions
+  //   (Elements, Rows, LabelWeight, BalanceWeight). Sample weights multiply each output element's loss
+  //   and gradient after every other weight and leave the divisors alone; one per row, or (element
+  //   kinds, sample_weight_per_element) one per logit.
+  // - grad_output_scalar: the upstream gradient when the loss is reduced (grad_output, one per output
+  //   element, with Divisor::None).
+#define CBLOSS_PROBLEM_REAL(slot, member, initial) double member = initial;
+#define CBLOSS_PROBLEM_FLAG(slot, member) bool member = false;
+#define CBLOSS_PROBLEM_CHECKED(slot)
+  CBLOSS_CONFIG_SLOTS(CBLOSS_PROBLEM_CHECKED, CBLOSS_PROBLEM_REAL, CBLOSS_PROBLEM_FLAG)
+#undef CBLOSS_PROBLEM_REAL
+#undef CBLOSS_PROBLEM_FLAG
+#undef CBLOSS_PROBLEM_CHECKED
   int32_t ignore_index = -100;  // kinds with uses_ignore_index (CrossEntropy, Poly)
-  double poly_epsilon = 1.0;    // Poly: the weight of (1 - s_y)
-  double gamma_pos = 1.0;       // Asymmetric: focusing of the positive term
-  double gamma_neg = 4.0;       // Asymmetric: focusing of the negative term
-  double clip = 0.05;           // Asymmetric: probability shift of the negative term
-  bool detach_focusing = false; // Asymmetric: the focusing factor held constant in the gradient
 
-  // SPEC §3.6, kinds with takes_logit_maps: the loss is taken at z' = logit_scale (z + logit_bias -
-  // margin[y] e_y) and the gradient is logit_scale times its derivative in z' (core/logit_map.h).
-  const double* logit_bias = nullptr;  // C, or null
-  const double* margin = nullptr;      // C (class-index targets), or null
-  double logit_scale = 1.0;
-
-  // SPEC §3.7, per call: sample weights multiply each output element's loss and gradient after every
-  // other weight, and leave the divisors alone; avg_factor > 0 replaces the divisor of the mean
-  // reductions (Elements, Rows, LabelWeight, BalanceWeight). `sample_weight` is float32, in host or
-  // (device_memory) device memory like the logits: one per row, or (element kinds,
-  // sample_weight_per_element) one per logit.
-  const float* sample_weight = nullptr;
-  bool sample_weight_per_element = false;
-  double avg_factor = 0.0;
-
-  // Class-balanced weighting: C normalized weights (2 for FocalBinary), or null.
-  const double* balance_weight = nullptr;
+  // Class-balanced weighting (balance_weight: C normalized weights, 2 for FocalBinary).
   Balance balance = Balance::Off;
-
   Divisor divisor = Divisor::Elements;
-
-  // Upstream gradient: one value per output element (Divisor::None), else the scalar.
-  const float* grad_output = nullptr;
-  double grad_output_scalar = 1.0;
-
-  float* loss_out = nullptr;  // Divisor::None: one value per output element; else unused
-  float* grad_out = nullptr;  // rows * classes, or null for a forward pass; may equal logits
 };
 
 // Number of output elements of the unreduced loss: one per row for softmax losses, one per logit
@@ -98,9 +102,43 @@ inline int64_t output_elements(const Problem& p) {
   return is_row_loss(p.loss) ? p.rows : p.rows * p.classes;
 }
 
-// The logits go through the map of SPEC §3.6 (an identity map is not applied).
+// The logits go through the logit map (docs/semantics.md; an identity map is not applied).
 inline bool maps_logits(const Problem& p) {
   return p.logit_bias != nullptr || p.margin != nullptr || p.logit_scale != 1.0;
+}
+
+
+// The elements a row has in a call's array of this extent (the call's data goes row by row), or 0
+// for the per-class extents.
+inline int64_t row_elements(const Problem& p, CallExtent extent) {
+  switch (extent) {
+    case CallExtent::LogitElements:
+    case CallExtent::Elements:
+      return p.classes;
+    case CallExtent::Rows:
+      return 1;
+    case CallExtent::Outputs:
+      return is_row_loss(p.loss) ? 1 : p.classes;
+    case CallExtent::SampleWeights:
+      return p.sample_weight_per_element ? p.classes : 1;
+    case CallExtent::Classes:
+    case CallExtent::ClassesOrPair:
+      break;
+  }
+  return 0;
+}
+
+// The element count of a call's array of this extent (CBLOSS_CALL_ARRAYS).
+inline int64_t array_elements(const Problem& p, CallExtent extent) {
+  if (extent == CallExtent::Classes) return p.classes;
+  if (extent == CallExtent::ClassesOrPair) return reads_target_pairs(p.loss) ? 2 : p.classes;
+  return p.rows * row_elements(p, extent);
+}
+
+// The bytes of a call's array of this extent and element size (16-bit logit types: 2 a logit).
+inline int64_t array_bytes(const Problem& p, CallExtent extent, int64_t element_bytes) {
+  const bool logit_typed = extent == CallExtent::LogitElements && p.logit_type != LogitType::Float32;
+  return array_elements(p, extent) * (logit_typed ? 2 : element_bytes);
 }
 
 }  // namespace cbloss

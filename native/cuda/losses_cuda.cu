@@ -234,25 +234,22 @@ ParamLayout param_layout(const Problem& p) {
 // terms, the sum stages, slice statistics or row weights).
 void name_traffic_buffers(const Problem& p, const ParamLayout& l, const char* params, const char* scratch,
                           size_t row_loss_at, size_t partials_at, size_t terms_at, size_t scratch_bytes) {
-  const size_t N = static_cast<size_t>(p.rows), M = N * static_cast<size_t>(p.classes);
-  const size_t logit_bytes = M * (p.logit_type == LogitType::Float32 ? 4 : 2);
-  const size_t outputs = static_cast<size_t>(output_elements(p));
   CBLOSS_FORGET_BUFFER_NAMES();
   CBLOSS_NAME_BUFFER("partial sums", params, l.class_weight);
   CBLOSS_NAME_BUFFER("parameters", params + l.class_weight, l.bytes - l.class_weight);
   CBLOSS_NAME_BUFFER("losses", scratch + row_loss_at, partials_at - row_loss_at);
   CBLOSS_NAME_BUFFER(is_row_loss(p.loss) ? "tile sums" : "partial sums", scratch + partials_at, terms_at - partials_at);
   CBLOSS_NAME_BUFFER("partial sums", scratch + terms_at, scratch_bytes - terms_at);
-  // (a gradient written over its logits: the one range is "logits", written and read)
-  if (p.grad_out != p.logits) CBLOSS_NAME_BUFFER("gradient", p.grad_out, logit_bytes);
-  CBLOSS_NAME_BUFFER("logits", p.logits, logit_bytes);
-  CBLOSS_NAME_BUFFER("labels", p.labels, N * sizeof(int32_t));
-  CBLOSS_NAME_BUFFER("targets", p.targets, M * sizeof(float));
-  CBLOSS_NAME_BUFFER("losses", p.loss_out, outputs * sizeof(float));
-  CBLOSS_NAME_BUFFER("upstream gradient", p.grad_output, outputs * sizeof(float));
-  CBLOSS_NAME_BUFFER("sample weights", p.sample_weight, (p.sample_weight_per_element ? M : N) * sizeof(float));
+  // The call's data arrays by their traffic names (core/call_description.h); a gradient written over
+  // its logits is named after them ("logits", written and read: the logits are named last).
+#define CBLOSS_NAME_DATA_ARRAY(argument, member, type, extent, kind, presence, traffic)                   \
+  if (CallArrayKind::kind != CallArrayKind::Option && static_cast<const void*>(p.member) != p.logits) { \
+    CBLOSS_NAME_BUFFER(traffic, p.member, static_cast<size_t>(array_bytes(p, CallExtent::extent, sizeof(type)))); \
+  }
+  CBLOSS_CALL_ARRAYS(CBLOSS_NAME_DATA_ARRAY)
+#undef CBLOSS_NAME_DATA_ARRAY
+  CBLOSS_NAME_BUFFER("logits", p.logits, static_cast<size_t>(array_bytes(p, CallExtent::LogitElements, sizeof(float))));
   (void)p, (void)l, (void)params, (void)scratch, (void)row_loss_at, (void)partials_at, (void)terms_at, (void)scratch_bytes;
-  (void)logit_bytes, (void)outputs;
 }
 
 void put_floats(char* base, size_t at, const double* src, size_t count) {
@@ -379,10 +376,9 @@ double run_on_device(DeviceContext& ctx, const Problem& p) {
   a.rows = N;
   a.logits = p.logits;
   a.grad = p.grad_out;
-  a.labels = p.labels;
-  a.targets = p.targets;
-  a.grad_output = p.grad_output;
-  a.sample_weight = p.sample_weight;
+#define CBLOSS_KERNEL_INPUT(argument, member, type, extent, kind, ...) CBLOSS_WHEN_DATA_IN(kind, a.member = p.member;)
+  CBLOSS_CALL_ARRAYS(CBLOSS_KERNEL_INPUT)  // (each data input has its KernelArgs member of the same name)
+#undef CBLOSS_KERNEL_INPUT
   name_traffic_buffers(p, layout, params, scratch, row_loss_at, partials_at, terms_at, pack.size());
 
   // The labels are checked before anything is written — with the divisor's terms where the divisor
@@ -426,10 +422,19 @@ double run_on_device(DeviceContext& ctx, const Problem& p) {
 
 // ---- host arrays, pipelined ------------------------------------------------------------------------
 
-// Which of a call's big arrays lie in pinned memory (allocate_pinned): those go between the caller's
-// memory and the device directly, without the staging copies.
-struct DirectArrays {
-  bool logits, targets, grad, loss;
+// Which of a call's outputs lie in pinned memory (allocate_pinned): those come from the device into
+// the caller's memory directly, without the staging copies.
+struct DirectOutputs {
+  bool grad, loss;
+};
+
+// The call's data inputs (core/call_description.h, kind DataIn), in order: each chunk sends its rows of
+// every one present.
+enum DataInput : int {
+#define CBLOSS_DATA_INPUT(argument, member, type, extent, kind, ...) CBLOSS_WHEN_DATA_IN(kind, kInput_##member, )
+  CBLOSS_CALL_ARRAYS(CBLOSS_DATA_INPUT)
+#undef CBLOSS_DATA_INPUT
+  kDataInputs
 };
 
 // One input array of a chunk: its slice of the caller's array, where it goes in the slot's layout, and
@@ -443,7 +448,7 @@ struct ChunkInput {
 
 // Stages what must be staged, then sends the chunk's inputs: in one transfer of the staging buffer when
 // none is direct (the usual case: one call), else array by array.
-void send_inputs(const ChunkInput (&inputs)[5], char* staging, char* device, cudaStream_t stream) {
+void send_inputs(const ChunkInput (&inputs)[kDataInputs], char* staging, char* device, cudaStream_t stream) {
   size_t end = 0;
   bool any_direct = false;
   for (const ChunkInput& in : inputs) {
@@ -486,16 +491,27 @@ double run_host_arrays(DeviceContext& ctx, const Problem& p) {
   const size_t chunk_outputs = rows ? static_cast<size_t>(chunk_rows_max) : chunk_elems;
   const int64_t blocks_per_chunk = rows ? 0 : cuda::element_blocks(chunk_rows_max * C);
 
-  // Per-slot layouts (inputs packed in one transfer, outputs in another).
+  // Per-slot layouts (inputs packed in one transfer, outputs in another). Every input goes with its
+  // rows; an input in pinned memory goes to the device directly; those of a row a logit are staged
+  // over the CPU threads.
+  struct InputLayout {
+    const void* data;     // the caller's array, or null
+    size_t row_bytes, at;
+    bool direct, wide;
+  };
   Packing in;
-  const size_t logits_at = in.add(chunk_elems * sizeof(float));
-  const size_t labels_at = in.add(p.labels ? static_cast<size_t>(chunk_rows_max) * sizeof(int32_t) : 0);
-  const size_t targets_at = in.add(p.targets ? chunk_elems * sizeof(float) : 0);
-  const size_t grad_output_at = in.add(p.grad_output ? chunk_outputs * sizeof(float) : 0);
-  // Sample weights go with their rows: one a row, or one a logit.
-  const bool weight_per_element = p.sample_weight_per_element;
-  const size_t sample_weight_at =
-      in.add(p.sample_weight ? (weight_per_element ? chunk_elems : static_cast<size_t>(chunk_rows_max)) * sizeof(float) : 0);
+  InputLayout input[kDataInputs];
+#define CBLOSS_INPUT_LAYOUT(argument, member, type, extent, kind, ...)                                          \
+  CBLOSS_WHEN_DATA_IN(kind, {                                                                                   \
+    InputLayout& l = input[kInput_##member];                                                                   \
+    l.data = p.member;                                                                                          \
+    l.row_bytes = static_cast<size_t>(row_elements(p, CallExtent::extent)) * sizeof(type);                      \
+    l.at = in.add(p.member ? static_cast<size_t>(chunk_rows_max) * l.row_bytes : 0);                            \
+    l.direct = p.member && is_pinned(p.member, static_cast<size_t>(N) * l.row_bytes);                           \
+    l.wide = row_elements(p, CallExtent::extent) > 1 && sizeof(type) == sizeof(float);                          \
+  })
+  CBLOSS_CALL_ARRAYS(CBLOSS_INPUT_LAYOUT)
+#undef CBLOSS_INPUT_LAYOUT
   Packing out;
   const size_t grad_at = out.add(p.grad_out ? chunk_elems * sizeof(float) : 0);
   const size_t loss_at = out.add(p.loss_out ? chunk_outputs * sizeof(float) : 0);
@@ -506,10 +522,8 @@ double run_host_arrays(DeviceContext& ctx, const Problem& p) {
   const size_t stage_at = call.add(cuda::sum_scratch_bytes());
 
   const size_t total_elems = static_cast<size_t>(N * C);
-  const DirectArrays direct{is_pinned(p.logits, total_elems * sizeof(float)),
-                            p.targets && is_pinned(p.targets, total_elems * sizeof(float)),
-                            p.grad_out && is_pinned(p.grad_out, total_elems * sizeof(float)),
-                            p.loss_out && is_pinned(p.loss_out, (rows ? static_cast<size_t>(N) : total_elems) * sizeof(float))};
+  const DirectOutputs direct{p.grad_out && is_pinned(p.grad_out, total_elems * sizeof(float)),
+                             p.loss_out && is_pinned(p.loss_out, (rows ? static_cast<size_t>(N) : total_elems) * sizeof(float))};
 
   // Reserve everything before the first output is written.
   const ParamLayout layout = param_layout(p);
@@ -546,23 +560,21 @@ double run_host_arrays(DeviceContext& ctx, const Problem& p) {
     char* hin = s.host_in.data();
     char* din = s.device_in.data();
     char* dout = s.device_out.data();
-    const ChunkInput inputs[] = {
-        {p.logits + r0 * C, logits_at, elems * sizeof(float), direct.logits, true},
-        {p.labels ? p.labels + r0 : nullptr, labels_at, static_cast<size_t>(nr) * sizeof(int32_t), false, false},
-        {p.targets ? p.targets + r0 * C : nullptr, targets_at, elems * sizeof(float), direct.targets, true},
-        {p.grad_output ? p.grad_output + first_output : nullptr, grad_output_at, outputs * sizeof(float), false, false},
-        {p.sample_weight ? p.sample_weight + (weight_per_element ? r0 * C : r0) : nullptr, sample_weight_at,
-         (weight_per_element ? elems : static_cast<size_t>(nr)) * sizeof(float), false, weight_per_element},
-    };
+    ChunkInput inputs[kDataInputs];
+    for (int k = 0; k < kDataInputs; ++k) {
+      const InputLayout& l = input[k];
+      const char* from = static_cast<const char*>(l.data);
+      inputs[k] = {from ? from + static_cast<size_t>(r0) * l.row_bytes : nullptr, l.at, static_cast<size_t>(nr) * l.row_bytes,
+                   l.direct, l.wide};
+    }
     send_inputs(inputs, hin, din, s.stream);
 
     KernelArgs a = base;
     a.rows = nr;
-    a.logits = din + logits_at;
-    a.labels = p.labels ? reinterpret_cast<const int32_t*>(din + labels_at) : nullptr;
-    a.targets = p.targets ? reinterpret_cast<const float*>(din + targets_at) : nullptr;
-    a.grad_output = p.grad_output ? reinterpret_cast<const float*>(din + grad_output_at) : nullptr;
-    a.sample_weight = p.sample_weight ? reinterpret_cast<const float*>(din + sample_weight_at) : nullptr;
+#define CBLOSS_KERNEL_INPUT(argument, member, type, extent, kind, ...) \
+  CBLOSS_WHEN_DATA_IN(kind, a.member = p.member ? reinterpret_cast<decltype(a.member)>(din + input[kInput_##member].at) : nullptr;)
+    CBLOSS_CALL_ARRAYS(CBLOSS_KERNEL_INPUT)  // (each data input has its KernelArgs member of the same name)
+#undef CBLOSS_KERNEL_INPUT
     a.grad = p.grad_out ? dout + grad_at : nullptr;
     a.row_loss = rows ? reinterpret_cast<float*>(scratch + row_loss_at) + r0 : nullptr;
     a.element_loss = !rows && p.loss_out ? reinterpret_cast<float*>(dout + loss_at) : nullptr;
