@@ -9,6 +9,8 @@ import * as cbloss from '../lib';
 import type { NativeCudaStatus, NativeDevice } from '../binding';
 import { AUTO_CUDA_MIN_ELEMENTS, autoCudaDevice, autoPicksCuda } from '../lib/device';
 import { binding, contractMismatch } from '../lib/native';
+import { lossEntries, lossNames } from './losses';
+import type { LossName } from './reference';
 
 const root = path.join(__dirname, '..');
 
@@ -55,8 +57,25 @@ describe('00 loading and backend info', () => {
     };
     assert.ok(out.same);
     assert.ok(Math.abs(out.v - 0.551209) < 1e-6);
-    for (const name of ['CrossEntropyLoss', 'BCEWithLogitsLoss', 'FocalLoss', 'SigmoidFocalLoss', 'PolyLoss', 'AsymmetricLoss', 'ClassBalancedLoss', 'classBalancedWeights', 'backendInfo', 'devices']) {
-      assert.ok(out.names.includes(name), name);
+    const expected = [...lossEntries().flatMap(([name, entry]) => [name, ...entry.companions]), 'backendInfo', 'devices'];
+    for (const name of expected) assert.ok(out.names.includes(name), name);
+  });
+
+  it('the loss descriptor (test/losses.ts) has an entry for each loss class lib exports, and only those', () => {
+    const exported = cbloss as unknown as Record<string, unknown>;
+    // A loss class: an export named …Loss whose prototype is a Loss (the base class itself is not one).
+    const lossClasses = Object.keys(exported).filter((name) => {
+      const value = exported[name];
+      return /.Loss$/.test(name) && typeof value === 'function' && value.prototype instanceof cbloss.Loss;
+    });
+    const undescribed = lossClasses.filter((name) => !lossNames.includes(name as LossName));
+    assert.deepEqual(undescribed, [], 'loss classes lib exports without an entry in test/losses.ts');
+    const unexported = lossEntries()
+      .filter(([name, entry]) => exported[name] !== entry.ctor)
+      .map(([name]) => name);
+    assert.deepEqual(unexported, [], 'entries of test/losses.ts whose constructor is not the class lib exports under their name');
+    for (const [name, entry] of lossEntries()) {
+      for (const companion of entry.companions) assert.equal(typeof exported[companion], 'function', `${name}'s companion ${companion}`);
     }
   });
 

@@ -1,22 +1,18 @@
 // Every loss × option × reduction on random inputs against the independent float64 reference
 // (test/reference.ts): the loss against its value, the gradient against central finite differences.
+// The families are the loss descriptor's (test/losses.ts); the smoke scope runs the first of each loss.
 import { strict as assert } from 'node:assert';
 
-import { cbFamilies, families, runFamily } from './families';
-import { forEachKernelLevel } from './helpers';
+import { familySeed, referenceFamilies, runFamily } from './families';
+import { forEachKernelLevel, scopedFirstOfEachLoss } from './helpers';
 import { referenceLoss, type RefCase } from './reference';
 
 forEachKernelLevel('20 float64 reference and finite differences', () => {
-  let seed = 1000;
-  for (const f of families) {
-    const s = seed++;
+  for (const f of scopedFirstOfEachLoss(referenceFamilies(), (family) => family.loss)) {
+    const seed = familySeed(f);
     it(f.name, () => {
-      for (let repeat = 0; repeat < 3; repeat++) runFamily(f, s * 7 + repeat);
+      for (let run = 0; run < (f.runs ?? 3); run++) runFamily(f, seed + run);
     });
-  }
-  for (const f of cbFamilies()) {
-    const s = seed++;
-    it(f.name, () => runFamily(f, s));
   }
 
   it('the reference itself is not trivially zero', () => {

@@ -1,11 +1,11 @@
 // Numerical stability (SPEC §3.3, §3.4, §5): finite losses and gradients for saturated logits up to
 // |z| = 1e4 and for γ < 1; NaN and ±Inf propagate to their row or element only; a mean over many
-// rows keeps its precision.
+// rows keeps its precision. At every kernel level (in the smoke scope: the float64 path and the widest).
 import { strict as assert } from 'node:assert';
 
 import { BCEWithLogitsLoss, ClassBalancedLoss, CrossEntropyLoss, FocalLoss, SigmoidFocalLoss, type Loss } from '../lib';
 import { checkSmallRowLosses } from './families';
-import { forEachKernelLevel, rng } from './helpers';
+import { forEachKernelLevel, rng, scopedKernelLevels } from './helpers';
 
 const allFinite = (a: ArrayLike<number>): boolean => Array.from(a).every(Number.isFinite);
 
@@ -115,4 +115,4 @@ forEachKernelLevel('60 numerical stability', () => {
     const v = new CrossEntropyLoss().forward(x, y);
     assert.ok(Math.abs(v - ref) <= 1e-6 * ref, `${v} vs ${ref}`);
   });
-});
+}, scopedKernelLevels());

@@ -1,86 +1,31 @@
 // The SIMD kernel levels against the float64 scalar path (itself checked against the reference in
 // 20-reference) over the shapes that select their code paths: one row per lane (C <= 2W), one row in
-// blocks (larger C, several blocks past 4096), element blocks and row slices (C > 2048), vector tails.
+// blocks (larger C, several blocks past 4096), element blocks and row slices (C > 2048), vector tails;
+// each loss's kernel families (test/losses.ts). The smoke scope (CBLOSS_TEST_SCOPE=smoke) runs the
+// first family of each loss over the first shape to reach each layout, at every level.
 // And: results do not depend on the number of threads; the thread pool survives resizing.
 import { strict as assert } from 'node:assert';
 
 import * as cbloss from '../lib';
-import { assertGradClose, assertLossArrayClose, assertLossClose, buildLoss, kernelLevels, randomLogits, rng } from './helpers';
+import { assertGradClose, assertLossArrayClose, assertLossClose, kernelLevels, randomLogits, rng, scopedFirstOfEachLoss, scopedShapes } from './helpers';
+import { buildLoss, lossEntries } from './losses';
 import type { LossSpec } from './reference';
 
-const SHAPES: Array<[number, number]> = [
+// (the smoke scope: the first shape to reach each layout at each SIMD width, helpers' cpuLayouts)
+const SHAPES = scopedShapes([
   [5, 1], [17, 2], [9, 3], [33, 7], [20, 8], [19, 15], [40, 16], [18, 17], [7, 31], [6, 32], [5, 33],
   [4, 63], [5, 48], [4, 64], [3, 100], [3, 128], [3, 129], [3, 257], [2, 4097], [2, 9000], [1, 20000],
   [16, 48], [37, 100], // whole groups of W rows in registers (AVX-512: 16), and a partial one
-];
+]);
 
-interface Family {
-  name: string;
-  spec: (C: number, rand: () => number) => LossSpec;
-  target: 'index' | 'ignore' | 'probs' | 'elements';
-  minC?: number;
-  /** Per-call weights (SPEC §3.7) of a call on N rows of C. */
-  call?: (N: number, C: number, rand: () => number) => { sampleWeight?: Float32Array; avgFactor?: number };
-}
+/** Every loss's kernel families (test/losses.ts), with the loss they build; in the smoke scope the first of each loss. */
+const FAMILIES = scopedFirstOfEachLoss(
+  lossEntries().flatMap(([loss, entry]) => entry.kernelFamilies.map((family) => ({ loss, ...family }))),
+  (family) => family.loss,
+);
+type Family = (typeof FAMILIES)[number];
 
 const w = (C: number, rand: () => number): number[] => Array.from({ length: C }, () => Math.fround(0.3 + rand()));
-
-const centered = (C: number, rand: () => number): number[] => Array.from({ length: C }, () => Math.fround(rand() * 4 - 2));
-const counts = (C: number, rand: () => number): number[] => Array.from({ length: C }, () => 1 + Math.floor(rand() * 1000));
-
-const FAMILIES: Family[] = [
-  // SPEC §3.6: the logit map in every row layout (and §3.7's per-call weights in rows and elements)
-  {
-    name: 'CE bias margin scale, weight smoothing ignore',
-    spec: (C, r) => ({ loss: 'CrossEntropyLoss', options: { logitBias: centered(C, r), margin: w(C, r), scale: 2.5, weight: w(C, r), labelSmoothing: 0.1, reduction: 'none' } }),
-    target: 'ignore',
-  },
-  { name: 'CE probabilities bias scale', spec: (C, r) => ({ loss: 'CrossEntropyLoss', options: { numClasses: C, logitBias: centered(C, r), scale: 0.5, reduction: 'sum' } }), target: 'probs' },
-  { name: 'focal softmax bias margin scale', spec: (C, r) => ({ loss: 'FocalLoss', options: { numClasses: C, gamma: 1.5, logitBias: centered(C, r), margin: w(C, r), scale: 3 } }), target: 'index', minC: 3 },
-  { name: 'LDAM s=30', spec: (C, r) => ({ loss: 'LDAMLoss', options: { samplesPerCls: counts(C, r), reduction: 'none' } }), target: 'index' },
-  {
-    name: 'CE sample weights avgFactor',
-    spec: (C, r) => ({ loss: 'CrossEntropyLoss', options: { weight: w(C, r) } }),
-    target: 'ignore',
-    call: (N, _C, r) => ({ sampleWeight: Float32Array.from({ length: N }, () => r() * 2), avgFactor: 3.5 }),
-  },
-  {
-    name: 'BCE sample weight per element',
-    spec: (C, r) => ({ loss: 'BCEWithLogitsLoss', options: { weight: w(C, r), reduction: 'none' } }),
-    target: 'elements',
-    call: (N, C, r) => ({ sampleWeight: Float32Array.from({ length: N * C }, () => r() * 2) }),
-  },
-  {
-    name: 'asl sample weight per row',
-    spec: (C) => ({ loss: 'AsymmetricLoss', options: { numClasses: C, reduction: 'sum' } }),
-    target: 'elements',
-    call: (N, _C, r) => ({ sampleWeight: Float32Array.from({ length: N }, () => r() * 2) }),
-  },
-  { name: 'CE weight smoothing ignore', spec: (C, r) => ({ loss: 'CrossEntropyLoss', options: { weight: w(C, r), labelSmoothing: 0.1, reduction: 'none' } }), target: 'ignore' },
-  { name: 'CE probabilities weight smoothing', spec: (C, r) => ({ loss: 'CrossEntropyLoss', options: { numClasses: C, weight: w(C, r), labelSmoothing: 0.05, reduction: 'sum' } }), target: 'probs' },
-  { name: 'focal softmax gamma 0.5 alpha vector', spec: (C, r) => ({ loss: 'FocalLoss', options: { numClasses: C, gamma: 0.5, alpha: w(C, r), reduction: 'none' } }), target: 'index', minC: 3 },
-  { name: 'focal softmax gamma 2', spec: (C) => ({ loss: 'FocalLoss', options: { numClasses: C } }), target: 'index', minC: 3 },
-  { name: 'BCE weight posWeight', spec: (C, r) => ({ loss: 'BCEWithLogitsLoss', options: { weight: w(C, r), posWeight: w(C, r), reduction: 'none' } }), target: 'elements' },
-  { name: 'BCE index targets', spec: (C) => ({ loss: 'BCEWithLogitsLoss', options: { numClasses: C } }), target: 'index' },
-  { name: 'sigmoid focal gamma 1.5', spec: () => ({ loss: 'SigmoidFocalLoss', options: { gamma: 1.5, reduction: 'sum' } }), target: 'elements' },
-  { name: 'binary focal gamma 0.5 alpha pair', spec: () => ({ loss: 'FocalLoss', options: { numClasses: 2, gamma: 0.5, alpha: [0.3, 0.7], reduction: 'none' } }), target: 'elements' },
-  {
-    name: 'CB(BCE) class weighting',
-    spec: (C, r) => ({ loss: 'ClassBalancedLoss', options: { samplesPerCls: w(C, r).map((x) => x * 100), beta: 0.99, numClasses: C, weighting: 'class', reduction: 'weightedmean', lossFunc: { loss: 'BCEWithLogitsLoss', options: { reduction: 'none' } } } }),
-    target: 'elements',
-  },
-  {
-    name: 'CB(CE) probability targets',
-    spec: (C, r) => ({ loss: 'ClassBalancedLoss', options: { samplesPerCls: w(C, r).map((x) => x * 100), beta: 0.99, numClasses: C, reduction: 'weightedmean', lossFunc: { loss: 'CrossEntropyLoss', options: { numClasses: C, reduction: 'none' } } } }),
-    target: 'probs',
-  },
-  {
-    name: 'CB(focal) row weighting',
-    spec: (C, r) => ({ loss: 'ClassBalancedLoss', options: { samplesPerCls: w(C, r).map((x) => x * 100), beta: 0.999, numClasses: C, reduction: 'none', lossFunc: { loss: 'FocalLoss', options: { numClasses: C, gamma: 0.5, reduction: 'none' } } } }),
-    target: 'index',
-    minC: 3,
-  },
-];
 
 function makeTarget(kind: Family['target'], rand: () => number, N: number, C: number): Int32Array | Float32Array {
   if (kind === 'index') return Int32Array.from({ length: N }, () => Math.floor(rand() * C));
@@ -106,9 +51,7 @@ describe('70 kernel levels, shapes and threads', () => {
         const rand = rng(family.name.length * 977 + level.length);
         for (const [N, C] of SHAPES) {
           if (C < (family.minC ?? 1)) continue;
-          const classes = family.name.startsWith('binary') ? 2 : C;
-          const spec = family.spec(classes, rand);
-          const loss = buildLoss(spec);
+          const loss = buildLoss({ loss: family.loss, options: family.options(C, rand) });
           const input = randomLogits(rand, N * C, 3);
           const target = makeTarget(family.target, rand, N, C);
           const opts = { gradOutput: 0.75, ...family.call?.(N, C, rand) };
@@ -131,7 +74,7 @@ describe('70 kernel levels, shapes and threads', () => {
 
   // The one-row-per-lane layout transposes full tiles of W rows with shuffles generated for each C:
   // every C from 2 to 32 (2W for AVX-512), with enough rows for two full tiles and a partial one.
-  const laneFamilies = FAMILIES.filter((f) => f.target !== 'elements' && f.name !== 'BCE index targets');
+  const laneFamilies = FAMILIES.filter((f) => f.layout === 'rows');
   for (const level of levels) {
     it(`[${level}] one row per lane, every C from 2 to 32, full tiles: equals the float64 path`, () => {
       const rand = rng(4242 + level.length);
@@ -139,7 +82,7 @@ describe('70 kernel levels, shapes and threads', () => {
         const N = 37;
         for (const family of laneFamilies) {
           if (C < (family.minC ?? 1)) continue;
-          const loss = buildLoss(family.spec(C, rand));
+          const loss = buildLoss({ loss: family.loss, options: family.options(C, rand) });
           const input = randomLogits(rand, N * C, 3);
           const target = makeTarget(family.target, rand, N, C);
           const opts = { gradOutput: 0.5, ...family.call?.(N, C, rand) };
@@ -168,12 +111,16 @@ describe('70 kernel levels, shapes and threads', () => {
     const labels = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
     const probs = makeTarget('probs', rand, N, C) as Float32Array;
     const weight = w(C, rand);
-    const cases: Array<[string, LossSpec, Int32Array | Float32Array]> = [
-      ['CE weight smoothing', { loss: 'CrossEntropyLoss', options: { weight, labelSmoothing: 0.1 } }, labels],
-      ['CE probabilities', { loss: 'CrossEntropyLoss', options: { numClasses: C } }, probs],
-      ['focal gamma 2', { loss: 'FocalLoss', options: { numClasses: C } }, labels],
-      ['CE bias margin scale', { loss: 'CrossEntropyLoss', options: { logitBias: weight, margin: weight, scale: 1.5 } }, labels],
-    ];
+    // (the smoke scope: the first case of each loss)
+    const cases = scopedFirstOfEachLoss<[string, LossSpec, Int32Array | Float32Array]>(
+      [
+        ['CE weight smoothing', { loss: 'CrossEntropyLoss', options: { weight, labelSmoothing: 0.1 } }, labels],
+        ['CE probabilities', { loss: 'CrossEntropyLoss', options: { numClasses: C } }, probs],
+        ['focal gamma 2', { loss: 'FocalLoss', options: { numClasses: C } }, labels],
+        ['CE bias margin scale', { loss: 'CrossEntropyLoss', options: { logitBias: weight, margin: weight, scale: 1.5 } }, labels],
+      ],
+      ([, spec]) => spec.loss,
+    );
     const buffer = new Float32Array(N * C + 3);
     for (const [name, spec, target] of cases) {
       const loss = buildLoss(spec);

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import * as cbloss from '../lib';
 import { assertGradClose, assertLossClose, randomLogits, rng } from './helpers';
+import { lossEntries } from './losses';
 
 function imbalancedProblem(seed: number, N: number, D: number, C: number): { x: tf.Tensor2D; y: Int32Array; counts: number[] } {
   const rand = rng(seed);
@@ -140,19 +141,14 @@ describe('80 tf.js', () => {
     g.dispose();
   });
 
-  for (const [name, make] of [
-    ['CrossEntropyLoss', () => new cbloss.CrossEntropyLoss()],
-    ['FocalLoss', () => new cbloss.FocalLoss({ numClasses: 4, gamma: 2 })],
-    ['PolyLoss', () => new cbloss.PolyLoss()],
-    [
-      'ClassBalancedLoss(FocalLoss)',
-      (counts: number[]) =>
-        new cbloss.ClassBalancedLoss({ samplesPerCls: counts, beta: 0.999, numClasses: 4, lossFunc: new cbloss.FocalLoss({ numClasses: 4, reduction: 'none' }) }),
-    ],
-  ] as Array<[string, (counts: number[]) => cbloss.Loss]>) {
-    it(`softmax regression on imbalanced data trains with ${name} under optimizer.minimize`, () => {
+  // Each loss with a tf.js training form in the descriptor (test/losses.ts).
+  for (const [name, entry] of lossEntries()) {
+    const form = entry.tfjs.minimize;
+    if (!form) continue;
+    const title = form.title ?? name;
+    it(`softmax regression on imbalanced data trains with ${title} under optimizer.minimize`, () => {
       const { x, y, counts } = imbalancedProblem(5, 400, 6, 4);
-      const loss = make(counts);
+      const loss = form.make(counts);
       const W = tf.variable(tf.zeros([6, 4]));
       const b = tf.variable(tf.zeros([4]));
       const opt = tf.train.adam(0.05);
@@ -165,7 +161,7 @@ describe('80 tf.js', () => {
       const first = step();
       for (let i = 0; i < 150; i++) step();
       const last = step();
-      assert.ok(last < 0.5 * first, `${name}: loss ${first} -> ${last}`);
+      assert.ok(last < 0.5 * first, `${title}: loss ${first} -> ${last}`);
       const predicted = tf.tidy(() => tf.argMax(tf.add(tf.matMul(x, W), b), -1).dataSync());
       let correct = 0;
       predicted.forEach((p, i) => (correct += p === y[i] ? 1 : 0));
@@ -252,13 +248,8 @@ describe('80 tf.js', () => {
   it('toTfLoss() trains a model with model.fit (one-hot rows), with classWeight', async () => {
     const { x, y, counts } = imbalancedProblem(7, 300, 6, 4);
     const yTrue = tf.oneHot(tf.tensor1d(y, 'int32'), 4).toFloat();
-    for (const loss of [
-      new cbloss.CrossEntropyLoss(),
-      new cbloss.FocalLoss({ numClasses: 4 }),
-      new cbloss.PolyLoss({ epsilon: 1 }),
-      new cbloss.AsymmetricLoss({ gammaNeg: 2 }),
-      new cbloss.ClassBalancedLoss({ samplesPerCls: counts, beta: 0.99, numClasses: 4, lossFunc: new cbloss.FocalLoss({ numClasses: 4, reduction: 'none' }) }),
-    ] as cbloss.Loss[]) {
+    const fitted = lossEntries().flatMap(([, entry]) => (entry.tfjs.fit ? [entry.tfjs.fit(counts)] : []));
+    for (const loss of fitted) {
       const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [6], units: 4 })] });
       model.compile({ optimizer: tf.train.adam(0.05), loss: loss.toTfLoss<tf.Tensor>() });
       const h = await model.fit(x, yTrue, { epochs: 25, batchSize: 64, verbose: 0, classWeight: { 0: 1, 1: 1, 2: 2, 3: 4 } });

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import * as cbloss from '../lib';
 import { writeNpy } from '../lib/cli/npy';
 import { assertGradClose, assertLossClose, randomLogits, rng } from './helpers';
+import { lossEntries, type CliFixture } from './losses';
 
 const root = path.join(__dirname, '..');
 const bin = path.join(root, 'bin', 'cbloss.js');
@@ -91,19 +92,43 @@ describe('90 the cbloss command', () => {
     assert.equal(info.devices[0].device, 'cpu');
   });
 
+  /** Each loss's --loss name (the descriptor's, test/losses.ts). */
+  const cliNames = lossEntries().flatMap(([, entry]) => (entry.cli ? [entry.cli.name] : []));
+
+  it("score's --loss names are the loss descriptor's, one for each loss but ClassBalancedLoss", () => {
+    const help = run(['score', '--help']);
+    assert.equal(help.code, 0);
+    const usage = /\[--loss ([a-z|-]+)\]/.exec(help.stdout);
+    assert.ok(usage, `a --loss NAME|… in the usage: ${help.stdout}`);
+    assert.deepEqual(usage[1].split('|').sort(), [...cliNames].sort(), 'the usage line');
+    const refused = run(['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'hinge']);
+    const choices = /--loss must be one of ([a-z, -]+), not 'hinge'/.exec(refused.stderr);
+    assert.ok(choices, refused.stderr);
+    assert.deepEqual(choices[1].split(', ').sort(), [...cliNames].sort(), 'the choices an unknown --loss is told');
+    assert.equal(new Set(cliNames).size, cliNames.length, 'one name a loss');
+  });
+
   it('score equals the library for each loss, from float32, float64, int64 and raw files', () => {
-    const cases: Array<[string[], number]> = [
-      [['--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'ce'], new cbloss.CrossEntropyLoss().forward(x, y)],
+    const fixture: CliFixture = {
+      N,
+      C,
+      x,
+      labels: y,
+      elements: t,
+      classCounts: counts,
+      rowWeights: sampleWeight,
+      files: { labels: p('y.npy'), elements: p('t.npy'), rowWeights: p('sw.npy') },
+    };
+    // Each loss's run (the descriptor's), then the file formats, the class-balanced wrapper and SPEC
+    // §3.6 and §3.7's options on some of them.
+    const cases: Array<[string[], number]> = lossEntries().flatMap(([, { cli }]): Array<[string[], number]> =>
+      cli
+        ? [[['--logits', p('x.npy'), '--targets', fixture.files[cli.targets], '--loss', cli.name, ...cli.args(fixture)], cli.expected(fixture)]]
+        : [],
+    );
+    cases.push(
       [['--logits', p('x64.npy'), '--targets', p('y64.npy'), '--loss', 'ce'], new cbloss.CrossEntropyLoss().forward(x, y)],
       [['--logits', p('x.raw'), '--shape', `${N},${C}`, '--targets', p('y.raw'), '--loss', 'ce'], new cbloss.CrossEntropyLoss().forward(x, y)],
-      [['--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'focal', '--gamma', '0.5', '--alpha', '0.25'], new cbloss.FocalLoss({ numClasses: C, gamma: 0.5, alpha: 0.25 }).forward(x, y)],
-      [['--logits', p('x.npy'), '--targets', p('t.npy'), '--loss', 'bce', '--reduction', 'sum'], new cbloss.BCEWithLogitsLoss({ reduction: 'sum' }).forward(x, t)],
-      [['--logits', p('x.npy'), '--targets', p('t.npy'), '--loss', 'sigmoid-focal'], new cbloss.SigmoidFocalLoss({ reduction: 'mean' }).forward(x, t)],
-      [['--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'poly', '--epsilon', '-1'], new cbloss.PolyLoss({ epsilon: -1 }).forward(x, y)],
-      [
-        ['--logits', p('x.npy'), '--targets', p('t.npy'), '--loss', 'asl', '--gamma-pos', '0.5', '--gamma-neg', '3', '--clip', '0.1'],
-        new cbloss.AsymmetricLoss({ gammaPos: 0.5, gammaNeg: 3, clip: 0.1 }).forward(x, t),
-      ],
       [
         ['--logits', p('x.npy'), '--targets', p('t.npy'), '--loss', 'asl', '--samples-per-class', '500,300,200,80,40,20,5', '--beta', '0.99'],
         new cbloss.ClassBalancedLoss({ samplesPerCls: [500, 300, 200, 80, 40, 20, 5], beta: 0.99, numClasses: C, lossFunc: new cbloss.AsymmetricLoss({ reduction: 'none' }) }).forward(x, t),
@@ -112,19 +137,14 @@ describe('90 the cbloss command', () => {
         ['--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'focal', '--samples-per-class', '500,300,200,80,40,20,5', '--beta', '0.999', '--reduction', 'weightedmean'],
         new cbloss.ClassBalancedLoss({ samplesPerCls: [500, 300, 200, 80, 40, 20, 5], beta: 0.999, numClasses: C, reduction: 'weightedmean', lossFunc: new cbloss.FocalLoss({ numClasses: C, reduction: 'none' }) }).forward(x, y),
       ],
-    ];
-    // SPEC §3.6 and §3.7 from the command line: --loss balanced-softmax|ldam, the map, per-sample weights
+    );
+    // SPEC §3.6 and §3.7 from the command line: the long-tail losses' options, the map, per-sample weights
     const list = counts.join(',');
     cases.push(
       [['--logits', p('x.npy'), '--targets', p('y.npy')], new cbloss.CrossEntropyLoss().forward(x, y)], // (--loss defaults to ce)
-      [['--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'balanced-softmax', '--samples-per-class', list], new cbloss.BalancedSoftmaxLoss({ samplesPerCls: counts }).forward(x, y)],
       [
         ['--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'balanced-softmax', '--samples-per-class', list, '--tau', '0.5', '--beta', '0.99', '--reduction', 'weightedmean'],
         new cbloss.ClassBalancedLoss({ samplesPerCls: counts, beta: 0.99, numClasses: C, reduction: 'weightedmean', lossFunc: new cbloss.BalancedSoftmaxLoss({ samplesPerCls: counts, tau: 0.5, reduction: 'none' }) }).forward(x, y),
-      ],
-      [
-        ['--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'ldam', '--samples-per-class', list, '--max-margin', '0.3', '--scale', '16', '--sample-weight', p('sw.npy'), '--avg-factor', '41'],
-        new cbloss.LDAMLoss({ samplesPerCls: counts, maxMargin: 0.3, scale: 16 }).forward(x, y, { sampleWeight, avgFactor: 41 }),
       ],
       [
         ['--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'focal', '--logit-bias', '1,0,0,0,0,0,-1', '--scale', '2'],
@@ -188,7 +208,8 @@ describe('90 the cbloss command', () => {
       ['a positional argument', () => ['demo', 'now'], /^cbloss demo: unexpected argument 'now' \(see cbloss demo --help\)$/, 2],
       ['a short option', () => ['score', '-x'], /^cbloss score: unexpected argument '-x'/, 2],
       ['an empty number', () => ['demo', '--seeds='], /^cbloss demo: --seeds must be a number, not ''$/, 2],
-      ['bad --loss', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'hinge'], /--loss must be one of ce, bce, focal, sigmoid-focal, poly, asl, balanced-softmax, ldam, not 'hinge'/, 2],
+      // (the names it lists: the --loss names test above)
+      ['bad --loss', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'hinge'], /--loss must be one of [a-z, -]+, not 'hinge'/, 2],
       ['bad --gamma', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'focal', '--gamma', 'x'], /--gamma must be a number/, 2],
       ['negative --gamma', () => ['score', '--logits', p('x.npy'), '--targets', p('y.npy'), '--loss', 'focal', '--gamma', '-1'], /gamma/, 2],
       ['missing file', () => ['score', '--logits', p('nope.npy'), '--targets', p('y.npy'), '--loss', 'ce'], /--logits .*nope\.npy: cannot open \(ENOENT\)/, 1],

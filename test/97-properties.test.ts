@@ -7,7 +7,8 @@ import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
 
 import * as cbloss from '../lib';
-import { assertGradClose, assertLossArrayClose, assertLossClose, buildLoss } from './helpers';
+import { assertGradClose, assertLossArrayClose, assertLossClose } from './helpers';
+import { buildLoss } from './losses';
 import { referenceGrad, referenceLoss, type LossSpec, type RefCase } from './reference';
 
 const RUNS = Number(process.env.CBLOSS_PROPERTY_RUNS ?? 150);

@@ -1,11 +1,12 @@
-// Shared test utilities: a seeded RNG, the SPEC §5 tolerances, and building losses from specs.
+// Shared test utilities: a seeded RNG, the SPEC §5 tolerances, the contract vectors, the CPU kernel
+// levels, and the test scope (CBLOSS_TEST_SCOPE: what the heavy matrices run).
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import * as cbloss from '../lib';
 import { rng } from '../lib/random';
-import type { LossSpec } from './reference';
+import type { LossName } from './reference';
 
 export { rng };
 
@@ -51,31 +52,9 @@ export function assertGradClose(actual: ArrayLike<number>, expected: ArrayLike<n
   }
 }
 
-type AnyLoss = cbloss.Loss;
-
-/** new <loss>(options), with a nested { loss, options } lossFunc built first. */
-export function buildLoss(spec: LossSpec): AnyLoss {
-  const options: Record<string, unknown> = { ...spec.options };
-  for (const key of ['lossFunc', 'loss_func']) {
-    if (options[key]) options[key] = buildLoss(options[key] as LossSpec);
-  }
-  const ctors: Record<string, new (o: never) => AnyLoss> = {
-    CrossEntropyLoss: cbloss.CrossEntropyLoss,
-    BCEWithLogitsLoss: cbloss.BCEWithLogitsLoss,
-    FocalLoss: cbloss.FocalLoss,
-    SigmoidFocalLoss: cbloss.SigmoidFocalLoss,
-    PolyLoss: cbloss.PolyLoss,
-    AsymmetricLoss: cbloss.AsymmetricLoss,
-    BalancedSoftmaxLoss: cbloss.BalancedSoftmaxLoss,
-    LDAMLoss: cbloss.LDAMLoss,
-    ClassBalancedLoss: cbloss.ClassBalancedLoss,
-  };
-  return new ctors[spec.loss](options as never);
-}
-
 export interface VectorCase {
   name: string;
-  loss: LossSpec['loss'];
+  loss: LossName;
   options: Record<string, unknown>;
   N: number;
   C: number;
@@ -133,14 +112,97 @@ export function kernelLevels(): cbloss.SimdLevel[] {
   return levels;
 }
 
-/** Runs a describe block once per kernel level, restoring the default level afterwards. */
-export function forEachKernelLevel(title: string, body: (level: string) => void): void {
+/** Runs a describe block once per kernel level (default: every one), restoring the default level afterwards. */
+export function forEachKernelLevel(title: string, body: (level: string) => void, levels: readonly cbloss.SimdLevel[] = kernelLevels()): void {
   const initial = cbloss.backendInfo().cpu.simd as cbloss.SimdLevel;
-  for (const level of kernelLevels()) {
+  for (const level of levels) {
     describe(`${title} [${level}]`, () => {
       before(() => cbloss.setSimdLevel(level));
       after(() => cbloss.setSimdLevel(initial));
       body(level);
     });
   }
+}
+
+// ---- the test scope ------------------------------------------------------------------------------
+//
+// CBLOSS_TEST_SCOPE=smoke: the heavy matrices (10-vectors and 20-reference at each kernel level,
+// 70-kernels' families × shapes × levels, 60-stability at each level) run a subset that still runs
+// every loss of the descriptor (test/losses.ts) and reaches every CPU layout; unset (or 'full'),
+// everything runs. The choices are made here only; the tests say what they hand in.
+
+export type TestScope = 'full' | 'smoke';
+
+function readTestScope(): TestScope {
+  const value = process.env.CBLOSS_TEST_SCOPE;
+  if (value === undefined || value === '' || value === 'full') return 'full';
+  if (value === 'smoke') return 'smoke';
+  // (a misspelt scope would otherwise run everything, or nothing, without a word)
+  throw new Error(`CBLOSS_TEST_SCOPE must be 'full' or 'smoke', not '${value}'`);
+}
+
+export const testScope: TestScope = readTestScope();
+
+/**
+ * Items of several losses (reference families, vector cases, kernel families): all of them, in their
+ * order; in the smoke scope the first of each loss, so that every loss still runs.
+ */
+export function scopedFirstOfEachLoss<T>(items: readonly T[], lossOf: (item: T) => string): T[] {
+  if (testScope === 'full') return [...items];
+  const seen = new Set<string>();
+  return items.filter((item) => {
+    const loss = lossOf(item);
+    if (seen.has(loss)) return false;
+    seen.add(loss);
+    return true;
+  });
+}
+
+/** Floats per vector of the SIMD levels: 128-bit (sse2, neon), 256-bit (avx2), 512-bit (avx512). */
+const SIMD_WIDTHS = [4, 8, 16] as const;
+
+/**
+ * The CPU layouts a call on N rows of C logits reaches (native/cpu/kernels_simd.h), at any SIMD width
+ * W. Row losses: one row per lane (C <= 2W), rows held in registers (C <= 8W) — both W rows at a
+ * time, as whole groups (N >= W) and a partial one (N % W) — then one row at a time in blocks of 4096
+ * logits (one block, or several merged). Element losses: blocks of whole rows (C < 512), or row by
+ * row in tiles of 4096. (The float64 'scalar' level has one layout: every call.)
+ */
+export function cpuLayouts(N: number, C: number): string[] {
+  const layouts: string[] = [];
+  for (const W of SIMD_WIDTHS) {
+    if (C <= 8 * W) {
+      const grouped = C <= 2 * W ? 'one row per lane' : 'rows in registers';
+      if (N >= W) layouts.push(`W=${W} ${grouped}, whole groups`);
+      if (N % W !== 0) layouts.push(`W=${W} ${grouped}, a partial group`);
+    } else {
+      layouts.push(`W=${W} ${C <= 4096 ? 'one row in one block' : 'one row in blocks'}`);
+    }
+  }
+  layouts.push(C < 512 ? 'element blocks of whole rows' : 'element rows in tiles');
+  return layouts;
+}
+
+/** Shapes [N, C]: all of them; in the smoke scope the first to reach each CPU layout (cpuLayouts). */
+export function scopedShapes(shapes: ReadonlyArray<readonly [number, number]>): Array<[number, number]> {
+  if (testScope === 'full') return shapes.map(([N, C]) => [N, C]);
+  const reached = new Set<string>();
+  const kept: Array<[number, number]> = [];
+  for (const [N, C] of shapes) {
+    const fresh = cpuLayouts(N, C).filter((layout) => !reached.has(layout));
+    if (fresh.length === 0) continue;
+    for (const layout of fresh) reached.add(layout);
+    kept.push([N, C]);
+  }
+  return kept;
+}
+
+/**
+ * The kernel levels of a suite whose cases are the same at each level (60-stability): every one; in
+ * the smoke scope the float64 path and the widest SIMD level, which between them take every layout.
+ */
+export function scopedKernelLevels(): cbloss.SimdLevel[] {
+  const levels = kernelLevels();
+  if (testScope === 'full' || levels.length <= 2) return levels;
+  return [levels[0], levels[levels.length - 1]];
 }
