@@ -85,29 +85,33 @@ export interface NativeAbi {
 }
 
 /**
- * The arguments of `run`/`runAsync`. `config` holds the scalars, one per slot of
- * native/binding/contract.h (lib/native.ts CONFIG_SLOTS: loss kind, rows, classes, divisor, balance, the
- * loss options, gradOutput scalar, device, logit type; the enums of native/core/problem.h and
- * loss_kinds.h; device -1 is the CPU, N is CUDA device N). Either every data array
- * is a host typed array, or every one is a NativeDeviceBuffer on that device (16-bit logit types
- * only then); the option vectors are host arrays either way.
+ * The arguments of `run`/`runAsync` by name (native/core/call_description.h declares them for the
+ * addon; lib/native.ts RUN_ARGUMENTS has their order, checked against the addon's at load). `config`
+ * holds the scalars, one per slot (lib/native.ts CONFIG_SLOTS: loss kind, rows, classes, divisor,
+ * balance, the loss options, gradOutput scalar, device, logit type; the enums of native/core/problem.h
+ * and loss_kinds.h; device -1 is the CPU, N is CUDA device N). Either every data array is a host typed
+ * array, or every one is a NativeDeviceBuffer on that device (16-bit logit types only then); the
+ * option vectors are host arrays either way.
  */
-export type NativeRunArguments = [
-  config: Float64Array,
-  logits: Float32Array | NativeDeviceBuffer,
-  labels: Int32Array | NativeDeviceBuffer | null,
-  targets: Float32Array | NativeDeviceBuffer | null,
-  classWeight: Float64Array | null,
-  posWeight: Float64Array | null,
-  alpha: Float64Array | null,
-  balanceWeight: Float64Array | null,
-  logitBias: Float64Array | null,
-  margin: Float64Array | null,
-  sampleWeight: Float32Array | NativeDeviceBuffer | null,
-  gradOutput: Float32Array | NativeDeviceBuffer | null,
-  lossOut: Float32Array | NativeDeviceBuffer | null,
-  gradOut: Float32Array | NativeDeviceBuffer | null,
-];
+export interface NativeRunArgumentTypes {
+  config: Float64Array;
+  logits: Float32Array | NativeDeviceBuffer;
+  labels: Int32Array | NativeDeviceBuffer | null;
+  targets: Float32Array | NativeDeviceBuffer | null;
+  classWeight: Float64Array | null;
+  posWeight: Float64Array | null;
+  alpha: Float64Array | null;
+  balanceWeight: Float64Array | null;
+  logitBias: Float64Array | null;
+  margin: Float64Array | null;
+  sampleWeight: Float32Array | NativeDeviceBuffer | null;
+  gradOutput: Float32Array | NativeDeviceBuffer | null;
+  lossOut: Float32Array | NativeDeviceBuffer | null;
+  gradOut: Float32Array | NativeDeviceBuffer | null;
+}
+
+/** The arguments of `run`/`runAsync`, in the order of lib/native.ts RUN_ARGUMENTS. */
+export type NativeRunArguments = Array<NativeRunArgumentTypes[keyof NativeRunArgumentTypes]>;
 
 export interface NativeBinding {
   DeviceBuffer: NativeDeviceBufferStatic;

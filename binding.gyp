@@ -4,7 +4,7 @@
 {
   "variables": {
     "cbloss_common_defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "CBLOSS_CUDA_ENABLED=0"],
-    "cbloss_cflags": ["-std=c++17", "-fexceptions", "-O3", "-ffp-contract=fast", "-Wall", "-Wextra", "-Werror=switch"]
+    "cbloss_cflags": ["-std=c++17", "-fexceptions", "-O3", "-ffp-contract=fast", "-Wall", "-Wextra", "-Werror=switch", "-Werror=missing-field-initializers"]
   },
   "target_defaults": {
     "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],

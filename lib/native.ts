@@ -1,14 +1,17 @@
 // Loads the native addon — the one place that does — and turns a LossPlan into its call.
 import * as path from 'node:path';
 
-import type { NativeAbi, NativeBinding, NativeDeviceBuffer, NativeRunArguments } from '../binding';
+import type { NativeAbi, NativeBinding, NativeDeviceBuffer, NativeRunArgumentTypes, NativeRunArguments } from '../binding';
 import { AsyncArrays } from './async-arrays';
 import { NATIVE_BUFFER } from './handles';
-import { LOSS_KIND_TRAITS, type LossPlan } from './plan';
+import { basePlan, LOSS_KIND_TRAITS, type LossPlan } from './plan';
 
 /**
- * The native calling contract (native/binding/contract.h): the config slots and the run arguments,
- * in order. The addon reports its own (abi()); a build whose lists differ is refused at load.
+ * The native calling contract (native/core/call_description.h): the config slots and the run
+ * arguments, in order. The addon reports its own (abi()); a build whose lists differ is refused at
+ * load. Each use below is checked by TypeScript against these lists: fillConfig's values and a call's
+ * arguments are records over them, and every argument has its type in NativeRunArgumentTypes
+ * (binding.d.ts) and its role in CALL_ARRAYS.
  */
 export const CONFIG_SLOTS = [
   'kind',
@@ -47,9 +50,39 @@ export const RUN_ARGUMENTS = [
   'gradOutput',
   'lossOut',
   'gradOut',
-] as const;
+] as const satisfies ReadonlyArray<keyof NativeRunArgumentTypes>;
 type ConfigSlot = (typeof CONFIG_SLOTS)[number];
 const SLOT = Object.fromEntries(CONFIG_SLOTS.map((name, i) => [name, i])) as Record<ConfigSlot, number>;
+type RunArgument = (typeof RUN_ARGUMENTS)[number];
+type CallArray = Exclude<RunArgument, 'config'>;
+
+// Every argument NativeRunArgumentTypes describes is in RUN_ARGUMENTS (a type error here names a
+// missing one).
+const everyArgumentListed: [Exclude<keyof NativeRunArgumentTypes, RunArgument>] extends [never]
+  ? true
+  : Exclude<keyof NativeRunArgumentTypes, RunArgument> = true;
+void everyArgumentListed;
+
+/**
+ * What lib/ does with each of a call's arrays: an input the worker of an async call reads, or an
+ * output it writes, and the name an error about it gives (the API's name for it).
+ */
+const CALL_ARRAYS: Readonly<Record<CallArray, { output: boolean; name: string }>> = {
+  logits: { output: false, name: 'input' },
+  labels: { output: false, name: 'target' },
+  targets: { output: false, name: 'target' },
+  // (the loss's own parameter vectors: small, and reachable by the caller as the loss's fields)
+  classWeight: { output: false, name: 'weight' },
+  posWeight: { output: false, name: 'posWeight' },
+  alpha: { output: false, name: 'alpha' },
+  balanceWeight: { output: false, name: 'class-balanced weights' },
+  logitBias: { output: false, name: 'logitBias' },
+  margin: { output: false, name: 'margin' },
+  sampleWeight: { output: false, name: 'sampleWeight' },
+  gradOutput: { output: false, name: 'gradOutput' },
+  lossOut: { output: true, name: 'out.loss' },
+  gradOut: { output: true, name: 'out.grad' },
+};
 
 /** A DeviceTensor, as far as this module needs to know one. */
 export interface DeviceArray {
@@ -168,30 +201,67 @@ function fillConfig(plan: LossPlan, gradOutput: number | DataArray): Float64Arra
   return config;
 }
 
-// Calls run or runAsync with a plan's arguments (spelled out: spreading an array of them cost more).
-function callBinding<T>(
-  fn: (...args: NativeRunArguments) => T,
-  plan: LossPlan,
-  gradOutput: number | DataArray,
-  lossOut: DataArray | null,
-  gradOut: DataArray | null,
-): T {
+/** A call's arrays by run argument: the plan's, the upstream gradient's and the outputs. */
+type CallArrayValues = { [K in CallArray]: Float32Array | Int32Array | Float64Array | DeviceArray | null };
+
+function callArrays(plan: LossPlan, gradOutput: number | DataArray, lossOut: DataArray | null, gradOut: DataArray | null): CallArrayValues {
+  return {
+    logits: plan.logits,
+    labels: plan.labels,
+    targets: plan.targets,
+    classWeight: plan.classWeight,
+    posWeight: plan.posWeight,
+    alpha: plan.alpha,
+    balanceWeight: plan.balanceWeight,
+    logitBias: plan.logitBias,
+    margin: plan.margin,
+    sampleWeight: plan.sampleWeight,
+    gradOutput: typeof gradOutput === 'number' ? null : gradOutput,
+    lossOut,
+    gradOut,
+  };
+}
+
+// Calls run or runAsync with the config and the arrays in RUN_ARGUMENTS' order (device arrays as their
+// native buffers), spelled out: building and spreading an argument array cost ~500 ns a call (a third
+// of a small call). checkCallWiring verifies the order at load.
+function callBinding<T>(fn: (...args: NativeRunArguments) => T, config: Float64Array, a: CallArrayValues): T {
   return fn(
-    fillConfig(plan, gradOutput),
-    nativeArray<Float32Array>(plan.logits),
-    nativeArray<Int32Array>(plan.labels),
-    nativeArray<Float32Array>(plan.targets),
-    plan.classWeight,
-    plan.posWeight,
-    plan.alpha,
-    plan.balanceWeight,
-    plan.logitBias,
-    plan.margin,
-    nativeArray<Float32Array>(plan.sampleWeight),
-    typeof gradOutput === 'number' ? null : nativeArray<Float32Array>(gradOutput),
-    nativeArray<Float32Array>(lossOut),
-    nativeArray<Float32Array>(gradOut),
+    config,
+    nativeArray(a.logits),
+    nativeArray(a.labels),
+    nativeArray(a.targets),
+    nativeArray(a.classWeight),
+    nativeArray(a.posWeight),
+    nativeArray(a.alpha),
+    nativeArray(a.balanceWeight),
+    nativeArray(a.logitBias),
+    nativeArray(a.margin),
+    nativeArray(a.sampleWeight),
+    nativeArray(a.gradOutput),
+    nativeArray(a.lossOut),
+    nativeArray(a.gradOut),
   );
+}
+
+/**
+ * Why the spelled-out wiring above disagrees with the contract's lists, or null: fillConfig must write
+ * every slot (one it missed would keep the previous call's value) and callBinding must pass every
+ * array in RUN_ARGUMENTS' order. Run once at load, on a plan of defaults and stand-ins that name
+ * themselves.
+ */
+export function callWiringMismatch(): string | null {
+  config.fill(Number.NaN);
+  fillConfig(basePlan(0, new Float32Array(1), 1, 1), 1);
+  const unwritten = CONFIG_SLOTS.filter((_, i) => Number.isNaN(config[i]));
+  if (unwritten.length > 0) return `fillConfig does not write the config slots ${unwritten.join(', ')}`;
+  const standIns = Object.fromEntries(
+    RUN_ARGUMENTS.slice(1).map((name) => [name, { dtype: 'float32', [NATIVE_BUFFER]: name } as unknown as DeviceArray]),
+  ) as CallArrayValues;
+  const passed = callBinding((...args) => args.slice(1).map(String), config, standIns);
+  const expected = RUN_ARGUMENTS.slice(1);
+  if (passed.join(', ') !== expected.join(', ')) return `callBinding passes [${passed.join(', ')}], the contract is [${expected.join(', ')}]`;
+  return null;
 }
 
 /** Runs a plan on its device; writes `gradOut`/`lossOut` when given. */
@@ -201,7 +271,7 @@ export function runPlan(
   lossOut: DataArray | null,
   gradOut: DataArray | null,
 ): number {
-  return callBinding(binding.run, plan, gradOutput, lossOut, gradOut);
+  return callBinding(binding.run, fillConfig(plan, gradOutput), callArrays(plan, gradOutput, lossOut, gradOut));
 }
 
 /**
@@ -216,27 +286,13 @@ export function runPlanAsync(
   gradOut: DataArray | null,
 ): Promise<number> {
   const arrays = new AsyncArrays((array) => binding.isPinned(array));
-  const workerPlan: LossPlan = {
-    ...plan,
-    logits: arrays.input('input', plan.logits),
-    labels: arrays.input('target', plan.labels),
-    targets: arrays.input('target', plan.targets),
-    sampleWeight: arrays.input('sampleWeight', plan.sampleWeight),
-    // (the loss's own parameter vectors: small, and reachable by the caller as the loss's fields)
-    classWeight: arrays.input('weight', plan.classWeight),
-    posWeight: arrays.input('posWeight', plan.posWeight),
-    alpha: arrays.input('alpha', plan.alpha),
-    balanceWeight: arrays.input('class-balanced weights', plan.balanceWeight),
-    logitBias: arrays.input('logitBias', plan.logitBias),
-    margin: arrays.input('margin', plan.margin),
-  };
-  const pending = callBinding(
-    binding.runAsync,
-    workerPlan,
-    arrays.input('gradOutput', gradOutput),
-    arrays.output('out.loss', lossOut),
-    arrays.output('out.grad', gradOut),
-  );
+  const given = callArrays(plan, gradOutput, lossOut, gradOut);
+  const worker = { ...given };
+  for (const name of Object.keys(CALL_ARRAYS) as CallArray[]) {
+    const { output, name: apiName } = CALL_ARRAYS[name];
+    worker[name] = output ? arrays.output(apiName, given[name]) : arrays.input(apiName, given[name]);
+  }
+  const pending = callBinding(binding.runAsync, fillConfig(plan, gradOutput), worker);
   return pending.then(
     (value) => {
       try {
@@ -252,3 +308,7 @@ export function runPlanAsync(
     },
   );
 }
+
+// A lib/ whose spelled-out call disagrees with the contract's lists does not load (callWiringMismatch).
+const wiringMismatch = callWiringMismatch();
+if (wiringMismatch) throw new Error(`cbloss: lib/native.ts is inconsistent with its own contract lists: ${wiringMismatch}`);

@@ -9,35 +9,38 @@
 
 namespace cbloss {
 
+// No member has a default, and row_scalars fills them in one aggregate initialization: a member it
+// leaves out is a build error (-Werror=missing-field-initializers, CMakeLists.txt and binding.gyp).
 template <class G>
 struct RowScalars {
-  G label_smoothing = G(0);  // eps
-  G one_minus_eps = G(1);    // 1 - eps
-  G smooth = G(0);           // eps / C
-  G weight_sum = G(1);       // sum_c w_c (C without class weights)
-  G alpha = G(1);            // focal alpha where the call has no alpha vector
-  G gamma = G(0);            // focal gamma
-  G poly_epsilon = G(1);     // Poly-1 epsilon
+  G label_smoothing;  // eps
+  G one_minus_eps;    // 1 - eps
+  G smooth;           // eps / C
+  G weight_sum;       // sum_c w_c (C without class weights)
+  G alpha;            // focal alpha where the call has no alpha vector
+  G gamma;            // focal gamma
+  G poly_epsilon;     // Poly-1 epsilon
 };
 
 // (Formed in G one operation at a time, as each layout formed them before: the float lanes of the CPU
 // and CUDA round eps / C in float.)
 template <class G>
 RowScalars<G> row_scalars(const Problem& p) {
-  RowScalars<G> r;
-  r.label_smoothing = static_cast<G>(p.label_smoothing);
-  r.one_minus_eps = G(1) - r.label_smoothing;
-  r.smooth = r.label_smoothing / static_cast<G>(p.classes);
+  const G eps = static_cast<G>(p.label_smoothing);
   double weight_sum = static_cast<double>(p.classes);
   if (p.class_weight) {
     weight_sum = 0.0;
     for (int64_t c = 0; c < p.classes; ++c) weight_sum += p.class_weight[c];
   }
-  r.weight_sum = static_cast<G>(weight_sum);
-  r.alpha = static_cast<G>(p.alpha_scalar);
-  r.gamma = static_cast<G>(p.gamma);
-  r.poly_epsilon = static_cast<G>(p.poly_epsilon);
-  return r;
+  return RowScalars<G>{
+      eps,                             // label_smoothing
+      G(1) - eps,                      // one_minus_eps
+      eps / static_cast<G>(p.classes), // smooth
+      static_cast<G>(weight_sum),      // weight_sum
+      static_cast<G>(p.alpha_scalar),  // alpha
+      static_cast<G>(p.gamma),         // gamma
+      static_cast<G>(p.poly_epsilon),  // poly_epsilon
+  };
 }
 
 }  // namespace cbloss

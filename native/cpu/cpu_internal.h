@@ -15,8 +15,8 @@ namespace cpu {
 struct RunContext {
   double reduced_scale = 1.0;  // gradient factor of every element when the loss is reduced
   bool per_element = false;    // Divisor::None with a grad_output array
-  RowScalars<float> row_float;  // the call's row scalars for the float SIMD lanes
-  RowScalars<double> row_double;  // and for the double paths (scalar rows, wide rows)
+  RowScalars<float> row_float{};  // the call's row scalars for the float SIMD lanes
+  RowScalars<double> row_double{};  // and for the double paths (scalar rows, wide rows)
   // float copies of the per-class vectors for the SIMD kernels (null when absent); the kernels read
   // these pointers only, so that no std:: template is instantiated in their translation units.
   const float* class_weight = nullptr;
