@@ -26,7 +26,7 @@ const SHAPES = [
   [256, 131072],
   [1048576, 2],
 ];
-// (balanced-softmax, ldam: the logit map of SPEC §3.6; ce-weighted: per-sample weights and avgFactor, §3.7)
+// (balanced-softmax, ldam: the logit map; ce-weighted: sampleWeight and avgFactor — docs/semantics.md)
 const LOSSES = ['ce', 'cb-ce', 'focal', 'cb-focal', 'poly', 'bce', 'sigmoid-focal', 'asl', 'balanced-softmax', 'ldam', 'ce-weighted'];
 const ALL_THREADS = cbloss.backendInfo().cpu.hardwareThreads;
 const THREADS = [...new Set([1, ALL_THREADS])];

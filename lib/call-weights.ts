@@ -1,5 +1,6 @@
-// The per-call weights of SPEC §3.7: opts.sampleWeight (one weight per row, or per logit for element
-// losses) and opts.avgFactor (the divisor of the mean reductions), read onto a plan.
+// The per-call weights (docs/semantics.md, "Per-call options"): opts.sampleWeight (one weight per row, or
+// per logit for element losses) and opts.avgFactor (the divisor of the mean reductions), read onto a
+// plan.
 import { DeviceTensor } from './device-tensor';
 import { invalidLength, invalidType, invalidValue } from './errors';
 import { isTensorLike } from './inputs';

@@ -1,7 +1,7 @@
-// DeviceTensor (SPEC §7): data kept in the memory of a CUDA device. Losses given a DeviceTensor input
-// compute on that device and return the gradient as a DeviceTensor; nothing but the reduced loss
-// crosses the bus. The memory is freed by dispose(), or by the garbage collector's finalizer when a
-// tensor is forgotten — never while a call still uses it (calls hold their own reference).
+// DeviceTensor (docs/semantics.md, "Devices"): data kept in the memory of a CUDA device. Losses given a
+// DeviceTensor input compute on that device and return the gradient as a DeviceTensor; nothing but the
+// reduced loss crosses the bus. The memory is freed by dispose(), or by the garbage collector's finalizer
+// when a tensor is forgotten — never while a call still uses it (calls hold their own reference).
 import type { NativeDeviceBuffer } from '../binding';
 import { invalidLength, invalidType, invalidValue } from './errors';
 import { usableCudaIndex } from './device';

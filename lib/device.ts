@@ -1,6 +1,6 @@
-// Device choice (SPEC §7). 'auto' (the default, or CBLOSS_DEVICE from the environment) runs where the
-// work is fastest; 'cpu', 'cuda' and 'cuda:N' force a device. Asking for CUDA where it is not usable
-// is an Error that says why.
+// Device choice (docs/semantics.md, "Devices"). 'auto' (the default, or CBLOSS_DEVICE from the
+// environment) runs where the work is fastest; 'cpu', 'cuda' and 'cuda:N' force a device. Asking for CUDA
+// where it is not usable is an Error that says why.
 import type { NativeCudaStatus, NativeDevice } from '../binding';
 import { binding } from './native';
 import { invalidType, invalidValue } from './errors';

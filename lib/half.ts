@@ -1,5 +1,5 @@
-// float32 <-> float16 / bfloat16 bit patterns (round to nearest even, like the GPU's conversions):
-// 16-bit DeviceTensors are made from and read back as Uint16Array bit patterns (SPEC §7).
+// float32 <-> float16 / bfloat16 bit patterns (round to nearest even, like the GPU's conversions): 16-bit
+// DeviceTensors are made from and read back as Uint16Array bit patterns (docs/semantics.md, "Devices").
 const scratch = new Float32Array(1);
 const scratchBits = new Uint32Array(scratch.buffer);
 

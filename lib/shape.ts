@@ -1,4 +1,5 @@
-// Shape inference (SPEC §2): how many rows N and classes C a flat array of M logits holds.
+// Shape inference (docs/semantics.md, "Shapes and targets"): how many rows N and classes C a flat array
+// of M logits holds.
 import { invalidLength } from './errors';
 
 export interface Shape {

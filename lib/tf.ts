@@ -1,7 +1,7 @@
-// tf.js integration (SPEC §6). tf.js is an optional peer dependency: it is loaded on first use, when a
-// tensor reaches a loss, so that `cbloss` imports and runs without it. The loss is a tf.customGrad
-// op whose gradient is the fused kernel's: one native pass computes both, and backpropagation only
-// scales the stored gradient by the upstream one.
+// tf.js integration (docs/semantics.md, "tf.js"). tf.js is an optional peer dependency: it is loaded on
+// first use, when a tensor reaches a loss, so that `cbloss` imports and runs without it. The loss is a
+// tf.customGrad op whose gradient is the fused kernel's: one native pass computes both, and
+// backpropagation only scales the stored gradient by the upstream one.
 
 /** The part of the tf.js API this module uses (structural, so tf.js's types are not needed to build). */
 export interface TfTensor {

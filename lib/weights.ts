@@ -1,4 +1,5 @@
-// Class-balanced weights of Cui et al. (CVPR 2019), in float64 (SPEC §3.5).
+// Class-balanced weights of Cui et al. (CVPR 2019), in float64 (docs/semantics.md, "Class-balanced
+// weights and reductions").
 import { invalidType } from './errors';
 import { checkNumber, isNumericArrayLike, toFiniteVector } from './options';
 

@@ -80,7 +80,7 @@ if (fs.existsSync(vectors)) {
     const loss = build({ loss: c.loss, options: c.options }, 'cuda');
     const input = Float32Array.from(c.input);
     const target = c.targetType === 'int32' ? Int32Array.from(c.target) : Float32Array.from(c.target);
-    // (the per-call options of SPEC §3.7 where a case has them)
+    // (the per-call options, sampleWeight and avgFactor, where a case has them)
     const opts = {};
     for (const key of ['gradOutput', 'sampleWeight', 'avgFactor']) if (c[key] !== undefined) opts[key] = c[key];
     const host = loss.forwardBackward(input, target, opts);

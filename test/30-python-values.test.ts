@@ -1,4 +1,4 @@
-// The Python cbloss package's own test values and the SPEC's worked examples.
+// The Python cbloss package's own test values and the worked examples of docs/semantics.md.
 import { strict as assert } from 'node:assert';
 
 import { ClassBalancedLoss, FocalLoss, classBalancedWeights } from '../lib';

@@ -1,5 +1,5 @@
-// Every error of SPEC §4: its class and its message (the argument, what was expected, what was
-// received), thrown before anything is written.
+// Every error of docs/semantics.md, "Errors": its class and its message (the argument, what was expected,
+// what was received), thrown before anything is written.
 import { strict as assert } from 'node:assert';
 
 import { AsymmetricLoss, BalancedSoftmaxLoss, BCEWithLogitsLoss, ClassBalancedLoss, CrossEntropyLoss, FocalLoss, LDAMLoss, PolyLoss, SigmoidFocalLoss, backendInfo, classBalancedWeights, ldamMargins, logitAdjustment, setNumThreads } from '../lib';

@@ -1,7 +1,7 @@
-// SPEC §3.7's avgFactor as data-parallel training uses it: workers that each hold a shard of the batch
-// divide by the count all-reduced over every worker, and then the sum of the shards' losses is the
-// whole batch's loss and the shards' gradients, put together, are the whole batch's gradient — on the
-// CPU and (where CUDA runs, the emulator included) on the device.
+// avgFactor (docs/semantics.md, "Per-call options") as data-parallel training uses it: workers that each
+// hold a shard of the batch divide by the count all-reduced over every worker, and then the sum of the
+// shards' losses is the whole batch's loss and the shards' gradients, put together, are the whole batch's
+// gradient — on the CPU and (where CUDA runs, the emulator included) on the device.
 import { BCEWithLogitsLoss, ClassBalancedLoss, CrossEntropyLoss, FocalLoss, LDAMLoss, backendInfo, type Device, type Loss } from '../lib';
 import { assertGradClose, assertLossClose, randomLogits, rng } from './helpers';
 

@@ -1,6 +1,7 @@
-// Numerical stability (SPEC §3.3, §3.4, §5): finite losses and gradients for saturated logits up to
-// |z| = 1e4 and for γ < 1; NaN and ±Inf propagate to their row or element only; a mean over many
-// rows keeps its precision. At every kernel level (in the smoke scope: the float64 path and the widest).
+// Numerical stability (docs/semantics.md: "Focal loss", "Sigmoid focal loss", "Precision"): finite losses
+// and gradients for saturated logits up to |z| = 1e4 and for γ < 1; NaN and ±Inf propagate to their row
+// or element only; a mean over many rows keeps its precision. At every kernel level (in the smoke scope:
+// the float64 path and the widest).
 import { strict as assert } from 'node:assert';
 
 import { BCEWithLogitsLoss, ClassBalancedLoss, CrossEntropyLoss, FocalLoss, SigmoidFocalLoss, type Loss } from '../lib';
@@ -66,7 +67,7 @@ forEachKernelLevel('60 numerical stability', () => {
   it('element losses keep ~1e-6 relative precision over the whole range of e^-|x|', () => {
     // t = [x > 0], so that the loss is log1p(e^-|x|), and for x <= 0 the gradient is
     // e^-|x| / (1 + e^-|x|): every digit comes from the exponential and the log1p. (For x > 0 the
-    // gradient p - 1 cancels in float, as PyTorch's does: SPEC §5 measures it against max |g|.)
+    // gradient p - 1 cancels in float, as PyTorch's does: "Precision" measures it against max |g|.)
     // Below the smallest normal float, 2^-126, a result may be flushed to 0.
     const xs: number[] = [];
     for (let x = -110; x <= 110; x += 0.0131) xs.push(x);

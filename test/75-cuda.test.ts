@@ -149,7 +149,7 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       ['CB focal', { loss: 'ClassBalancedLoss', options: { beta: 0.999, lossFunc: { loss: 'FocalLoss', options: { gamma: 2, reduction: 'none' } } } }],
       ['BCE', { loss: 'BCEWithLogitsLoss', options: {} }],
       ['sigmoid focal', { loss: 'SigmoidFocalLoss', options: { reduction: 'sum' } }],
-      // SPEC §3.6 and §3.7 in every row kernel: a bias, margins and a scale, per-sample weights
+      // Logit maps and per-call options in every row kernel: a bias, margins and a scale, sample weights
       ['CE bias margin scale, sample weights', { loss: 'CrossEntropyLoss', options: { scale: 4 } }],
     ];
     for (const [N, C] of shapes) {
@@ -392,7 +392,7 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
           const bits = encode(randomLogits(rand, N * C, 3));
           const rounded = decode(bits);
           const y = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
-          // (with a logit map, SPEC §3.6 — a bias, margins and a scale — where C is even)
+          // (with a logit map — a bias, margins and a scale — where C is even)
           const map = C % 2 === 0 ? { logitBias: Array.from({ length: C }, () => rand() - 0.5), margin: Array.from({ length: C }, () => rand()), scale: 2 } : {};
           const cpu = new cbloss.FocalLoss({ numClasses: C, gamma: 2, device: 'cpu', ...map }).forwardBackward(rounded, y);
           const x = DeviceTensor.from(bits, { dtype });

@@ -119,8 +119,8 @@ describe('90 the cbloss command', () => {
       rowWeights: sampleWeight,
       files: { labels: p('y.npy'), elements: p('t.npy'), rowWeights: p('sw.npy') },
     };
-    // Each loss's run (the descriptor's), then the file formats, the class-balanced wrapper and SPEC
-    // §3.6 and §3.7's options on some of them.
+    // Each loss's run (the descriptor's), then the file formats, the class-balanced wrapper, and the
+    // logit map's and the per-call options on some of them.
     const cases: Array<[string[], number]> = lossEntries().flatMap(([, { cli }]): Array<[string[], number]> =>
       cli
         ? [[['--logits', p('x.npy'), '--targets', fixture.files[cli.targets], '--loss', cli.name, ...cli.args(fixture)], cli.expected(fixture)]]
@@ -138,7 +138,8 @@ describe('90 the cbloss command', () => {
         new cbloss.ClassBalancedLoss({ samplesPerCls: [500, 300, 200, 80, 40, 20, 5], beta: 0.999, numClasses: C, reduction: 'weightedmean', lossFunc: new cbloss.FocalLoss({ numClasses: C, reduction: 'none' }) }).forward(x, y),
       ],
     );
-    // SPEC §3.6 and §3.7 from the command line: the long-tail losses' options, the map, per-sample weights
+    // Logit maps and per-call options from the command line: the long-tail losses' options, the map,
+    // per-sample weights
     const list = counts.join(',');
     cases.push(
       [['--logits', p('x.npy'), '--targets', p('y.npy')], new cbloss.CrossEntropyLoss().forward(x, y)], // (--loss defaults to ce)

@@ -86,7 +86,7 @@ export function runFamily(f: Family, seed: number, mode: RunMode = {}): void {
 /**
  * Confident rows (the label's logit the row's max by k): CE = log1p(Σ_{c≠y} e^{z_c − z_y}) is small,
  * down to 1e-20 here. The kernels take log S as log1p of the part of S below the max, so each row's
- * loss keeps the SPEC's 1e-5 relative precision where log(S) of S ≈ 1 in float lost it (5.5e-5 at
+ * loss keeps the 1e-5 relative precision where log(S) of S ≈ 1 in float lost it (5.5e-5 at
  * [8, 1, 1], and 0 below ~1e-7). Every row layout: C = 3 (a row a lane on the CPU), 40 (rows in
  * registers), 300 (one block), 5000 (two blocks, the max in either); on a GPU, the kernels those
  * widths take. With `device`, the losses run there (host arrays, then DeviceTensors).

@@ -1,5 +1,5 @@
-// Shared test utilities: a seeded RNG, the SPEC §5 tolerances, the contract vectors, the CPU kernel
-// levels, and the test scope (CBLOSS_TEST_SCOPE: what the heavy matrices run).
+// Shared test utilities: a seeded RNG, the tolerances of docs/semantics.md, "Precision", the contract
+// vectors, the CPU kernel levels, and the test scope (CBLOSS_TEST_SCOPE: what the heavy matrices run).
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -20,7 +20,7 @@ export function randomLogits(rand: () => number, length: number, scale = 2): Flo
   return Float32Array.from({ length }, () => normal(rand) * scale);
 }
 
-/** SPEC §5: a reduced loss within 1e-5 relative (1e-6 absolute near 0); NaN matches NaN. */
+/** "Precision": a reduced loss within 1e-5 relative (1e-6 absolute near 0); NaN matches NaN. */
 export function assertLossClose(actual: number, expected: number, what: string): void {
   if (Number.isNaN(expected)) {
     assert.ok(Number.isNaN(actual), `${what}: expected NaN, got ${actual}`);
@@ -35,7 +35,7 @@ export function assertLossArrayClose(actual: ArrayLike<number>, expected: ArrayL
   for (let i = 0; i < expected.length; i++) assertLossClose(actual[i], expected[i], `${what}[${i}]`);
 }
 
-/** SPEC §5: max|g − g_ref| ≤ 1e-5·max|g_ref| + 1e-7 (NaN where the reference is NaN). */
+/** "Precision": max|g − g_ref| ≤ 1e-5·max|g_ref| + 1e-7 (NaN where the reference is NaN). */
 export function assertGradClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string, rel = 1e-5): void {
   assert.equal(actual.length, expected.length, `${what}: length`);
   let maxRef = 0;
@@ -79,7 +79,7 @@ export function loadPublicVectors(): VectorCase[] {
   return (JSON.parse(fs.readFileSync(file, 'utf8')) as { cases: VectorCase[] }).cases;
 }
 
-/** A vector case's per-call options (SPEC §3.7 and the upstream gradient), or undefined. */
+/** A vector case's per-call options (sampleWeight, avgFactor and the upstream gradient), or undefined. */
 export function vectorCallOptions(c: VectorCase): { gradOutput?: number | number[]; sampleWeight?: number[]; avgFactor?: number } | undefined {
   const opts: { gradOutput?: number | number[]; sampleWeight?: number[]; avgFactor?: number } = {};
   if (c.gradOutput !== undefined) opts.gradOutput = c.gradOutput;
@@ -95,7 +95,7 @@ export function nullToNaN(v: number | null): number {
 
 /**
  * The CPU kernel levels this machine can run ('scalar' is the float64 path), each once: tests that
- * loop over them check every level against the same references (SPEC: precision holds at each level).
+ * loop over them check every level against the same references ("Precision" holds at each level).
  */
 export function kernelLevels(): cbloss.SimdLevel[] {
   const seen = new Set<string>();

@@ -54,7 +54,7 @@ export interface Family {
   classes?: number;
   /** The logits are N×C but the loss sees one flat array (binary focal). */
   flat?: boolean;
-  /** Per-call weights (SPEC §3.7) for a call on N rows of C (avgFactor used with the mean reductions). */
+  /** Per-call weights ("Per-call options" in docs/semantics.md) for N rows of C (avgFactor with the means). */
   call?: (N: number, C: number, rand: () => number) => { sampleWeight?: number[]; avgFactor?: number };
   /**
    * false: not wrapped in ClassBalancedLoss (the wrappers' matrix is large, and these options are
@@ -78,7 +78,7 @@ export interface KernelFamily {
   /** Which CPU layouts the loss takes (native/cpu/kernels_simd.h): the row losses' or the element losses'. */
   layout: 'rows' | 'elements';
   minC?: number;
-  /** Per-call weights (SPEC §3.7) of a call on N rows of C. */
+  /** Per-call weights (sampleWeight, avgFactor) of a call on N rows of C. */
   call?: (N: number, C: number, rand: () => number) => { sampleWeight?: Float32Array; avgFactor?: number };
 }
 
@@ -184,7 +184,7 @@ export const losses: { readonly [L in LossName]: LossEntry } = {
         target: probabilities,
         reductions: R3,
       },
-      // SPEC §3.6: the logit map
+      // the logit map (docs/semantics.md, "Logit maps")
       {
         name: 'CE bias margin scale',
         loss: 'CrossEntropyLoss',
@@ -200,11 +200,11 @@ export const losses: { readonly [L in LossName]: LossEntry } = {
         reductions: R3,
       },
       { name: 'CE probabilities bias scale', loss: 'CrossEntropyLoss', options: (C, r) => ({ logitBias: centered(C, r), scale: 0.5 }), target: probabilities, reductions: R3 },
-      // SPEC §3.7: per-call sample weights and avgFactor
+      // per-call sample weights and avgFactor (docs/semantics.md, "Per-call options")
       { name: 'CE sample weights', loss: 'CrossEntropyLoss', options: () => ({}), target: withIgnored(-100), reductions: R3, call: (N, _C, r) => ({ sampleWeight: rowWeights(N, r), avgFactor: 2.5 }) },
     ],
     kernelFamilies: [
-      // SPEC §3.6: the logit map in every row layout (and §3.7's per-call weights in rows)
+      // the logit map in every row layout (and the per-call weights in rows)
       {
         name: 'CE bias margin scale, weight smoothing ignore',
         options: (C, r) => ({ logitBias: centered(C, r), margin: kernelWeights(C, r), scale: 2.5, weight: kernelWeights(C, r), labelSmoothing: 0.1, reduction: 'none' }),
@@ -306,7 +306,7 @@ export const losses: { readonly [L in LossName]: LossEntry } = {
         reductions: R3,
         flat: true,
       },
-      // SPEC §3.6: the logit map
+      // the logit map (docs/semantics.md, "Logit maps")
       {
         name: 'focal softmax bias margin scale',
         loss: 'FocalLoss',
@@ -315,7 +315,7 @@ export const losses: { readonly [L in LossName]: LossEntry } = {
         reductions: R3,
       },
       { name: 'focal two-class softmax with bias', loss: 'FocalLoss', options: (_C, r) => ({ numClasses: 2, gamma: 1, logitBias: centered(2, r) }), target: indices, reductions: R3, classes: 2 },
-      // SPEC §3.7
+      // per-call weights (docs/semantics.md, "Per-call options")
       { name: 'focal softmax sample weights', loss: 'FocalLoss', options: (C) => ({ numClasses: C }), target: indices, reductions: R3, call: (N, _C, r) => ({ sampleWeight: rowWeights(N, r) }) },
     ],
     kernelFamilies: [

@@ -1,6 +1,6 @@
-// An independent float64 reference of every loss, written from the SPEC's formulas (and, where the
-// kernels use a rearranged stable form, from the textbook form instead), with no code shared with
-// lib/ or native/. Gradients are checked against central finite differences of these functions.
+// An independent float64 reference of every loss, written from the formulas of docs/semantics.md (and,
+// where the kernels use a rearranged stable form, from the textbook form instead), with no code shared
+// with lib/ or native/. Gradients are checked against central finite differences of these functions.
 // LossName is the list of losses; the loss descriptor (test/losses.ts) has an entry for each.
 
 export type LossName =
@@ -22,14 +22,15 @@ export interface LossSpec {
 export interface RefCase extends LossSpec {
   /** Integer targets (class indices or 0/1 elements) or float targets. */
   target: { kind: 'int'; values: number[] } | { kind: 'float'; values: number[] };
-  /** SPEC §3.7, per call: one weight per row or per output element; the mean's divisor. */
+  /** Per-call options (docs/semantics.md): one weight per row or per output element; the mean's divisor. */
   sampleWeight?: number[];
   avgFactor?: number;
 }
 
 /**
- * BalancedSoftmaxLoss and LDAMLoss as the CrossEntropyLoss they are (SPEC §3.6), their vectors from the
- * papers' formulas: b_c = τ·log(n_c / Σn), m_c = maxMargin·n_c^(−1/4) / max_j n_j^(−1/4).
+ * BalancedSoftmaxLoss and LDAMLoss as the CrossEntropyLoss they are (docs/semantics.md, "Logit maps"),
+ * their vectors from the papers' formulas: b_c = τ·log(n_c / Σn), m_c = maxMargin·n_c^(−1/4) / max_j
+ * n_j^(−1/4).
  */
 function asCrossEntropy(spec: LossSpec): LossSpec {
   if (spec.loss !== 'BalancedSoftmaxLoss' && spec.loss !== 'LDAMLoss') return spec;
@@ -47,8 +48,8 @@ function asCrossEntropy(spec: LossSpec): LossSpec {
 }
 
 /**
- * The logits a softmax loss sees under SPEC §3.6: z'_{n,c} = s·(z_{n,c} + b_c − [c = y_n]·m_{y_n}), formed
- * in float32 one operation at a time, as PyTorch's composed `s * (x + b - m * onehot)` on float32
+ * The logits a softmax loss sees under a logit map: z'_{n,c} = s·(z_{n,c} + b_c − [c = y_n]·m_{y_n}),
+ * formed in float32 one operation at a time, as PyTorch's composed `s * (x + b - m * onehot)` on float32
  * tensors forms it (and the package, docs/semantics.md); the loss at z' is then taken in float64. (The
  * logits unchanged without logitBias, margin or scale.)
  */
@@ -123,7 +124,7 @@ function classesOf(spec: LossSpec, M: number, targetLength: number, isInt: boole
 /**
  * ASL (Ridnik et al.) as its reference code writes it: xs_neg = min(1 - p + clip, 1), the loss
  * -(t log p + (1-t) log xs_neg) times (1 - p t - xs_neg (1-t))^(γ+ t + γ- (1-t)); log p and, without
- * clip, log(1 - p) as log-sigmoids (the reference code's clamp to eps is not part of the SPEC). The
+ * clip, log(1 - p) as log-sigmoids (the reference code's clamp to eps is not part of cbloss's ASL). The
  * focusing factor is evaluated at `focusX` (detachFocusing: the unperturbed logit, a constant).
  */
 function asymmetricElement(x: number, t: number, o: Record<string, unknown>, focusX: number): number {
@@ -294,7 +295,7 @@ function reduced(c: RefCase, z: ArrayLike<number>, focusAt?: ArrayLike<number>):
   return { total, divisor: c.avgFactor !== undefined && r.isMean ? c.avgFactor : r.result.divisor };
 }
 
-/** reduced() before SPEC §3.7's per-call weights: the result, its weighted elements and their grouping. */
+/** reduced() before the per-call weights: the result, its weighted elements and their grouping. */
 function reducedWithoutCallWeights(
   c: RefCase,
   z: ArrayLike<number>,
@@ -349,7 +350,7 @@ export function referenceLoss(c: RefCase, z: ArrayLike<number>, focusAt?: ArrayL
 const MAP_OPTIONS = ['logitBias', 'logit_bias', 'margin', 'scale'];
 
 /**
- * A case with a logit map (SPEC §3.6) as the same case without one, at the mapped point z' (formed in
+ * A case with a logit map as the same case without one, at the mapped point z' (formed in
  * float32, mappedLogits), and the map's scale s: d loss / d z = s · d loss / d z' (z' is affine in z;
  * differences taken through the float32 rounding of z' would see its steps, not its slope). Null
  * without a map.

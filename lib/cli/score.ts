@@ -139,7 +139,7 @@ export function score(argv: readonly string[]): ScoreResult {
   const alpha = o.alpha as number | undefined;
   const binaryFocal = lossName === 'focal' && C === 1;
   const classes = binaryFocal ? 2 : C;
-  // SPEC §3.6: the logit map's options, for the losses that take them
+  // The logit map's options (docs/semantics.md, "Logit maps"), for the losses that take them
   const mapped = o.scale !== undefined || o['logit-bias'] !== undefined;
   if (mapped && !['ce', 'focal', 'ldam', 'balanced-softmax'].includes(lossName)) fail(`--scale and --logit-bias are for ce, focal, balanced-softmax and ldam, not ${lossName}`);
   const map: { scale?: number; logitBias?: number[] } = {};
@@ -227,7 +227,8 @@ export function score(argv: readonly string[]): ScoreResult {
     return w;
   };
 
-  // SPEC §3.7: per-sample weights (a row each, or a logit each for element losses) and avgFactor.
+  // docs/semantics.md, "Per-call options": per-sample weights (a row each, or a logit each for element
+  // losses) and avgFactor.
   const rowLoss = ['ce', 'poly', 'balanced-softmax', 'ldam'].includes(lossName) || (lossName === 'focal' && !binaryFocal);
   const sampleWeights = o['sample-weight'] !== undefined ? openSampleWeights(String(o['sample-weight']), N, rowLoss ? N : N * C) : null;
   const weightsPerRow = sampleWeights === null || sampleWeights.length === N;

@@ -1,7 +1,7 @@
-// AsymmetricLoss (ASL, Ridnik et al., ICCV 2021; SPEC §3.9): an element loss for multi-label data —
-// focusing γ₊ on positives, γ₋ on negatives, whose probability is shifted by `clip`. Targets as
-// BCEWithLogitsLoss (0/1 or soft per element, or class indices meaning one-hot rows). The math is
-// native/core/losses/asymmetric.h.
+// AsymmetricLoss (ASL, Ridnik et al., ICCV 2021; docs/semantics.md, "Asymmetric loss"): an element loss
+// for multi-label data — focusing γ₊ on positives, γ₋ on negatives, whose probability is shifted by
+// `clip`. Targets as BCEWithLogitsLoss (0/1 or soft per element, or class indices meaning one-hot rows).
+// The math is native/core/losses/asymmetric.h.
 import { invalidValue } from '../errors';
 import { Loss, PREPARE, TRAITS, type BaseLossTraits, type PreparedCall, type Reduction } from '../loss';
 import { OptionReader } from '../options';

@@ -1,4 +1,4 @@
-// PyTorch nn.BCEWithLogitsLoss with per-class weight and posWeight (SPEC §3.2).
+// PyTorch nn.BCEWithLogitsLoss with per-class weight and posWeight (docs/semantics.md, "BCE with logits").
 import { Loss, PREPARE, TRAITS, type BaseLossTraits, type PreparedCall, type Reduction } from '../loss';
 import { OptionReader } from '../options';
 import { LossKind, Divisor } from '../plan';

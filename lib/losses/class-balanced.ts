@@ -1,5 +1,6 @@
-// Class-Balanced Loss (Cui et al., CVPR 2019; Python cbloss, generalized — SPEC §3.5): a base loss of
-// this package (reduction 'none') weighted by the inverse effective number of samples of each class.
+// Class-Balanced Loss (Cui et al., CVPR 2019; Python cbloss, generalized; docs/semantics.md,
+// "Class-balanced weights and reductions"): a base loss of this package (reduction 'none') weighted by
+// the inverse effective number of samples of each class.
 import { describe, invalidLength, invalidType } from '../errors';
 import { Loss, PREPARE, TRAITS, type BaseLossTraits, type PreparedCall } from '../loss';
 import { OptionReader } from '../options';

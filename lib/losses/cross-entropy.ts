@@ -1,5 +1,6 @@
 // PyTorch nn.CrossEntropyLoss: class weights, ignoreIndex, label smoothing, index or probability
-// targets (SPEC §3.1), and the logit transforms of SPEC §3.6 (logitBias, margin, scale).
+// targets, and the logit map (logitBias, margin, scale); docs/semantics.md, "Cross entropy" and
+// "Logit maps".
 import { invalidLength, invalidType } from '../errors';
 import { toFloatTargets, toLabels } from '../inputs';
 import { Loss, PREPARE, TRAITS, prepareArguments, type BaseLossTraits, type PreparedCall, type Reduction } from '../loss';
@@ -29,7 +30,7 @@ export class CrossEntropyLoss<R extends Reduction = 'mean'> extends Loss<R> {
   readonly ignoreIndex: number;
   readonly labelSmoothing: number;
   readonly numClasses: number | undefined;
-  /** The logit transforms of SPEC §3.6 (absent parts undefined; scale 1 when not given). */
+  /** The logit map (absent parts undefined; scale 1 when not given). */
   readonly logitBias: Float64Array | undefined;
   readonly margin: Float64Array | undefined;
   readonly scale: number;

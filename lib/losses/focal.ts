@@ -1,5 +1,6 @@
-// Python cbloss FocalLoss (SPEC §3.3): binary (element-wise, numClasses 2) and softmax forms, the
-// stable gradient of math.h's focal_factor, scalar α or (an extension) a per-class α vector.
+// Python cbloss FocalLoss (docs/semantics.md, "Focal loss"): binary (element-wise, numClasses 2) and
+// softmax forms, the stable gradient of math.h's focal_factor, scalar α or (an extension) a per-class α
+// vector.
 import { invalidLength, invalidType, invalidValue } from '../errors';
 import { binaryTargetsFromIntegers, toFloatTargets, toLabels } from '../inputs';
 import {
@@ -18,8 +19,8 @@ import { COMMON_OPTIONS, REDUCTIONS, divisorFor, readDevice, readNumClasses, typ
 import { LOGIT_MAP_OPTIONS, applyLogitMap, checkLogitMapLengths, mapsLogits, readLogitMap, type LogitMap, type LogitMapOptions } from './logit-map';
 
 /**
- * The logit map of SPEC §3.6 (logitBias, margin, scale) applies to the softmax form; with numClasses 2
- * it selects the two-class softmax form (class-index targets, two logits a row).
+ * The logit map (logitBias, margin, scale; docs/semantics.md, "Logit maps") applies to the softmax form;
+ * with numClasses 2 it selects the two-class softmax form (class-index targets, two logits a row).
  */
 export interface FocalLossOptions<R extends Reduction = Reduction> extends CommonOptions<R>, LogitMapOptions {
   /** C ≥ 2 (required). 2 selects the binary form for element targets. */
@@ -79,7 +80,8 @@ export class FocalLoss<R extends Reduction = 'mean'> extends Loss<R> {
     const t = args.target;
     let plan: LossPlan;
     // Binary form: one logit per element, element targets (float, or integer 0/1). A logit map selects
-    // the two-class softmax form (SPEC §3.6): binary element targets are then a TypeError.
+    // the two-class softmax form (docs/semantics.md, "Logit maps"): binary element targets are then a
+    // TypeError.
     const mapped = mapsLogits(this.logitMap);
     const binary = C === 2 && !mapped && (t.kind === 'float' || t.values.length === M);
     if (mapped && C === 2 && (t.kind === 'float' || t.values.length === M)) {

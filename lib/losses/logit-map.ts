@@ -1,7 +1,7 @@
-// The logit transforms of SPEC §3.6 for the softmax losses (CrossEntropyLoss, the softmax FocalLoss):
-// z' = scale·(z + logitBias − margin[y]·e_y), evaluated inside the fused pass (native/core/logit_map.h),
-// and the helpers that make logit adjustment (Menon et al.), Balanced Softmax (Ren et al.) and LDAM
-// (Cao et al.) from the class counts.
+// The logit maps (docs/semantics.md, "Logit maps") of the softmax losses (CrossEntropyLoss, the softmax
+// FocalLoss): z' = scale·(z + logitBias − margin[y]·e_y), evaluated inside the fused pass
+// (native/core/logit_map.h), and the helpers that make logit adjustment (Menon et al.), Balanced Softmax
+// (Ren et al.) and LDAM (Cao et al.) from the class counts.
 import { invalidLength, invalidType } from '../errors';
 import { OptionReader, checkNumber, type OptionName } from '../options';
 import { readSampleCounts } from '../weights';
@@ -43,7 +43,7 @@ export function mapsLogits(map: LogitMap): boolean {
   return map.bias !== undefined || map.margin !== undefined || map.scale !== 1;
 }
 
-/** C as the map's vectors tell it (they tell it like `weight`, SPEC §2 Shape), or undefined. */
+/** C as the map's vectors tell it (like `weight`: docs/semantics.md, "Shapes and targets"), or undefined. */
 export function logitMapClasses(map: LogitMap): number | undefined {
   return map.bias?.length ?? map.margin?.length;
 }

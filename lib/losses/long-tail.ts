@@ -1,5 +1,5 @@
-// Balanced Softmax (Ren et al., NeurIPS 2020) and LDAM (Cao et al., NeurIPS 2019): CrossEntropyLoss
-// with the logit map of SPEC §3.6 made from the class counts. Reference code, for comparison:
+// Balanced Softmax (Ren et al., NeurIPS 2020) and LDAM (Cao et al., NeurIPS 2019): CrossEntropyLoss with
+// the logit map made from the class counts (docs/semantics.md, "Logit maps"). Reference code:
 //   Balanced Softmax: F.cross_entropy(logits + log(counts).unsqueeze(0), y)        (τ = 1)
 //   LDAM: LDAMLoss(cls_num_list, max_m=0.5, s=30, weight) — x_m = x − m[y] at the target, then
 //         F.cross_entropy(s · x_m, y, weight)

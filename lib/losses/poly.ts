@@ -1,6 +1,6 @@
-// PolyLoss, Poly-1 (Leng et al., ICLR 2022; SPEC §3.8): cross-entropy plus ε·(1 − s_y), a row loss on
-// class indices with CrossEntropyLoss's ignoreIndex and 'mean' (the count of rows not ignored). The
-// math is native/core/losses/poly.h.
+// PolyLoss, Poly-1 (Leng et al., ICLR 2022; docs/semantics.md, "Poly-1"): cross-entropy plus ε·(1 − s_y),
+// a row loss on class indices with CrossEntropyLoss's ignoreIndex and 'mean' (the count of rows not
+// ignored). The math is native/core/losses/poly.h.
 import { invalidType } from '../errors';
 import { toLabels } from '../inputs';
 import { Loss, PREPARE, TRAITS, prepareArguments, type BaseLossTraits, type PreparedCall, type Reduction } from '../loss';

@@ -1,5 +1,5 @@
-// torchvision.ops.sigmoid_focal_loss (SPEC §3.4): element-wise, alpha < 0 disables alpha_t, default
-// reduction 'none' as in torchvision.
+// torchvision.ops.sigmoid_focal_loss (docs/semantics.md, "Sigmoid focal loss"): element-wise, alpha < 0
+// disables alpha_t, default reduction 'none' as in torchvision.
 import { Loss, PREPARE, TRAITS, type BaseLossTraits, type PreparedCall, type Reduction } from '../loss';
 import { OptionReader } from '../options';
 import { LossKind, Divisor } from '../plan';

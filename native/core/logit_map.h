@@ -1,5 +1,5 @@
-// The logit map of SPEC §3.6 (logit adjustment, Balanced Softmax, LDAM), the first step of every
-// softmax-row layout of every backend when a call has one (maps_logits):
+// The logit map (docs/semantics.md, "Logit maps": logit adjustment, Balanced Softmax, LDAM), the first
+// step of every softmax-row layout of every backend when a call has one (maps_logits):
 //
 //   z'_c = s (z_c + b_c - [c = y] m_y),   loss = base loss at z',   d loss / d z_c = s d loss / d z'_c
 //

@@ -41,7 +41,7 @@ enum LossScalar : uint32_t {
   kLabelSmoothing = 1u << 2,
   kPolyEpsilon = 1u << 3,
   kAsymmetric = 1u << 4,  // gamma_pos, gamma_neg, clip, detach_focusing
-  kLogitMaps = 1u << 5,   // SPEC §3.6 logit_bias, margin, logit_scale (core/logit_map.h)
+  kLogitMaps = 1u << 5,   // logit_bias, margin, logit_scale (docs/semantics.md, "Logit maps")
 };
 
 // X(id, Name, family, index, probs, ignore, smoothing, vectors, scalars)

@@ -17,9 +17,9 @@ CBL_HD bool row_ignored(LossKind kind, const int32_t* labels, int32_t ignore_ind
   return labels && uses_ignore_index(kind) && labels[n] == ignore_index;
 }
 
-// The class-balanced weight of row n (Cui et al., SPEC §3.5): w[y_n] for class indices (0 when the row
-// is ignored), sum_c w_c t_nc for element or probability targets, and for the binary focal loss (one
-// logit a row) w_0 (1 - t) + w_1 t.
+// The class-balanced weight of row n (Cui et al.; docs/semantics.md, "Class-balanced weights and
+// reductions"): w[y_n] for class indices (0 when the row is ignored), sum_c w_c t_nc for element or
+// probability targets, and for the binary focal loss (one logit a row) w_0 (1 - t) + w_1 t.
 template <class W>
 CBL_HD double balance_row_weight(LossKind kind, const W* w, const int32_t* labels, const float* targets,
                                  int64_t classes, int32_t ignore_index, int64_t n) {
@@ -45,9 +45,10 @@ CBL_HD double label_weight_term(LossKind kind, const W* class_weight, const int3
 }
 
 // The divisor of a reduction over host arrays, from the targets alone (known before any gradient is
-// written: every gradient element is scaled by 1 / divisor), or the call's avg_factor (SPEC §3.7). count_ignored(labels, n, ignore_index):
-// how many of n labels equal ignore_index (the CPU counts over its threads). Host code; device arrays
-// sum label_weight_term / balance_row_weight in a kernel (cuda/kernels/sums.cuh).
+// written: every gradient element is scaled by 1 / divisor), or the call's avg_factor (docs/semantics.md,
+// "Per-call options"). count_ignored(labels, n, ignore_index): how many of n labels equal ignore_index
+// (the CPU counts over its threads). Host code; device arrays sum label_weight_term / balance_row_weight
+// in a kernel (cuda/kernels/sums.cuh).
 template <class CountIgnored>
 double divisor_of(const Problem& p, CountIgnored count_ignored) {
   if (p.avg_factor > 0.0 && p.divisor != Divisor::None && p.divisor != Divisor::One) return p.avg_factor;

@@ -23,8 +23,8 @@ struct RunContext {
   const float* pos_weight = nullptr;
   const float* alpha = nullptr;
   const float* balance_weight = nullptr;
-  // The logit map of SPEC §3.6 (core/logit_map.h): bias and margin (C floats each, zeros where the
-  // call has none) and the scale, when map_logits.
+  // The logit map (docs/semantics.md, "Logit maps"; core/logit_map.h): bias and margin (C floats each,
+  // zeros where the call has none) and the scale, when map_logits.
   bool map_logits = false;
   bool map_bias_only = false;  // no margin, scale 1: z' = z + b (Balanced Softmax, logit adjustment)
   const float* logit_bias = nullptr;

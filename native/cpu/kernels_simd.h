@@ -153,10 +153,10 @@ struct SimdKernels {
       V v[NV];
 #pragma GCC unroll 8
       for (int i = 0; i < NV; ++i) v[i] = V::load(z + at(i));
-      if (ctx.map_bias_only) {  // SPEC §3.6: z + b, what the map below gives without margin and scale
+      if (ctx.map_bias_only) {  // z + b, what the logit map below gives without margin and scale
 #pragma GCC unroll 8
         for (int i = 0; i < NV; ++i) v[i] = v[i] + V::load(ctx.logit_bias + at(i));
-      } else if (ctx.map_logits) {  // SPEC §3.6 (core/logit_map.h)
+      } else if (ctx.map_logits) {  // the logit map (core/logit_map.h)
         const float y = label[r];
         const float margin_y = y >= 0.0f ? ctx.margin[static_cast<int64_t>(y)] : 0.0f;
 #pragma GCC unroll 8
@@ -296,10 +296,10 @@ struct SimdKernels {
     return math::mapped_logit(z[y], ctx.logit_bias[y], ctx.margin[y], ctx.logit_scale);
   }
 
-  // The logits of one row as the wide-row loops read them: as stored (PlainRow), or through the logit
-  // map (MappedRow, SPEC §3.6). A loop over a block at column c0 of the row takes `from(c0)`, and reads
-  // vector c of the block with at(z, c) (z: the block's logits). Templates, so that a call without a map
-  // runs the loops it ran before, untouched.
+  // The logits of one row as the wide-row loops read them: as stored (PlainRow), or through the logit map
+  // (MappedRow, core/logit_map.h). A loop over a block at column c0 of the row takes `from(c0)`, and
+  // reads vector c of the block with at(z, c) (z: the block's logits). Templates, so that a call without
+  // a map runs the loops it ran before, untouched.
   struct PlainRow {
     PlainRow from(int64_t) const { return *this; }
     V at(const float* z, int64_t c) const { return V::load(z + c); }
@@ -462,9 +462,9 @@ struct SimdKernels {
 
     V live;
     const V yf = label_lanes(p, n0, valid, &live);
-    if (ctx.map_bias_only) {  // SPEC §3.6: z + b (the map without margin and scale)
+    if (ctx.map_bias_only) {  // z + b (the logit map without margin and scale)
       for (int64_t c = 0; c < C; ++c) (V::load(z[c]) + V(ctx.logit_bias[c])).store(z[c]);
-    } else if (ctx.map_logits) {  // SPEC §3.6 (core/logit_map.h): z' in place of z in the tile
+    } else if (ctx.map_logits) {  // the logit map (core/logit_map.h): z' in place of z in the tile
       for (int64_t c = 0; c < C; ++c) {
         const V margin = simd::select(yf == V(static_cast<float>(c)), V(ctx.margin[c]), V(0.0f));
         math::mapped_logit(V::load(z[c]), V(ctx.logit_bias[c]), margin, V(ctx.logit_scale)).store(z[c]);
@@ -960,7 +960,7 @@ struct SimdKernels {
     const float* w;       // class factors (tile or class vector), or null for 1
     const float* pw;      // pos_weight (tile or class vector), or null for 1
     const float* rw;      // row-weight tile, or null
-    const float* sw;      // per-element sample weights (SPEC §3.7), or null
+    const float* sw;      // per-element sample weights, or null
     const float* go;      // per-element upstream gradient, or null for `scale`
     float* loss_out;
     float* grad_out;
@@ -1069,7 +1069,8 @@ struct SimdKernels {
     base.x = p.logits;
     base.t = p.targets;
     base.go = ctx.per_element ? p.grad_output : nullptr;
-    // Sample weights (SPEC §3.7): one per element go with the span; one per row join the row weights.
+    // Sample weights ("Per-call options" in docs/semantics.md): one per element go with the span; one per
+    // row join the row weights.
     const float* row_sample = p.sample_weight && !p.sample_weight_per_element ? p.sample_weight : nullptr;
     base.sw = p.sample_weight_per_element ? p.sample_weight : nullptr;
     const bool row_factor = e.by_row || row_sample != nullptr;

@@ -70,7 +70,8 @@ inline double grad_scale(const Problem& p, const RunContext& s, int64_t i) {
   return s.per_element ? static_cast<double>(p.grad_output[i]) : s.reduced_scale;
 }
 
-// The sample weight (SPEC §3.7) at index i of the problem's array (a row, or an element), 1 without.
+// The sample weight (docs/semantics.md, "Per-call options") at index i of the problem's array (a row, or
+// an element), 1 without.
 inline double sample_weight(const Problem& p, int64_t i) {
   return p.sample_weight ? static_cast<double>(p.sample_weight[i]) : 1.0;
 }
@@ -89,9 +90,9 @@ double softmax_row(const Problem& p, int64_t n, const RowScalars<double>& call, 
     return 0.0;
   }
 
-  // The logit of class c, through the map of SPEC §3.6 when the call has one (core/logit_map.h): in
-  // float, as every other layout and backend (and PyTorch's composed s * (x + b - m) in float32) forms
-  // it, so that all of them take the loss at the same z'.
+  // The logit of class c, through the logit map when the call has one (docs/semantics.md, "Logit maps";
+  // core/logit_map.h): in float, as every other layout and backend (and PyTorch's composed s * (x + b -
+  // m) in float32) forms it, so that all of them take the loss at the same z'.
   const bool map = maps_logits(p);
   const auto logit = [&](int64_t c) {
     if (!map) return static_cast<double>(z[c]);
@@ -384,7 +385,7 @@ double run_cpu(const Problem& p) {
     const size_t pw = p.pos_weight ? copy(p.pos_weight, C) : SIZE_MAX;
     const size_t al = p.alpha ? copy(p.alpha, pair) : SIZE_MAX;
     const size_t bw = p.balance_weight ? copy(p.balance_weight, pair) : SIZE_MAX;
-    // The logit map (SPEC §3.6): bias and margin as floats, zeros where absent, so that the kernels
+    // The logit map: bias and margin as floats, zeros where absent, so that the kernels
     // that map read both without a test.
     ctx.map_logits = maps_logits(p);
     const std::vector<double> zeros(ctx.map_logits ? static_cast<size_t>(C) : 0, 0.0);

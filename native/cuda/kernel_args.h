@@ -28,13 +28,15 @@ struct KernelArgs {
   Balance balance;
   const float* row_weight;      // element losses, Balance::Row with probability targets: one per row
   const float* grad_output;     // one per output element, or null
-  // SPEC §3.6 (core/logit_map.h): when map_logits, C bias and C margin values (zeros where the call has
-  // none) and the scale; the row kernels map each logit as they load it.
+  // The logit map (docs/semantics.md, "Logit maps"; core/logit_map.h): when map_logits, C bias and C
+  // margin values (zeros where the call has none) and the scale; the row kernels map each logit as they
+  // load it.
   bool map_logits;
   const float* logit_bias;
   const float* margin;
   float logit_scale;
-  // SPEC §3.7: one weight per output row, or (element losses, sample_weight_per_element) per logit; null.
+  // Sample weights (docs/semantics.md, "Per-call options"): one per output row, or (element losses,
+  // sample_weight_per_element) per logit; null.
   const float* sample_weight;
   bool sample_weight_per_element;
   float grad_output_scalar;

@@ -66,7 +66,7 @@ bool close(double a, double b) {
   return std::fabs(a - b) <= std::max(1e-5 * std::fabs(b), 1e-6);
 }
 
-// SPEC §5: max|g - g_ref| <= 1e-5 max|g_ref| + 1e-7.
+// docs/semantics.md, "Precision": max|g - g_ref| <= 1e-5 max|g_ref| + 1e-7.
 bool grad_close(const std::vector<float>& g, const std::vector<float>& ref) {
   double max_ref = 0.0;
   for (float v : ref) max_ref = std::max(max_ref, static_cast<double>(std::fabs(v)));

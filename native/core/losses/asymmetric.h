@@ -1,4 +1,4 @@
-// AsymmetricLoss (ASL, Ridnik et al., ICCV 2021; SPEC §3.9): the element policy.
+// AsymmetricLoss (ASL, Ridnik et al., ICCV 2021; docs/semantics.md, "Asymmetric loss"): the element policy.
 //
 // p = sigmoid(x), np = sigmoid(-x). The positive term (t = 1) and the shifted negative term (t = 0):
 //   L+ = -log p = softplus(-x),            dL+/dx = -np,   a+ = np (= 1 - p),      a+'/a+ = -p

@@ -1,4 +1,5 @@
-// BCEWithLogitsLoss (PyTorch, SPEC §3.2): the element policy (the class weight is the layouts').
+// BCEWithLogitsLoss (PyTorch; docs/semantics.md, "BCE with logits"): the element policy (the class
+// weight is the layouts').
 //   loss = (1-t) x + l softplus(-x),  l = 1 + (pw-1) t,   d/dx = l sigmoid(x) - pw t
 // For x < 0, (1-t)x + l(-x) = -x pw t: the loss is written max(x,0)(1-t) + max(-x,0) pw t +
 // l log1p(e^-|x|), the same value without the cancellation of the first form.

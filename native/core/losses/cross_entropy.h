@@ -1,4 +1,4 @@
-// CrossEntropy (PyTorch nn.CrossEntropyLoss, SPEC §3.1): the row policy.
+// CrossEntropy (PyTorch nn.CrossEntropyLoss; docs/semantics.md, "Cross entropy"): the row policy.
 //
 // With m the row max, S = sum_c exp(z_c - m), s = softmax(z), weight w, smoothing eps, smooth = eps/C,
 // W = sum_c w_c:

@@ -1,6 +1,6 @@
-// FocalLoss (Python cbloss, SPEC §3.3): the softmax row policy and the binary element policy. Both
-// modulate a cross-entropy value ce with math.h's focal_factor (stable for gamma < 1 and saturated
-// logits): loss = alpha (1 - e^-ce)^gamma ce, d loss / d ce = alpha focal'(ce).
+// FocalLoss (Python cbloss; docs/semantics.md, "Focal loss"): the softmax row policy and the binary
+// element policy. Both modulate a cross-entropy value ce with math.h's focal_factor (stable for gamma < 1
+// and saturated logits): loss = alpha (1 - e^-ce)^gamma ce, d loss / d ce = alpha focal'(ce).
 //   Softmax:  ce = m - z_y + log S,  grad = alpha_y focal'(ce) (s - onehot): coef = hit = alpha_y focal'(ce)
 //   Binary:   ce = BCE(x, t),        d/dx = alpha (p - t) focal'(ce), alpha = alpha_0 (1-t) + alpha_1 t
 //             for an alpha pair, else the scalar alpha.

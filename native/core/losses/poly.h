@@ -1,4 +1,4 @@
-// PolyLoss, Poly-1 (Leng et al., ICLR 2022; SPEC §3.8): the row policy.
+// PolyLoss, Poly-1 (Leng et al., ICLR 2022; docs/semantics.md, "Poly-1"): the row policy.
 //   loss = CE + eps (1 - s_y),  CE = m - z_y + log S,  1 - s_y = -expm1(-CE) (no cancellation near s_y = 1)
 //   d/dz_c = (s_c - [c=y]) + eps * (-d s_y/dz_c) = (s_c - [c=y]) + eps s_y (s_c - [c=y])
 //          = (1 + eps s_y)(s_c - [c=y]):  coef = hit = 1 + eps s_y

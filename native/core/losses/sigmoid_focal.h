@@ -1,4 +1,5 @@
-// SigmoidFocalLoss (torchvision sigmoid_focal_loss, SPEC §3.4): the element policy.
+// SigmoidFocalLoss (torchvision sigmoid_focal_loss; docs/semantics.md, "Sigmoid focal loss"): the element
+// policy.
 //   loss = alpha_t a^gamma BCE(x, t),  a = 1 - p_t = t sigmoid(-x) + (1-t) sigmoid(x)  (never 1 - p_t,
 //   which rounds to 0 for confident predictions),  alpha_t = alpha t + (1-alpha)(1-t) (1 for alpha < 0).
 //   d/dx = alpha_t [a^gamma (p - t) + gamma a^(gamma-1) (1-2t) p(1-p) BCE]

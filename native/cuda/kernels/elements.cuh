@@ -61,7 +61,8 @@ __global__ void __launch_bounds__(kBlock, 4) elements_kernel(KernelArgs a) {
         else if (a.balance == Balance::Column) w *= read_at(a.balance_weight, c);
         else w *= a.labels ? read_at(a.balance_weight, read_at(a.labels, n)) : read_at(a.row_weight, n);
       }
-      if (a.sample_weight) w *= read_at(a.sample_weight, a.sample_weight_per_element ? i0 + k : n);  // SPEC §3.7
+      // Sample weights (docs/semantics.md, "Per-call options").
+      if (a.sample_weight) w *= read_at(a.sample_weight, a.sample_weight_per_element ? i0 + k : n);
       loss[k] = w * r.loss;
       grad[k] = a.grad ? (a.grad_output ? read_at(a.grad_output, i0 + k) : scale) * w * r.slope : 0.0f;
       mine += static_cast<double>(loss[k]);

@@ -166,20 +166,20 @@ constexpr int held_min_blocks(int V, int R) {
 
 // ---- The one pass: labels checked and held, the divisor summed, in the loss kernel itself ----
 //
-// Device labels must all be checked before anything is written (SPEC §2: a bad one writes nothing),
-// and a 'mean' divided by the labels' weights needs their sum before the first gradient. A kernel of
-// its own for that reads the labels once more than the loss needs (4 bytes a row; in bf16 at C = 2,
-// a third of the call's minimum bytes). The one pass does it in the loss kernel (short rows, groups
-// under a warp, where it shows): a
-// cooperative launch — every block resident at once, at most what the GPU holds — in which each block
-// first reads the labels of the tiles it will take (tile j of block b: rows (b + j gridDim) R .. + R,
-// R = kRowsPerBlock) into shared memory, checks them (atomicMin into invalid_label) and sums its rows'
-// divisor terms; a grid-wide barrier; block 0 sums the blocks' terms into the divisor (in a fixed order
-// for a grid; the grid is the GPU's, so the last bits of a weighted divisor may differ between GPUs,
-// as SPEC §2 allows); a second barrier; then, unless a label was bad (every block returns, nothing
-// written), the rows as in the plain kernel, labels from shared memory. In both kernels, groups under a
-// warp sum each tile's losses (tile_loss_total) into partials[tile] — a function of the shape, not the
-// grid — instead of writing them a row at a time (8 bytes a row written and read back by the sum).
+// Device labels must all be checked before anything is written (docs/semantics.md, "Errors": a bad one
+// writes nothing), and a 'mean' divided by the labels' weights needs their sum before the first gradient.
+// A kernel of its own for that reads the labels once more than the loss needs (4 bytes a row; in bf16 at
+// C = 2, a third of the call's minimum bytes). The one pass does it in the loss kernel (short rows,
+// groups under a warp, where it shows): a cooperative launch — every block resident at once, at most what
+// the GPU holds — in which each block first reads the labels of the tiles it will take (tile j of block
+// b: rows (b + j gridDim) R .. + R, R = kRowsPerBlock) into shared memory, checks them (atomicMin into
+// invalid_label) and sums its rows' divisor terms; a grid-wide barrier; block 0 sums the blocks' terms
+// into the divisor (in a fixed order for a grid; the grid is the GPU's, so the last bits of a weighted
+// divisor may differ between GPUs, as docs/semantics.md, "Precision", allows); a second barrier; then,
+// unless a label was bad (every block returns, nothing written), the rows as in the plain kernel, labels
+// from shared memory. In both kernels, groups under a warp sum each tile's losses (tile_loss_total) into
+// partials[tile] — a function of the shape, not the grid — instead of writing them a row at a time (8
+// bytes a row written and read back by the sum).
 
 // Sums one double a thread over the block in a fixed order (lanes by shuffles, then the warps); thread
 // 0 gets the total. Every thread of the block calls it (barriers). (block_total sums through shared

@@ -73,9 +73,9 @@ __device__ __forceinline__ KernelArgs with_staged_weights(KernelArgs a, float* s
   return a;
 }
 
-// Logit z of column c of a row with label y through the call's logit map (SPEC §3.6, core/logit_map.h):
-// every row kernel maps each logit where it loads it, before the max. (A branch on a kernel argument:
-// the same for every thread of the launch.)
+// Logit z of column c of a row with label y through the call's logit map (core/logit_map.h;
+// docs/semantics.md, "Logit maps"): every row kernel maps each logit where it loads it, before the max.
+// (A branch on a kernel argument: the same for every thread of the launch.)
 __device__ __forceinline__ float map_logit(const KernelArgs& a, int32_t y, int64_t c, float z) {
   if (!a.map_logits) return z;
   return math::mapped_logit(z, read_at(a.logit_bias, c), c == y ? read_at(a.margin, c) : 0.0f, a.logit_scale);
@@ -113,7 +113,8 @@ __device__ __forceinline__ RowGradient finish_row(const KernelArgs& a, const Row
       params);
   float rw = 1.0f;  // the class-balanced weight of the row (either Balance applies per row here)
   if (a.balance != Balance::Off) rw = r.probs ? sums.balance : read_at(a.balance_weight, y);
-  if (a.sample_weight) rw *= read_at(a.sample_weight, n);  // SPEC §3.7: after every other weight
+  // Sample weights after every other weight (docs/semantics.md, "Per-call options").
+  if (a.sample_weight) rw *= read_at(a.sample_weight, n);
   if (write_loss) write_at(a.row_loss, n, rw * row.loss);
   const float k = upstream(a, n) * rw * a.logit_scale;  // (d z' / d z = scale)
   const float scale = k * row.coef / sums.s;
