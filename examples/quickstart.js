@@ -39,7 +39,7 @@ const cb = new ClassBalancedLoss({
   numClasses: 3,
   lossFunc: new FocalLoss({ numClasses: 3, reduction: 'none' }),
 });
-console.log(`ClassBalancedLoss  loss ${cb.forward(logits, labels).toFixed(6)}   (SPEC worked example: 0.245579)`);
+console.log(`ClassBalancedLoss  loss ${cb.forward(logits, labels).toFixed(6)}   (docs/semantics.md worked example: 0.245579)`);
 
 const multiLabel = new Float32Array([1, 0, 1, 0, 0, 1, 1, 1, 0]);
 const bce = new BCEWithLogitsLoss({ posWeight: [1, 2, 3] });

@@ -91,7 +91,7 @@ describe('40 errors', () => {
   });
 
   describe('options', () => {
-    it('PolyLoss: ε finite, class indices only, the §3.6 options unknown', () => {
+    it('PolyLoss: ε finite, class indices only, the logit map options unknown', () => {
       throwsExactly(() => new PolyLoss({ epsilon: Infinity }), RangeError, /for epsilon but received Infinity/);
       throwsExactly(() => new PolyLoss({ epsilon: '1' as never }), TypeError, /for epsilon but received '1'/);
       throwsExactly(() => new PolyLoss({ logitBias: [0, 1] } as never), TypeError, /^Unknown option 'logitBias' for PolyLoss/);
@@ -231,7 +231,7 @@ describe('40 errors', () => {
     });
   });
 
-  describe('logit transforms (SPEC §3.6)', () => {
+  describe('logit maps (docs/semantics.md, "Logit maps")', () => {
     it('bias, margin and scale: non-finite values, wrong lengths and scale <= 0 are RangeErrors', () => {
       throwsExactly(() => new CrossEntropyLoss({ logitBias: [0, Number.NaN, 1] }), RangeError, 'logitBias[1] = NaN is not a finite number');
       throwsExactly(() => new CrossEntropyLoss({ margin: [0, Infinity] }), RangeError, 'margin[1] = Infinity is not a finite number');
@@ -275,7 +275,7 @@ describe('40 errors', () => {
     });
   });
 
-  describe('per-call weights (SPEC §3.7)', () => {
+  describe('per-call weights (docs/semantics.md, "Per-call options")', () => {
     const ce = new CrossEntropyLoss();
     const bce = new BCEWithLogitsLoss();
     it('a wrong length, a non-finite weight (named by index) or a bad avgFactor is a RangeError', () => {

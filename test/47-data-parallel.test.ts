@@ -50,7 +50,7 @@ const CASES: ShardCase[] = [
 
 const devices: Device[] = ['cpu', ...(backendInfo().cuda.available ? (['cuda'] as const) : [])];
 
-describe('47 data-parallel shards with avgFactor (SPEC §3.7)', () => {
+describe('47 data-parallel shards with avgFactor (docs/semantics.md, "Per-call options")', () => {
   for (const device of devices) {
     for (const c of CASES) {
       it(`[${device}] ${c.name}: the shards' losses sum to the batch's, their gradients make its gradient`, () => {

@@ -95,7 +95,7 @@ forEachKernelLevel('60 numerical stability', () => {
     assert.deepEqual(Array.from(r.grad, Number.isNaN), [false, true, false, false]);
   });
 
-  it('a mean over 2·10^6 rows keeps SPEC §5 precision', () => {
+  it('a mean over 2·10^6 rows keeps its precision (docs/semantics.md, "Precision")', () => {
     const rand = rng(11);
     const rows = 2_000_000;
     const C2 = 2;
