@@ -56,7 +56,7 @@ export type AnyReduction = keyof LossValueByReduction;
 /** The loss a reduction gives (number | Float32Array when the reduction is not known statically). */
 export type LossValue<R extends AnyReduction> = LossValueByReduction[R];
 
-/** forward's per-call options (SPEC §3.7): sampleWeight, avgFactor. */
+/** forward's per-call options (docs/semantics.md, "Per-call options"): sampleWeight, avgFactor. */
 export type ForwardOptions = CallWeightOptions;
 
 export interface ForwardBackwardOptions extends CallWeightOptions {

@@ -88,14 +88,14 @@ export interface LossPlan {
   balanceWeight: Float64Array | null;
   balance: Balance;
   divisor: Divisor;
-  /** SPEC §3.6 (CrossEntropy, FocalSoftmax): z' = logitScale·(z + logitBias − margin[y]·e_y). */
+  /** The logit map (docs/semantics.md, "Logit maps"; CrossEntropy, FocalSoftmax): z' = logitScale·(z + logitBias − margin[y]·e_y). */
   logitBias: Float64Array | null;
   margin: Float64Array | null;
   logitScale: number;
-  /** SPEC §3.7, per call: one weight per row, or (element losses, sampleWeightPerElement) per logit. */
+  /** docs/semantics.md, "Per-call options": one weight per row, or (element losses, sampleWeightPerElement) per logit. */
   sampleWeight: Float32Array | DeviceTensor | null;
   sampleWeightPerElement: boolean;
-  /** SPEC §3.7, per call: the divisor of the mean reductions, or null for their own. */
+  /** docs/semantics.md, "Per-call options": the divisor of the mean reductions, or null for their own. */
   avgFactor: number | null;
   /** Elements of the unreduced ('none') output: rows for softmax losses, logits otherwise. */
   outputLength: number;
