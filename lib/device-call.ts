@@ -5,7 +5,7 @@ import type { ResolvedDevice } from './device';
 import { DeviceTensor, tensorDeviceIndex } from './device-tensor';
 import { describe, invalidLength, invalidType, invalidValue } from './errors';
 import { readGradOutput } from './inputs';
-import { runPlan, runPlanAsync } from './native';
+import { runPlan, runPlanAsync, type CallInput } from './native';
 import { Divisor, type LossPlan } from './plan';
 
 export interface DeviceCallOptions {
@@ -65,11 +65,18 @@ export function deviceCall(
   }
 
   const out = readDeviceOut(opts?.out, plan, logits, none, wantGrad);
+  const inputs: Record<CallInput, unknown> = {
+    logits,
+    labels: plan.labels,
+    targets: plan.targets,
+    sampleWeight: plan.sampleWeight,
+    gradOutput,
+  };
   for (const [name, t] of [['out.grad', out.grad], ['out.loss', out.loss]] as const) {
     if (!t) continue;
     sameDevice(name, t);
     const clash =
-      (t === plan.labels || t === plan.targets || t === plan.sampleWeight || t === gradOutput || (t === logits && name !== 'out.grad')) ||
+      (Object.values(inputs).includes(t) && !(t === logits && name === 'out.grad')) ||
       (out.grad !== undefined && out.grad === out.loss);
     if (clash) {
       throw new RangeError(

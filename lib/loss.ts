@@ -16,7 +16,7 @@ import {
   type Target,
   type TensorLike,
 } from './inputs';
-import { runPlan, runPlanAsync } from './native';
+import { CALL_ARRAYS, runPlan, runPlanAsync, type CallInput } from './native';
 import { checkCallOptionKeys } from './options';
 import { Divisor, isRowLoss, type LossPlan } from './plan';
 import { loadTf, tensorLoss, type TfTensor } from './tf';
@@ -271,7 +271,14 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
     const none = plan.divisor === Divisor.None;
     const gradOutput = readGradOutput(opts?.gradOutput, none, plan.outputLength);
     const out = readOut(opts?.out, none, wantGrad, plan);
-    checkOverlaps(call, out, opts?.gradOutput, plan.sampleWeight);
+    // (each of the call's inputs as the caller passed it: the logits and targets before any conversion)
+    checkOverlaps(out, {
+      logits: call.logits.source,
+      labels: plan.labels !== null ? call.target.source : null,
+      targets: plan.targets !== null ? call.target.source : null,
+      sampleWeight: plan.sampleWeight,
+      gradOutput: opts?.gradOutput,
+    });
 
     // (arrays made here are the call's own until it returns: an async call's worker writes them in place)
     const lossOut = none ? (out.loss ?? allocatedByCall(new Float32Array(plan.outputLength))) : null;
@@ -376,13 +383,13 @@ function sameView(a: ArrayBufferView, b: ArrayBufferView): boolean {
 
 // out.grad may be the input itself (in place); any other sharing of memory between the caller's
 // arrays and the output buffers would let an output overwrite an input mid-pass: RangeError.
-function checkOverlaps(call: PreparedCall, out: OutBuffers, gradOutput: unknown, sampleWeight: unknown): void {
+function checkOverlaps(out: OutBuffers, given: Record<CallInput, unknown>): void {
   if (!out.grad && !out.loss) return; // (the outputs are then new arrays)
   const inputs: Array<[string, ArrayBufferView]> = [];
-  if (call.logits.source) inputs.push(['input', call.logits.source]);
-  if (call.target.source) inputs.push(['target', call.target.source]);
-  if (ArrayBuffer.isView(gradOutput)) inputs.push(['gradOutput', gradOutput]);
-  if (ArrayBuffer.isView(sampleWeight)) inputs.push(['sampleWeight', sampleWeight]);
+  for (const argument of Object.keys(given) as CallInput[]) {
+    const view = given[argument];
+    if (ArrayBuffer.isView(view)) inputs.push([CALL_ARRAYS[argument].name, view]);
+  }
   const outputs: Array<[string, ArrayBufferView]> = [];
   if (out.grad) outputs.push(['out.grad', out.grad]);
   if (out.loss) outputs.push(['out.loss', out.loss]);

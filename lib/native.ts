@@ -65,24 +65,30 @@ void everyArgumentListed;
 
 /**
  * What lib/ does with each of a call's arrays: an input the worker of an async call reads, or an
- * output it writes, and the name an error about it gives (the API's name for it).
+ * output it writes; whether the caller passes it with the call (`perCall`; else it is the loss's own
+ * vector); and the name an error about it gives (the API's name for it).
  */
-const CALL_ARRAYS: Readonly<Record<CallArray, { output: boolean; name: string }>> = {
-  logits: { output: false, name: 'input' },
-  labels: { output: false, name: 'target' },
-  targets: { output: false, name: 'target' },
+export const CALL_ARRAYS = {
+  logits: { output: false, perCall: true, name: 'input' },
+  labels: { output: false, perCall: true, name: 'target' },
+  targets: { output: false, perCall: true, name: 'target' },
   // (the loss's own parameter vectors: small, and reachable by the caller as the loss's fields)
-  classWeight: { output: false, name: 'weight' },
-  posWeight: { output: false, name: 'posWeight' },
-  alpha: { output: false, name: 'alpha' },
-  balanceWeight: { output: false, name: 'class-balanced weights' },
-  logitBias: { output: false, name: 'logitBias' },
-  margin: { output: false, name: 'margin' },
-  sampleWeight: { output: false, name: 'sampleWeight' },
-  gradOutput: { output: false, name: 'gradOutput' },
-  lossOut: { output: true, name: 'out.loss' },
-  gradOut: { output: true, name: 'out.grad' },
-};
+  classWeight: { output: false, perCall: false, name: 'weight' },
+  posWeight: { output: false, perCall: false, name: 'posWeight' },
+  alpha: { output: false, perCall: false, name: 'alpha' },
+  balanceWeight: { output: false, perCall: false, name: 'class-balanced weights' },
+  logitBias: { output: false, perCall: false, name: 'logitBias' },
+  margin: { output: false, perCall: false, name: 'margin' },
+  sampleWeight: { output: false, perCall: true, name: 'sampleWeight' },
+  gradOutput: { output: false, perCall: true, name: 'gradOutput' },
+  lossOut: { output: true, perCall: true, name: 'out.loss' },
+  gradOut: { output: true, perCall: true, name: 'out.grad' },
+} as const satisfies Readonly<Record<CallArray, { output: boolean; perCall: boolean; name: string }>>;
+
+/** The inputs a caller passes with a call: the arrays an output it passes may not overlap (lib/loss.ts). */
+export type CallInput = {
+  [K in CallArray]: (typeof CALL_ARRAYS)[K] extends { output: false; perCall: true } ? K : never;
+}[CallArray];
 
 /** A DeviceTensor, as far as this module needs to know one. */
 export interface DeviceArray {
