@@ -13,21 +13,12 @@ const path = require('node:path');
 const cbloss = require('..');
 const { binding } = require('../dist/native.js');
 const loops = require('./js-loops.js');
-const { rng } = require('../dist/random.js');
+const { SHAPES, LOSSES, makeData, cblossLosses } = require('./cases.js');
 
 const args = new Set(process.argv.slice(2));
 const BUDGET_S = args.has('--long') ? 0.6 : 0.15;
 // tf.js's pure-JS cpu backend needs ~30 s a call at 256×131072: it is measured up to this size.
 const TFJS_CPU_MAX_ELEMENTS = 8_500_000;
-const SHAPES = [
-  [65536, 10],
-  [65536, 100],
-  [8192, 1000],
-  [256, 131072],
-  [1048576, 2],
-];
-// (balanced-softmax, ldam: the logit map; ce-weighted: sampleWeight and avgFactor — docs/semantics.md)
-const LOSSES = ['ce', 'cb-ce', 'focal', 'cb-focal', 'poly', 'bce', 'sigmoid-focal', 'asl', 'balanced-softmax', 'ldam', 'ce-weighted'];
 const ALL_THREADS = cbloss.backendInfo().cpu.hardwareThreads;
 const THREADS = [...new Set([1, ALL_THREADS])];
 
@@ -42,42 +33,6 @@ function medianMs(fn, budgetS = BUDGET_S, minReps = 3, maxReps = 50) {
   }
   times.sort((a, b) => a - b);
   return times[times.length >> 1];
-}
-
-function makeData(N, C) {
-  const rand = rng(N * 31 + C);
-  const x = new Float32Array(N * C);
-  for (let i = 0; i < x.length; i += 2) {
-    const u = Math.max(rand(), 1e-12);
-    const r = Math.sqrt(-2 * Math.log(u)) * 2;
-    x[i] = r * Math.cos(2 * Math.PI * rand());
-    if (i + 1 < x.length) x[i + 1] = r * Math.sin(2 * Math.PI * rand());
-  }
-  const y = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
-  const t = Float32Array.from({ length: N * C }, () => (rand() < 0.1 ? 1 : 0));
-  // A long-tailed training set: class c has about 1000 * 0.97^c samples.
-  const counts = Array.from({ length: C }, (_, c) => Math.max(1, Math.round(1000 * Math.pow(0.97, c))));
-  const sampleWeight = Float32Array.from({ length: N }, () => rand());
-  return { x, y, t, counts, sampleWeight, weights: Array.from(cbloss.classBalancedWeights(counts, 0.999)) };
-}
-
-// name -> [loss, target ('y' indices, 't' element targets), call options]
-function cblossLosses(C, counts, d, N) {
-  const focalC = Math.max(C, 2);
-  const cb = (lossFunc) => new cbloss.ClassBalancedLoss({ samplesPerCls: counts, beta: 0.999, numClasses: C, lossFunc });
-  return {
-    ce: [new cbloss.CrossEntropyLoss(), 'y'],
-    'cb-ce': [cb(new cbloss.CrossEntropyLoss({ reduction: 'none' })), 'y'],
-    focal: [new cbloss.FocalLoss({ numClasses: focalC, gamma: 2 }), 'y'],
-    'cb-focal': [cb(new cbloss.FocalLoss({ numClasses: focalC, gamma: 2, reduction: 'none' })), 'y'],
-    bce: [new cbloss.BCEWithLogitsLoss(), 't'],
-    'sigmoid-focal': [new cbloss.SigmoidFocalLoss({ reduction: 'mean' }), 't'],
-    poly: [new cbloss.PolyLoss({ epsilon: 1 }), 'y'],
-    asl: [new cbloss.AsymmetricLoss({ gammaPos: 1, gammaNeg: 4, clip: 0.05 }), 't'],
-    'balanced-softmax': [new cbloss.BalancedSoftmaxLoss({ samplesPerCls: counts }), 'y'],
-    ldam: [new cbloss.LDAMLoss({ samplesPerCls: counts, maxMargin: 0.5, scale: 30 }), 'y'],
-    'ce-weighted': [new cbloss.CrossEntropyLoss(), 'y', { sampleWeight: d.sampleWeight, avgFactor: N }],
-  };
 }
 
 function jsLoop(name, d, N, C, grad) {
@@ -172,7 +127,7 @@ async function main() {
   const results = { machine: { cpu: os.cpus()[0].model, threads: ALL_THREADS, simd: info.cpu.simd, node: process.version }, date: new Date().toISOString(), rows: [] };
 
   const dataByShape = {};
-  for (const [N, C] of SHAPES) dataByShape[`${N}x${C}`] = makeData(N, C);
+  for (const [N, C] of SHAPES) dataByShape[`${N}x${C}`] = makeData(cbloss, N, C);
 
   const py = args.has('--no-torch') ? null : findPython();
   let torch = null;
@@ -202,7 +157,7 @@ async function main() {
         tfTimes[backend] = await measureTf(tf, backend, d, N, C);
       }
     }
-    const losses = cblossLosses(C, d.counts, d, N);
+    const losses = cblossLosses(cbloss, C, d, N);
     for (const name of LOSSES) {
       const [loss, targetKind, call] = losses[name];
       const target = targetKind === 'y' ? d.y : d.t;
@@ -222,7 +177,7 @@ async function main() {
   cbloss.setNumThreads(ALL_THREADS);
 
   // Sync call overhead at N = 32, C = 10.
-  const small = makeData(32, 10);
+  const small = makeData(cbloss, 32, 10);
   const ce = new cbloss.CrossEntropyLoss();
   const g = new Float32Array(320);
   const reps = 20000;

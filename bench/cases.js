@@ -1,0 +1,54 @@
+// The benchmarks' cases, shared by run.js (cbloss beside its peers) and ab.js (two builds of cbloss
+// against each other): the shapes, the losses and their data. Each function takes the cbloss module it
+// builds with (ab.js loads two).
+'use strict';
+const { rng } = require('../dist/random.js');
+
+const SHAPES = [
+  [65536, 10],
+  [65536, 100],
+  [8192, 1000],
+  [256, 131072],
+  [1048576, 2],
+];
+// (balanced-softmax, ldam: the logit map; ce-weighted: sampleWeight and avgFactor — docs/semantics.md)
+const LOSSES = ['ce', 'cb-ce', 'focal', 'cb-focal', 'poly', 'bce', 'sigmoid-focal', 'asl', 'balanced-softmax', 'ldam', 'ce-weighted'];
+
+function makeData(cbloss, N, C) {
+  const rand = rng(N * 31 + C);
+  const x = new Float32Array(N * C);
+  for (let i = 0; i < x.length; i += 2) {
+    const u = Math.max(rand(), 1e-12);
+    const r = Math.sqrt(-2 * Math.log(u)) * 2;
+    x[i] = r * Math.cos(2 * Math.PI * rand());
+    if (i + 1 < x.length) x[i + 1] = r * Math.sin(2 * Math.PI * rand());
+  }
+  const y = Int32Array.from({ length: N }, () => Math.floor(rand() * C));
+  const t = Float32Array.from({ length: N * C }, () => (rand() < 0.1 ? 1 : 0));
+  // A long-tailed training set: class c has about 1000 * 0.97^c samples.
+  const counts = Array.from({ length: C }, (_, c) => Math.max(1, Math.round(1000 * Math.pow(0.97, c))));
+  const sampleWeight = Float32Array.from({ length: N }, () => rand());
+  return { x, y, t, counts, sampleWeight, weights: Array.from(cbloss.classBalancedWeights(counts, 0.999)) };
+}
+
+// name -> [loss, target ('y' indices, 't' element targets), call options]
+function cblossLosses(cbloss, C, d, N) {
+  const counts = d.counts;
+  const focalC = Math.max(C, 2);
+  const cb = (lossFunc) => new cbloss.ClassBalancedLoss({ samplesPerCls: counts, beta: 0.999, numClasses: C, lossFunc });
+  return {
+    ce: [new cbloss.CrossEntropyLoss(), 'y'],
+    'cb-ce': [cb(new cbloss.CrossEntropyLoss({ reduction: 'none' })), 'y'],
+    focal: [new cbloss.FocalLoss({ numClasses: focalC, gamma: 2 }), 'y'],
+    'cb-focal': [cb(new cbloss.FocalLoss({ numClasses: focalC, gamma: 2, reduction: 'none' })), 'y'],
+    bce: [new cbloss.BCEWithLogitsLoss(), 't'],
+    'sigmoid-focal': [new cbloss.SigmoidFocalLoss({ reduction: 'mean' }), 't'],
+    poly: [new cbloss.PolyLoss({ epsilon: 1 }), 'y'],
+    asl: [new cbloss.AsymmetricLoss({ gammaPos: 1, gammaNeg: 4, clip: 0.05 }), 't'],
+    'balanced-softmax': [new cbloss.BalancedSoftmaxLoss({ samplesPerCls: counts }), 'y'],
+    ldam: [new cbloss.LDAMLoss({ samplesPerCls: counts, maxMargin: 0.5, scale: 30 }), 'y'],
+    'ce-weighted': [new cbloss.CrossEntropyLoss(), 'y', { sampleWeight: d.sampleWeight, avgFactor: N }],
+  };
+}
+
+module.exports = { SHAPES, LOSSES, makeData, cblossLosses };
