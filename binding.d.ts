@@ -20,6 +20,8 @@ export interface NativeCudaStatus {
   emulated: boolean;
   /** A driver answered and at least one of its devices runs this addon's kernels. */
   available: boolean;
+  /** What the kernels were built for (CMake's CUDA_ARCHITECTURES, e.g. '80-real,90-real,90-virtual'); '' without CUDA. */
+  architectures: string;
   /** Why CUDA is not available ('' when it is). */
   reason: string;
   runtimeVersion: number;

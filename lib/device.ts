@@ -2,7 +2,7 @@
 // environment) runs where the work is fastest; 'cpu', 'cuda' and 'cuda:N' force a device. Asking for CUDA
 // where it is not usable is an Error that says why.
 import type { NativeCudaStatus, NativeDevice } from '../binding';
-import { binding } from './native';
+import { addon, binding, type AddonSource } from './native';
 import { invalidType, invalidValue } from './errors';
 
 export type Device = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
@@ -103,6 +103,9 @@ export interface BackendInfo {
   deviceOverride: string | null;
   cpu: { threads: number; hardwareThreads: number; simd: string; bestSimd: string };
   cuda: NativeCudaStatus;
+  /** The native addon loaded: its file, and whether it is the package's prebuilt one for this platform,
+   * a local build (a source install, or a developer's) or CBLOSS_ADDON's. */
+  addon: { file: string; source: AddonSource };
 }
 
 export interface DeviceInfo {
@@ -131,6 +134,7 @@ export function backendInfo(): BackendInfo {
     deviceOverride: process.env.CBLOSS_DEVICE || null,
     cpu: { ...info.cpu },
     cuda: { ...info.cuda },
+    addon: { ...addon },
   };
 }
 

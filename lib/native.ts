@@ -111,28 +111,47 @@ function logitType(logits: Float32Array | DeviceArray): number {
   return logits.dtype === 'float16' ? 1 : logits.dtype === 'bfloat16' ? 2 : 0;
 }
 
-function loadBinding(): NativeBinding {
+/** Where the loaded addon came from: CBLOSS_ADDON, a build in the package (a developer's, or a source
+ * install's), or the package's prebuilt addon for this platform (prebuilds/, scripts/prebuild.js). */
+export type AddonSource = 'CBLOSS_ADDON' | 'local build' | 'prebuild';
+
+/** The prebuilt addon node-gyp-build matches to this platform, arch, libc and N-API, or null. */
+function prebuiltAddon(root: string): string | null {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const nodeGypBuild = require('node-gyp-build') as { path(dir: string): string };
+    const file = nodeGypBuild.path(root);
+    return path.relative(root, file).startsWith('prebuilds') ? file : null;
+  } catch {
+    return null; // (none matches: it says which it looked for; the candidates' errors say the rest)
+  }
+}
+
+function loadBinding(): { binding: NativeBinding; file: string; source: AddonSource } {
   const root = path.join(__dirname, '..');
-  const candidates = [
+  const candidates: Array<[string, AddonSource]> = [
     // CBLOSS_ADDON: a specific build, e.g. the sanitizer build of scripts/sanitize.sh
-    ...(process.env.CBLOSS_ADDON ? [path.resolve(process.env.CBLOSS_ADDON)] : []),
-    path.join(root, 'build', 'Release', 'cbloss.node'),
-    path.join(root, 'build', 'Debug', 'cbloss.node'),
+    ...(process.env.CBLOSS_ADDON ? [[path.resolve(process.env.CBLOSS_ADDON), 'CBLOSS_ADDON'] as [string, AddonSource]] : []),
+    [path.join(root, 'build', 'Release', 'cbloss.node'), 'local build'],
+    [path.join(root, 'build', 'Debug', 'cbloss.node'), 'local build'],
   ];
+  const prebuild = prebuiltAddon(root);
+  if (prebuild) candidates.push([prebuild, 'prebuild']);
   const failures: string[] = [];
-  for (const file of candidates) {
+  for (const [file, source] of candidates) {
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      return require(file) as NativeBinding;
+      return { binding: require(file) as NativeBinding, file, source };
     } catch (err) {
       failures.push(`  ${file}: ${(err as Error).message.split('\n')[0]}`);
     }
   }
+  if (!prebuild) failures.push(`  prebuilds/: none for ${process.platform}-${process.arch}`);
   throw new Error(
     'cbloss: the native addon could not be loaded. Tried:\n' +
       failures.join('\n') +
-      '\nBuild it with `npm run build:native` (needs CMake and a C++17 compiler), ' +
-      'or reinstall the package.',
+      '\nReinstall the package (`npm install cbloss` uses a prebuilt addon where one matches this platform ' +
+      'and builds one otherwise), or build it with `npm run build:native` (needs CMake and a C++17 compiler).',
   );
 }
 
@@ -165,19 +184,22 @@ export function contractMismatch(abi: NativeAbi | undefined): string | null {
   return null;
 }
 
-function checkedBinding(): NativeBinding {
+function checkedBinding(): { binding: NativeBinding; file: string; source: AddonSource } {
   const loaded = loadBinding();
-  const why = contractMismatch(typeof loaded.abi === 'function' ? loaded.abi() : undefined);
+  const why = contractMismatch(typeof loaded.binding.abi === 'function' ? loaded.binding.abi() : undefined);
   if (why) {
     throw new Error(
-      `cbloss: the native addon was built from other sources than this lib/: ${why}. ` +
+      `cbloss: the native addon ${loaded.file} (${loaded.source}) was built from other sources than this lib/: ${why}. ` +
         'Rebuild it with `npm run build:native` (or reinstall the package).',
     );
   }
   return loaded;
 }
 
-export const binding: NativeBinding = checkedBinding();
+const loaded = checkedBinding();
+export const binding: NativeBinding = loaded.binding;
+/** The addon file this process loaded, and where it came from. */
+export const addon: { readonly file: string; readonly source: AddonSource } = { file: loaded.file, source: loaded.source };
 
 // One config array serves every call: the addon reads it before run or runAsync returns (a call's
 // arguments are parsed on the calling thread), so reusing it saves an allocation per call.

@@ -39,7 +39,7 @@ describe('00 loading and backend info', () => {
     const r = spawnSync(process.execPath, ['-e', "require('./dist/index.js')"], { cwd: root, encoding: 'utf8', env: { ...process.env, CBLOSS_ADDON: stale } });
     fs.rmSync(dir, { recursive: true, force: true });
     assert.notEqual(r.status, 0);
-    assert.match(r.stderr, /the native addon was built from other sources than this lib\/: its config slots are .* Rebuild it with `npm run build:native`/);
+    assert.match(r.stderr, /the native addon \S*stale\.js \(CBLOSS_ADDON\) was built from other sources than this lib\/: its config slots are .* Rebuild it with `npm run build:native`/);
   });
 
   it("require('cbloss') and import from 'cbloss' give the same classes", () => {
@@ -106,6 +106,28 @@ describe('00 loading and backend info', () => {
     }
   });
 
+  it('loads the prebuilt addon of this platform where the package has no build of its own (scripts/prebuild.js)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cbloss-prebuild-'));
+    try {
+      fs.cpSync(path.join(root, 'dist'), path.join(dir, 'dist'), { recursive: true });
+      fs.copyFileSync(path.join(root, 'package.json'), path.join(dir, 'package.json'));
+      fs.symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
+      const prebuilds = path.join(dir, 'prebuilds', `${process.platform}-${process.arch}`);
+      fs.mkdirSync(prebuilds, { recursive: true });
+      fs.symlinkSync(cbloss.backendInfo().addon.file, path.join(prebuilds, 'node.napi.node'));
+      const script = `const c = require(${JSON.stringify(dir)});
+        console.log(JSON.stringify([c.backendInfo().addon, new c.FocalLoss({ numClasses: 2 }).forward(new Float32Array([2.1, 0.5]), new Float32Array([0, 1]))]));`;
+      const env = { ...process.env };
+      delete env.CBLOSS_ADDON;
+      const [addon, value] = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', env })) as [{ file: string; source: string }, number];
+      assert.equal(addon.source, 'prebuild');
+      assert.equal(addon.file, path.join(prebuilds, 'node.napi.node'));
+      assert.ok(Number.isFinite(value));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('backendInfo() says what was compiled, what is available and why not', () => {
     const info = cbloss.backendInfo();
     assert.equal(info.compiled.cpu, true);
@@ -119,6 +141,9 @@ describe('00 loading and backend info', () => {
       if (!info.compiled.cuda) assert.match(info.cuda.reason, /without CUDA/);
     }
     assert.equal(info.cuda.compiled, info.compiled.cuda);
+    assert.equal(info.cuda.architectures === '', !info.compiled.cuda, 'the architectures are named where CUDA is compiled in');
+    assert.ok(fs.existsSync(info.addon.file), 'backendInfo().addon names the file loaded');
+    assert.equal(info.addon.source, process.env.CBLOSS_ADDON ? 'CBLOSS_ADDON' : 'local build');
     // CBLOSS_EXPECT_CUDA_COMPILED is set by .ci/run for its two builds so that neither silently
     // turns into the other.
     const expected = process.env.CBLOSS_EXPECT_CUDA_COMPILED;

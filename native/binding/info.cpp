@@ -24,6 +24,7 @@ Napi::Object CudaStatusObject(Napi::Env env, const cbloss::CudaStatus& s) {
   o.Set("compiled", s.compiled);
   o.Set("emulated", s.emulated);
   o.Set("available", s.available);
+  o.Set("architectures", s.architectures);
   o.Set("reason", s.reason);
   o.Set("runtimeVersion", s.runtime_version);
   o.Set("driverVersion", s.driver_version);

@@ -117,6 +117,7 @@ struct CudaStatus {
   bool compiled = false;   // the addon was built with nvcc (or with the CPU emulator of CUDA)
   bool emulated = false;   // the CUDA code runs on the test emulator (native/cuda/emulator), not a GPU
   bool available = false;  // a driver answered and at least one device runs the kernels
+  std::string architectures;  // what the kernels were built for (CMake's CUDA_ARCHITECTURES), "" without CUDA
   int runtime_version = 0;
   int driver_version = 0;
   std::string reason;  // why not available (empty when available)

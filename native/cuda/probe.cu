@@ -63,6 +63,7 @@ std::string why_none_usable(const std::vector<CudaDevice>& devices) {
 CudaStatus probe() {
   CudaStatus s;
   s.compiled = true;
+  s.architectures = CBLOSS_CUDA_ARCHITECTURES;
 #if defined(CBLOSS_CUDA_EMULATION)
   s.emulated = true;
 #endif
