@@ -17,25 +17,13 @@ const option = (name, fallback) => {
 };
 const positional = argv.filter((a, i) => !a.startsWith('--') && !(i > 0 && argv[i - 1].startsWith('--')));
 const { execFileSync } = require('node:child_process');
-const { SHAPES, LOSSES, makeData, cblossLosses } = require('./cases.js');
+const { SHAPES, LOSSES, makeData, cblossLosses, medianMs } = require('./cases.js');
 const rounds = Number(option('--rounds', '5'));
 const losses = option('--losses', LOSSES.join(',')).split(',');
 const shapes = option('--shapes', SHAPES.map(([N, C]) => `${N}x${C}`).join(','))
   .split(',')
   .map((s) => s.split('x').map(Number));
 
-function medianMs(fn, budgetS = 0.1, minReps = 3, maxReps = 40) {
-  fn();
-  const times = [];
-  const start = process.hrtime.bigint();
-  while (times.length < maxReps && (times.length < minReps || Number(process.hrtime.bigint() - start) / 1e9 < budgetS)) {
-    const t0 = process.hrtime.bigint();
-    fn();
-    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
-  }
-  times.sort((a, b) => a - b);
-  return times[times.length >> 1];
-}
 const median = (v) => [...v].sort((a, b) => a - b)[v.length >> 1];
 
 // One side's round (a child process): every case's median, as JSON on stdout.
@@ -50,7 +38,7 @@ function timeSide(dir, threads) {
     for (const name of losses) {
       const [loss, targetKind, call] = cases[name];
       const target = targetKind === 'y' ? d.y : d.t;
-      times[`${name}|${N}x${C}`] = medianMs(() => loss.forwardBackward(d.x, target, { ...call, out: { grad } }));
+      times[`${name}|${N}x${C}`] = medianMs(() => loss.forwardBackward(d.x, target, { ...call, out: { grad } }), 0.1, 3, 40);
     }
   }
   return { simd: cbloss.backendInfo().cpu.simd, times };

@@ -9,13 +9,7 @@
 const cbloss = require('..');
 const { rng } = require('../dist/random.js');
 
-const SHAPES = [
-  [65536, 10],
-  [65536, 100],
-  [8192, 1000],
-  [256, 131072],
-  [1048576, 2],
-];
+const { SHAPES } = require('./cases.js');
 const ROUNDS = Number(process.env.CBLOSS_BENCH_ROUNDS || 15);
 
 function shared(values) {

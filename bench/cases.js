@@ -1,5 +1,5 @@
-// The benchmarks' cases, shared by run.js (cbloss beside its peers) and ab.js (two builds of cbloss
-// against each other): the shapes, the losses and their data. Each function takes the cbloss module it
+// The benchmarks' cases, shared by run.js (cbloss beside its peers), ab.js (two builds of cbloss
+// against each other) and async-copy.js: the shapes, the losses and their data, and the timing. Each function takes the cbloss module it
 // builds with (ab.js loads two).
 'use strict';
 const { rng } = require('../dist/random.js');
@@ -51,4 +51,18 @@ function cblossLosses(cbloss, C, d, N) {
   };
 }
 
-module.exports = { SHAPES, LOSSES, makeData, cblossLosses };
+/** The median of fn's times (ms) over a budget of seconds: at least minReps, at most maxReps calls, after one to warm up. */
+function medianMs(fn, budgetS, minReps = 3, maxReps = 50) {
+  fn(); // warm-up
+  const times = [];
+  const start = process.hrtime.bigint();
+  while (times.length < maxReps && (times.length < minReps || Number(process.hrtime.bigint() - start) / 1e9 < budgetS)) {
+    const t0 = process.hrtime.bigint();
+    fn();
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  times.sort((a, b) => a - b);
+  return times[times.length >> 1];
+}
+
+module.exports = { SHAPES, LOSSES, makeData, cblossLosses, medianMs };

@@ -13,7 +13,7 @@ const path = require('node:path');
 const cbloss = require('..');
 const { binding } = require('../dist/native.js');
 const loops = require('./js-loops.js');
-const { SHAPES, LOSSES, makeData, cblossLosses } = require('./cases.js');
+const { SHAPES, LOSSES, makeData, cblossLosses, medianMs: timeMedian } = require('./cases.js');
 
 const args = new Set(process.argv.slice(2));
 const BUDGET_S = args.has('--long') ? 0.6 : 0.15;
@@ -23,16 +23,7 @@ const ALL_THREADS = cbloss.backendInfo().cpu.hardwareThreads;
 const THREADS = [...new Set([1, ALL_THREADS])];
 
 function medianMs(fn, budgetS = BUDGET_S, minReps = 3, maxReps = 50) {
-  fn(); // warm-up
-  const times = [];
-  const start = process.hrtime.bigint();
-  while (times.length < maxReps && (times.length < minReps || Number(process.hrtime.bigint() - start) / 1e9 < budgetS)) {
-    const t0 = process.hrtime.bigint();
-    fn();
-    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
-  }
-  times.sort((a, b) => a - b);
-  return times[times.length >> 1];
+  return timeMedian(fn, budgetS, minReps, maxReps);
 }
 
 function jsLoop(name, d, N, C, grad) {
