@@ -445,8 +445,8 @@ struct SimdKernels {
   template <int kC>
   static V lane_tile(const Problem& p, const RunContext& ctx, int64_t n0, int64_t valid) {
     const int64_t C = kC ? kC : p.classes;
-    const float eps = ctx.row_float.label_smoothing;
-    const float smooth = ctx.row_float.smooth;
+    const float eps = static_cast<float>(p.label_smoothing);
+    const float smooth = eps / static_cast<float>(C);
     const bool probs = p.targets != nullptr;
     const float* w = ctx.class_weight;
 
@@ -472,7 +472,7 @@ struct SimdKernels {
     }
 
     // Per-lane values at the label, by a vertical select over the classes.
-    V zy(0.0f), wy(0.0f), ay(ctx.row_float.alpha), rw(1.0f);
+    V zy(0.0f), wy(0.0f), ay(static_cast<float>(p.alpha_scalar)), rw(1.0f);
     const bool balance = p.balance != Balance::Off;
     if (p.labels) {
       if (balance) rw = V(0.0f);
