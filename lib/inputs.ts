@@ -25,13 +25,41 @@ export function isTensorLike(value: unknown): value is TensorLike {
 export interface Logits {
   /** Host logits, or a DeviceTensor (float32, float16 or bfloat16) the loss computes on. */
   data: Float32Array | DeviceTensor;
+  /** A LogitShape's M (data is then empty); see logitCount. */
+  shapeLength?: number;
   /** The caller's array (for overlap checks), or null when the data came from a tensor. */
   source: ArrayBufferView | null;
   /** C from a tensor of rank ≥ 2 (its last dimension). */
   classesFromShape?: number;
 }
 
-/** input: Float32Array (as is), Float64Array (rounded to float32), or a float tensor. */
+/**
+ * The shape of logits a call does not read — Loss.divisor's, which needs from the input only what the
+ * shape inference does (its length, and C from a shape of rank ≥ 2) — so that a loss's own inference
+ * runs unchanged on it without an N×C array being made.
+ */
+export class LogitShape {
+  constructor(
+    readonly length: number,
+    readonly classesFromShape: number | undefined,
+  ) {}
+}
+
+// A LogitShape's stand-in for the data: a plan made from one is only run divisor-only (lib/native.ts
+// planDivisor), which passes no logits.
+const NO_LOGITS = new Float32Array(0);
+
+/**
+ * M, the number of logits: what the losses infer N and C from (docs/semantics.md, "Shapes and targets").
+ * (Read from the array where the loss asks, not kept from toLogits: read there, once the 5x tests had
+ * made toLogits hot, a detached buffer's length came back as its old one in 97-properties, and the
+ * call reached the addon instead of failing with lib/'s RangeError.)
+ */
+export function logitCount(logits: Logits): number {
+  return logits.shapeLength ?? logits.data.length;
+}
+
+/** input: Float32Array (as is), Float64Array (rounded to float32), a float tensor, or a LogitShape. */
 export function toLogits(input: unknown): Logits {
   if (input instanceof Float32Array) return { data: input, source: input };
   if (input instanceof DeviceTensor) {
@@ -39,6 +67,9 @@ export function toLogits(input: unknown): Logits {
     return { data: input, source: null };
   }
   if (input instanceof Float64Array) return { data: Float32Array.from(input), source: input };
+  if (input instanceof LogitShape) {
+    return { data: NO_LOGITS, shapeLength: input.length, source: null, classesFromShape: input.classesFromShape };
+  }
   if (isTensorLike(input)) {
     if (input.dtype !== 'float32') throw invalidType('input', 'a float32 tensor', `${input.dtype} tensor`);
     const raw = input.dataSync();

@@ -5,8 +5,9 @@ import { applyCallWeights, type CallWeightOptions } from './call-weights';
 import { deviceIndex, type ResolvedDevice } from './device';
 import { deviceCall } from './device-call';
 import { DeviceTensor } from './device-tensor';
-import { describe, invalidElementType, invalidLength, invalidType } from './errors';
+import { describe, invalidElement, invalidElementType, invalidLength, invalidType, invalidValue } from './errors';
 import {
+  LogitShape,
   isTensorLike,
   readGradOutput,
   readTarget,
@@ -16,7 +17,7 @@ import {
   type Target,
   type TensorLike,
 } from './inputs';
-import { CALL_ARRAYS, runPlan, runPlanAsync, type CallInput } from './native';
+import { CALL_ARRAYS, planDivisor, runPlan, runPlanAsync, type CallInput } from './native';
 import { checkCallOptionKeys } from './options';
 import { Divisor, isRowLoss, type LossPlan } from './plan';
 import { loadTf, tensorLoss, type TfTensor } from './tf';
@@ -58,6 +59,20 @@ export type LossValue<R extends AnyReduction> = LossValueByReduction[R];
 
 /** forward's per-call options (docs/semantics.md, "Per-call options"): sampleWeight, avgFactor. */
 export type ForwardOptions = CallWeightOptions;
+
+/**
+ * divisor's options: forward's (the divisor is that of forward's call with them: sampleWeight changes
+ * none, avgFactor replaces it), and the input's shape for what the target and the loss's options leave open.
+ */
+export interface DivisorOptions extends CallWeightOptions {
+  /**
+   * The shape of the logits the target goes with, as a tensor's: [N·C], or [N, C] (which also gives C).
+   * Needed only where the target and the loss's options (numClasses, weight, samplesPerCls, …) do not
+   * say: C with class indices or probabilities, and whether an element-wise loss's integer target holds
+   * 0/1 per logit or one class index per row (docs/semantics.md, "Per-call options").
+   */
+  inputShape?: readonly number[];
+}
 
 export interface ForwardBackwardOptions extends CallWeightOptions {
   /**
@@ -116,6 +131,7 @@ export interface BaseLossTraits {
 
 /** The keys forward's and forwardBackward's options and their `out` may have. */
 const FORWARD_OPTIONS = ['sampleWeight', 'avgFactor'] as const;
+const DIVISOR_OPTIONS = [...FORWARD_OPTIONS, 'inputShape'] as const;
 const CALL_OPTIONS = ['gradOutput', 'out', ...FORWARD_OPTIONS] as const;
 const OUT_BUFFERS = ['grad', 'loss'] as const;
 
@@ -197,6 +213,51 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
     opts?: ForwardBackwardOptions | DeviceForwardBackwardOptions,
   ): Promise<ForwardBackwardResult<R> | DeviceForwardBackwardResult<R>> {
     return this.executeAsync(input, target, true, opts) as Promise<ForwardBackwardResult<R>>;
+  }
+
+  /**
+   * What this loss's mean reduction ('mean', 'batchmean', 'weightedmean') divides by for this target —
+   * the count or weight sum forward would use — from the targets, the loss's weights, ignoreIndex and
+   * class-balanced weights alone: no logits, on the CPU. Data-parallel training sums it over the workers
+   * and passes the total as every worker's `avgFactor` (docs/semantics.md, "Per-call options"). C comes
+   * from the loss's options, else from `opts.inputShape` (a TypeError names what is missing).
+   */
+  divisor(target: LossTarget, opts?: DivisorOptions): number {
+    checkOptions(opts, DIVISOR_OPTIONS);
+    if (this.reduction === 'none' || this.reduction === 'sum') {
+      throw invalidValue('reduction', "a mean reduction ('mean', 'batchmean', 'weightedmean'): divisor() is what it divides by", this.reduction);
+    }
+    if (target instanceof DeviceTensor) throw invalidType('target', 'a host array (divisor() reads the targets on the CPU)', target);
+    // (a tensor's values once: the loss reads the array they came as)
+    const t = readTarget(target);
+    const shape = opts?.inputShape === undefined ? this.impliedLogitShape(t) : readInputShape(opts.inputShape);
+    const { plan } = this[PREPARE](shape, t.values);
+    if (opts?.inputShape === undefined && !isRowLoss(plan.kind) && plan.labels !== null) {
+      throw invalidType(
+        'opts.inputShape',
+        `the input's shape with integer targets of an element-wise loss (0/1 per logit, or one class index per row of ${plan.classes} logits: the input's length tells them apart)`,
+        undefined,
+      );
+    }
+    applyCallWeights(plan, opts);
+    return planDivisor(plan);
+  }
+
+  // The logits a target implies without opts.inputShape: as many as it has values for element or
+  // probability targets, C per class index — C from the loss's options (numClasses, or the length of
+  // weight, samplesPerCls, …).
+  private impliedLogitShape(t: Target): LogitShape {
+    if (t.kind === 'float') return new LogitShape(t.values.length, undefined);
+    const traits = this[TRAITS]();
+    const classes = traits.numClasses ?? traits.vectorLength;
+    if (classes === undefined) {
+      throw invalidType(
+        'numClasses',
+        "a number of classes with class-index targets: the loss's numClasses (or weight, …), or divisor()'s opts.inputShape [N, C]",
+        undefined,
+      );
+    }
+    return new LogitShape(t.values.length * classes, classes);
   }
 
   /**
@@ -331,6 +392,19 @@ function tfTarget(yTrue: TfTensor, yPred: TfTensor, indexTargets: boolean): Int3
     labels[n] = best;
   }
   return labels;
+}
+
+/** divisor()'s opts.inputShape: a tensor's shape (non-negative integers), as the logits it stands for. */
+function readInputShape(value: unknown): LogitShape {
+  if (!Array.isArray(value) || value.length === 0) throw invalidType('opts.inputShape', 'a shape: [N·C] or [N, C]', value);
+  let length = 1;
+  value.forEach((d: unknown, i) => {
+    if (typeof d !== 'number') throw invalidElementType('opts.inputShape', i, d, 'not a number');
+    if (!Number.isSafeInteger(d) || d < 0) throw invalidElement('opts.inputShape', i, d, 'not an integer ≥ 0');
+    length *= d;
+  });
+  const dims = value as number[];
+  return new LogitShape(length, dims.length >= 2 ? dims[dims.length - 1] : undefined);
 }
 
 /** opts: undefined or an object whose keys are all in `allowed` (TypeError otherwise). */

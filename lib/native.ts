@@ -34,6 +34,7 @@ export const CONFIG_SLOTS = [
   'logitScale',
   'avgFactor',
   'sampleWeightPerElement',
+  'divisorOnly',
 ] as const;
 export const RUN_ARGUMENTS = [
   'config',
@@ -226,6 +227,7 @@ function fillConfig(plan: LossPlan, gradOutput: number | DataArray): Float64Arra
   config[SLOT.logitScale] = plan.logitScale;
   config[SLOT.avgFactor] = plan.avgFactor ?? 0;
   config[SLOT.sampleWeightPerElement] = plan.sampleWeightPerElement ? 1 : 0;
+  config[SLOT.divisorOnly] = plan.divisorOnly ? 1 : 0;
   return config;
 }
 
@@ -300,6 +302,17 @@ export function runPlan(
   gradOut: DataArray | null,
 ): number {
   return callBinding(binding.run, fillConfig(plan, gradOutput), callArrays(plan, gradOutput, lossOut, gradOut));
+}
+
+/**
+ * The divisor of a plan's mean reduction (native/core/reductions.h, divisor_of), on the CPU from its host
+ * targets, weights and options alone: the addon reads no logits and runs no kernel (docs/semantics.md,
+ * "Per-call options"). The plan's own logits are not passed: a divisor's plan may stand in for them
+ * (lib/inputs.ts, LogitShape).
+ */
+export function planDivisor(plan: LossPlan): number {
+  const divisorPlan: LossPlan = { ...plan, divisorOnly: true, device: -1 };
+  return callBinding(binding.run, fillConfig(divisorPlan, 1), { ...callArrays(divisorPlan, 1, null, null), logits: null });
 }
 
 /**

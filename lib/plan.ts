@@ -101,6 +101,8 @@ export interface LossPlan {
   outputLength: number;
   /** Where it runs: -1 for the CPU, N for CUDA device N (set from the loss's device option). */
   device: number;
+  /** Loss.divisor: the call returns its reduction's divisor, reading no logits (lib/native.ts planDivisor). */
+  divisorOnly: boolean;
 }
 
 /** A plan with the defaults of every option; losses fill in what they use. */
@@ -136,5 +138,6 @@ export function basePlan(kind: LossKind, logits: Float32Array | DeviceTensor, ro
     avgFactor: null,
     outputLength: rowLoss ? rows : rows * classes,
     device: -1,
+    divisorOnly: false,
   };
 }

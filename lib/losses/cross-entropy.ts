@@ -2,7 +2,7 @@
 // targets, and the logit map (logitBias, margin, scale); docs/semantics.md, "Cross entropy" and
 // "Logit maps".
 import { invalidLength, invalidType } from '../errors';
-import { toFloatTargets, toLabels } from '../inputs';
+import { logitCount, toFloatTargets, toLabels } from '../inputs';
 import { Loss, PREPARE, TRAITS, prepareArguments, type BaseLossTraits, type PreparedCall, type Reduction } from '../loss';
 import { OptionReader } from '../options';
 import { LossKind, Divisor, basePlan } from '../plan';
@@ -72,7 +72,7 @@ export class CrossEntropyLoss<R extends Reduction = 'mean'> extends Loss<R> {
 
   [PREPARE](input: unknown, target: unknown, numClasses?: number): PreparedCall {
     const args = prepareArguments(input, target);
-    const M = args.logits.data.length;
+    const M = logitCount(args.logits);
     const known = numClasses ?? this.numClasses ?? this.weight?.length ?? logitMapClasses(this.logitMap) ?? args.logits.classesFromShape;
     const t = args.target;
 

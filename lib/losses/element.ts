@@ -1,6 +1,6 @@
 // Target handling shared by the element-wise losses (BCEWithLogitsLoss, SigmoidFocalLoss): element
 // targets of the input's length, or class indices meaning one-hot rows.
-import { binaryTargetsFromIntegers, toFloatTargets, toLabels } from '../inputs';
+import { binaryTargetsFromIntegers, logitCount, toFloatTargets, toLabels } from '../inputs';
 import { prepareArguments, type PreparedCall } from '../loss';
 import { basePlan, type LossKind } from '../plan';
 import { checkElementTargetLength, shapeForElements, shapeForLabels } from '../shape';
@@ -11,7 +11,7 @@ import { checkElementTargetLength, shapeForElements, shapeForLabels } from '../s
  */
 export function prepareElementLoss(kind: LossKind, input: unknown, target: unknown, classes?: number): PreparedCall {
   const args = prepareArguments(input, target);
-  const M = args.logits.data.length;
+  const M = logitCount(args.logits);
   const known = classes ?? args.logits.classesFromShape;
   const t = args.target;
   if (t.kind === 'integer' && t.values.length !== M) {

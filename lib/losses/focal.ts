@@ -2,7 +2,7 @@
 // softmax forms, the stable gradient of math.h's focal_factor, scalar α or (an extension) a per-class α
 // vector.
 import { invalidLength, invalidType, invalidValue } from '../errors';
-import { binaryTargetsFromIntegers, toFloatTargets, toLabels } from '../inputs';
+import { binaryTargetsFromIntegers, logitCount, toFloatTargets, toLabels } from '../inputs';
 import {
   Loss,
   PREPARE,
@@ -75,7 +75,7 @@ export class FocalLoss<R extends Reduction = 'mean'> extends Loss<R> {
 
   [PREPARE](input: unknown, target: unknown, numClasses?: number): PreparedCall {
     const args = prepareArguments(input, target);
-    const M = args.logits.data.length;
+    const M = logitCount(args.logits);
     const C = numClasses ?? this.numClasses;
     const t = args.target;
     let plan: LossPlan;

@@ -2,7 +2,7 @@
 // a row loss on class indices with CrossEntropyLoss's ignoreIndex and 'mean' (the count of rows not
 // ignored). The math is native/core/losses/poly.h.
 import { invalidType } from '../errors';
-import { toLabels } from '../inputs';
+import { logitCount, toLabels } from '../inputs';
 import { Loss, PREPARE, TRAITS, prepareArguments, type BaseLossTraits, type PreparedCall, type Reduction } from '../loss';
 import { OptionReader } from '../options';
 import { LossKind, Divisor, basePlan } from '../plan';
@@ -46,7 +46,7 @@ export class PolyLoss<R extends Reduction = 'mean'> extends Loss<R> {
     const t = args.target;
     if (t.kind !== 'integer') throw invalidType('target', 'class indices (an integer array) for PolyLoss', t.values);
     const known = numClasses ?? this.numClasses ?? args.logits.classesFromShape;
-    const shape = shapeForLabels(args.logits.data.length, known, t.values.length);
+    const shape = shapeForLabels(logitCount(args.logits), known, t.values.length);
     const plan = basePlan(LossKind.Poly, args.logits.data, shape.rows, shape.classes);
     plan.labels = toLabels(t, shape.classes, this.ignoreIndex);
     plan.ignoreIndex = this.ignoreIndex;

@@ -120,6 +120,9 @@ std::string describe_float(float v) {
 }  // namespace
 
 double RunCall(const Call& call) {
+  // A divisor-only call (lib/'s Loss.divisor) has no logits: the divisor of its reduction from the
+  // targets alone, by the same divisor_of the backends divide by (core/reductions.h), on the CPU.
+  if (call.problem.divisor_only) return cbloss::reduction_divisor(call.problem);
   return call.device < 0 ? cbloss::run_cpu(call.problem) : cbloss::run_cuda(call.problem, call.device);
 }
 
@@ -166,10 +169,18 @@ Call ParseCall(const Napi::CallbackInfo& info) {
   if (n * c > SIZE_MAX / 4) fail(env, "rows * classes overflows");
   const bool binary = cbloss::reads_target_pairs(p.loss);
   if (p.sample_weight_per_element && cbloss::is_row_loss(p.loss)) fail(env, "row losses take one sample weight a row");
+  if (p.divisor_only) {
+    // (the divisor comes from host targets; the logits, the upstream gradient and the outputs are not read)
+    const bool reads_more = !absent(info[kArg_logits]) || !absent(info[kArg_gradOutput]) ||
+                            !absent(info[kArg_lossOut]) || !absent(info[kArg_gradOut]);
+    if (reads_more) fail(env, "a divisor-only call takes no logits, gradOutput or outputs");
+    if (call.device >= 0) fail(env, "a divisor-only call runs on the CPU");
+  }
 
+  // (a divisor-only call's required arrays, the logits, are absent: checked above)
 #define CBLOSS_READ_ARRAY(argument, member, type, extent, kind, presence, traffic)                          \
   p.member = read_array<type>(env, call, p, info[kArg_##argument], #argument, CallExtent::extent, CallArrayKind::kind, \
-                              ArrayPresence::presence);
+                              p.divisor_only ? ArrayPresence::Optional : ArrayPresence::presence);
   CBLOSS_CALL_ARRAYS(CBLOSS_READ_ARRAY)
 #undef CBLOSS_READ_ARRAY
   if (p.device_memory) {
@@ -203,6 +214,7 @@ Call ParseCall(const Napi::CallbackInfo& info) {
   if (given(info[kArg_margin]) && !has_labels) fail(env, "a margin needs class-index targets");
   const bool mean = p.divisor != cbloss::Divisor::None && p.divisor != cbloss::Divisor::One;
   if (p.avg_factor != 0.0 && !mean) fail(env, "avgFactor is for the mean reductions");
+  if (p.divisor_only && !mean) fail(env, "a divisor-only call is for the mean reductions");
   if (p.divisor != cbloss::Divisor::None && (given(info[kArg_gradOutput]) || given(info[kArg_lossOut]))) {
     fail(env, "lossOut and gradOutput arrays are for reduction 'none'");
   }

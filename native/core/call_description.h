@@ -31,7 +31,8 @@
   FLAG(detachFocusing, detach_focusing)          /* Asymmetric: the focusing factor held constant */     \
   REAL(logitScale, logit_scale, 1.0)             /* docs/semantics.md, logit maps: s (1: none) */        \
   REAL(avgFactor, avg_factor, 0.0)               /* docs/semantics.md, per-call options (0: none) */     \
-  FLAG(sampleWeightPerElement, sample_weight_per_element) /* element kinds: a sample weight a logit */
+  FLAG(sampleWeightPerElement, sample_weight_per_element) /* element kinds: a sample weight a logit */  \
+  FLAG(divisorOnly, divisor_only)                /* Loss.divisor: no logits or outputs; run returns the divisor */
 
 // CBLOSS_CALL_ARRAYS(X): the arrays of run/runAsync after the config, in order, as
 //   X(argument, Problem member, element type, extent, kind, presence, traffic name)
