@@ -26,6 +26,7 @@ export {
   type LossTarget,
   type LossValue,
   type ForwardOptions,
+  type DivisorOptions,
   type ForwardBackwardOptions,
   type ForwardBackwardResult,
   type DeviceLossValue,

@@ -253,7 +253,7 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
     if (classes === undefined) {
       throw invalidType(
         'numClasses',
-        "a number of classes with class-index targets: the loss's numClasses (or weight, …), or divisor()'s opts.inputShape [N, C]",
+        "a number of classes with class-index targets (the loss's numClasses, weight, …, or divisor()'s opts.inputShape [N, C])",
         undefined,
       );
     }
