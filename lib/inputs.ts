@@ -49,19 +49,19 @@ export class LogitShape {
 // planDivisor), which passes no logits.
 const NO_LOGITS = new Float32Array(0);
 
-/**
- * M, the number of logits: what the losses infer N and C from (docs/semantics.md, "Shapes and targets").
- * (Read from the array where the loss asks, not kept from toLogits: read there, once the 5x tests had
- * made toLogits hot, a detached buffer's length came back as its old one in 97-properties, and the
- * call reached the addon instead of failing with lib/'s RangeError.)
- */
+/** M, the number of logits: what the losses infer N and C from (docs/semantics.md, "Shapes and targets"). */
 export function logitCount(logits: Logits): number {
   return logits.shapeLength ?? logits.data.length;
 }
 
 /** input: Float32Array (as is), Float64Array (rounded to float32), a float tensor, or a LogitShape. */
 export function toLogits(input: unknown): Logits {
-  if (input instanceof Float32Array) return { data: input, source: input };
+  if (input instanceof Float32Array) {
+    // A detached buffer's array stands for none: in the full suite under Node 20, the losses' optimized
+    // read of its length gave its length before the detach (97-properties), where its buffer's byteLength
+    // is 0 — and the call reached the addon's size check instead of lib/'s RangeError.
+    return { data: input.buffer.byteLength === 0 ? NO_LOGITS : input, source: input };
+  }
   if (input instanceof DeviceTensor) {
     if (input.dtype === 'int32') throw invalidType('input', 'a float32, float16 or bfloat16 DeviceTensor', input);
     return { data: input, source: null };
