@@ -17,7 +17,7 @@ import {
   type Target,
   type TensorLike,
 } from './inputs';
-import { CALL_ARRAYS, planDivisor, runPlan, runPlanAsync, type CallInput } from './native';
+import { CALL_INPUTS, planDivisor, runPlan, runPlanAsync, type CallInput } from './native';
 import { checkCallOptionKeys } from './options';
 import { Divisor, isRowLoss, type LossPlan } from './plan';
 import { loadTf, tensorLoss, type TfTensor } from './tf';
@@ -333,13 +333,16 @@ export abstract class Loss<R extends AnyReduction = AnyReduction> {
     const gradOutput = readGradOutput(opts?.gradOutput, none, plan.outputLength);
     const out = readOut(opts?.out, none, wantGrad, plan);
     // (each of the call's inputs as the caller passed it: the logits and targets before any conversion)
-    checkOverlaps(out, {
-      logits: call.logits.source,
-      labels: plan.labels !== null ? call.target.source : null,
-      targets: plan.targets !== null ? call.target.source : null,
-      sampleWeight: plan.sampleWeight,
-      gradOutput: opts?.gradOutput,
-    });
+    if (out.grad || out.loss) {
+      // (else the outputs are new arrays)
+      checkOverlaps(out, {
+        logits: call.logits.source,
+        labels: plan.labels !== null ? call.target.source : null,
+        targets: plan.targets !== null ? call.target.source : null,
+        sampleWeight: plan.sampleWeight,
+        gradOutput: opts?.gradOutput,
+      });
+    }
 
     // (arrays made here are the call's own until it returns: an async call's worker writes them in place)
     const lossOut = none ? (out.loss ?? allocatedByCall(new Float32Array(plan.outputLength))) : null;
@@ -458,11 +461,10 @@ function sameView(a: ArrayBufferView, b: ArrayBufferView): boolean {
 // out.grad may be the input itself (in place); any other sharing of memory between the caller's
 // arrays and the output buffers would let an output overwrite an input mid-pass: RangeError.
 function checkOverlaps(out: OutBuffers, given: Record<CallInput, unknown>): void {
-  if (!out.grad && !out.loss) return; // (the outputs are then new arrays)
   const inputs: Array<[string, ArrayBufferView]> = [];
-  for (const argument of Object.keys(given) as CallInput[]) {
+  for (const [argument, name] of CALL_INPUTS) {
     const view = given[argument];
-    if (ArrayBuffer.isView(view)) inputs.push([CALL_ARRAYS[argument].name, view]);
+    if (ArrayBuffer.isView(view)) inputs.push([name, view]);
   }
   const outputs: Array<[string, ArrayBufferView]> = [];
   if (out.grad) outputs.push(['out.grad', out.grad]);

@@ -91,6 +91,11 @@ export type CallInput = {
   [K in CallArray]: (typeof CALL_ARRAYS)[K] extends { output: false; perCall: true } ? K : never;
 }[CallArray];
 
+/** The call inputs with the API's name of each (CALL_ARRAYS' entries a caller passes with the call). */
+export const CALL_INPUTS = (Object.keys(CALL_ARRAYS) as CallArray[])
+  .filter((argument) => CALL_ARRAYS[argument].perCall && !CALL_ARRAYS[argument].output)
+  .map((argument) => [argument as CallInput, CALL_ARRAYS[argument].name] as const);
+
 /** A DeviceTensor, as far as this module needs to know one. */
 export interface DeviceArray {
   readonly dtype: string;
