@@ -5,7 +5,7 @@ import type { ResolvedDevice } from './device';
 import { DeviceTensor, tensorDeviceIndex } from './device-tensor';
 import { describe, invalidLength, invalidType, invalidValue } from './errors';
 import { readGradOutput } from './inputs';
-import { runPlan, runPlanAsync, type CallInput } from './native';
+import { CALL_INPUTS, runPlan, runPlanAsync, type CallInput } from './native';
 import { Divisor, type LossPlan } from './plan';
 
 export interface DeviceCallOptions {
@@ -76,7 +76,7 @@ export function deviceCall(
     if (!t) continue;
     sameDevice(name, t);
     const clash =
-      (Object.values(inputs).includes(t) && !(t === logits && name === 'out.grad')) ||
+      (CALL_INPUTS.some(([argument]) => inputs[argument] === t) && !(t === logits && name === 'out.grad')) ||
       (out.grad !== undefined && out.grad === out.loss);
     if (clash) {
       throw new RangeError(

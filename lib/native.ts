@@ -259,7 +259,7 @@ function callArrays(plan: LossPlan, gradOutput: number | DataArray, lossOut: Dat
 
 // Calls run or runAsync with the config and the arrays in RUN_ARGUMENTS' order (device arrays as their
 // native buffers), spelled out: building and spreading an argument array cost ~500 ns a call (a third
-// of a small call). checkCallWiring verifies the order at load.
+// of a small call). callWiringMismatch verifies the order at load.
 function callBinding<T>(fn: (...args: NativeRunArguments) => T, config: Float64Array, a: CallArrayValues): T {
   return fn(
     config,

@@ -437,36 +437,43 @@ enum DataInput : int {
   kDataInputs
 };
 
-// One input array of a chunk: its slice of the caller's array, where it goes in the slot's layout, and
-// whether it goes directly (pinned) or through the staging buffer; `wide` ones are copied there over
-// the CPU threads (one thread's memcpy is slower than the bus).
-struct ChunkInput {
-  const void* src;  // null: absent
-  size_t at, bytes;
+// One data input of a call on host arrays: the caller's array (null: absent), its bytes a row, where a
+// chunk's rows of it go in the slot's layout, and whether it goes to the device directly (pinned) or
+// through the staging buffer; `wide` ones (a value a logit) are copied there over the CPU threads (one
+// thread's memcpy is slower than the bus).
+struct InputLayout {
+  const void* data;
+  size_t row_bytes, at;
   bool direct, wide;
 };
 
-// Stages what must be staged, then sends the chunk's inputs: in one transfer of the staging buffer when
-// none is direct (the usual case: one call), else array by array.
-void send_inputs(const ChunkInput (&inputs)[kDataInputs], char* staging, char* device, cudaStream_t stream) {
+// Stages what must be staged of rows [r0, r0 + nr) of every input, then sends them: in one transfer of
+// the staging buffer when none is direct (the usual case: one call), else array by array.
+void send_inputs(const InputLayout (&inputs)[kDataInputs], int64_t r0, int64_t nr, char* staging, char* device,
+                 cudaStream_t stream) {
+  const auto rows_of = [&](const InputLayout& in) {
+    return static_cast<const char*>(in.data) + static_cast<size_t>(r0) * in.row_bytes;
+  };
   size_t end = 0;
   bool any_direct = false;
-  for (const ChunkInput& in : inputs) {
-    if (!in.src) continue;
-    end = in.at + in.bytes;
+  for (const InputLayout& in : inputs) {
+    if (!in.data) continue;
+    const size_t bytes = static_cast<size_t>(nr) * in.row_bytes;
+    end = in.at + bytes;
     any_direct = any_direct || in.direct;
     if (in.direct) continue;
-    if (in.wide) parallel_copy(reinterpret_cast<float*>(staging + in.at), static_cast<const float*>(in.src), in.bytes / sizeof(float));
-    else std::memcpy(staging + in.at, in.src, in.bytes);
+    if (in.wide) parallel_copy(reinterpret_cast<float*>(staging + in.at), reinterpret_cast<const float*>(rows_of(in)), bytes / sizeof(float));
+    else std::memcpy(staging + in.at, rows_of(in), bytes);
   }
   if (!any_direct) {
     check(cudaMemcpyAsync(device, staging, end, cudaMemcpyHostToDevice, stream), "copy to the device");
     return;
   }
-  for (const ChunkInput& in : inputs) {
-    if (!in.src) continue;
-    const void* from = in.direct ? in.src : staging + in.at;
-    check(cudaMemcpyAsync(device + in.at, from, in.bytes, cudaMemcpyHostToDevice, stream), "copy to the device");
+  for (const InputLayout& in : inputs) {
+    if (!in.data) continue;
+    const void* from = in.direct ? static_cast<const void*>(rows_of(in)) : staging + in.at;
+    check(cudaMemcpyAsync(device + in.at, from, static_cast<size_t>(nr) * in.row_bytes, cudaMemcpyHostToDevice, stream),
+          "copy to the device");
   }
 }
 
@@ -491,14 +498,7 @@ double run_host_arrays(DeviceContext& ctx, const Problem& p) {
   const size_t chunk_outputs = rows ? static_cast<size_t>(chunk_rows_max) : chunk_elems;
   const int64_t blocks_per_chunk = rows ? 0 : cuda::element_blocks(chunk_rows_max * C);
 
-  // Per-slot layouts (inputs packed in one transfer, outputs in another). Every input goes with its
-  // rows; an input in pinned memory goes to the device directly; those of a row a logit are staged
-  // over the CPU threads.
-  struct InputLayout {
-    const void* data;     // the caller's array, or null
-    size_t row_bytes, at;
-    bool direct, wide;
-  };
+  // Per-slot layouts (inputs packed in one transfer, outputs in another); every input goes with its rows.
   Packing in;
   InputLayout input[kDataInputs];
 #define CBLOSS_INPUT_LAYOUT(argument, member, type, extent, kind, ...)                                          \
@@ -560,14 +560,7 @@ double run_host_arrays(DeviceContext& ctx, const Problem& p) {
     char* hin = s.host_in.data();
     char* din = s.device_in.data();
     char* dout = s.device_out.data();
-    ChunkInput inputs[kDataInputs];
-    for (int k = 0; k < kDataInputs; ++k) {
-      const InputLayout& l = input[k];
-      const char* from = static_cast<const char*>(l.data);
-      inputs[k] = {from ? from + static_cast<size_t>(r0) * l.row_bytes : nullptr, l.at, static_cast<size_t>(nr) * l.row_bytes,
-                   l.direct, l.wide};
-    }
-    send_inputs(inputs, hin, din, s.stream);
+    send_inputs(input, r0, nr, hin, din, s.stream);
 
     KernelArgs a = base;
     a.rows = nr;
