@@ -68,7 +68,11 @@ struct SimdKernels {
       const LaneRowsFn lanes = p.classes <= kFixedLaneClasses ? kLaneRowsByC.fn[p.classes] : &lane_rows<0>;
       return lanes(p, ctx, begin, end);
     }
-    if (p.classes <= kRegisterRowsMaxC) return register_rows_fn((p.classes + W - 1) / W)(p, ctx, begin, end);
+    if (p.classes <= kRegisterRowsMaxC) {
+      const int64_t nv = (p.classes + W - 1) / W;
+      const bool linear = p.targets != nullptr || ctx.row_float.label_smoothing != 0.0f;
+      return (linear ? register_rows_fn<true>(nv) : register_rows_fn<false>(nv))(p, ctx, begin, end);
+    }
     double total = 0.0;
     if (ctx.map_bias_only) {
       for (int64_t n = begin; n < end; ++n) total += wide_row<BiasedRow>(p, ctx, n);
@@ -92,31 +96,34 @@ struct SimdKernels {
   static constexpr int64_t kRegisterRowsMaxC = 8 * W;
   using RowsFn = double (*)(const Problem&, const RunContext&, int64_t, int64_t);
 
+  // kLinear: the rows have linear terms (probability targets or label smoothing); without them the
+  // loops test nothing per vector.
+  template <bool kLinear>
   static RowsFn register_rows_fn(int64_t nv) {
     switch (nv) {
       case 3:
-        return register_rows<3>;
+        return register_rows<3, kLinear>;
       case 4:
-        return register_rows<4>;
+        return register_rows<4, kLinear>;
       case 5:
-        return register_rows<5>;
+        return register_rows<5, kLinear>;
       case 6:
-        return register_rows<6>;
+        return register_rows<6, kLinear>;
       case 7:
-        return register_rows<7>;
+        return register_rows<7, kLinear>;
       default:
-        return register_rows<8>;
+        return register_rows<8, kLinear>;
     }
   }
 
-  template <int NV>
+  template <int NV, bool kLinear>
   static double register_rows(const Problem& p, const RunContext& ctx, int64_t begin, int64_t end) {
-    return sum_tiles(begin, end, [&](int64_t n, int64_t valid) { return register_group<NV>(p, ctx, n, valid); });
+    return sum_tiles(begin, end, [&](int64_t n, int64_t valid) { return register_group<NV, kLinear>(p, ctx, n, valid); });
   }
 
   // The losses of rows n0 .. n0 + valid - 1 (valid <= W), one per lane (0 in the other lanes);
   // writes their gradient.
-  template <int NV>
+  template <int NV, bool kLinear>
   static V register_group(const Problem& p, const RunContext& ctx, int64_t n0, int64_t valid) {
     const int64_t C = p.classes;
     const int64_t last = C - W;  // offset of the last vector
@@ -124,8 +131,7 @@ struct SimdKernels {
     const float* w = ctx.class_weight;
     const float eps = ctx.row_float.label_smoothing;
     const float smooth = ctx.row_float.smooth;
-    const bool probs = p.targets != nullptr;
-    const bool linear = probs || eps != 0.0f;
+    const bool probs = kLinear && p.targets != nullptr;
     const bool balance = p.balance != Balance::Off;
     const V fresh = C % W == 0 ? V(1.0f) : fresh_lanes(C);  // no overlap when C is a multiple of W
 
@@ -136,23 +142,35 @@ struct SimdKernels {
     yf.store(label);
     live.store(counted);
 
-    // Pass 1, row by row: max, e = exp(z - m) parked, the sums, the values at the label.
+    // Pass 1, row by row: max, e = exp(z - m) parked, the values at the label; the sums a vector a
+    // row, reduced for all W rows at once afterwards (a horizontal sum per row was a chain of
+    // dependent shuffles and conversions: bench/RESULTS.md).
     alignas(64) float park[W][NV * W];
     alignas(64) float mf[W], sf[W], bf[W], lf[W], massf[W], zyf[W], wyf[W], ayf[W], rwf[W];
+    alignas(64) float lane_sum[W][W], lane_linear[W][W], lane_mass[W][W];
     for (int r = 0; r < W; ++r) {
       mf[r] = bf[r] = lf[r] = massf[r] = zyf[r] = 0.0f;
-      sf[r] = wyf[r] = rwf[r] = 1.0f;
+      wyf[r] = rwf[r] = 1.0f;
       ayf[r] = ctx.row_float.alpha;
+      if (r >= valid) {  // no row: S = 1, no linear terms
+        live_lanes(1).store(lane_sum[r]);
+        V(0.0f).store(lane_linear[r]);
+        V(0.0f).store(lane_mass[r]);
+      }
     }
     for (int r = 0; r < valid; ++r) {
       const int64_t n = n0 + r;
       const float* z = p.logits + n * C;
       const float* t = probs ? p.targets + n * C : nullptr;
-      prefetch_ahead(z, C);
-      if (p.grad_out) prefetch_ahead<true>(p.grad_out + n * C, C);
+      float* g = p.grad_out ? p.grad_out + n * C : nullptr;
       V v[NV];
 #pragma GCC unroll 8
-      for (int i = 0; i < NV; ++i) v[i] = V::load(z + at(i));
+      for (int i = 0; i < NV; ++i) {
+        // (a prefetch a vector, not a loop over the row's lines: with W = 16 a vector is a line)
+        __builtin_prefetch(z + at(i) + kPrefetchAhead);
+        if (g) __builtin_prefetch(g + at(i) + kPrefetchAhead, 1);
+        v[i] = V::load(z + at(i));
+      }
       if (ctx.map_bias_only) {  // z + b, what the logit map below gives without margin and scale
 #pragma GCC unroll 8
         for (int i = 0; i < NV; ++i) v[i] = v[i] + V::load(ctx.logit_bias + at(i));
@@ -178,7 +196,7 @@ struct SimdKernels {
         const V e = simd::m_exp_neg(d);
         S += e * keep;
         e.store(park[r] + i * W);
-        if (linear) {
+        if (kLinear) {
           V a = w ? V::load(w + at(i)) : V(1.0f);
           if (probs) a = a * (V(1.0f - eps) * V::load(t + at(i)) + V(smooth));
           a = a * keep;
@@ -188,11 +206,10 @@ struct SimdKernels {
         if (balance && probs) bw += V::load(ctx.balance_weight + at(i)) * V::load(t + at(i)) * keep;
       }
       mf[r] = mr;
-      sf[r] = static_cast<float>(simd::hsum(S));
-      if (sf[r] < kHeldConfidentS) bf[r] = held_row_below(park[r], NV * W, fresh);  // see below_max
-      if (linear) {
-        lf[r] = static_cast<float>(simd::hsum(lin));
-        massf[r] = static_cast<float>(simd::hsum(mass));
+      S.store(lane_sum[r]);
+      if (kLinear) {
+        lin.store(lane_linear[r]);
+        mass.store(lane_mass[r]);
       }
       const int32_t y = static_cast<int32_t>(label[r]);  // -1: ignored, or no labels
       if (y >= 0) {
@@ -202,6 +219,24 @@ struct SimdKernels {
         if (balance) rwf[r] = ctx.balance_weight[y];
       } else if (balance) {
         rwf[r] = probs ? static_cast<float>(simd::hsum(bw)) : 0.0f;
+      }
+    }
+
+    const auto add = [](V a, V b) { return a + b; };
+    simd::transpose_reduce<W>(lane_sum[0], add).store(sf);
+    if (kLinear) {
+      simd::transpose_reduce<W>(lane_linear[0], add).store(lf);
+      simd::transpose_reduce<W>(lane_mass[0], add).store(massf);
+    }
+    for (int r = 0; r < valid; ++r) {
+      if (sf[r] < kHeldConfidentS) {  // (see below_max) from the row's exponentials, still in L1
+        V below(0.0f);
+#pragma GCC unroll 8
+        for (int i = 0; i < NV; ++i) {
+          const V e = V::load(park[r] + i * W);
+          below += simd::select(e != V(1.0f), e, V(0.0f)) * (i == NV - 1 ? fresh : V(1.0f));
+        }
+        bf[r] = simd::hsum_float(below);
       }
     }
 
@@ -233,7 +268,7 @@ struct SimdKernels {
         if (probs) {
           const V wv = w ? V::load(w + at(i)) : V(1.0f);
           out = out - kv * wv * (V(1.0f - eps) * V::load(tr + at(i)) + V(smooth));
-        } else if (eps != 0.0f) {
+        } else if (kLinear) {  // (label smoothing)
           out = out - kv * V(smooth) * (w ? V::load(w + at(i)) : V(1.0f));
         }
         out.store(g + at(i));  // the last vector rewrites the overlap with the same values
@@ -780,14 +815,12 @@ struct SimdKernels {
     return simd::hsum((a0 + a1) + (a2 + a3));
   }
 
-  // below_max of a row held in registers (its exponentials parked on the stack), out of line: see
-  // wide_row_below. Only for S < 1.5: S is a float sum with at most 8 additions a lane and 4 across
-  // lanes after the max's 1 (~7e-7 absolute), so from S = 1.5 (log S >= 0.4) log S is good to 2e-6
-  // relative as it is — and on random logits 7% of the rows at C = 40 reach the second sum, not 21%.
+  // below_max of a row held in registers (its exponentials parked on the stack) is summed in place,
+  // and only for S < 1.5: S is a float sum with at most 8 additions a lane and 4 across lanes after the
+  // max's 1 (~7e-7 absolute), so from S = 1.5 (log S >= 0.4) log S is good to 2e-6 relative as it is —
+  // and on random logits 7% of the rows at C = 40 reach the second sum, not 21%. (With LDAM's scale of
+  // 30 nearly every row does: out of line, the call cost LDAM ~10%: bench/RESULTS.md.)
   static constexpr float kHeldConfidentS = 1.5f;
-  __attribute__((noinline, cold)) static float held_row_below(const float* park, int64_t len, V fresh) {
-    return static_cast<float>(below_max(park, len, fresh));
-  }
 
   // below_max over a wide row's blocks: a block whose max is below the row's adds all of its sum. Out of
   // line (cold): inlined, it slowed the wide rows' hot loops though never called (bench/RESULTS.md,

@@ -160,6 +160,61 @@ inline double hsum(Vec<W> a) {
   }
 }
 
+// Reduces W vectors at once (W x W floats, vector r at rows + r W): lane r of the result is op over the
+// lanes of vector r. Each step pairs vector i with vector i + H and takes op of two shuffles of the
+// pair, so that every output vector holds the partial results of twice as many rows on half as many
+// lanes; after log2(W) steps (W - 1 ops and 2(W - 1) shuffles in all, against W horizontal reductions
+// of log2(W) dependent steps each) lane r holds row r. The order comes out natural: a step's output
+// lane j holds block j / H of x (even blocks) or of y (odd), and the earlier steps' blocks interleave
+// the same way.
+constexpr int pair_step_lane(int W, int H, int j, int half) {
+  return ((j / H) % 2 ? W : 0) + (j / H / 2) * 2 * H + half * H + j % H;
+}
+
+#if defined(__clang__) || __GNUC__ >= 12
+template <int W, int H, class Op, int... J>
+inline Vec<W> pair_step(Vec<W> x, Vec<W> y, Op op, std::integer_sequence<int, J...>) {
+  return op(Vec<W>(__builtin_shufflevector(x.v, y.v, pair_step_lane(W, H, J, 0)...)),
+            Vec<W>(__builtin_shufflevector(x.v, y.v, pair_step_lane(W, H, J, 1)...)));
+}
+
+template <int W, int H, class Op>
+inline void reduce_step(Vec<W>* rows, Op op) {
+  for (int i = 0; i < H; ++i) rows[i] = pair_step<W, H>(rows[i], rows[i + H], op, std::make_integer_sequence<int, W>{});
+  if constexpr (H > 1) reduce_step<W, H / 2>(rows, op);
+}
+#endif
+
+template <int W, class Op>
+inline Vec<W> transpose_reduce(const float* rows, Op op) {
+#if defined(__clang__) || __GNUC__ >= 12
+  Vec<W> work[W];
+  for (int r = 0; r < W; ++r) work[r] = Vec<W>::load(rows + r * W);
+  reduce_step<W, W / 2>(work, op);
+  return work[0];
+#else
+  alignas(64) float out[W];
+  for (int r = 0; r < W; ++r) {
+    float v = rows[r * W];
+    for (int l = 1; l < W; ++l) v = op(Vec<W>(v), Vec<W>(rows[r * W + l]))[0];
+    out[r] = v;
+  }
+  return Vec<W>::load(out);
+#endif
+}
+
+// The sum of the lanes in float (hsum's last steps are in double).
+template <int W>
+inline float hsum_float(Vec<W> a) {
+  if constexpr (W == 4) {
+    return (a[0] + a[1]) + (a[2] + a[3]);
+  } else {
+    Vec<W / 2> lo, hi;
+    halves(a, &lo, &hi);
+    return hsum_float(lo + hi);
+  }
+}
+
 template <int W>
 inline Vec<W> m_abs(Vec<W> x) {
   typedef typename Mask<W>::raw_t I;
@@ -220,6 +275,33 @@ inline typename Vec<W>::raw_t scale_by_pow2(typename Vec<W>::raw_t p, typename V
   return (typename Vec<W>::raw_t)((I)p + (__builtin_convertvector(n, I) << 23));
 }
 
+// x rounded to the nearest integer, ties to even (|x| < 2^22): one instruction where the instruction
+// set rounds (AVX-512, AVX), else adding and subtracting 1.5 * 2^23. (AVX-512: the all-lanes maskz
+// forms, as in scale_by_pow2.)
+template <int W>
+inline typename Vec<W>::raw_t round_to_nearest(typename Vec<W>::raw_t x) {
+#if defined(__AVX512F__)
+  if constexpr (W == 16) return (typename Vec<W>::raw_t)_mm512_maskz_roundscale_ps(0xffff, (__m512)x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#endif
+#if defined(__AVX__)
+  if constexpr (W == 8) return (typename Vec<W>::raw_t)_mm256_round_ps((__m256)x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#endif
+  return (x + 12582912.0f) - 12582912.0f;
+}
+
+// lo > x ? lo : x, lane by lane: x where x is NaN. One max instruction (its second operand is the one
+// it returns for a NaN); GCC lowered the select to a compare and a blend.
+template <int W>
+inline typename Vec<W>::raw_t max_or_nan(typename Vec<W>::raw_t lo, typename Vec<W>::raw_t x) {
+#if defined(__AVX512F__)
+  if constexpr (W == 16) return (typename Vec<W>::raw_t)_mm512_maskz_max_ps(0xffff, (__m512)lo, (__m512)x);
+#endif
+#if defined(__AVX__)
+  if constexpr (W == 8) return (typename Vec<W>::raw_t)_mm256_max_ps((__m256)lo, (__m256)x);
+#endif
+  return lo > x ? lo : x;
+}
+
 // a * b + c with one rounding where the instruction set has FMA (callers check kHasFma).
 #if defined(__AVX512F__)
 constexpr bool kHasFma16 = true;
@@ -259,9 +341,8 @@ template <int W>
 inline Vec<W> m_exp_nonpositive(Vec<W> x) {
   typedef typename Vec<W>::raw_t F;
   if constexpr (kHasFma<W>) {
-    F xv = x.v;
-    xv = xv < -104.0f ? F{} - 104.0f : xv;  // keeps NaN
-    const F n = (xv * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
+    const F xv = max_or_nan<W>(F{} - 104.0f, x.v);
+    const F n = round_to_nearest<W>(xv * 1.44269504088896341f);
     F f = fused_multiply_add<W>(xv, F{} + 1.44269502162933349609375f, -n);
     f = fused_multiply_add<W>(xv, F{} + 1.925963033500011e-8f, f);
     F p = F{} + 1.5345812426e-4f;
@@ -309,9 +390,8 @@ inline void stream_store(Vec<W> v, float* p) {
 template <int W>
 inline Vec<W> m_exp_neg(Vec<W> d) {
   typedef typename Vec<W>::raw_t F;
-  F t = d.v * -1.44269504088896341f;
-  t = t < -126.0f ? F{} - 126.0f : t;
-  const F n = (t + 12582912.0f) - 12582912.0f;  // round to nearest
+  const F t = max_or_nan<W>(F{} - 126.0f, d.v * -1.44269504088896341f);
+  const F n = round_to_nearest<W>(t);
   const F f = t - n;
   F p = F{} + 1.3264727313e-3f;
   p = p * f + 9.6715129912e-3f;
