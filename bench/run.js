@@ -1,9 +1,16 @@
 // `npm run bench`: forward+backward of each loss, side by side in one run — cbloss (1 thread and all
 // threads), the straightforward JavaScript loop, tf.js (cpu and wasm backends, where the loss exists
 // there), PyTorch on the CPU at the same thread counts (when python3 with torch is present), and the
-// memory roofline (a C++ copy of the same bytes). Prints a table of medians and ratios and writes
-// JSON to bench/results/. Options: --long (larger time budget per measurement), --no-torch,
-// --no-tfjs, --no-js. About 4 minutes on 2 cores.
+// memory roofline: a C++ copy of the same bytes (logits read, gradient written) at the same thread
+// count, so "roof 1T" is copy 1T / cbloss 1T and "roof NT" copy NT / cbloss NT (one thread does not
+// reach the machine's bandwidth; comparing it with an all-threads copy would understate it).
+// The shapes are cases.js's SHAPES and LARGE_SHAPES (2684354×100: 1 GiB of logits, beyond every
+// cache; 3 GiB of memory with its gradient and element targets), where only LARGE_LOSSES are measured,
+// PyTorch for CE alone (a call there takes seconds) and neither the JavaScript loop nor tf.js ('—').
+// The machine (CPU model, cores, hardware threads, L3, the kernels' SIMD level) heads the table and
+// the JSON. Prints a table of medians and ratios and writes JSON to bench/results/. Options: --long
+// (larger time budget per measurement), --no-torch, --no-tfjs, --no-js, --no-large. About 5 minutes
+// on 2 cores.
 'use strict';
 const { execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -13,7 +20,7 @@ const path = require('node:path');
 const cbloss = require('..');
 const { binding } = require('../dist/native.js');
 const loops = require('./js-loops.js');
-const { SHAPES, LOSSES, makeData, cblossLosses, medianMs: timeMedian } = require('./cases.js');
+const { SHAPES, LARGE_SHAPES, LOSSES, LARGE_LOSSES, classStats, makeData, cblossLosses, medianMs: timeMedian } = require('./cases.js');
 
 const args = new Set(process.argv.slice(2));
 const BUDGET_S = args.has('--long') ? 0.6 : 0.15;
@@ -21,6 +28,10 @@ const BUDGET_S = args.has('--long') ? 0.6 : 0.15;
 const TFJS_CPU_MAX_ELEMENTS = 8_500_000;
 const ALL_THREADS = cbloss.backendInfo().cpu.hardwareThreads;
 const THREADS = [...new Set([1, ALL_THREADS])];
+const LARGE = args.has('--no-large') ? [] : LARGE_SHAPES;
+const isLarge = (N, C) => LARGE.some(([n, c]) => n === N && c === C);
+// PyTorch at the large shape: CE alone, one timed call after the warm-up (~2 s a call on one thread).
+const TORCH_LARGE_LOSSES = ['ce'];
 
 function medianMs(fn, budgetS = BUDGET_S, minReps = 3, maxReps = 50) {
   return timeMedian(fn, budgetS, minReps, maxReps);
@@ -93,13 +104,18 @@ function findPython() {
   return null;
 }
 
-function measureTorch(py, dataByShape) {
+function measureTorch(py, shapes) {
+  const keys = shapes.map(([N, C]) => `${N}x${C}`);
+  const stats = shapes.map(([, C]) => classStats(cbloss, C));
+  const largeKeys = LARGE.map(([N, C]) => `${N}x${C}`);
   const job = {
-    shapes: SHAPES,
+    shapes,
     threads: THREADS,
     budget_s: BUDGET_S,
-    weights: Object.fromEntries(SHAPES.map(([N, C]) => [`${N}x${C}`, dataByShape[`${N}x${C}`].weights])),
-    counts: Object.fromEntries(SHAPES.map(([N, C]) => [`${N}x${C}`, dataByShape[`${N}x${C}`].counts])),
+    weights: Object.fromEntries(keys.map((key, i) => [key, stats[i].weights])),
+    counts: Object.fromEntries(keys.map((key, i) => [key, stats[i].counts])),
+    only: Object.fromEntries(largeKeys.map((key) => [key, TORCH_LARGE_LOSSES])),
+    min_reps: Object.fromEntries(largeKeys.map((key) => [key, 1])),
   };
   // glibc's malloc at its best for PyTorch: keep freed memory instead of returning it to the OS.
   const env = { ...process.env, MALLOC_MMAP_THRESHOLD_: '17179869184', MALLOC_TRIM_THRESHOLD_: '17179869184', OMP_NUM_THREADS: String(ALL_THREADS) };
@@ -111,20 +127,48 @@ function fmt(v, digits = 2) {
   return v === undefined || v === null ? '—' : v.toFixed(digits);
 }
 
+/** The machine the numbers come from: lscpu's fields where it exists (Linux), else Node's. */
+function describeMachine(info) {
+  const fields = {};
+  try {
+    const text = execFileSync('lscpu', [], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'pipe', 'ignore'] });
+    for (const line of text.split('\n')) {
+      const at = line.indexOf(':');
+      if (at > 0) fields[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+    }
+  } catch {
+    // no lscpu (macOS, Windows, a minimal container): os.cpus() below
+  }
+  const perSocket = Number(fields['Core(s) per socket']);
+  const sockets = Number(fields['Socket(s)'] || 1);
+  return {
+    cpu: fields['Model name'] || os.cpus()[0].model,
+    cores: perSocket > 0 ? perSocket * sockets : null,
+    hardwareThreads: info.cpu.hardwareThreads,
+    // e.g. "32 MiB (1 instance)": the size alone
+    l3: fields['L3 cache'] ? fields['L3 cache'].replace(/\s*\(.*\)$/, '') : null,
+    simd: info.cpu.simd,
+    memoryGiB: Number((os.totalmem() / 2 ** 30).toFixed(1)),
+    node: process.version,
+  };
+}
+
 async function main() {
   const info = cbloss.backendInfo();
   const started = Date.now();
-  console.log(`cbloss ${info.version} bench — ${os.cpus()[0].model}, ${ALL_THREADS} threads, kernels ${info.cpu.simd}, node ${process.version}`);
-  const results = { machine: { cpu: os.cpus()[0].model, threads: ALL_THREADS, simd: info.cpu.simd, node: process.version }, date: new Date().toISOString(), rows: [] };
-
-  const dataByShape = {};
-  for (const [N, C] of SHAPES) dataByShape[`${N}x${C}`] = makeData(cbloss, N, C);
+  const machine = describeMachine(info);
+  const cores = machine.cores === null ? '' : `${machine.cores} cores / `;
+  const l3 = machine.l3 === null ? '' : `, L3 ${machine.l3}`;
+  console.log(`cbloss ${info.version} bench`);
+  console.log(`machine: ${machine.cpu} — ${cores}${machine.hardwareThreads} hardware threads${l3}, ${machine.memoryGiB} GiB; kernels ${machine.simd}; node ${machine.node}`);
+  const results = { machine, date: new Date().toISOString(), rows: [] };
+  const shapes = [...SHAPES, ...LARGE];
 
   const py = args.has('--no-torch') ? null : findPython();
   let torch = null;
   if (py) {
     process.stdout.write('measuring PyTorch ... ');
-    torch = measureTorch(py, dataByShape);
+    torch = measureTorch(py, shapes);
     console.log(`torch ${torch.torch}`);
     results.torch = torch.torch;
   } else if (!args.has('--no-torch')) {
@@ -132,9 +176,12 @@ async function main() {
   }
   const tf = args.has('--no-tfjs') ? null : await loadTf();
 
-  for (const [N, C] of SHAPES) {
+  for (const [N, C] of shapes) {
     const key = `${N}x${C}`;
-    const d = dataByShape[key];
+    const large = isLarge(N, C);
+    if (large) process.stdout.write(`measuring ${key} (${((N * C * 4) / 2 ** 30).toFixed(1)} GiB of logits) ... `);
+    // each shape's data made when it is measured, and dropped after: 3 GiB at the large shape
+    const d = makeData(cbloss, N, C);
     const grad = new Float32Array(N * C);
     const copy = {};
     for (const th of THREADS) {
@@ -142,14 +189,14 @@ async function main() {
       copy[th] = medianMs(() => binding.copy(d.x, grad));
     }
     const tfTimes = {};
-    if (tf) {
+    if (tf && !large) {
       for (const backend of ['cpu', 'wasm']) {
         if (backend === 'cpu' && N * C > TFJS_CPU_MAX_ELEMENTS) continue;
         tfTimes[backend] = await measureTf(tf, backend, d, N, C);
       }
     }
     const losses = cblossLosses(cbloss, C, d, N);
-    for (const name of LOSSES) {
+    for (const name of large ? LARGE_LOSSES : LOSSES) {
       const [loss, targetKind, call] = losses[name];
       const target = targetKind === 'y' ? d.y : d.t;
       const row = { loss: name, shape: key, N, C, cbloss: {}, torch: {}, copy };
@@ -158,12 +205,13 @@ async function main() {
         row.cbloss[th] = medianMs(() => loss.forwardBackward(d.x, target, { ...call, out: { grad } }));
         if (torch) row.torch[th] = torch.results[`${name}|${key}|${th}`];
       }
-      const loop = args.has('--no-js') ? null : jsLoop(name, d, N, C, grad);
+      const loop = args.has('--no-js') || large ? null : jsLoop(name, d, N, C, grad);
       if (loop) row.js = medianMs(loop, BUDGET_S, 1, 5);
       if (tfTimes.cpu && tfTimes.cpu[name]) row.tfjsCpu = tfTimes.cpu[name];
       if (tfTimes.wasm && tfTimes.wasm[name]) row.tfjsWasm = tfTimes.wasm[name];
       results.rows.push(row);
     }
+    if (large) console.log('done');
   }
   cbloss.setNumThreads(ALL_THREADS);
 
@@ -182,34 +230,33 @@ async function main() {
   results.tinyCallMicroseconds = tiny[3];
 
   // The table: medians in ms; ratios are peer time / cbloss time at the same thread count (the JS
-  // loop, single-threaded by nature, against cbloss at 1 thread and at its default, all threads).
+  // loop, single-threaded by nature, against cbloss at 1 thread), roofline the copy's time / cbloss's
+  // at the same thread count. On a 1-thread machine the NT columns would repeat the 1T ones: left out.
   const T = ALL_THREADS;
-  const header = ['loss', 'N×C', 'cbloss 1T', `cbloss ${T}T`, 'torch 1T', `torch ${T}T`, 'JS loop', 'tfjs cpu', 'tfjs wasm', `copy ${T}T`, '×torch 1T', `×torch ${T}T`, '×JS 1T', `×JS ${T}T`, 'roofline'];
-  const lines = [header];
-  for (const r of results.rows) {
-    const c1 = r.cbloss[1];
-    const cT = r.cbloss[T];
-    lines.push([
-      r.loss,
-      r.shape,
-      fmt(c1),
-      fmt(cT),
-      fmt(r.torch[1]),
-      fmt(r.torch[T]),
-      fmt(r.js, 1),
-      fmt(r.tfjsCpu, 1),
-      fmt(r.tfjsWasm, 1),
-      fmt(r.copy[T]),
-      r.torch[1] ? `${fmt(r.torch[1] / c1, 1)}×` : '—',
-      r.torch[T] ? `${fmt(r.torch[T] / cT, 1)}×` : '—',
-      r.js ? `${fmt(r.js / c1, 0)}×` : '—',
-      r.js ? `${fmt(r.js / cT, 0)}×` : '—',
-      `${fmt((100 * r.copy[T]) / cT, 0)}%`,
-    ]);
-  }
+  const ratio = (peer, ours, digits) => (peer ? `${fmt(peer / ours, digits)}×` : '—');
+  const columns = [
+    ['loss', (r) => r.loss],
+    ['N×C', (r) => r.shape],
+    ['cbloss 1T', (r) => fmt(r.cbloss[1])],
+    [`cbloss ${T}T`, (r) => fmt(r.cbloss[T]), true],
+    ['torch 1T', (r) => fmt(r.torch[1])],
+    [`torch ${T}T`, (r) => fmt(r.torch[T]), true],
+    ['JS loop', (r) => fmt(r.js, 1)],
+    ['tfjs cpu', (r) => fmt(r.tfjsCpu, 1)],
+    ['tfjs wasm', (r) => fmt(r.tfjsWasm, 1)],
+    ['copy 1T', (r) => fmt(r.copy[1])],
+    [`copy ${T}T`, (r) => fmt(r.copy[T]), true],
+    ['×torch 1T', (r) => ratio(r.torch[1], r.cbloss[1], 1)],
+    [`×torch ${T}T`, (r) => ratio(r.torch[T], r.cbloss[T], 1), true],
+    ['×JS 1T', (r) => ratio(r.js, r.cbloss[1], 0)],
+    ['roof 1T', (r) => `${fmt((100 * r.copy[1]) / r.cbloss[1], 0)}%`],
+    [`roof ${T}T`, (r) => `${fmt((100 * r.copy[T]) / r.cbloss[T], 0)}%`, true],
+  ].filter(([, , allThreads]) => !allThreads || T > 1);
+  const header = columns.map(([title]) => title);
+  const lines = [header, ...results.rows.map((r) => columns.map(([, cell]) => cell(r)))];
   const widths = header.map((_, i) => Math.max(...lines.map((l) => l[i].length)));
   const text = lines.map((l) => l.map((v, i) => v.padStart(widths[i])).join('  ')).join('\n');
-  console.log(`\nforward+backward, median ms (ratios: peer time / cbloss time; roofline: copy time / cbloss time)\n${text}`);
+  console.log(`\nforward+backward, median ms (×peer: peer time / cbloss time; roof: copy time / cbloss time; both at the same thread count)\n${text}`);
   console.log(`\nsync call overhead, N=32 C=10 cross-entropy forwardBackward: ${fmt(results.tinyCallMicroseconds, 2)} µs`);
   console.log(`bench took ${((Date.now() - started) / 1000).toFixed(0)} s`);
   results.table = text;

@@ -1,7 +1,10 @@
 """PyTorch peer of `npm run bench`: forward+backward of each loss as a PyTorch user writes it
 (F.cross_entropy; the Python cbloss package's composed focal and class-balanced losses;
 F.binary_cross_entropy_with_logits; torchvision's sigmoid_focal_loss formula), on the CPU, at a given
-thread count. Reads a JSON job on stdin, prints one JSON object of median milliseconds."""
+thread count. Reads a JSON job on stdin, prints one JSON object of median milliseconds. The job's
+optional "only" maps a shape ("NxC") to the losses measured there (default: all) and "min_reps" to
+its fewest timed calls (default 3): run.js measures the 1 GiB shape with CE alone, once, as a call
+there takes seconds."""
 import json
 import sys
 import time
@@ -29,10 +32,15 @@ def main():
     for threads in job["threads"]:
         torch.set_num_threads(threads)
         for n, c in job["shapes"]:
+            shape = f"{n}x{c}"
+            only = job.get("only", {}).get(shape)
+            min_reps = job.get("min_reps", {}).get(shape, 3)
             g = torch.Generator().manual_seed(1)
             x = (torch.randn(n, c, generator=g) * 2).requires_grad_(True)
             y = torch.randint(0, c, (n,), generator=g)
-            t = (torch.rand(n, c, generator=g) < 0.1).float()
+            element_losses = {"bce", "sigmoid-focal", "asl"}
+            # the element targets only where an element loss is measured (1 GiB at the large shape)
+            t = (torch.rand(n, c, generator=g) < 0.1).float() if only is None or element_losses & set(only) else None
             w = torch.tensor(job["weights"][f"{n}x{c}"], dtype=torch.float32)
             counts = torch.tensor(job["counts"][f"{n}x{c}"], dtype=torch.float32)
             log_prior = torch.log(counts / counts.sum())  # Balanced Softmax / logit adjustment, tau = 1
@@ -94,8 +102,10 @@ def main():
                 "ce-weighted": lambda: (sample_weight * F.cross_entropy(x, y, reduction="none")).sum() / n,
             }
             for name, fn in losses.items():
-                key = f"{name}|{n}x{c}|{threads}"
-                out["results"][key] = median_ms(run(fn), job["budget_s"])
+                if only is not None and name not in only:
+                    continue
+                key = f"{name}|{shape}|{threads}"
+                out["results"][key] = median_ms(run(fn), job["budget_s"], min_reps)
     json.dump(out, sys.stdout)
 
 
