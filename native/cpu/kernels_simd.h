@@ -162,15 +162,11 @@ struct SimdKernels {
       const int64_t n = n0 + r;
       const float* z = p.logits + n * C;
       const float* t = probs ? p.targets + n * C : nullptr;
-      float* g = p.grad_out ? p.grad_out + n * C : nullptr;
+      prefetch_ahead(z, C);
+      if (p.grad_out) prefetch_ahead<true>(p.grad_out + n * C, C);
       V v[NV];
 #pragma GCC unroll 8
-      for (int i = 0; i < NV; ++i) {
-        // (a prefetch a vector, not a loop over the row's lines: with W = 16 a vector is a line)
-        __builtin_prefetch(z + at(i) + kPrefetchAhead);
-        if (g) __builtin_prefetch(g + at(i) + kPrefetchAhead, 1);
-        v[i] = V::load(z + at(i));
-      }
+      for (int i = 0; i < NV; ++i) v[i] = V::load(z + at(i));
       if (ctx.map_bias_only) {  // z + b, what the logit map below gives without margin and scale
 #pragma GCC unroll 8
         for (int i = 0; i < NV; ++i) v[i] = v[i] + V::load(ctx.logit_bias + at(i));
