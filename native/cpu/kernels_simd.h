@@ -494,9 +494,11 @@ struct SimdKernels {
     V live;
     const V yf = label_lanes(p, n0, valid, &live);
     if (ctx.map_bias_only) {  // z + b (the logit map without margin and scale)
-      for (int64_t c = 0; c < C; ++c) (V::load(z[c]) + V(ctx.logit_bias[c])).store(z[c]);
+  #pragma GCC unroll 16
+    for (int64_t c = 0; c < C; ++c) (V::load(z[c]) + V(ctx.logit_bias[c])).store(z[c]);
     } else if (ctx.map_logits) {  // the logit map (core/logit_map.h): z' in place of z in the tile
-      for (int64_t c = 0; c < C; ++c) {
+  #pragma GCC unroll 16
+    for (int64_t c = 0; c < C; ++c) {
         const V margin = simd::select(yf == V(static_cast<float>(c)), V(ctx.margin[c]), V(0.0f));
         math::mapped_logit(V::load(z[c]), V(ctx.logit_bias[c]), margin, V(ctx.logit_scale)).store(z[c]);
       }
@@ -507,7 +509,8 @@ struct SimdKernels {
     const bool balance = p.balance != Balance::Off;
     if (p.labels) {
       if (balance) rw = V(0.0f);
-      for (int64_t c = 0; c < C; ++c) {
+  #pragma GCC unroll 16
+    for (int64_t c = 0; c < C; ++c) {
         const auto at = yf == V(static_cast<float>(c));
         zy = simd::select(at, V::load(z[c]), zy);
         wy = simd::select(at, V(w ? w[c] : 1.0f), wy);
@@ -516,13 +519,16 @@ struct SimdKernels {
       }
     } else if (balance) {
       rw = V(0.0f);
-      for (int64_t c = 0; c < C; ++c) rw += V(ctx.balance_weight[c]) * V::load(t[c]);
+  #pragma GCC unroll 16
+    for (int64_t c = 0; c < C; ++c) rw += V(ctx.balance_weight[c]) * V::load(t[c]);
     }
 
     // Pass 1: max, then e = exp(z - m) (kept in z) and the sums.
     V m = V::load(z[0]);
+#pragma GCC unroll 16
     for (int64_t c = 1; c < C; ++c) m = simd::vmax(m, V::load(z[c]));
     V S(0.0f), below(0.0f), linear(0.0f), mass(0.0f);
+#pragma GCC unroll 16
     for (int64_t c = 0; c < C; ++c) {
       const V d = m - V::load(z[c]);
       const V e = simd::m_exp_neg(d);
@@ -545,6 +551,7 @@ struct SimdKernels {
     const auto counted = live != V(0.0f);
     const V k = terms.k, kc = terms.kc, kh = terms.kh, label = terms.label;
     const auto confident = terms.confident != V(0.0f);
+#pragma GCC unroll 16
     for (int64_t c = 0; c < C; ++c) {
       V g = kc * V::load(z[c]);
       if (probs) {
