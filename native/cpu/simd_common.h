@@ -1,0 +1,229 @@
+// What the SIMD layouts of the CPU kernels share (kernels_simd.h picks the layout, one header each):
+// lane masks, prefetching, labels as float lanes, partial vectors, and lane_terms, the row epilogue of
+// the two layouts that hold W rows in the lanes of vectors (row_epilogue.h has what it shares with
+// the wide rows and the scalar rows).
+#pragma once
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "../core/logit_map.h"
+#include "../core/loss_terms.h"
+#include "../core/reductions.h"
+#include "cpu_internal.h"
+#include "simd.h"
+
+namespace cbloss {
+namespace cpu {
+
+template <int W>
+struct SimdCommon {
+  using V = simd::Vec<W>;
+  // W zeros, W ones, W zeros: a window of W into it is a lane mask of 0.0 / 1.0.
+  struct StepTable {
+    float v[3 * W];
+    constexpr StepTable() : v() {
+      for (int i = 0; i < 3 * W; ++i) v[i] = i >= W && i < 2 * W ? 1.0f : 0.0f;
+    }
+  };
+  static constexpr StepTable kStep{};
+  // Streams read once are prefetched this many floats (1 KB) ahead, and the gradient rows of the
+  // row kernels too, for writing (prefetchw: their lines are fetched for ownership before the stores
+  // wait on them): beyond the caches the hardware prefetchers alone left the loops waiting on memory
+  // (the element losses' gradient gained nothing) (bench/RESULTS.md, "Design measurements").
+  static constexpr int64_t kPrefetchAhead = 256;
+
+
+  // Asks for the cache lines of [from, from + len), kPrefetchAhead floats further on; for_write: lines
+  // about to be written (prefetchw: fetched for ownership before the stores need them).
+  static constexpr int64_t kLineFloats = 64 / sizeof(float);
+  static void prefetch_ahead(const float* from, int64_t len) {
+    for (int64_t c = 0; c < len; c += kLineFloats) __builtin_prefetch(from + kPrefetchAhead + c, 0);
+  }
+  static void prefetch_ahead_for_write(const float* from, int64_t len) {
+    for (int64_t c = 0; c < len; c += kLineFloats) __builtin_prefetch(from + kPrefetchAhead + c, 1);
+  }
+
+  static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+  static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+  static float class_weight(const RunContext& ctx, int64_t c) {
+    return ctx.class_weight ? ctx.class_weight[c] : 1.0f;
+  }
+
+  // Upstream gradient times class-balanced weight of row n.
+  static double row_scale(const Problem& p, const RunContext& ctx, int64_t n, double rw) {
+    const double go = ctx.per_element ? static_cast<double>(p.grad_output[n]) : ctx.reduced_scale;
+    return go * rw;
+  }
+
+  // An ignored row: no loss, a zero gradient.
+  static double zero_row(const Problem& p, int64_t n, float* g) {
+    if (g) {
+      for (int64_t c = 0; c < p.classes; ++c) g[c] = 0.0f;
+    }
+    if (p.loss_out) p.loss_out[n] = 0.0f;
+    return 0.0;
+  }
+
+  static bool ignored(const Problem& p, int64_t n) {
+    return row_ignored(p.loss, p.labels, p.ignore_index, n);
+  }
+
+  // 0, 1, ..., W - 1: the column of each lane of a vector at column 0.
+  struct IotaTable {
+    float v[W];
+    constexpr IotaTable() : v() {
+      for (int i = 0; i < W; ++i) v[i] = static_cast<float>(i);
+    }
+  };
+  static constexpr IotaTable kIota{};
+
+  // z'_y of a row whose label is y (z: the row's logits), bit for bit what the vector map gives the
+  // label's lane (core/logit_map.h); z_y without a map.
+  static float mapped_label_logit(const RunContext& ctx, const float* z, int64_t y) {
+    if (!ctx.map_logits) return z[y];
+    return math::mapped_logit(z[y], ctx.logit_bias[y], ctx.margin[y], ctx.logit_scale);
+  }
+
+  // Rows [begin, end) in tiles of W. The tiles' loss vectors are summed in float lanes, flushed to
+  // double every kLaneFlush tiles, not each tile (bench/RESULTS.md, "Design measurements"). The
+  // grouping starts at `begin`, a chunk boundary fixed by the problem, so the total does not depend on
+  // the thread count.
+  static constexpr int kLaneFlush = 16;
+
+  template <class Tile>
+  static double sum_tiles(int64_t begin, int64_t end, Tile tile) {
+    double total = 0.0;
+    int64_t n = begin;
+    while (n < end) {
+      V sum(0.0f);
+      for (int i = 0; i < kLaneFlush && n < end; ++i, n += W) sum += tile(n, min64(W, end - n));
+      total += simd::hsum(sum);
+    }
+    return total;
+  }
+
+  // The labels of rows n0 .. n0 + valid - 1 as float lanes (exact: C <= 8W here), -1 for ignored
+  // rows, missing rows and problems without labels; *live is 1.0 in the lanes that count (real rows,
+  // not ignored), else 0.0.
+  static V label_lanes(const Problem& p, int64_t n0, int64_t valid, V* live) {
+    *live = live_lanes(valid);
+    if (!p.labels) return V(-1.0f);
+    using RawI = typename simd::Mask<W>::raw_t;
+    RawI yi;
+    if (valid == W) {
+      std::memcpy(&yi, p.labels + n0, sizeof(yi));
+    } else {
+      for (int l = 0; l < W; ++l) yi[l] = l < valid ? p.labels[n0 + l] : -1;
+    }
+    if (uses_ignore_index(p.loss)) yi = yi == p.ignore_index ? RawI{} - 1 : yi;
+    const V yf = simd::from_int32<W>(yi);
+    *live = simd::select(yf >= V(0.0f), *live, V(0.0f));
+    return yf;
+  }
+
+  // The row scalars of W rows, one per lane, from their max m, sum S = sum_c exp(z_c - m), linear
+  // sums, and values at the label: the loss (rw times the row's loss; exactly 0 in lanes that do not
+  // count, also where their logits are NaN), written to loss_out; the gradient's scales.
+  struct LaneTerms {
+    V loss;
+    V k;   // upstream gradient times row weight (0 where the lane does not count)
+    V kc;  // k coef / S: the factor of e_c
+    V kh;  // k hit: subtracted at the label
+    // A confident row whose label holds its max (z_y = m, S < 1.5: `confident` 1.0, else 0.0) has its
+    // label's gradient `label` = -kc below + k (coef - hit) - k q'_y (math::label_minus_sum: kc e_y - kh
+    // cancels there); other rows take kc e_y - kh - k q'_y, as every other column.
+    V label;
+    V confident;
+  };
+
+  static LaneTerms lane_terms(const Problem& p, const RunContext& ctx, int64_t n0, int64_t valid, V live, V m,
+                              V S, V below, V linear, V mass, V zy, V wy, V ay, V rw) {
+    const math::RowParams<V, float> params(wy, ay, ctx.row_float);
+    const V inv_s = V(1.0f) / S;
+    const math::SoftmaxSums<V> sums{m - zy, math::log_row_sum(S, below, inv_s), linear, mass};
+    const math::SoftmaxRow<V> row = math::row_terms(p.loss, p.targets != nullptr, sums, params);
+    const auto counted = live != V(0.0f);
+    if (p.sample_weight) rw = rw * (valid == W ? V::load(p.sample_weight + n0) : load_tail(p.sample_weight + n0, valid, 0.0f));
+    LaneTerms out;
+    out.loss = simd::select(counted, rw * row.loss, V(0.0f));
+    if (p.loss_out) {
+      if (valid == W) {
+        out.loss.store(p.loss_out + n0);
+      } else {
+        store_tail(p.loss_out + n0, out.loss, valid);
+      }
+    }
+    V go(static_cast<float>(ctx.reduced_scale));
+    if (ctx.per_element) go = load_tail(p.grad_output + n0, valid, 0.0f);
+    out.k = simd::select(counted, go * rw * V(ctx.logit_scale), V(0.0f));  // (d z' / d z = scale)
+    out.kc = out.k * row.coef * inv_s;
+    out.kh = out.k * row.hit;
+    if (p.labels) {
+      out.confident = simd::select((zy == m) & (S < V(1.5f)), V(1.0f), V(0.0f));
+      out.label = out.k * (row.coef - row.hit) - out.kc * below;
+      if (ctx.row_float.label_smoothing != 0.0f) out.label = out.label - out.k * V(ctx.row_float.smooth) * wy;
+    }
+    return out;
+  }
+
+  // Loads n (< W) floats into a vector, the other lanes set to `pad`.
+  static V load_tail(const float* src, int64_t n, float pad) {
+    alignas(64) float tmp[W];
+    for (int i = 0; i < W; ++i) tmp[i] = i < n ? src[i] : pad;
+    return V::load(tmp);
+  }
+  static void store_tail(float* dst, V v, int64_t n) {
+    alignas(64) float tmp[W];
+    v.store(tmp);
+    for (int64_t i = 0; i < n; ++i) dst[i] = tmp[i];
+  }
+
+  // A span of len >= W floats is covered by whole vectors at 0, W, 2W, ... and, when len is not a
+  // multiple of W, one more vector ending at len that overlaps the previous one. fresh_lanes(len)
+  // masks that last vector to the lanes no earlier vector covered (1.0 / 0.0); only meaningful when
+  // len is not a multiple of W.
+  static V fresh_lanes(int64_t len) { return V::load(kStep.v + len % W); }
+
+  // Orders this thread's non-temporal stores before its later stores (x86: they are weakly ordered).
+  static void store_fence() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_sfence();
+#endif
+  }
+
+  // 1.0 in the first n lanes (0 <= n <= W), 0.0 in the others.
+  static V live_lanes(int64_t n) { return V::load(kStep.v + 2 * W - n); }
+};
+
+// The names of SimdCommon<W> in a layout derived from it (members of a base that depends on W are not
+// found by unqualified lookup without a using-declaration).
+#define CBLOSS_SIMD_COMMON_NAMES(W) \
+  using Common = SimdCommon<W>;      \
+  using typename Common::V;          \
+  using typename Common::LaneTerms;  \
+  using Common::kStep;                     \
+  using Common::kIota;                     \
+  using Common::kPrefetchAhead;            \
+  using Common::prefetch_ahead;            \
+  using Common::prefetch_ahead_for_write;  \
+  using Common::min64;                     \
+  using Common::max64;                     \
+  using Common::class_weight;              \
+  using Common::row_scale;                 \
+  using Common::zero_row;                  \
+  using Common::ignored;                   \
+  using Common::mapped_label_logit;        \
+  using Common::sum_tiles;                 \
+  using Common::label_lanes;               \
+  using Common::lane_terms;                \
+  using Common::load_tail;                 \
+  using Common::store_tail;                \
+  using Common::fresh_lanes;               \
+  using Common::store_fence;               \
+  using Common::live_lanes
+
+}  // namespace cpu
+}  // namespace cbloss
