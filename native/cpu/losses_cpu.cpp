@@ -22,6 +22,7 @@
 #include "../core/loss_terms.h"
 #include "../core/reductions.h"
 #include "cpu_internal.h"
+#include "row_epilogue.h"
 #include "thread_pool.h"
 
 namespace cbloss {
@@ -76,8 +77,10 @@ inline double sample_weight(const Problem& p, int64_t i) {
   return p.sample_weight ? static_cast<double>(p.sample_weight[i]) : 1.0;
 }
 
-// One softmax row: returns its (unweighted) loss; writes k * d loss / d z to g when g is not null.
-double softmax_row(const Problem& p, int64_t n, const RowScalars<double>& call, double k, float* g) {
+// One softmax row: returns its weighted loss (row weight and sample weight); writes the upstream
+// gradient times d loss / d z to g when g is not null.
+double softmax_row(const Problem& p, const RunContext& scaling, int64_t n, float* g) {
+  const RowScalars<double>& call = scaling.row_double;
   const int64_t C = p.classes;
   const float* z = p.logits + n * C;
   const double eps = p.label_smoothing;
@@ -128,23 +131,24 @@ double softmax_row(const Problem& p, int64_t n, const RowScalars<double>& call, 
     if (g) g[c] = static_cast<float>(e);
   }
   const double log_s = math::log_row_sum(S, below);
-  const double inv_s = 1.0 / S;
 
   const double smooth = call.smooth;
-  const math::RowParams<double, double> params(y >= 0 && w ? w[y] : 1.0, y >= 0 && p.alpha ? p.alpha[y] : call.alpha, call);
-  const math::SoftmaxRow<double> row =
-      math::row_terms(p.loss, t != nullptr, math::SoftmaxSums<double>{m - zy, log_s, linear, target_mass}, params);
+  const math::RowEnd<double> end = math::finish_row(
+      p.loss, t != nullptr, math::SoftmaxSums<double>{m - zy, log_s, linear, target_mass}, 1.0 / S,
+      y >= 0 && w ? w[y] : 1.0, y >= 0 && p.alpha ? p.alpha[y] : call.alpha, call,
+      p.balance != Balance::Off ? balance_row_weight(p, n) : 1.0, sample_weight(p, n), grad_scale(p, scaling, n),
+      p.logit_scale);
   if (g) {
+    const double kc = end.kc();
     for (int64_t c = 0; c < C; ++c) {
-      const double s = static_cast<double>(g[c]) * inv_s;
       const double wc = w ? w[c] : 1.0;
-      double q = c == y ? row.hit : 0.0;
-      if (t) q += wc * ((1.0 - eps) * static_cast<double>(t[c]) + smooth);
-      else if (eps != 0.0) q += smooth * wc;
-      g[c] = static_cast<float>(k * (row.coef * s - q));
+      double q = 0.0;
+      if (t) q = wc * ((1.0 - eps) * static_cast<double>(t[c]) + smooth);
+      else if (eps != 0.0) q = smooth * wc;
+      g[c] = static_cast<float>(kc * static_cast<double>(g[c]) - end.k * q - (c == y ? end.kh() : 0.0));
     }
   }
-  return row.loss;
+  return end.loss;
 }
 
 // Loss and slope of one element of an element-wise loss, with its class weight (before class-balanced
@@ -164,10 +168,8 @@ double rows_scalar(const Problem& p, const RunContext& scaling, int64_t begin, i
   double total = 0.0;
   if (is_row_loss(p.loss)) {
     for (int64_t n = begin; n < end; ++n) {
-      const double rw = (p.balance != Balance::Off ? balance_row_weight(p, n) : 1.0) * sample_weight(p, n);
-      const double k = grad_scale(p, scaling, n) * rw * p.logit_scale;
       float* g = p.grad_out ? p.grad_out + n * C : nullptr;
-      const double loss = rw * softmax_row(p, n, scaling.row_double, k, g);
+      const double loss = softmax_row(p, scaling, n, g);
       if (p.loss_out) p.loss_out[n] = static_cast<float>(loss);
       total += loss;
     }

@@ -12,6 +12,7 @@
 #include "../core/loss_terms.h"
 #include "../core/reductions.h"
 #include "cpu_internal.h"
+#include "row_epilogue.h"
 #include "simd.h"
 
 namespace cbloss {
@@ -50,12 +51,6 @@ struct SimdCommon {
 
   static float class_weight(const RunContext& ctx, int64_t c) {
     return ctx.class_weight ? ctx.class_weight[c] : 1.0f;
-  }
-
-  // Upstream gradient times class-balanced weight of row n.
-  static double row_scale(const Problem& p, const RunContext& ctx, int64_t n, double rw) {
-    const double go = ctx.per_element ? static_cast<double>(p.grad_output[n]) : ctx.reduced_scale;
-    return go * rw;
   }
 
   // An ignored row: no loss, a zero gradient.
@@ -141,14 +136,16 @@ struct SimdCommon {
 
   static LaneTerms lane_terms(const Problem& p, const RunContext& ctx, int64_t n0, int64_t valid, V live, V m,
                               V S, V below, V linear, V mass, V zy, V wy, V ay, V rw) {
-    const math::RowParams<V, float> params(wy, ay, ctx.row_float);
     const V inv_s = V(1.0f) / S;
     const math::SoftmaxSums<V> sums{m - zy, math::log_row_sum(S, below, inv_s), linear, mass};
-    const math::SoftmaxRow<V> row = math::row_terms(p.loss, p.targets != nullptr, sums, params);
+    const V sample = p.sample_weight ? (valid == W ? V::load(p.sample_weight + n0) : load_tail(p.sample_weight + n0, valid, 0.0f))
+                                     : V(1.0f);
+    const V go = ctx.per_element ? load_tail(p.grad_output + n0, valid, 0.0f) : V(static_cast<float>(ctx.reduced_scale));
+    math::RowEnd<V> end = math::finish_row(p.loss, p.targets != nullptr, sums, inv_s, wy, ay, ctx.row_float, rw, sample,
+                                           go, ctx.logit_scale);
     const auto counted = live != V(0.0f);
-    if (p.sample_weight) rw = rw * (valid == W ? V::load(p.sample_weight + n0) : load_tail(p.sample_weight + n0, valid, 0.0f));
     LaneTerms out;
-    out.loss = simd::select(counted, rw * row.loss, V(0.0f));
+    out.loss = simd::select(counted, end.loss, V(0.0f));
     if (p.loss_out) {
       if (valid == W) {
         out.loss.store(p.loss_out + n0);
@@ -156,15 +153,14 @@ struct SimdCommon {
         store_tail(p.loss_out + n0, out.loss, valid);
       }
     }
-    V go(static_cast<float>(ctx.reduced_scale));
-    if (ctx.per_element) go = load_tail(p.grad_output + n0, valid, 0.0f);
-    out.k = simd::select(counted, go * rw * V(ctx.logit_scale), V(0.0f));  // (d z' / d z = scale)
-    out.kc = out.k * row.coef * inv_s;
-    out.kh = out.k * row.hit;
+    end.k = simd::select(counted, end.k, V(0.0f));
+    out.k = end.k;
+    out.kc = end.kc();
+    out.kh = end.kh();
     if (p.labels) {
       out.confident = simd::select((zy == m) & (S < V(1.5f)), V(1.0f), V(0.0f));
-      out.label = out.k * (row.coef - row.hit) - out.kc * below;
-      if (ctx.row_float.label_smoothing != 0.0f) out.label = out.label - out.k * V(ctx.row_float.smooth) * wy;
+      // (a confident row's e_y = 1 exactly, so its gap is -below)
+      out.label = end.label(V(0.0f) - below, ctx.row_float.label_smoothing != 0.0f ? V(ctx.row_float.smooth) * wy : V(0.0f));
     }
     return out;
   }
@@ -212,7 +208,6 @@ struct SimdCommon {
   using Common::min64;                     \
   using Common::max64;                     \
   using Common::class_weight;              \
-  using Common::row_scale;                 \
   using Common::zero_row;                  \
   using Common::ignored;                   \
   using Common::mapped_label_logit;        \

@@ -347,41 +347,36 @@ struct WideRows : SimdCommon<W> {
     const double below = S < 2.0 ? wide_row_below(reader, z, park, C, block, blocks, block_max, block_sum, m) : 0.0;
     const double log_s = math::log_row_sum(S, below);
 
-    const math::RowParams<double, double> params(y >= 0 && w ? static_cast<double>(w[y]) : 1.0,
-                                                 y >= 0 && ctx.alpha ? static_cast<double>(ctx.alpha[y]) : ctx.row_double.alpha,
-                                                 ctx.row_double);
-    const math::SoftmaxRow<double> row =
-        math::row_terms(p.loss, tr != nullptr, math::SoftmaxSums<double>{m - zy, log_s, linear_sum, mass}, params);
-    const double loss = row.loss;
-    const double coef = row.coef;
-    const double hit = row.hit;
-    const double rw = (p.balance != Balance::Off ? balance_row_weight(p, n) : 1.0) *
-                      (p.sample_weight ? static_cast<double>(p.sample_weight[n]) : 1.0);
-    if (p.loss_out) p.loss_out[n] = static_cast<float>(rw * loss);
-    if (!g) return rw * loss;
+    const double upstream = ctx.per_element ? static_cast<double>(p.grad_output[n]) : ctx.reduced_scale;
+    const math::RowEnd<double> end = math::finish_row(
+        p.loss, tr != nullptr, math::SoftmaxSums<double>{m - zy, log_s, linear_sum, mass}, 1.0 / S,
+        y >= 0 && w ? static_cast<double>(w[y]) : 1.0, y >= 0 && ctx.alpha ? static_cast<double>(ctx.alpha[y]) : ctx.row_double.alpha,
+        ctx.row_double, p.balance != Balance::Off ? balance_row_weight(p, n) : 1.0,
+        p.sample_weight ? static_cast<double>(p.sample_weight[n]) : 1.0, upstream, p.logit_scale);
+    if (p.loss_out) p.loss_out[n] = static_cast<float>(end.loss);
+    if (!g) return end.loss;
 
-    // Pass 2: g = k (coef s - q) with s = e_b exp(m_b - m) / S (and d z' / d z = scale).
-    const double k = row_scale(p, ctx, n, rw) * p.logit_scale;
+    // Pass 2: g = kc e_b exp(m_b - m) - k q_c.
+    const float k = static_cast<float>(end.k);
     const int q = tr ? 2 : (eps != 0.0 ? 1 : 0);
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t c0 = b * block;
       const double rescale = blocks > 1 ? std::exp(block_max[b] - m) : 1.0;
-      const float f = static_cast<float>(k * coef * rescale / S);
+      const float f = static_cast<float>(end.kc() * rescale);
       const float* wb = w ? w + c0 : nullptr;
       const float* tb = tr ? tr + c0 : nullptr;
       if (stream) {
-        grad_block_q<true>(q, w != nullptr, park + c0, g + c0, wb, tb, block_len(b), f, static_cast<float>(k), ome, smooth);
+        grad_block_q<true>(q, w != nullptr, park + c0, g + c0, wb, tb, block_len(b), f, k, ome, smooth);
       } else {
-        grad_block_q<false>(q, w != nullptr, g + c0, g + c0, wb, tb, block_len(b), f, static_cast<float>(k), ome, smooth);
+        grad_block_q<false>(q, w != nullptr, g + c0, g + c0, wb, tb, block_len(b), f, k, ome, smooth);
       }
     }
     if (stream) store_fence();
     if (y >= 0) {  // (math::label_minus_sum, in double)
-      const double gap = math::label_minus_sum(std::exp(zy - m), S, below);
       const double smooth_y = eps != 0.0 ? ctx.row_double.smooth * (w ? static_cast<double>(w[y]) : 1.0) : 0.0;
-      g[y] = static_cast<float>(k * coef * gap / S + k * (coef - hit) - k * smooth_y);
+      g[y] = static_cast<float>(end.label(math::label_minus_sum(std::exp(zy - m), S, below), smooth_y));
     }
-    return rw * loss;
+    return end.loss;
   }
 
 };
