@@ -210,7 +210,7 @@ struct RegisterRows : SimdCommon<W> {
   // and only for S < 1.5: S is a float sum with at most 8 additions a lane and 4 across lanes after the
   // max's 1 (~7e-7 absolute), so from S = 1.5 (log S >= 0.4) log S is good to 2e-6 relative as it is —
   // and on random logits 7% of the rows at C = 40 reach the second sum, not 21%. (With LDAM's scale of
-  // 30 nearly every row does: out of line, the call cost LDAM ~10%: bench/RESULTS.md.)
+  // 30 nearly every row does: out of line, the call and its loop cost LDAM ~20%: bench/RESULTS.md.)
   static constexpr float kHeldConfidentS = 1.5f;
 
 };
