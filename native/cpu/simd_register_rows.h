@@ -102,13 +102,15 @@ struct RegisterRows : SimdCommon<W> {
 #pragma GCC unroll 8
         for (int i = 0; i < NV; ++i) v[i] = v[i] + V::load(ctx.logit_bias + at(i));
       } else if (ctx.map_logits) {  // the logit map (core/logit_map.h)
+        // Every column but the label's without a margin, ((z + b) - 0) s, then the label's lane set to
+        // its own z'_y: bit for bit the map of each lane, without a margin vector formed per vector.
         const float y = label[r];
-        const float margin_y = y >= 0.0f ? ctx.margin[static_cast<int64_t>(y)] : 0.0f;
+        const V label_logit(y >= 0.0f ? mapped_label_logit(ctx, z, static_cast<int64_t>(y)) : 0.0f);
 #pragma GCC unroll 8
         for (int i = 0; i < NV; ++i) {
           const V column = V::load(kIota.v) + V(static_cast<float>(at(i)));
-          const V margin = simd::select(column == V(y), V(margin_y), V(0.0f));
-          v[i] = math::mapped_logit(v[i], V::load(ctx.logit_bias + at(i)), margin, V(ctx.logit_scale));
+          v[i] = simd::select(column == V(y), label_logit,
+                              math::mapped_logit(v[i], V::load(ctx.logit_bias + at(i)), V(0.0f), V(ctx.logit_scale)));
         }
       }
       V m = v[0];
