@@ -77,6 +77,11 @@ inline ElementScalars<G> element_scalars(const Problem& p) {
   k.gamma_pos = static_cast<G>(p.gamma_pos);
   k.gamma_neg = static_cast<G>(p.gamma_neg);
   k.clip = static_cast<G>(p.clip);
+  const auto small_integer = [](double g) { return g >= 0.0 && g <= kMaxIntegerGamma && g == std::floor(g); };
+  if (small_integer(p.gamma_pos) && small_integer(p.gamma_neg)) {
+    k.gamma_pos_int = static_cast<int>(p.gamma_pos);
+    k.gamma_neg_int = static_cast<int>(p.gamma_neg);
+  }
   k.detach_focusing = p.detach_focusing;
   return k;
 }

@@ -57,6 +57,8 @@ template <class T>
 CBL_HD T select(bool mask, T a, T b) {
   return mask ? a : b;
 }
+// Whether the mask holds in every lane (a SIMD vector's overload tests all of its lanes).
+CBL_HD bool all_lanes(bool mask) { return mask; }
 
 // ---- Formulas -----------------------------------------------------------------------------------
 
@@ -114,6 +116,24 @@ CBL_HD FocalFactor<T> focal_factor(T ce, G gamma) {
   const T r = select(u > T(0), ce / u, T(1));
   const T ug = m_pow(u, gamma);
   return {ug * ce, ug * (T(1) + T(gamma) * q * r)};
+}
+
+// x^n for an integer n >= 0 by repeated squaring (x^0 = 1): at most 2 log2(n) multiplications,
+// within a few ulps of the exact power where pow(x, g) = exp(g log x) of the SIMD kernels carries the
+// error of g log x.
+template <class T>
+CBL_HD T pow_int(T x, int n) {
+  if (n <= 0) return T(1);
+  while ((n & 1) == 0) {
+    x = x * x;
+    n >>= 1;
+  }
+  T r = x;
+  while ((n >>= 1) != 0) {
+    x = x * x;
+    if (n & 1) r = r * x;
+  }
+  return r;
 }
 
 template <class T>

@@ -102,6 +102,25 @@ inline Vec<W> select(Mask<W> mask, Vec<W> a, Vec<W> b) {
   return Vec<W>(mask.m ? a.v : b.v);
 }
 
+// Whether every lane of the mask is set.
+template <int W>
+inline bool all_lanes(Mask<W> mask) {
+#if defined(__AVX512F__)
+  if constexpr (W == 16) return _mm512_cmpeq_epi32_mask((__m512i)mask.m, _mm512_set1_epi32(-1)) == 0xffff;
+#endif
+#if defined(__AVX__)
+  if constexpr (W == 8) return _mm256_movemask_ps((__m256)mask.m) == 0xff;
+#endif
+#if defined(__SSE__)
+  if constexpr (W == 4) return _mm_movemask_ps((__m128)mask.m) == 0xf;
+#endif
+  int32_t lanes[W];
+  std::memcpy(lanes, &mask.m, sizeof(lanes));
+  int32_t all = -1;
+  for (int i = 0; i < W; ++i) all &= lanes[i];
+  return all != 0;
+}
+
 // W int32 lanes converted to float lanes.
 template <int W>
 inline Vec<W> from_int32(typename Mask<W>::raw_t i) {

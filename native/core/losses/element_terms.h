@@ -10,6 +10,8 @@
 namespace cbloss {
 namespace CBLOSS_MATH_NAMESPACE_NAME {
 
+constexpr int kMaxIntegerGamma = 16;
+
 template <class G>
 struct ElementScalars {
   G gamma = G(0);
@@ -18,6 +20,9 @@ struct ElementScalars {
   G alpha0 = G(1), alpha1 = G(1);
   G alpha_t0 = G(1), alpha_t1 = G(0);  // sigmoid focal: alpha_t = alpha_t0 + alpha_t1 t
   G gamma_pos = G(0), gamma_neg = G(0), clip = G(0);
+  // gamma_pos and gamma_neg as integers where both are integers in [0, kMaxIntegerGamma], else -1
+  // (the asymmetric loss then forms its powers of hard targets by multiplications).
+  int gamma_pos_int = -1, gamma_neg_int = -1;
   bool detach_focusing = false;
 };
 
