@@ -128,6 +128,44 @@ struct ElementSpans : SimdCommon<W> {
     return total;
   }
 
+  // element_run for the asymmetric loss with integer gammas on a plain span: a vector whose targets
+  // are all 0 or 1 takes AsymmetricPolicy::hard_targets in the inner loop; any other leaves it for
+  // the general policy (element_step<2>), so that the inner loop holds no call and its constants
+  // stay in registers. kDefaults: gamma+ = kGammaPos, gamma- = 4, clip > 0, no detach — the
+  // defaults — as constants (the powers unrolled, the branches folded); else the call's scalars.
+  template <bool kDefaults, int kGammaPos = 0>
+  static double asymmetric_run(const ElementParams& params, const Span& span, int64_t count) {
+    const ElementParams e = params;
+    const Span s = span;
+    const float clip = e.k.clip;
+    const int gp = kDefaults ? kGammaPos : e.k.gamma_pos_int;
+    const int gn = kDefaults ? 4 : e.k.gamma_neg_int;
+    const bool detach = kDefaults ? false : e.k.detach_focusing;
+    double total = 0.0;
+    V sum(0.0f);
+    int64_t j = 0;
+    while (j + W <= count) {
+      const int64_t stop = min64(count - W, j + 64 * W);
+      for (; j <= stop; j += W) {
+        __builtin_prefetch(s.x + j + kPrefetchAhead);
+        __builtin_prefetch(s.t + j + kPrefetchAhead);
+        const V x = V::load(s.x + j), t = V::load(s.t + j);
+        if (!simd::all_lanes((t == V(0.0f)) | (t == V(1.0f)))) break;
+        const math::LossAndSlope<V> r = math::AsymmetricPolicy::hard_targets(x, t, clip, gp, gn, detach);
+        if (s.grad_out) (r.slope * V(s.scale)).store(s.grad_out + j);
+        sum += r.loss;
+      }
+      if (j <= stop) {  // a vector with a target in (0, 1) (or NaN)
+        sum += element_step<2>(e, s, j);
+        j += W;
+      }
+      total += simd::hsum(sum);
+      sum = V(0.0f);
+    }
+    if (j < count) total += simd::hsum(element_tail(e, s, j, count - j));
+    return total;
+  }
+
   static double run_span(const ElementParams& e, const Span& s, int64_t count) {
     if (s.w || s.pw || s.rw || s.sw || s.go || s.loss_out) return element_run<0>(e, s, count);
     switch (e.kind) {
@@ -136,8 +174,13 @@ struct ElementSpans : SimdCommon<W> {
       case LossKind::SigmoidFocal:
         return e.k.gamma == 2.0f ? element_run<3>(e, s, count) : element_run<2>(e, s, count);
       case LossKind::FocalBinary:
-      case LossKind::Asymmetric:
         return element_run<2>(e, s, count);
+      case LossKind::Asymmetric:
+        if (e.k.gamma_pos_int < 0) return element_run<2>(e, s, count);
+        if (e.k.gamma_neg_int == 4 && e.k.gamma_pos_int <= 1 && e.k.clip > 0.0f && !e.k.detach_focusing) {
+          return e.k.gamma_pos_int == 1 ? asymmetric_run<true, 1>(e, s, count) : asymmetric_run<true, 0>(e, s, count);
+        }
+        return asymmetric_run<false>(e, s, count);
       case LossKind::CrossEntropy:
       case LossKind::FocalSoftmax:
       case LossKind::Poly:
