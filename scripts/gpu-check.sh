@@ -11,7 +11,8 @@ fi
 # On the device machine $OUT is the folder whose files come back: the whole output is kept there too.
 if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then exec > >(tee "$OUT/gpu-check.log") 2>&1; fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
-# CBLOSS_CUDA_LOG=1: the backend prints which cluster sizes run on this GPU (else another kernel runs).
+# CBLOSS_CUDA_LOG=1: the backend prints which cluster sizes run on this GPU (else another kernel runs),
+# and the kernels of each call when they differ from the last call's (the one pass or why not).
 export CBLOSS_CUDA_LOG=1
 if node_error=$(node -e 0 2>&1); then
   timeout 600 node scripts/gpu-check.js

@@ -5,7 +5,7 @@
 // failures. Where no GPU is present these run on the CPU emulator of CUDA when the addon was built
 // with it (`npm run build:emulated`, as CI does), and are skipped otherwise with the reason.
 import { strict as assert } from 'node:assert';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -757,6 +757,68 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       if (cuda.emulated) assert.ok(!onePass(kernels), `${N}x3: ${kernels.join(', ')}`);
       assertLossClose(r!.loss as number, cpu.loss as number, `${N}x3 loss`);
       assertGradClose((r!.grad as DeviceTensor).toHost() as Float32Array, cpu.grad, `${N}x3 grad`);
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    // CBLOSS_CUDA_LOG=1 names the kernels each call's loss launch runs — the one pass, or the plain path
+    // and why not (a GPU has no traffic file: this line is what says which path ran there) — a line when
+    // it differs from the last one. In child processes (the log is the addon's stderr): the one pass and
+    // the most rows it holds; the same call again, no line; switched off; again the one pass; then at
+    // those most rows, the one pass, and one row more, the plain path ("more rows than its blocks
+    // hold"), the kernels named as the emulator's traffic file names those that ran.
+    it('CBLOSS_CUDA_LOG=1: the kernels of each call, the one pass or why not, on each side of its most rows', function () {
+      this.timeout(600000);
+      const dir = mkdtempSync(path.join(tmpdir(), 'cbloss-one-pass-log-'));
+      const script = `
+        const c = require('./dist/index.js');
+        for (const { N, C, env } of JSON.parse(process.argv[1])) {
+          Object.assign(process.env, env);
+          const x = c.DeviceTensor.from(Float32Array.from({ length: N * C }, (_, i) => (i % 7) / 3));
+          const y = c.DeviceTensor.from(Int32Array.from({ length: N }, (_, n) => n % C));
+          new c.CrossEntropyLoss().forwardBackward(x, y);
+          for (const name of Object.keys(env)) delete process.env[name];
+        }`;
+      type Call = { N: number; C: number; env: Record<string, string> };
+      const logOf = (calls: Call[]): string[] => {
+        const r = spawnSync(process.execPath, ['-e', script, JSON.stringify(calls)], {
+          cwd: path.join(__dirname, '..'),
+          encoding: 'utf8',
+          env: { ...process.env, CBLOSS_CUDA_LOG: '1' },
+        });
+        assert.equal(r.status, 0, r.stderr);
+        return r.stderr.split('\n').filter((line) => line.startsWith('cbloss CUDA: '));
+      };
+      const onePass = /^cbloss CUDA: (\d+) rows of 2 columns: held_rows_kernel<float, 4, 1, 1, true> \(the one pass: (\d+) blocks, up to \d+ an SM, (\d+) labels a block; at most (\d+) rows\)$/;
+      const off = { CBLOSS_CUDA_ONE_PASS: '0' };
+      const first = logOf([{ N: 3000, C: 2, env: {} }, { N: 3000, C: 2, env: {} }, { N: 3000, C: 2, env: off }, { N: 3000, C: 2, env: {} }]);
+      assert.equal(first.length, 3, first.join('\n'));
+      const m = onePass.exec(first[0]);
+      assert.ok(m, first[0]);
+      assert.equal(first[2], first[0]);
+      assert.equal(
+        first[1],
+        'cbloss CUDA: 3000 rows of 2 columns: divisor_terms_kernel, segment_sum_kernel, held_rows_kernel<float, 4, 1, 1, false> (not the one pass: switched off (CBLOSS_CUDA_ONE_PASS=0))',
+      );
+      const most = Number(m![4]);
+      // (the emulator: 6 blocks of 8192 labels a multiprocessor, as its occupancy counts shared memory)
+      const multiprocessors = (cbloss.devices().find((d) => d.device === 'cuda:0') as { multiprocessors?: number } | undefined)?.multiprocessors ?? 1;
+      if (cuda.emulated) assert.equal(most, 6 * 8192 * multiprocessors);
+      const traffic = (N: number) => path.join(dir, `${N}.jsonl`);
+      const [at, past] = logOf([most, most + 1].map((N) => ({ N, C: 2, env: cuda.emulated ? { CBLOSS_EMULATED_TRAFFIC: traffic(N) } : {} })));
+      const held = onePass.exec(at);
+      assert.ok(held && Number(held[1]) === most && Number(held[4]) === most, at);
+      assert.equal(Number(held![2]) * Number(held![3]), Math.ceil(most / 64) * 64, `${at}: the blocks hold every row`);
+      assert.equal(
+        past,
+        `cbloss CUDA: ${most + 1} rows of 2 columns: divisor_terms_kernel, segment_sum_kernel, held_rows_kernel<float, 4, 1, 1, false> (not the one pass: more rows than its blocks hold; at most ${most} rows)`,
+      );
+      if (cuda.emulated) {
+        // what ran: the kernels logged, then the sum of the tiles' losses
+        for (const [N, line] of [[most, at], [most + 1, past]] as Array<[number, string]>) {
+          const ran = readFileSync(traffic(N), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { kernel: string }).kernel.replace(/^void /, '').replace(/^cbloss::cuda::/, '').replace(/\(.*$/, '').replace(/<double>$/, ''));
+          assert.deepEqual(ran, [...line.replace(/^.*? columns: /, '').replace(/ \(.*$/, '').split(/, (?![^<]*>)/), 'segment_sum_kernel'], line);
+        }
+      }
       rmSync(dir, { recursive: true, force: true });
     });
 

@@ -3,8 +3,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "host_checks.h"
 #include "kernels.cuh"
@@ -93,8 +96,77 @@ KernelArgs checked(KernelArgs a, const DeviceCall* call, cudaStream_t stream) {
   return a;
 }
 
+// CBLOSS_CUDA_LOG=1: the launch choices go to stderr — those a device is asked about once (whether
+// clusters of a size run there, how many at once) as they are made, and the kernels each call's loss
+// launch runs (log_kernels) — what the GPU check records.
+bool launch_log() {
+  const char* env = std::getenv("CBLOSS_CUDA_LOG");
+  return env && std::string(env) == "1";
+}
+
+// One line of the kernels a loss launch runs, printed when it differs from the last one printed: on a
+// GPU nothing else says which path ran (the emulator's traffic file names the kernels; a GPU has none),
+// so a silent fallback would pass every check; a loop of one call prints it once, not a write a call.
+void log_kernels(const std::string& line) {
+  static std::mutex mutex;
+  static std::string last;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (line == last) return;
+  last = line;
+  std::fprintf(stderr, "cbloss CUDA: %s\n", line.c_str());
+}
+
+template <class T>
+const char* logit_type_name() {
+  return sizeof(T) == 4 ? "float" : std::is_same<T, Float16>::value ? "Float16" : "BFloat16";
+}
+
+// "N rows of C columns: " — the start of a log_kernels line.
+std::string rows_of(const KernelArgs& a) {
+  return std::to_string(a.rows) + " rows of " + std::to_string(a.classes) + " columns: ";
+}
+
+// The kernels checked() launches before the loss kernels, for the log.
+std::string checks_named(const DeviceCall* call) {
+  if (!call) return "";
+  if (call->data_divisor != Divisor::None) return "divisor_terms_kernel, segment_sum_kernel, ";
+  return call->first_bad ? "check_labels_kernel, " : "";
+}
+
+// What became of the one pass for a launch of held rows: the tiles it summed (> 0: it ran), else why
+// not (and the error where the runtime refused); the grid it took or would have, its blocks an SM,
+// the labels a block held, and the most rows it holds (0 where not asked).
+struct OnePass {
+  int64_t tiles = 0;
+  const char* why = nullptr;
+  cudaError_t error = cudaSuccess;
+  int64_t grid = 0, per_sm = 0, held = 0, most_rows = 0;
+};
+
 template <class T, int G, int V, int R>
-int64_t launch_one_pass(KernelArgs a, const DeviceCall& call, const DeviceLaunch& d);
+OnePass launch_one_pass(KernelArgs a, const DeviceCall& call, const DeviceLaunch& d);
+
+template <class T, int G, int V, int R, bool kOnePass>
+std::string held_rows_name() {
+  return std::string("held_rows_kernel<") + logit_type_name<T>() + ", " + std::to_string(G) + ", " + std::to_string(V) +
+         ", " + std::to_string(R) + (kOnePass ? ", true>" : ", false>");
+}
+
+// The log line of a launch of held rows (held_rows_name of either kernel, as the emulator names them).
+template <class T, int G, int V, int R>
+void log_held_rows(const KernelArgs& a, const DeviceCall* call, const OnePass& one) {
+  std::string line = rows_of(a);
+  const std::string most = one.most_rows > 0 ? "; at most " + std::to_string(one.most_rows) + " rows" : "";
+  if (one.tiles > 0) {
+    line += held_rows_name<T, G, V, R, true>() + " (the one pass: " + std::to_string(one.grid) + " blocks, up to " +
+            std::to_string(one.per_sm) + " an SM, " + std::to_string(one.held) + " labels a block" + most + ")";
+  } else {
+    line += checks_named(call) + held_rows_name<T, G, V, R, false>() + " (not the one pass: " + one.why;
+    if (one.error != cudaSuccess) line += std::string(" (") + cudaGetErrorName(one.error) + ")";
+    line += most + ")";
+  }
+  log_kernels(line);
+}
 
 // held_rows_kernel with the least R (a power of 2, from R up to kMaxR) that holds `runs` runs per lane,
 // after the device call's checks — or, for groups under a warp with device labels, the one pass, where
@@ -108,12 +180,22 @@ int64_t launch_held_rows(KernelArgs a, int64_t runs, const DeviceLaunch& d, cons
   constexpr int64_t kRowsPerBlock = kBlock / G;
   // (the one pass for rows of up to 256 columns, where the labels' second read is felt: 3% at bf16
   // C = 128)
+  OnePass one;
   if constexpr (G < 32) {
-    if (call && call->first_bad && d.one_pass) {
-      const int64_t tiles = launch_one_pass<T, G, V, R>(a, *call, d);
-      if (tiles > 0) return tiles;
+    if (!call) {
+      one.why = "host arrays, their labels checked on the host";
+    } else if (!call->first_bad) {
+      one.why = "no device labels";
+    } else if (d.no_one_pass) {
+      one.why = d.no_one_pass;
+    } else {
+      one = launch_one_pass<T, G, V, R>(a, *call, d);
     }
+  } else {
+    one.why = "rows held by a warp or more";
   }
+  if (launch_log()) log_held_rows<T, G, V, R>(a, call, one);
+  if (one.tiles > 0) return one.tiles;
   a = checked(a, call, d.stream);
   auto* kernel = held_rows_kernel<T, G, V, R>;
   int64_t blocks = ceil_div(a.rows, kRowsPerBlock);
@@ -128,59 +210,79 @@ int64_t launch_held_rows(KernelArgs a, int64_t runs, const DeviceLaunch& d, cons
 
 // The one pass (held_rows.cuh): a cooperative launch of held_rows_kernel<..., true> with as many blocks
 // as the GPU holds at once (at most one a tile), each holding its tiles' labels in shared memory — at
-// most kOnePassLabelBytes, 8192 rows a block: some 4 million rows on an H200 — before the staged
-// weights. Returns the tiles (their losses in a.partials), or 0 where it does not run (too many rows,
-// the GPU refuses the grid): then the plain path.
+// most kOnePassLabelBytes, 8192 rows a block — before the staged weights. Returns the tiles (their
+// losses in a.partials), or 0 tiles and why not where it does not run (too many rows, the GPU refuses
+// the grid): then the plain path.
 constexpr size_t kOnePassLabelBytes = 32 * 1024;
 constexpr int64_t kMostBlocksPerSM = 2048 / kBlock;  // (threads an SM holds: the divisor terms' room)
 
+// Blocks of `kernel` an SM holds with `bytes` of dynamic shared memory (asked once per device, kernel
+// and size), or -1 where the runtime cannot say.
+template <class Kernel>
+int blocks_per_sm(Kernel* kernel, size_t bytes, LaunchAnswers& answers, cudaError_t& error) {
+  const auto key = std::make_pair(reinterpret_cast<const void*>(kernel), bytes);
+  const auto known = answers.blocks_per_sm.find(key);
+  if (known != answers.blocks_per_sm.end()) return known->second;
+  int fit = 0;
+  error = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&fit, kernel, kBlock, bytes);
+  if (error != cudaSuccess) {
+    cudaGetLastError();  // (not sticky)
+    return -1;
+  }
+  answers.blocks_per_sm.emplace(key, fit);
+  return fit;
+}
+
 template <class T, int G, int V, int R>
-int64_t launch_one_pass(KernelArgs a, const DeviceCall& call, const DeviceLaunch& d) {
+OnePass launch_one_pass(KernelArgs a, const DeviceCall& call, const DeviceLaunch& d) {
   constexpr int64_t kRowsPerBlock = kBlock / G;
+  constexpr int64_t kMostLabels = kOnePassLabelBytes / sizeof(int32_t);  // (whole tiles: kRowsPerBlock divides it)
   auto* kernel = held_rows_kernel<T, G, V, R, true>;
+  OnePass one;
   const int64_t tiles = ceil_div(a.rows, kRowsPerBlock);
   const size_t weights = staged_weight_bytes(a);
-  if (raise_shared_limit(kernel, weights + kOnePassLabelBytes, d.answers) != cudaSuccess) {
+  one.error = raise_shared_limit(kernel, weights + kOnePassLabelBytes, d.answers);
+  if (one.error != cudaSuccess) {
     cudaGetLastError();  // (not sticky)
-    return 0;
+    one.why = "the device refuses its shared memory";
+    return one;
   }
-  int per_sm = 0;
-  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kBlock, weights + kOnePassLabelBytes) !=
-      cudaSuccess) {
-    cudaGetLastError();
-    return 0;
+  // The most rows: blocks of kMostLabels labels each, as many an SM as fit with them.
+  const int full = blocks_per_sm(kernel, weights + kOnePassLabelBytes, d.answers, one.error);
+  if (full < 0) {
+    one.why = "the occupancy query failed";
+    return one;
   }
-  // (fewer bytes than asked about: as many blocks fit)
-  const int64_t grid = std::min({tiles, int64_t{per_sm} * d.multiprocessors, kMostBlocksPerSM * d.multiprocessors});
-  if (grid < 1) return 0;
-  const int64_t held = ceil_div(tiles, grid) * kRowsPerBlock;
+  const int64_t full_per_sm = std::min(int64_t{full}, kMostBlocksPerSM);
+  one.most_rows = full_per_sm * d.multiprocessors * kMostLabels;
+  if (full_per_sm < 1 || a.rows > one.most_rows) {
+    one.why = full_per_sm < 1 ? "no block of it fits on an SM" : "more rows than its blocks hold";
+    return one;
+  }
+  // (kOnePassLabelBytes booked: as many blocks fit with fewer labels)
+  one.per_sm = full_per_sm;
+  one.grid = std::min(tiles, one.per_sm * d.multiprocessors);
+  const int64_t held = ceil_div(tiles, one.grid) * kRowsPerBlock;
+  one.held = held;
   const size_t labels = static_cast<size_t>(held) * sizeof(int32_t);
-  if (labels > kOnePassLabelBytes) return 0;
   a.held_labels = static_cast<int>(held);
   a.label_divisor = call.data_divisor;
   a.invalid_label = call.first_bad;  // (checked by the kernel, not before it)
   a.divisor_terms = call.divisor_terms;
   a.divisor_out = call.divisor;
-  const cudaError_t err =
-      CBLOSS_LAUNCH_COOPERATIVE(kernel, dim3(static_cast<unsigned>(grid)), dim3(kBlock), weights + labels, d.stream, a);
-  if (err == cudaErrorCooperativeLaunchTooLarge || err == cudaErrorNotSupported) {
+  one.error = CBLOSS_LAUNCH_COOPERATIVE(kernel, dim3(static_cast<unsigned>(one.grid)), dim3(kBlock), weights + labels,
+                                        d.stream, a);
+  if (one.error == cudaErrorCooperativeLaunchTooLarge || one.error == cudaErrorNotSupported) {
     cudaGetLastError();  // (the GPU refuses the grid, or cooperative launches where it runs: not sticky)
-    return 0;
+    one.why = "the cooperative launch was refused";
+    return one;
   }
-  check(err, "cooperative launch");
-  return tiles;
+  check(one.error, "cooperative launch");
+  one.tiles = tiles;
+  return one;
 }
 
 bool aligned_to(const void* p, size_t bytes) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % bytes == 0; }
-
-#if !defined(CBLOSS_CUDA_EMULATION)
-// CBLOSS_CUDA_LOG=1: the launch choices a device is asked about once (whether clusters of a size run
-// there, how many at once) go to stderr as they are made — what the GPU check records.
-bool launch_log() {
-  const char* env = std::getenv("CBLOSS_CUDA_LOG");
-  return env && std::string(env) == "1";
-}
-#endif
 
 // Launches kernel(a, slice) on grid (K, rows) in clusters of K blocks of B threads with `shared` bytes
 // of dynamic shared memory each, where the GPU runs such clusters of that kernel; false where not.
@@ -317,8 +419,18 @@ int64_t launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d, co
         // they took 1.3 to 4 times the others' time: 16 blocks of 123 registers a thread, a quarter
         // of the warps an SM can hold, wait at the cluster's barriers with no loads in flight).
         a = checked(a, call, d.stream);
-        if (d.register_clusters && launch_cluster_rows<T, V>(a, d)) break;
-        if (d.shared_rows && launch_shared_rows<T, V>(a, d)) break;
+        const auto log = [&](const char* kernels) {
+          if (launch_log()) log_kernels(rows_of(a) + checks_named(call) + kernels);
+        };
+        if (d.register_clusters && launch_cluster_rows<T, V>(a, d)) {
+          log("cluster_rows_kernel");
+          break;
+        }
+        if (d.shared_rows && launch_shared_rows<T, V>(a, d)) {
+          log("shared_rows_kernel");
+          break;
+        }
+        log("slice_stats_kernel, slice_gradient_kernel");
         const int64_t slices = slices_per_row(a.classes);
         const dim3 grid(static_cast<unsigned>(slices), grid_size(a.rows));
         auto* stats = reinterpret_cast<RowStats*>(work);
@@ -345,6 +457,10 @@ int64_t launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d, co
     const int64_t blocks = ceil_div(a.rows, kBlock / 32);
     CBLOSS_LAUNCH(row_weights_kernel, dim3(grid_size(blocks)), dim3(kBlock), d.stream, a, weights);
     a.row_weight = weights;
+  }
+  if (launch_log()) {
+    log_kernels(std::to_string(a.rows * a.classes) + " elements: " + checks_named(call) + (a.row_weight ? "row_weights_kernel, " : "") + "elements_kernel<" +
+                logit_type_name<T>() + ", " + std::to_string(V) + ">");
   }
   auto* kernel = elements_kernel<T, V>;
   const int64_t blocks = element_blocks(a.rows * a.classes);

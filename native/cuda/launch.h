@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <tuple>
+#include <utility>
 
 #include "../core/problem.h"
 #include "cuda_api.h"
@@ -17,11 +18,13 @@ namespace cbloss {
 namespace cuda {
 
 // What launches learn of a device once and keep: whether a kernel runs in clusters of K blocks with
-// so much dynamic shared memory a block there, and the dynamic shared memory a kernel was allowed
-// beyond the default 48 KB.
+// so much dynamic shared memory a block there, the dynamic shared memory a kernel was allowed beyond
+// the default 48 KB, and how many blocks of a kernel with so much dynamic shared memory an SM holds
+// (the one pass asks for a few sizes a call: kept, so that a call makes no runtime query twice).
 struct LaunchAnswers {
   std::map<std::tuple<const void*, int64_t, size_t>, bool> cluster_fits;
   std::map<const void*, size_t> shared_allowed;
+  std::map<std::pair<const void*, size_t>, int> blocks_per_sm;
 };
 
 // What a compute launch needs besides its arguments: the stream, whether rows of 17-256 columns go to
@@ -30,9 +33,9 @@ struct LaunchAnswers {
 // whether rows are held in registers by clusters (only when turned on by CBLOSS_CUDA_REGISTER_CLUSTERS=1:
 // slower than the others on an H200, bench/RESULTS.md), rows held in shared memory (not turned off by
 // CBLOSS_CUDA_SHARED_ROWS=0; in clusters of any size with CBLOSS_CUDA_SHARED_ROWS=1), whether a device call
-// may take the one pass (the device runs cooperative launches; not turned off by CBLOSS_CUDA_ONE_PASS=0),
-// its multiprocessors and shared memory, and the answers it keeps (the context's lock is held around
-// every launch).
+// may take the one pass (no_one_pass null; else why not, for CBLOSS_CUDA_LOG: the device does not run
+// cooperative launches, or CBLOSS_CUDA_ONE_PASS=0), its multiprocessors and shared memory, and the
+// answers it keeps (the context's lock is held around every launch).
 struct DeviceLaunch {
   cudaStream_t stream;
   bool small_groups;
@@ -40,7 +43,7 @@ struct DeviceLaunch {
   bool register_clusters;
   bool shared_rows;
   bool shared_rows_any_cluster;
-  bool one_pass;
+  const char* no_one_pass;
   int multiprocessors;
   size_t shared_per_block;
   LaunchAnswers& answers;

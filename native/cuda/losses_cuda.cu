@@ -320,7 +320,9 @@ DeviceLaunch device_launch(DeviceContext& ctx, cudaStream_t stream) {
           clusters && switched("CBLOSS_CUDA_REGISTER_CLUSTERS", "1"),
           !switched_off("CBLOSS_CUDA_SHARED_ROWS"),
           switched("CBLOSS_CUDA_SHARED_ROWS", "1"),
-          ctx.cooperative && !switched_off("CBLOSS_CUDA_ONE_PASS"),
+          !ctx.cooperative                        ? "the device does not run cooperative launches"
+          : switched_off("CBLOSS_CUDA_ONE_PASS") ? "switched off (CBLOSS_CUDA_ONE_PASS=0)"
+                                                 : nullptr,
           ctx.multiprocessors,
           ctx.shared_per_block,
           ctx.answers};
