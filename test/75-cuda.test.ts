@@ -676,7 +676,7 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
     // columns at 250: 16 KB of staged spans beside the labels), weights with ignored rows (the divisor
     // summed in the kernel), smoothing (staged weights after the labels), 'none', in place, many tiles
     // a block (3000 rows: 47 tiles of 64 over the emulator's blocks). Bad labels — the last row, the
-    // first, a negative one — with a divisor summed in the kernel (two barriers) and without (one):
+    // first, a negative one — with a divisor summed in the kernel (by every block, after the barrier) and without:
     // nothing written, the 'none' losses neither. On the emulator the kernels that ran are read back
     // (its traffic file): the one pass, or with the switch off the label check and the plain kernel.
     // Then more rows than the blocks' shared memory holds: the plain path.
@@ -758,6 +758,28 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       assertLossClose(r!.loss as number, cpu.loss as number, `${N}x3 loss`);
       assertGradClose((r!.grad as DeviceTensor).toHost() as Float32Array, cpu.grad, `${N}x3 grad`);
       rmSync(dir, { recursive: true, force: true });
+    });
+
+    // The one pass's divisor: every block sums the blocks' terms itself, in one order. With weights in
+    // quarters (sums exact in double, whatever the order) and ignored rows, over several blocks, the
+    // loss and the gradient are those of the plain path to the bit (both sum the losses by tile).
+    it('the one pass: the divisor summed in every block, the plain path\'s to the bit where the sum is exact', () => {
+      for (const [N, C] of [[3000, 2], [2000, 10], [700, 99]] as Array<[number, number]>) {
+        const rand = rng(N * C);
+        const x = randomLogits(rand, N * C, 3);
+        const y = Int32Array.from({ length: N }, (_, n) => (n % 5 === 1 ? -100 : Math.floor(rand() * C)));
+        const weight = Array.from({ length: C }, (_, c) => 0.25 * (1 + (c % 7)));
+        const dx = DeviceTensor.from(x);
+        const dy = DeviceTensor.from(y);
+        for (const options of [{ weight }, {}] as Array<Record<string, unknown>>) {
+          const [one, plain] = [{}, { CBLOSS_CUDA_ONE_PASS: '0' }].map((env) =>
+            withEnv(env, () => new cbloss.CrossEntropyLoss(options).forwardBackward(dx, dy)),
+          );
+          const name = `${N}x${C} ${JSON.stringify(options)}`;
+          assert.equal(one.loss, plain.loss, `${name}: loss`);
+          assert.deepEqual(one.grad.toHost(), plain.grad.toHost(), `${name}: gradient`);
+        }
+      }
     });
 
     // CBLOSS_CUDA_LOG=1 names the kernels each call's loss launch runs — the one pass, or the plain path

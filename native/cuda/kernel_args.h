@@ -53,8 +53,8 @@ struct KernelArgs {
   unsigned long long* invalid_label;
   // The one-pass launch (held_rows_kernel<..., true>, cooperative): the kernel checks the labels itself
   // into *invalid_label and, where the divisor depends on them (label_divisor not None), sums its terms
-  // per block into divisor_terms and block 0 puts the divisor at divisor_out (= divisor), all before a
-  // grid-wide barrier that comes before anything is written.
+  // per block into divisor_terms before a grid-wide barrier, after which every block sums them (block 0
+  // also puts the divisor at divisor_out, = divisor), all before anything is written.
   Divisor label_divisor;
   int held_labels;  // the labels a block holds: its tiles' rows (shared memory before the staged weights)
   double* divisor_terms;

@@ -173,11 +173,11 @@ constexpr int held_min_blocks(int V, int R) {
 // groups under a warp, where it shows): a cooperative launch — every block resident at once, at most what
 // the GPU holds — in which each block first reads the labels of the tiles it will take (tile j of block
 // b: rows (b + j gridDim) R .. + R, R = kRowsPerBlock) into shared memory, checks them (atomicMin into
-// invalid_label) and sums its rows' divisor terms; a grid-wide barrier; block 0 sums the blocks' terms
-// into the divisor (in a fixed order for a grid; the grid is the GPU's, so the last bits of a weighted
-// divisor may differ between GPUs, as docs/semantics.md, "Precision", allows); a second barrier; then,
-// unless a label was bad (every block returns, nothing written), the rows as in the plain kernel, labels
-// from shared memory. In both kernels, groups under a warp sum each tile's losses (tile_loss_total) into
+// invalid_label) and sums its rows' divisor terms; a grid-wide barrier; each block sums the blocks'
+// terms into the divisor itself (in a fixed order for a grid, the same in every block; the grid is the
+// GPU's, so the last bits of a weighted divisor may differ between GPUs, as docs/semantics.md,
+// "Precision", allows); then, unless a label was bad (every block returns, nothing written), the rows
+// as in the plain kernel, labels from shared memory. In both kernels, groups under a warp sum each tile's losses (tile_loss_total) into
 // partials[tile] — a function of the shape, not the grid — instead of writing them a row at a time (8
 // bytes a row written and read back by the sum).
 
@@ -227,20 +227,22 @@ __device__ bool check_and_hold_labels(KernelArgs& a, int32_t* held) {
     if (threadIdx.x == 0) write_at(a.divisor_terms, blockIdx.x, total);
   }
   grid_sync();
+  // Every block sums the blocks' terms itself, in the same order — the same divisor, to the last bit, in
+  // every block — rather than wait at a second barrier for block 0's sum (gridDim.x doubles a block,
+  // from L2); block 0 also writes it for the host.
+  double part = 0.0;
   if (sums) {
-    if (blockIdx.x == 0) {
-      double part = 0.0;
-      for (int b = t; b < static_cast<int>(gridDim.x); b += kBlock) part += read_after_grid_sync(a.divisor_terms, b);
-      const double divisor = block_total(part);
-      if (threadIdx.x == 0) write_at(a.divisor_out, 0, divisor);
-    }
-    grid_sync();
+    for (int b = t; b < static_cast<int>(gridDim.x); b += kBlock) part += read_after_grid_sync(a.divisor_terms, b);
+    part = block_total(part);
   }
   CBLOSS_BLOCK_SHARED(double, divisor, 1);
   CBLOSS_BLOCK_SHARED(int, bad, 1);
   if (threadIdx.x == 0) {
     bad[0] = read_after_grid_sync(a.invalid_label, 0) != ~0ull;
-    if (sums) divisor[0] = read_after_grid_sync(a.divisor_out, 0);
+    if (sums) {
+      divisor[0] = part;
+      if (blockIdx.x == 0) write_at(a.divisor_out, 0, part);
+    }
   }
   __syncthreads();
   if (sums) a.divisor = divisor;
