@@ -209,8 +209,8 @@ int64_t launch_held_rows(KernelArgs a, int64_t runs, const DeviceLaunch& d, cons
 }
 
 // The one pass (held_rows.cuh): a cooperative launch of held_rows_kernel<..., true> with as many blocks
-// as the GPU holds at once (at most one a tile), each holding its tiles' labels in shared memory — at
-// most kOnePassLabelBytes, 8192 rows a block — before the staged weights. Returns the tiles (their
+// as the GPU holds at once (at most one a tile) with the labels each holds, its tiles' labels in shared
+// memory — at most kOnePassLabelBytes, 8192 rows a block — before the staged weights. Returns the tiles (their
 // losses in a.partials), or 0 tiles and why not where it does not run (too many rows, the GPU refuses
 // the grid): then the plain path.
 constexpr size_t kOnePassLabelBytes = 32 * 1024;
@@ -259,8 +259,20 @@ OnePass launch_one_pass(KernelArgs a, const DeviceCall& call, const DeviceLaunch
     one.why = full_per_sm < 1 ? "no block of it fits on an SM" : "more rows than its blocks hold";
     return one;
   }
-  // (kOnePassLabelBytes booked: as many blocks fit with fewer labels)
-  one.per_sm = full_per_sm;
+  // The grid: the most blocks an SM (up to kMostBlocksPerSM) that fit with the labels each then holds —
+  // booked as held, not kOnePassLabelBytes, which would leave room for fewer blocks than fit where
+  // shared memory bounds them (sm_86/89: 100 KB an SM). full_per_sm fits (its blocks hold fewer labels
+  // than at the most rows), so the search ends there at the latest; each size is asked once a device.
+  for (one.per_sm = kMostBlocksPerSM; one.per_sm > full_per_sm; --one.per_sm) {
+    const int64_t grid = std::min(tiles, one.per_sm * d.multiprocessors);
+    const size_t bytes = weights + static_cast<size_t>(ceil_div(tiles, grid) * kRowsPerBlock) * sizeof(int32_t);
+    const int fit = blocks_per_sm(kernel, bytes, d.answers, one.error);
+    if (fit < 0) {
+      one.why = "the occupancy query failed";
+      return one;
+    }
+    if (int64_t{fit} * d.multiprocessors >= grid) break;
+  }
   one.grid = std::min(tiles, one.per_sm * d.multiprocessors);
   const int64_t held = ceil_div(tiles, one.grid) * kRowsPerBlock;
   one.held = held;
