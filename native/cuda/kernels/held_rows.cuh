@@ -198,6 +198,16 @@ __device__ __forceinline__ double tile_loss_total(double v) {
   return total;
 }
 
+// Labels a thread of the one pass's first part loads before it uses the first of them.
+constexpr int kLabelsInFlight = 4;
+
+// The row of slot i of the one pass's held labels in this block (see check_and_hold_labels).
+template <int kRowsPerBlock>
+__device__ __forceinline__ int64_t held_row(int i) {
+  const int64_t tile = static_cast<int64_t>(blockIdx.x) + static_cast<int64_t>(i / kRowsPerBlock) * gridDim.x;
+  return tile * kRowsPerBlock + i % kRowsPerBlock;
+}
+
 // The one pass's first part (see above): the block's labels into `held`, checked, the divisor's terms
 // summed; false (for every thread of the grid) when a label is bad. `a.divisor` then points at the
 // divisor in shared memory where the kernel summed it. Every thread of the grid calls it.
@@ -209,17 +219,38 @@ __device__ bool check_and_hold_labels(KernelArgs& a, int32_t* held) {
   const float* w = a.label_divisor == Divisor::LabelWeight ? a.class_weight : a.balance_weight;
   const int t = static_cast<int>(threadIdx.x);
   double terms = 0.0;  // (as core/reductions.h's label_weight_term and balance_row_weight)
-  int j = 0;
-  for (int64_t first = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock; first < a.rows;
-       first += static_cast<int64_t>(gridDim.x) * kRowsPerBlock, ++j) {
-    const int64_t n = first + t;
-    if (t >= kRowsPerBlock || n >= a.rows) continue;
-    const int32_t y = read_at(a.labels, n);
-    held[j * kRowsPerBlock + t] = y;
-    if (!valid_label(y, a.classes, use_ignore, a.ignore_index)) {
-      atomicMin(a.invalid_label, static_cast<unsigned long long>(n));
-    } else if (sums && !(use_ignore && y == a.ignore_index)) {
-      terms += w ? static_cast<double>(read_at(w, y)) : 1.0;
+  // Slot i of `held` (a.held_labels, whole tiles) is row (blockIdx.x + (i / R) gridDim.x) R + i % R of
+  // tile i / R, R = kRowsPerBlock. Every thread of the block takes every kBlock-th slot, kLabelsInFlight
+  // loads issued before the first label is used (then the weights at them likewise): with only the R
+  // threads of a tile's rows loading, one dependent load an iteration, this part waits on latency with
+  // nothing else to hide it. (Rows grow with i, so a thread past the last row stays past it: the lanes'
+  // loads line up, as the traffic count assumes.)
+  for (int i0 = 0; i0 < a.held_labels; i0 += kBlock * kLabelsInFlight) {
+    int32_t y[kLabelsInFlight];
+    CBLOSS_UNROLL
+    for (int k = 0; k < kLabelsInFlight; ++k) {
+      const int i = i0 + k * kBlock + t;
+      const int64_t n = held_row<kRowsPerBlock>(i);
+      y[k] = i < a.held_labels && n < a.rows ? read_at(a.labels, n) : 0;
+    }
+    float weight[kLabelsInFlight];
+    CBLOSS_UNROLL
+    for (int k = 0; k < kLabelsInFlight; ++k) {
+      const int i = i0 + k * kBlock + t;
+      const bool term = sums && i < a.held_labels && held_row<kRowsPerBlock>(i) < a.rows &&
+                        valid_label(y[k], a.classes, use_ignore, a.ignore_index) && !(use_ignore && y[k] == a.ignore_index);
+      weight[k] = term ? (w ? read_at(w, y[k]) : 1.0f) : 0.0f;
+    }
+    CBLOSS_UNROLL
+    for (int k = 0; k < kLabelsInFlight; ++k) {
+      const int i = i0 + k * kBlock + t;
+      const int64_t n = held_row<kRowsPerBlock>(i);
+      if (i >= a.held_labels || n >= a.rows) continue;
+      held[i] = y[k];
+      if (!valid_label(y[k], a.classes, use_ignore, a.ignore_index)) {
+        atomicMin(a.invalid_label, static_cast<unsigned long long>(n));
+      }
+      terms += static_cast<double>(weight[k]);  // (0 where the row has no term)
     }
   }
   if (sums) {
