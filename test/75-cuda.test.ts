@@ -772,7 +772,7 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
         const dx = DeviceTensor.from(x);
         const dy = DeviceTensor.from(y);
         for (const options of [{ weight }, {}] as Array<Record<string, unknown>>) {
-          const [one, plain] = [{}, { CBLOSS_CUDA_ONE_PASS: '0' }].map((env) =>
+          const [one, plain] = ([{}, { CBLOSS_CUDA_ONE_PASS: '0' }] as Array<Record<string, string>>).map((env) =>
             withEnv(env, () => new cbloss.CrossEntropyLoss(options).forwardBackward(dx, dy)),
           );
           const name = `${N}x${C} ${JSON.stringify(options)}`;
@@ -830,7 +830,7 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       // with 384 labels each, where 8192 would leave room for 6)
       if (cuda.emulated) assert.equal(Number(m![2]), Math.min(Math.ceil(3000 / 64), 8 * multiprocessors), first[0]);
       const traffic = (N: number) => path.join(dir, `${N}.jsonl`);
-      const [at, past] = logOf([most, most + 1].map((N) => ({ N, C: 2, env: cuda.emulated ? { CBLOSS_EMULATED_TRAFFIC: traffic(N) } : {} })));
+      const [at, past] = logOf([most, most + 1].map((N) => ({ N, C: 2, env: (cuda.emulated ? { CBLOSS_EMULATED_TRAFFIC: traffic(N) } : {}) as Record<string, string> })));
       const held = onePass.exec(at);
       assert.ok(held && Number(held[1]) === most && Number(held[4]) === most, at);
       assert.equal(Number(held![2]) * Number(held![3]), Math.ceil(most / 64) * 64, `${at}: the blocks hold every row`);
