@@ -283,7 +283,14 @@ inline Vec<W> m_exp(Vec<W> x) {
   return Vec<W>(xv > 88.7228391f ? F{} + std::numeric_limits<float>::infinity() : result);
 }
 
-// p * 2^n for integral n with p * 2^n normal (n is a float holding an integer).
+// Whether scale_by_pow2 has vscalefps (AVX-512), which takes any n.
+#if defined(__AVX512F__)
+constexpr bool kHasScalef = true;
+#else
+constexpr bool kHasScalef = false;
+#endif
+
+// p * 2^n for integral n with p * 2^n normal (n is a float holding an integer); with vscalefps any n.
 template <int W>
 inline typename Vec<W>::raw_t scale_by_pow2(typename Vec<W>::raw_t p, typename Vec<W>::raw_t n) {
 #if defined(__AVX512F__)
@@ -403,13 +410,19 @@ inline void stream_store(Vec<W> v, float* p) {
 // <= 2.2e-8 in e, relative 2^-24 |t| ln2 (8e-7 at t = -20, where e ~ 1e-6) — then t = n + f,
 // |f| <= 1/2, 2^f by a degree-5 minimax polynomial (relative error 9e-8, ~2e-7 after float
 // rounding; degree 6 gives 2e-9 and was slower (bench/RESULTS.md, "Design measurements")), and 2^n put in the
-// exponent: 11 vector operations with AVX-512 instead of m_exp's ~19. t is clamped at -126
-// (e^-87.3 ~ 1e-38 instead of 0: no effect at float precision on a sum that includes e^0 = 1),
-// so 2^n stays normal. NaN passes.
+// exponent: 11 vector operations with AVX-512 instead of m_exp's ~19. t is clamped (d = inf, or a
+// NaN-free t for the polynomial): with AVX-512 at -160, where vscalefps rounds 2^t into the
+// subnormals and to 0 by itself; otherwise at -126, so that the 2^n built in the exponent bits stays
+// normal (e^-87.3 ~ 1e-38 instead of less: no effect at float precision on a sum that includes
+// e^0 = 1). Not at -126 with AVX-512: each such 2^-126 made the gradient's k e a subnormal product,
+// and rows of logits 30 apart (LDAM's scale) took ~10% longer (bench/RESULTS.md). NaN passes.
+template <int W>
+constexpr float kExpNegFloor = W == 16 && kHasScalef ? -160.0f : -126.0f;
+
 template <int W>
 inline Vec<W> m_exp_neg(Vec<W> d) {
   typedef typename Vec<W>::raw_t F;
-  const F t = max_or_nan<W>(F{} - 126.0f, d.v * -1.44269504088896341f);
+  const F t = max_or_nan<W>(F{} + kExpNegFloor<W>, d.v * -1.44269504088896341f);
   const F n = round_to_nearest<W>(t);
   const F f = t - n;
   F p = F{} + 1.3264727313e-3f;
