@@ -222,18 +222,6 @@ inline Vec<W> transpose_reduce(const float* rows, Op op) {
 #endif
 }
 
-// The sum of the lanes in float (hsum's last steps are in double).
-template <int W>
-inline float hsum_float(Vec<W> a) {
-  if constexpr (W == 4) {
-    return (a[0] + a[1]) + (a[2] + a[3]);
-  } else {
-    Vec<W / 2> lo, hi;
-    halves(a, &lo, &hi);
-    return hsum_float(lo + hi);
-  }
-}
-
 template <int W>
 inline Vec<W> m_abs(Vec<W> x) {
   typedef typename Mask<W>::raw_t I;

@@ -165,6 +165,41 @@ struct SimdCommon {
     return out;
   }
 
+  // The logits of a row as stored (the wide rows' readers: simd_wide_rows.h).
+  struct PlainRow {
+    PlainRow from(int64_t) const { return *this; }
+    V at(const float* z, int64_t c) const { return V::load(z + c); }
+  };
+
+  // The part of a row's S from logits below its max m (math::log_row_sum), over a span of len >= W
+  // covered as fresh_lanes describes: the exponentials e = exp(z - m) parked there, or (kRecompute) the
+  // logits themselves, whose exponentials are taken again. Only a confident row needs it — one whose
+  // S < 2, where log S is small and log(S) of S rounded to float loses it — so the layouts that park
+  // their exponentials sum them a second time (from L1) for those rows alone, rather than masking every
+  // element of the first pass (bench/RESULTS.md, "Design measurements"). The max's
+  // own e^0 = 1 (exactly: m_exp_neg(0) = 1), and any tie's, is left out; `last_keep` masks the lanes of
+  // the last vector that an earlier one covered.
+  template <bool kRecompute = false, class Row = PlainRow>
+  static double below_max(const float* src, int64_t len, V last_keep, float m = 0.0f, const Row& row = Row{}) {
+    auto value = [&](int64_t c) __attribute__((always_inline)) {
+      return kRecompute ? simd::m_exp_neg(V(m) - row.at(src, c)) : V::load(src + c);
+    };
+    auto below = [](V e) __attribute__((always_inline)) { return simd::select(e != V(1.0f), e, V(0.0f)); };
+    // Four sums: one chain of dependent additions took 4 cycles a vector, where loading and masking take 1.
+    V a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
+    const int64_t last = len - W;
+    int64_t c = 0;
+    for (; c + 4 * W <= last; c += 4 * W) {
+      a0 += below(value(c));
+      a1 += below(value(c + W));
+      a2 += below(value(c + 2 * W));
+      a3 += below(value(c + 3 * W));
+    }
+    for (; c < last; c += W) a0 += below(value(c));
+    a1 += below(value(last) * last_keep + (V(1.0f) - last_keep));  // masked lanes: 1, left out
+    return simd::hsum((a0 + a1) + (a2 + a3));
+  }
+
   // Loads n (< W) floats into a vector, the other lanes set to `pad`.
   static V load_tail(const float* src, int64_t n, float pad) {
     alignas(64) float tmp[W];
@@ -214,6 +249,8 @@ struct SimdCommon {
   using Common::sum_tiles;                 \
   using Common::label_lanes;               \
   using Common::lane_terms;                \
+  using typename Common::PlainRow;         \
+  using Common::below_max;                 \
   using Common::load_tail;                 \
   using Common::store_tail;                \
   using Common::fresh_lanes;               \

@@ -158,15 +158,8 @@ struct RegisterRows : SimdCommon<W> {
       simd::transpose_reduce<W>(lane_mass[0], add).store(massf);
     }
     for (int r = 0; r < valid; ++r) {
-      if (sf[r] < kHeldConfidentS) {  // (see below_max) from the row's exponentials, still in L1
-        V below(0.0f);
-#pragma GCC unroll 8
-        for (int i = 0; i < NV; ++i) {
-          const V e = V::load(park[r] + i * W);
-          below += simd::select(e != V(1.0f), e, V(0.0f)) * (i == NV - 1 ? fresh : V(1.0f));
-        }
-        bf[r] = simd::hsum_float(below);
-      }
+      // (from the row's exponentials, still in L1: the park's last vector is the row's last, `fresh`)
+      if (sf[r] < kHeldConfidentS) bf[r] = static_cast<float>(below_max(park[r], NV * W, fresh));
     }
 
     // The row scalars of the W rows, one per lane.

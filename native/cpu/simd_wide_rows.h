@@ -30,10 +30,6 @@ struct WideRows : SimdCommon<W> {
   // (MappedRow, core/logit_map.h). A loop over a block at column c0 of the row takes `from(c0)`, and
   // reads vector c of the block with at(z, c) (z: the block's logits). Templates, so that a call without
   // a map runs the loops it ran before, untouched.
-  struct PlainRow {
-    PlainRow from(int64_t) const { return *this; }
-    V at(const float* z, int64_t c) const { return V::load(z + c); }
-  };
   struct BiasedRow {  // (the map without margin and scale: ((z + b) - 0) 1 = z + b exactly)
     const float* bias;
     BiasedRow from(int64_t c0) const { return {bias + c0}; }
@@ -229,34 +225,6 @@ struct WideRows : SimdCommon<W> {
   // Rows up to this many classes can be streamed (a 4 MB scratch row per thread at most).
   static constexpr int64_t kStreamMaxC = int64_t{1} << 20;
 
-  // The part of a row's S from logits below its max m (math::log_row_sum), over a span of len >= W
-  // covered as fresh_lanes describes: the exponentials e = exp(z - m) parked there, or (kRecompute) the
-  // logits themselves, whose exponentials are taken again. Only a confident row needs it — one whose
-  // S < 2, where log S is small and log(S) of S rounded to float loses it — so the layouts that park
-  // their exponentials sum them a second time (from L1) for those rows alone, rather than masking every
-  // element of the first pass (bench/RESULTS.md, "Design measurements"). The max's
-  // own e^0 = 1 (exactly: m_exp_neg(0) = 1), and any tie's, is left out; `last_keep` masks the lanes of
-  // the last vector that an earlier one covered.
-  template <bool kRecompute = false, class Row = PlainRow>
-  static double below_max(const float* src, int64_t len, V last_keep, float m = 0.0f, const Row& row = Row{}) {
-    auto value = [&](int64_t c) __attribute__((always_inline)) {
-      return kRecompute ? simd::m_exp_neg(V(m) - row.at(src, c)) : V::load(src + c);
-    };
-    auto below = [](V e) __attribute__((always_inline)) { return simd::select(e != V(1.0f), e, V(0.0f)); };
-    // Four sums: one chain of dependent additions took 4 cycles a vector, where loading and masking take 1.
-    V a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
-    const int64_t last = len - W;
-    int64_t c = 0;
-    for (; c + 4 * W <= last; c += 4 * W) {
-      a0 += below(value(c));
-      a1 += below(value(c + W));
-      a2 += below(value(c + 2 * W));
-      a3 += below(value(c + 3 * W));
-    }
-    for (; c < last; c += W) a0 += below(value(c));
-    a1 += below(value(last) * last_keep + (V(1.0f) - last_keep));  // masked lanes: 1, left out
-    return simd::hsum((a0 + a1) + (a2 + a3));
-  }
 
   // below_max over a wide row's blocks: a block whose max is below the row's adds all of its sum. Out of
   // line (cold): inlined, it slowed the wide rows' hot loops though never called (bench/RESULTS.md,
@@ -275,7 +243,7 @@ struct WideRows : SimdCommon<W> {
       } else {
         const V keep = len % W == 0 ? V(1.0f) : fresh_lanes(len);
         below += park ? below_max(park + c0, len, keep)
-                      : below_max<true>(z + c0, len, keep, static_cast<float>(m), row.from(c0));
+                      : Common::template below_max<true>(z + c0, len, keep, static_cast<float>(m), row.from(c0));
       }
     }
     return below;
