@@ -10,10 +10,10 @@
 //
 // Three layouts of the row losses, one header each (the row scalars of the first two end in
 // simd_common.h's lane_terms; all three share row_epilogue.h with the scalar rows):
-//   * few classes (C <= 2W, simd_lane_rows.h): W rows at a time, one row per lane — the rows are transposed into a
-//     small column-major tile, every row statistic (max, S, log S, focal factor) is one vector
-//     operation, and the gradient tile is transposed back;
-//   * 2W < C <= 8W (simd_register_rows.h): W rows at a time, each row held in registers in turn (its max, exponentials
+//   * few classes (C <= W, and up to 2W while the transposes are cheap: LaneRows::takes; simd_lane_rows.h): W rows
+//     at a time, one row per lane — the rows are transposed into a small column-major tile, every row statistic
+//     (max, S, log S, focal factor) is one vector operation, and the gradient tile is transposed back;
+//   * from there to C <= 8W (simd_register_rows.h): W rows at a time, each row held in registers in turn (its max, exponentials
 //     and sums), then the row scalars of the W rows as vectors, as above, then each row's gradient:
 //     read once, gradient written once;
 //   * more classes (simd_wide_rows.h): one row at a time in blocks of kBlock logits. Pass 1 takes each block's max,
@@ -39,7 +39,7 @@ template <int W>
 struct SimdKernels {
   static double rows(const Problem& p, const RunContext& ctx, int64_t begin, int64_t end) {
     if (!is_row_loss(p.loss)) return ElementSpans<W>::elements(p, ctx, begin, end);
-    if (p.classes <= LaneRows<W>::kLaneRowsMaxC) return LaneRows<W>::rows(p, ctx, begin, end);
+    if (LaneRows<W>::takes(p.classes)) return LaneRows<W>::rows(p, ctx, begin, end);
     if (p.classes <= RegisterRows<W>::kRegisterRowsMaxC) return RegisterRows<W>::rows(p, ctx, begin, end);
     return WideRows<W>::rows(p, ctx, begin, end);
   }

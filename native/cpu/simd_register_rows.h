@@ -1,5 +1,5 @@
-// The SIMD layout of rows of 2W < C <= 8W classes: W rows at a time, each held in registers in turn
-// (kernels_simd.h).
+// The SIMD layout of rows of W < C <= 8W classes that the lane layout does not take (LaneRows::takes):
+// W rows at a time, each held in registers in turn (kernels_simd.h).
 #pragma once
 
 #include "simd_common.h"
@@ -11,7 +11,7 @@ template <int W>
 struct RegisterRows : SimdCommon<W> {
   CBLOSS_SIMD_COMMON_NAMES(W);
 
-  // A row of 2W < C <= 8W logits is held in NV = ceil(C / W) vectors (the last one ends at C and
+  // A row of W < C <= 8W logits is held in NV = ceil(C / W) vectors (the last one ends at C and
   // overlaps the one before; its repeated lanes are masked out of the sums): read once, gradient
   // written once. Rows go W at a time: each row's max, exponentials (parked in a stack tile, in L1)
   // and sums one after another, then the row scalars of all W rows in the lanes of vectors — log S,
@@ -32,6 +32,8 @@ struct RegisterRows : SimdCommon<W> {
   template <bool kLinear>
   static RowsFn register_rows_fn(int64_t nv) {
     switch (nv) {
+      case 2:
+        return register_rows<2, kLinear>;
       case 3:
         return register_rows<3, kLinear>;
       case 4:
