@@ -18,6 +18,10 @@
 
 #include "simd.h"
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 namespace cbloss {
 namespace cpu {
 
@@ -83,6 +87,15 @@ struct LaneTile {
   // W rows of C logits at src -> tile[c][l].
   template <int C>
   static void rows_to_columns(const float* src, float (*tile)[W]) {
+#if defined(__AVX512F__)
+    if constexpr (by_masked_rows(C)) {
+      __m512 r[16];
+      for (int l = 0; l < 16; ++l) r[l] = _mm512_maskz_loadu_ps(row_mask(C), src + l * C);
+      transpose16(r);
+      for (int c = 0; c < C; ++c) _mm512_store_ps(tile[c], r[c]);
+      return;
+    }
+#endif
     V rows[C];
     for (int j = 0; j < C; ++j) rows[j] = V::load(src + j * W);
     columns<C>(rows, tile, std::make_integer_sequence<int, C>{});
@@ -91,10 +104,79 @@ struct LaneTile {
   // tile[c][l] -> W rows of C floats at dst.
   template <int C>
   static void columns_to_rows(float (*tile)[W], float* dst) {
+#if defined(__AVX512F__)
+    if constexpr (by_masked_rows(C)) {
+      __m512 r[16];
+      for (int c = 0; c < 16; ++c) r[c] = c < C ? _mm512_load_ps(tile[c]) : _mm512_setzero_ps();
+      transpose16(r);
+      for (int l = 0; l < 16; ++l) _mm512_mask_storeu_ps(dst + l * C, row_mask(C), r[l]);
+      return;
+    }
+#endif
     V cols[C];
     for (int c = 0; c < C; ++c) cols[c] = V::load(tile[c]);
     row_vectors<C>(cols, dst, std::make_integer_sequence<int, C>{});
   }
+
+  // With AVX-512, a tile of kMaskedRowsFromC <= C <= W = 16 columns is moved a row at a time by masked
+  // loads and stores, and transposed as a 16 x 16 block by in-lane unpacks and 128-bit block shuffles:
+  // 64 shuffles with immediate controls (fewer when only C columns are kept), against the pairs' C
+  // ceil(C/2) two-source shuffles, each with an index vector to load, and as many blends
+  // (bench/RESULTS.md, design measurements).
+  static constexpr int kMaskedRowsFromC = 7;
+  static constexpr bool by_masked_rows(int C) { return W == 16 && C >= kMaskedRowsFromC && C <= W; }
+#if defined(__AVX512F__)
+  static __mmask16 row_mask(int C) { return static_cast<__mmask16>((1u << C) - 1u); }
+  // Within each 128-bit block k of a and b (lanes 4k .. 4k + 3; b's lanes numbered from 16), lanes
+  // (first, second) of a and of b interleaved — unpcklps for (0, 1), unpckhps for (2, 3) — or taken as
+  // pairs — unpcklpd for (0, 1), unpckhpd for (2, 3). (Written as shuffles: GCC 12's unpack intrinsics
+  // warn of their own undefined pass-through operand.)
+  template <int first, bool kInterleave, int... k>
+  static __m512 within_blocks(__m512 a, __m512 b, std::integer_sequence<int, k...>) {
+    constexpr int lane[4] = {first, kInterleave ? 16 + first : first + 1, kInterleave ? first + 1 : 16 + first, 17 + first};
+    using Index = int __attribute__((vector_size(64)));
+    return __builtin_shuffle(a, b, Index{(4 * (k / 4) + lane[k % 4])...});
+  }
+  template <int first, bool kInterleave>
+  static __m512 within_blocks(__m512 a, __m512 b) {
+    return within_blocks<first, kInterleave>(a, b, std::make_integer_sequence<int, 16>{});
+  }
+  // r[i] = row i -> r[c] = column c. After the interleaves and pairs, u[4g + j] holds in its 128-bit
+  // block b the column 4b + j of rows 4g .. 4g + 3; two rounds of block shuffles gather column 4b + j's
+  // four blocks.
+  static void transpose16(__m512 (&r)[16]) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; ++i) {
+      t[2 * i] = within_blocks<0, true>(r[2 * i], r[2 * i + 1]);
+      t[2 * i + 1] = within_blocks<2, true>(r[2 * i], r[2 * i + 1]);
+    }
+    for (int g = 0; g < 4; ++g) {
+      u[4 * g] = within_blocks<0, false>(t[4 * g], t[4 * g + 2]);
+      u[4 * g + 1] = within_blocks<2, false>(t[4 * g], t[4 * g + 2]);
+      u[4 * g + 2] = within_blocks<0, false>(t[4 * g + 1], t[4 * g + 3]);
+      u[4 * g + 3] = within_blocks<2, false>(t[4 * g + 1], t[4 * g + 3]);
+    }
+    for (int j = 0; j < 4; ++j) {
+      const __m512 v_low = blocks<0, 1, 0, 1>(u[j], u[4 + j]), v_high = blocks<2, 3, 2, 3>(u[j], u[4 + j]);
+      const __m512 w_low = blocks<0, 1, 0, 1>(u[8 + j], u[12 + j]), w_high = blocks<2, 3, 2, 3>(u[8 + j], u[12 + j]);
+      r[j] = blocks<0, 2, 0, 2>(v_low, w_low);
+      r[4 + j] = blocks<1, 3, 1, 3>(v_low, w_low);
+      r[8 + j] = blocks<0, 2, 0, 2>(v_high, w_high);
+      r[12 + j] = blocks<1, 3, 1, 3>(v_high, w_high);
+    }
+  }
+  // 128-bit blocks (a's b0, a's b1, b's b2, b's b3): vshuff32x4.
+  template <int b0, int b1, int b2, int b3, int... i>
+  static __m512 blocks(__m512 a, __m512 b, std::integer_sequence<int, i...>) {
+    constexpr int from[4] = {4 * b0, 4 * b1, 16 + 4 * b2, 16 + 4 * b3};
+    using Index = int __attribute__((vector_size(64)));
+    return __builtin_shuffle(a, b, Index{(from[i / 4] + i % 4)...});
+  }
+  template <int b0, int b1, int b2, int b3>
+  static __m512 blocks(__m512 a, __m512 b) {
+    return blocks<b0, b1, b2, b3>(a, b, std::make_integer_sequence<int, 16>{});
+  }
+#endif
 
   using InFn = void (*)(const float*, float (*)[W]);
   using OutFn = void (*)(float (*)[W], float*);
