@@ -134,8 +134,7 @@ struct LaneTile {
   template <int first, bool kInterleave, int... k>
   static __m512 within_blocks(__m512 a, __m512 b, std::integer_sequence<int, k...>) {
     constexpr int lane[4] = {first, kInterleave ? 16 + first : first + 1, kInterleave ? first + 1 : 16 + first, 17 + first};
-    using Index = int __attribute__((vector_size(64)));
-    return __builtin_shuffle(a, b, Index{(4 * (k / 4) + lane[k % 4])...});
+    return shuffle2<(4 * (k / 4) + lane[k % 4])...>(a, b);
   }
   template <int first, bool kInterleave>
   static __m512 within_blocks(__m512 a, __m512 b) {
@@ -169,8 +168,17 @@ struct LaneTile {
   template <int b0, int b1, int b2, int b3, int... i>
   static __m512 blocks(__m512 a, __m512 b, std::integer_sequence<int, i...>) {
     constexpr int from[4] = {4 * b0, 4 * b1, 16 + 4 * b2, 16 + 4 * b3};
+    return shuffle2<(from[i / 4] + i % 4)...>(a, b);
+  }
+  // Lanes `index` of a (0 .. 15) and b (16 .. 31).
+  template <int... index>
+  static __m512 shuffle2(__m512 a, __m512 b) {
+#if defined(__clang__)
+    return __builtin_shufflevector(a, b, index...);
+#else
     using Index = int __attribute__((vector_size(64)));
-    return __builtin_shuffle(a, b, Index{(from[i / 4] + i % 4)...});
+    return __builtin_shuffle(a, b, Index{index...});
+#endif
   }
   template <int b0, int b1, int b2, int b3>
   static __m512 blocks(__m512 a, __m512 b) {
