@@ -1,6 +1,7 @@
 // Transposes between W rows of C < = 2W logits (row-major, contiguous: C vectors of W floats) and
 // the column tile of the one-row-per-lane layout (column c = the c-th logit of each of the W rows),
-// in registers, by two-source shuffles whose index vectors are compile-time constants.
+// in registers, by two-source shuffles whose index vectors are compile-time constants (with AVX-512,
+// tiles of 7 to 16 columns by masked row loads and stores around a 16 x 16 transpose: by_masked_rows).
 //
 // Why: with one scalar load and one scalar store per logit each way, the transposes took about two
 // thirds of a small-C softmax row (perf, C = 2 and 10, AVX-512). Here each column (or row-major
@@ -127,6 +128,16 @@ struct LaneTile {
   static constexpr bool by_masked_rows(int C) { return W == 16 && C >= kMaskedRowsFromC && C <= W; }
 #if defined(__AVX512F__)
   static __mmask16 row_mask(int C) { return static_cast<__mmask16>((1u << C) - 1u); }
+  // Lanes `index` of a (0 .. 15) and b (16 .. 31).
+  template <int... index>
+  static __m512 shuffle2(__m512 a, __m512 b) {
+#if defined(__clang__)
+    return __builtin_shufflevector(a, b, index...);
+#else
+    using Index = int __attribute__((vector_size(64)));
+    return __builtin_shuffle(a, b, Index{index...});
+#endif
+  }
   // Within each 128-bit block k of a and b (lanes 4k .. 4k + 3; b's lanes numbered from 16), lanes
   // (first, second) of a and of b interleaved — unpcklps for (0, 1), unpckhps for (2, 3) — or taken as
   // pairs — unpcklpd for (0, 1), unpckhpd for (2, 3). (Written as shuffles: GCC 12's unpack intrinsics
@@ -139,6 +150,16 @@ struct LaneTile {
   template <int first, bool kInterleave>
   static __m512 within_blocks(__m512 a, __m512 b) {
     return within_blocks<first, kInterleave>(a, b, std::make_integer_sequence<int, 16>{});
+  }
+  // 128-bit blocks (a's b0, a's b1, b's b2, b's b3): vshuff32x4.
+  template <int b0, int b1, int b2, int b3, int... i>
+  static __m512 blocks(__m512 a, __m512 b, std::integer_sequence<int, i...>) {
+    constexpr int from[4] = {4 * b0, 4 * b1, 16 + 4 * b2, 16 + 4 * b3};
+    return shuffle2<(from[i / 4] + i % 4)...>(a, b);
+  }
+  template <int b0, int b1, int b2, int b3>
+  static __m512 blocks(__m512 a, __m512 b) {
+    return blocks<b0, b1, b2, b3>(a, b, std::make_integer_sequence<int, 16>{});
   }
   // r[i] = row i -> r[c] = column c. After the interleaves and pairs, u[4g + j] holds in its 128-bit
   // block b the column 4b + j of rows 4g .. 4g + 3; two rounds of block shuffles gather column 4b + j's
@@ -163,26 +184,6 @@ struct LaneTile {
       r[8 + j] = blocks<0, 2, 0, 2>(v_high, w_high);
       r[12 + j] = blocks<1, 3, 1, 3>(v_high, w_high);
     }
-  }
-  // 128-bit blocks (a's b0, a's b1, b's b2, b's b3): vshuff32x4.
-  template <int b0, int b1, int b2, int b3, int... i>
-  static __m512 blocks(__m512 a, __m512 b, std::integer_sequence<int, i...>) {
-    constexpr int from[4] = {4 * b0, 4 * b1, 16 + 4 * b2, 16 + 4 * b3};
-    return shuffle2<(from[i / 4] + i % 4)...>(a, b);
-  }
-  // Lanes `index` of a (0 .. 15) and b (16 .. 31).
-  template <int... index>
-  static __m512 shuffle2(__m512 a, __m512 b) {
-#if defined(__clang__)
-    return __builtin_shufflevector(a, b, index...);
-#else
-    using Index = int __attribute__((vector_size(64)));
-    return __builtin_shuffle(a, b, Index{index...});
-#endif
-  }
-  template <int b0, int b1, int b2, int b3>
-  static __m512 blocks(__m512 a, __m512 b) {
-    return blocks<b0, b1, b2, b3>(a, b, std::make_integer_sequence<int, 16>{});
   }
 #endif
 

@@ -14,10 +14,11 @@ struct LaneRows : SimdCommon<W> {
 
   static constexpr int64_t kLaneRowsMaxC = 2 * W;
 
-  // Whether rows of C classes take this layout. The tile's transposes cost C ceil(C/2) shuffles (and
-  // as many blends) each way, growing as C^2: beyond about 10 a row — C = 17 at W = 16, 12 at W = 8 —
-  // rows of more than W classes are cheaper held in two registers each (simd_register_rows.h): CE
-  // 65536x32 took 4.3 ms here and takes 1.3 there, 1 thread (bench/RESULTS.md, issue 29).
+  // Whether rows of C classes take this layout. Beyond W columns the tile's transposes are the pairs'
+  // (lane_tile.h), C ceil(C/2) shuffles and as many blends each way, growing as C^2: beyond about 10 a
+  // row — C = 17 at W = 16, 12 at W = 8 — the rows are cheaper held in two registers each
+  // (simd_register_rows.h): CE 65536x32 took 4.3 ms here and takes 1.3 there, 1 thread
+  // (bench/RESULTS.md, issue 29).
   static constexpr bool takes(int64_t C) { return C <= W || (C <= kLaneRowsMaxC && C * ((C + 1) / 2) <= 10 * W); }
 
   static double rows(const Problem& p, const RunContext& ctx, int64_t begin, int64_t end) {
