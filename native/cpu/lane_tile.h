@@ -1,7 +1,7 @@
 // Transposes between W rows of C < = 2W logits (row-major, contiguous: C vectors of W floats) and
 // the column tile of the one-row-per-lane layout (column c = the c-th logit of each of the W rows),
 // in registers, by two-source shuffles whose index vectors are compile-time constants (with AVX-512,
-// tiles of 7 to 16 columns by masked row loads and stores around a 16 x 16 transpose: by_masked_rows).
+// tiles of 7 to 32 columns by masked row loads and stores around 16 x 16 transposes: by_masked_rows).
 //
 // Why: with one scalar load and one scalar store per logit each way, the transposes took about two
 // thirds of a small-C softmax row (perf, C = 2 and 10, AVX-512). Here each column (or row-major
@@ -90,10 +90,14 @@ struct LaneTile {
   static void rows_to_columns(const float* src, float (*tile)[W]) {
 #if defined(__AVX512F__)
     if constexpr (by_masked_rows(C)) {
-      __m512 r[16];
-      for (int l = 0; l < 16; ++l) r[l] = _mm512_maskz_loadu_ps(row_mask(C), src + l * C);
-      transpose16(r);
-      for (int c = 0; c < C; ++c) _mm512_store_ps(tile[c], r[c]);
+      // columns [16 b, 16 b + 16) of the rows, a block at a time
+      for (int b = 0; 16 * b < C; ++b) {
+        const int width = C - 16 * b < 16 ? C - 16 * b : 16;
+        __m512 r[16];
+        for (int l = 0; l < 16; ++l) r[l] = _mm512_maskz_loadu_ps(row_mask(width), src + l * C + 16 * b);
+        transpose16(r);
+        for (int c = 0; c < width; ++c) _mm512_store_ps(tile[16 * b + c], r[c]);
+      }
       return;
     }
 #endif
@@ -107,10 +111,13 @@ struct LaneTile {
   static void columns_to_rows(float (*tile)[W], float* dst) {
 #if defined(__AVX512F__)
     if constexpr (by_masked_rows(C)) {
-      __m512 r[16];
-      for (int c = 0; c < 16; ++c) r[c] = c < C ? _mm512_load_ps(tile[c]) : _mm512_setzero_ps();
-      transpose16(r);
-      for (int l = 0; l < 16; ++l) _mm512_mask_storeu_ps(dst + l * C, row_mask(C), r[l]);
+      for (int b = 0; 16 * b < C; ++b) {
+        const int width = C - 16 * b < 16 ? C - 16 * b : 16;
+        __m512 r[16];
+        for (int c = 0; c < 16; ++c) r[c] = c < width ? _mm512_load_ps(tile[16 * b + c]) : _mm512_setzero_ps();
+        transpose16(r);
+        for (int l = 0; l < 16; ++l) _mm512_mask_storeu_ps(dst + l * C + 16 * b, row_mask(width), r[l]);
+      }
       return;
     }
 #endif
@@ -119,13 +126,20 @@ struct LaneTile {
     row_vectors<C>(cols, dst, std::make_integer_sequence<int, C>{});
   }
 
-  // With AVX-512, a tile of kMaskedRowsFromC <= C <= W = 16 columns is moved a row at a time by masked
-  // loads and stores, and transposed as a 16 x 16 block by in-lane unpacks and 128-bit block shuffles:
-  // 64 shuffles with immediate controls (fewer when only C columns are kept), against the pairs' C
-  // ceil(C/2) two-source shuffles, each with an index vector to load, and as many blends
-  // (bench/RESULTS.md, design measurements).
+  // With AVX-512, a tile of C >= kMaskedRowsFromC columns is moved a row at a time by masked loads and
+  // stores, 16 columns at a time, each block transposed as 16 x 16 by in-lane unpacks and 128-bit block
+  // shuffles: 64 shuffles with immediate controls a block (fewer when only some columns are kept),
+  // against the pairs' C ceil(C/2) two-source shuffles, each with an index vector to load, and as many
+  // blends (bench/RESULTS.md, design measurements).
   static constexpr int kMaskedRowsFromC = 7;
-  static constexpr bool by_masked_rows(int C) { return W == 16 && C >= kMaskedRowsFromC && C <= W; }
+  static constexpr bool by_masked_rows(int C) {
+#if defined(__AVX512F__)
+    return W == 16 && C >= kMaskedRowsFromC;
+#else
+    (void)C;
+    return false;  // (no masked loads)
+#endif
+  }
 #if defined(__AVX512F__)
   static __mmask16 row_mask(int C) { return static_cast<__mmask16>((1u << C) - 1u); }
   // Lanes `index` of a (0 .. 15) and b (16 .. 31).

@@ -14,12 +14,16 @@ struct LaneRows : SimdCommon<W> {
 
   static constexpr int64_t kLaneRowsMaxC = 2 * W;
 
-  // Whether rows of C classes take this layout. Beyond W columns the tile's transposes are the pairs'
-  // (lane_tile.h), C ceil(C/2) shuffles and as many blends each way, growing as C^2: beyond about 10 a
-  // row — C = 17 at W = 16, 12 at W = 8 — the rows are cheaper held in two registers each
-  // (simd_register_rows.h): CE 65536x32 took 4.3 ms here and takes 1.3 there, 1 thread
-  // (bench/RESULTS.md, issue 29).
-  static constexpr bool takes(int64_t C) { return C <= W || (C <= kLaneRowsMaxC && C * ((C + 1) / 2) <= 10 * W); }
+  // Whether rows of C classes take this layout: up to W classes always; beyond, while the tile's
+  // transposes stay cheap. With AVX-512 they are the masked rows' 16 x 16 blocks (lane_tile.h), and
+  // rows of up to 2W classes are faster here than held in two registers (CE 16384x20 0.30 against 0.46
+  // ms, 16384x32 0.41 against 0.46; 1 thread). Elsewhere they are the pairs', C ceil(C/2) shuffles and
+  // as many blends each way, growing as C^2: beyond about 10 a row — C = 12 at W = 8 — the rows go to
+  // registers (simd_register_rows.h; at AVX2 CE 65536x16 1.60 ms here against 1.21 there).
+  // (bench/RESULTS.md, issue 29.)
+  static constexpr bool takes(int64_t C) {
+    return C <= W || (C <= kLaneRowsMaxC && (LaneTile<W>::by_masked_rows(static_cast<int>(C)) || C * ((C + 1) / 2) <= 10 * W));
+  }
 
   static double rows(const Problem& p, const RunContext& ctx, int64_t begin, int64_t end) {
     const LaneRowsFn lanes = p.classes <= kFixedLaneClasses ? kLaneRowsByC.fn[p.classes] : &lane_rows<0>;
