@@ -6,7 +6,7 @@ const { rng } = require('../dist/random.js');
 
 const SHAPES = [
   [65536, 10],
-  [65536, 32], // (the CPU's lane layout at its widest with AVX-512, the register layout below it: simd_lane_rows.h)
+  [65536, 32], // (near where the CPU's lane and register layouts meet: simd_lane_rows.h)
   [65536, 100],
   [8192, 1000],
   [256, 131072],

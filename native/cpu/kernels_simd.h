@@ -10,7 +10,7 @@
 //
 // Three layouts of the row losses, one header each (the row scalars of the first two end in
 // simd_common.h's lane_terms; all three share row_epilogue.h with the scalar rows):
-//   * few classes (C <= W, and up to 2W while the transposes are cheap — with AVX-512 always: LaneRows::takes;
+//   * few classes (C <= W, and beyond while the transposes are cheap — with AVX-512 up to 28: LaneRows::takes;
 //     simd_lane_rows.h): W rows at a time, one row per lane — the rows are transposed into a small column-major tile,
 //     every row statistic (max, S, log S, focal factor) is one vector operation, and the gradient tile is transposed back;
 //   * from there to C <= 8W (simd_register_rows.h): W rows at a time, each row held in registers in turn (its max, exponentials

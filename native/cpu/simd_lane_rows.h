@@ -16,13 +16,17 @@ struct LaneRows : SimdCommon<W> {
 
   // Whether rows of C classes take this layout: up to W classes always; beyond, while the tile's
   // transposes stay cheap. With AVX-512 they are the masked rows' 16 x 16 blocks (lane_tile.h), and
-  // rows of up to 2W classes are faster here than held in two registers (CE 16384x20 0.30 against 0.46
-  // ms, 16384x32 0.41 against 0.46; 1 thread). Elsewhere they are the pairs', C ceil(C/2) shuffles and
-  // as many blends each way, growing as C^2: beyond about 10 a row — C = 12 at W = 8 — the rows go to
-  // registers (simd_register_rows.h; at AVX2 CE 65536x16 1.60 ms here against 1.21 there).
-  // (bench/RESULTS.md, issue 29.)
+  // rows of up to kMaskedLaneMaxC classes are faster here than held in two registers: CE 16384x20 0.30
+  // against 0.46 ms, 65536x24 1.05 against 1.31, 65536x28 9% faster; at 30 equal, at 32 CE 6% and CB
+  // focal 13% slower (1 thread). Elsewhere they are the pairs', C ceil(C/2) shuffles and as many blends
+  // each way, growing as C^2: beyond about 10 a row — C = 12 at W = 8 — the rows go to registers
+  // (simd_register_rows.h; at AVX2 CE 65536x16 1.60 ms here against 1.21 there). (bench/RESULTS.md,
+  // issue 29.)
+  static constexpr int64_t kMaskedLaneMaxC = 28;
   static constexpr bool takes(int64_t C) {
-    return C <= W || (C <= kLaneRowsMaxC && (LaneTile<W>::by_masked_rows(static_cast<int>(C)) || C * ((C + 1) / 2) <= 10 * W));
+    if (C <= W) return true;
+    if (LaneTile<W>::by_masked_rows(static_cast<int>(C))) return C <= kMaskedLaneMaxC;
+    return C <= kLaneRowsMaxC && C * ((C + 1) / 2) <= 10 * W;
   }
 
   static double rows(const Problem& p, const RunContext& ctx, int64_t begin, int64_t end) {
