@@ -154,6 +154,11 @@ inline void halves(Vec<W> a, Vec<W / 2>* lo, Vec<W / 2>* hi) {
 #endif
 }
 
+// The max of a's lanes, in every lane: a butterfly of lane swaps and maxima, for a max that would
+// be broadcast again at once (no scalar on the way).
+template <int W>
+inline Vec<W> max_in_all_lanes(Vec<W> a);
+
 template <int W>
 inline float hmax(Vec<W> a) {
   if constexpr (W == 4) {
@@ -165,6 +170,26 @@ inline float hmax(Vec<W> a) {
     halves(a, &lo, &hi);
     return hmax(Vec<W / 2>(lo.v > hi.v ? lo.v : hi.v));
   }
+}
+
+#if defined(__clang__) || __GNUC__ >= 12
+template <int S, int W, int... I>
+inline Vec<W> lanes_swapped(Vec<W> a, std::integer_sequence<int, I...>) {
+  return Vec<W>(__builtin_shufflevector(a.v, a.v, (I ^ S)...));
+}
+#endif
+
+template <int W>
+inline Vec<W> max_in_all_lanes(Vec<W> a) {
+#if defined(__clang__) || __GNUC__ >= 12
+  using Lanes = std::make_integer_sequence<int, W>;
+  if constexpr (W >= 16) a = vmax(a, lanes_swapped<8>(a, Lanes{}));
+  if constexpr (W >= 8) a = vmax(a, lanes_swapped<4>(a, Lanes{}));
+  a = vmax(a, lanes_swapped<2>(a, Lanes{}));
+  return vmax(a, lanes_swapped<1>(a, Lanes{}));
+#else
+  return Vec<W>(hmax(a));
+#endif
 }
 
 template <int W>

@@ -118,12 +118,13 @@ struct RegisterRows : SimdCommon<W> {
       V m = v[0];
 #pragma GCC unroll 8
       for (int i = 1; i < NV; ++i) m = simd::vmax(m, v[i]);
-      const float mr = simd::hmax(m);
+      const V mv = simd::max_in_all_lanes(m);
+      const float mr = mv[0];
       V S(0.0f), lin(0.0f), mass(0.0f), bw(0.0f);
 #pragma GCC unroll 8
       for (int i = 0; i < NV; ++i) {
         const V keep = i == NV - 1 ? fresh : V(1.0f);
-        const V d = V(mr) - v[i];
+        const V d = mv - v[i];
         const V e = simd::m_exp_neg(d);
         S += e * keep;
         e.store(park[r] + i * W);
