@@ -178,7 +178,7 @@ struct LaneTile {
   // r[i] = row i -> r[c] = column c. After the interleaves and pairs, u[4g + j] holds in its 128-bit
   // block b the column 4b + j of rows 4g .. 4g + 3; two rounds of block shuffles gather column 4b + j's
   // four blocks.
-  static void transpose16(__m512 (&r)[16]) {
+  __attribute__((always_inline)) static void transpose16(__m512 (&r)[16]) {
     __m512 t[16], u[16];
     for (int i = 0; i < 8; ++i) {
       t[2 * i] = within_blocks<0, true>(r[2 * i], r[2 * i + 1]);
