@@ -98,12 +98,13 @@ struct LaneTile {
         transpose16(r);
         for (int c = 0; c < width; ++c) _mm512_store_ps(tile[16 * b + c], r[c]);
       }
-      return;
-    }
+    } else  // (the pairs, below)
 #endif
-    V rows[C];
-    for (int j = 0; j < C; ++j) rows[j] = V::load(src + j * W);
-    columns<C>(rows, tile, std::make_integer_sequence<int, C>{});
+    {
+      V rows[C];
+      for (int j = 0; j < C; ++j) rows[j] = V::load(src + j * W);
+      columns<C>(rows, tile, std::make_integer_sequence<int, C>{});
+    }
   }
 
   // tile[c][l] -> W rows of C floats at dst.
@@ -118,12 +119,13 @@ struct LaneTile {
         transpose16(r);
         for (int l = 0; l < 16; ++l) _mm512_mask_storeu_ps(dst + l * C + 16 * b, row_mask(width), r[l]);
       }
-      return;
-    }
+    } else  // (the pairs, below)
 #endif
-    V cols[C];
-    for (int c = 0; c < C; ++c) cols[c] = V::load(tile[c]);
-    row_vectors<C>(cols, dst, std::make_integer_sequence<int, C>{});
+    {
+      V cols[C];
+      for (int c = 0; c < C; ++c) cols[c] = V::load(tile[c]);
+      row_vectors<C>(cols, dst, std::make_integer_sequence<int, C>{});
+    }
   }
 
   // With AVX-512, a tile of C >= kMaskedRowsFromC columns is moved a row at a time by masked loads and

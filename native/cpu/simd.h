@@ -154,11 +154,6 @@ inline void halves(Vec<W> a, Vec<W / 2>* lo, Vec<W / 2>* hi) {
 #endif
 }
 
-// The max of a's lanes, in every lane: a butterfly of lane swaps and maxima, for a max that would
-// be broadcast again at once (no scalar on the way).
-template <int W>
-inline Vec<W> max_in_all_lanes(Vec<W> a);
-
 template <int W>
 inline float hmax(Vec<W> a) {
   if constexpr (W == 4) {
@@ -179,6 +174,8 @@ inline Vec<W> lanes_swapped(Vec<W> a, std::integer_sequence<int, I...>) {
 }
 #endif
 
+// The max of a's lanes, in every lane: a butterfly of lane swaps and maxima, for a max that would
+// be broadcast again at once (no scalar on the way).
 template <int W>
 inline Vec<W> max_in_all_lanes(Vec<W> a) {
 #if defined(__clang__) || __GNUC__ >= 12

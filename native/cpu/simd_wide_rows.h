@@ -225,7 +225,6 @@ struct WideRows : SimdCommon<W> {
   // Rows up to this many classes can be streamed (a 4 MB scratch row per thread at most).
   static constexpr int64_t kStreamMaxC = int64_t{1} << 20;
 
-
   // below_max over a wide row's blocks: a block whose max is below the row's adds all of its sum. Out of
   // line (cold): inlined, it slowed the wide rows' hot loops though never called (bench/RESULTS.md,
   // "Design measurements").
