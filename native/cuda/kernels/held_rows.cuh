@@ -226,29 +226,29 @@ __device__ bool check_and_hold_labels(KernelArgs& a, int32_t* held) {
   // nothing else to hide it. (Rows grow with i, so a thread past the last row stays past it: the lanes'
   // loads line up, as the traffic count assumes.)
   for (int i0 = 0; i0 < a.held_labels; i0 += kBlock * kLabelsInFlight) {
+    int64_t n[kLabelsInFlight];  // slot i0 + k kBlock + t's row
+    bool has[kLabelsInFlight];   // whether that slot holds a row
     int32_t y[kLabelsInFlight];
     CBLOSS_UNROLL
     for (int k = 0; k < kLabelsInFlight; ++k) {
       const int i = i0 + k * kBlock + t;
-      const int64_t n = held_row<kRowsPerBlock>(i);
-      y[k] = i < a.held_labels && n < a.rows ? read_at(a.labels, n) : 0;
+      n[k] = held_row<kRowsPerBlock>(i);
+      has[k] = i < a.held_labels && n[k] < a.rows;
+      y[k] = has[k] ? read_at(a.labels, n[k]) : 0;
     }
     float weight[kLabelsInFlight];
     CBLOSS_UNROLL
     for (int k = 0; k < kLabelsInFlight; ++k) {
-      const int i = i0 + k * kBlock + t;
-      const bool term = sums && i < a.held_labels && held_row<kRowsPerBlock>(i) < a.rows &&
-                        valid_label(y[k], a.classes, use_ignore, a.ignore_index) && !(use_ignore && y[k] == a.ignore_index);
+      const bool term = sums && has[k] && valid_label(y[k], a.classes, use_ignore, a.ignore_index) &&
+                        !(use_ignore && y[k] == a.ignore_index);
       weight[k] = term ? (w ? read_at(w, y[k]) : 1.0f) : 0.0f;
     }
     CBLOSS_UNROLL
     for (int k = 0; k < kLabelsInFlight; ++k) {
-      const int i = i0 + k * kBlock + t;
-      const int64_t n = held_row<kRowsPerBlock>(i);
-      if (i >= a.held_labels || n >= a.rows) continue;
-      held[i] = y[k];
+      if (!has[k]) continue;
+      held[i0 + k * kBlock + t] = y[k];
       if (!valid_label(y[k], a.classes, use_ignore, a.ignore_index)) {
-        atomicMin(a.invalid_label, static_cast<unsigned long long>(n));
+        atomicMin(a.invalid_label, static_cast<unsigned long long>(n[k]));
       }
       terms += static_cast<double>(weight[k]);  // (0 where the row has no term)
     }
