@@ -141,6 +141,43 @@ describe('70 kernel levels, shapes and threads', () => {
     }
   });
 
+  // Rows of a few dozen classes held in registers stream a gradient past the caches through a stack
+  // tile, a tile of rows at a time, carrying each tile's unaligned end into the next (LineStream):
+  // every level against the float64 path, at unaligned offsets, in place, with ignored rows, a partial
+  // last tile and 1 or 3 threads (each thread's span has its own unaligned ends).
+  it('rows held in registers, a gradient past the caches (streamed through a tile): every level, unaligned, threads', function () {
+    this.timeout(240_000);
+    const rand = rng(778);
+    const buffer = new Float32Array((1 << 23) + 1024);
+    const threads = cbloss.backendInfo().cpu.threads;
+    try {
+      for (const C of [100, 37]) {
+        const N = Math.ceil((1 << 23) / C) + 5; // (32 MiB of gradient and more)
+        const input = randomLogits(rand, N * C, 4);
+        const labels = Int32Array.from({ length: N }, (_, n) => (n % 97 === 5 ? -100 : Math.floor(rand() * C)));
+        const loss = buildLoss({ loss: 'CrossEntropyLoss', options: { labelSmoothing: C === 37 ? 0.1 : 0 } });
+        cbloss.setSimdLevel('scalar');
+        const expected = loss.forwardBackward(input, labels);
+        for (const level of levels) {
+          cbloss.setSimdLevel(level);
+          for (const [offset, threadCount] of [[0, 1], [1, 3], [3, 1]]) {
+            cbloss.setNumThreads(threadCount);
+            const grad = buffer.subarray(offset, offset + N * C);
+            const got = loss.forwardBackward(input, labels, { out: { grad } });
+            const what = `C=${C} [${level}] offset ${offset}, ${threadCount} threads`;
+            assertLossClose(got.loss as number, expected.loss as number, what);
+            assertGradClose(grad, expected.grad, `${what} grad`);
+          }
+          const work = input.slice();
+          loss.forwardBackward(work, labels, { out: { grad: work } });
+          assertGradClose(work, expected.grad, `C=${C} [${level}] in place`);
+        }
+      }
+    } finally {
+      cbloss.setNumThreads(threads);
+    }
+  });
+
   it('results do not depend on the number of threads (bit for bit)', () => {
     const rand = rng(3);
     const threads = cbloss.backendInfo().cpu.threads;

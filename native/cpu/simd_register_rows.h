@@ -51,13 +51,20 @@ struct RegisterRows : SimdCommon<W> {
 
   template <int NV, bool kLinear>
   static double register_rows(const Problem& p, const RunContext& ctx, int64_t begin, int64_t end) {
-    return sum_tiles(begin, end, [&](int64_t n, int64_t valid) { return register_group<NV, kLinear>(p, ctx, n, valid); });
+    if (!(p.grad_out && ctx.stream_gradient)) {
+      return sum_tiles(begin, end, [&](int64_t n, int64_t valid) { return register_group<NV, kLinear>(p, ctx, n, valid, nullptr); });
+    }
+    LineStream stream(p.grad_out + begin * p.classes);
+    const double total = sum_tiles(begin, end, [&](int64_t n, int64_t valid) { return register_group<NV, kLinear>(p, ctx, n, valid, &stream); });
+    stream.finish();
+    return total;
   }
 
   // The losses of rows n0 .. n0 + valid - 1 (valid <= W), one per lane (0 in the other lanes);
-  // writes their gradient.
+  // writes their gradient: in place, or (a gradient past the caches) into a stack tile handed to
+  // `stream`, which writes it with non-temporal stores.
   template <int NV, bool kLinear>
-  static V register_group(const Problem& p, const RunContext& ctx, int64_t n0, int64_t valid) {
+  static V register_group(const Problem& p, const RunContext& ctx, int64_t n0, int64_t valid, LineStream* stream) {
     const int64_t C = p.classes;
     const int64_t last = C - W;  // offset of the last vector
     auto at = [&](int i) { return i < NV - 1 ? static_cast<int64_t>(i) * W : last; };
@@ -96,7 +103,7 @@ struct RegisterRows : SimdCommon<W> {
       const float* z = p.logits + n * C;
       const float* t = probs ? p.targets + n * C : nullptr;
       prefetch_ahead(z, C);
-      if (p.grad_out) prefetch_ahead_for_write(p.grad_out + n * C, C);
+      if (p.grad_out && !stream) prefetch_ahead_for_write(p.grad_out + n * C, C);
       V v[NV];
 #pragma GCC unroll 8
       for (int i = 0; i < NV; ++i) v[i] = V::load(z + at(i));
@@ -177,9 +184,11 @@ struct RegisterRows : SimdCommon<W> {
     terms.kh.store(khf);
     terms.label.store(labelf);
     terms.confident.store(confidentf);
+    alignas(64) float tile[W * kRegisterRowsMaxC];  // (the streamed gradient's rows)
+    float* const g0 = stream ? tile : p.grad_out + n0 * C;
     for (int r = 0; r < valid; ++r) {
       const int64_t n = n0 + r;
-      float* g = p.grad_out + n * C;
+      float* g = g0 + r * C;
       if (counted[r] == 0.0f) {
         for (int64_t c = 0; c < C; ++c) g[c] = 0.0f;
         continue;
@@ -201,6 +210,7 @@ struct RegisterRows : SimdCommon<W> {
       const int32_t y = static_cast<int32_t>(label[r]);
       if (y >= 0) g[y] = confidentf[r] != 0.0f ? labelf[r] : g[y] - khf[r];
     }
+    if (stream) stream->put(tile, valid * C);
     return terms.loss;
   }
 
