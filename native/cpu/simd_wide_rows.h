@@ -14,14 +14,26 @@ struct WideRows : SimdCommon<W> {
 
   static constexpr int64_t kBlock = 4096;
 
+  // A gradient too large for the caches: each row's is formed in this thread's scratch row (its
+  // exponentials parked there) and handed to the span's LineStream, which writes every line once, with
+  // non-temporal stores — no read for ownership of its lines (bench/RESULTS.md, "Design measurements").
   static double rows(const Problem& p, const RunContext& ctx, int64_t begin, int64_t end) {
+    float* const scratch = p.grad_out && ctx.stream_gradient && p.classes <= kStreamMaxC ? scratch_row(p.classes) : nullptr;
+    if (!scratch) return rows_of(p, ctx, begin, end, nullptr, nullptr);
+    LineStream stream(p.grad_out + begin * p.classes);
+    const double total = rows_of(p, ctx, begin, end, scratch, &stream);
+    stream.finish();
+    return total;
+  }
+
+  static double rows_of(const Problem& p, const RunContext& ctx, int64_t begin, int64_t end, float* scratch, LineStream* stream) {
     double total = 0.0;
     if (ctx.map_bias_only) {
-      for (int64_t n = begin; n < end; ++n) total += wide_row<BiasedRow>(p, ctx, n);
+      for (int64_t n = begin; n < end; ++n) total += wide_row<BiasedRow>(p, ctx, n, scratch, stream);
     } else if (ctx.map_logits) {
-      for (int64_t n = begin; n < end; ++n) total += wide_row<MappedRow>(p, ctx, n);
+      for (int64_t n = begin; n < end; ++n) total += wide_row<MappedRow>(p, ctx, n, scratch, stream);
     } else {
-      for (int64_t n = begin; n < end; ++n) total += wide_row<PlainRow>(p, ctx, n);
+      for (int64_t n = begin; n < end; ++n) total += wide_row<PlainRow>(p, ctx, n, scratch, stream);
     }
     return total;
   }
@@ -133,11 +145,9 @@ struct WideRows : SimdCommon<W> {
     return out;
   }
 
-  // Pass 2 over one block: g = f e - k q_c, with e parked in g itself or (kStream) in a scratch row;
-  // q_c = 0 (kQ 0), smooth w_c (kQ 1), or w_c t'_c (kQ 2). kStream writes the whole vectors with
-  // non-temporal stores, which must be aligned: the first vector (up to the first aligned address) and
-  // the overlapping last one are ordinary stores of the same values.
-  template <int kQ, bool kWeighted, bool kStream>
+  // Pass 2 over one block: g = f e - k q_c, with e parked in g itself; q_c = 0 (kQ 0), smooth w_c
+  // (kQ 1), or w_c t'_c (kQ 2).
+  template <int kQ, bool kWeighted>
   static void grad_block(const float* e, float* g, const float* w, const float* t, int64_t len, float f, float k,
                          float one_minus_eps, float smooth) {
     const V vf(f), vk(k);
@@ -151,22 +161,10 @@ struct WideRows : SimdCommon<W> {
       return r;
     };
     const int64_t last = len - W;
-    if constexpr (kStream) {
-      constexpr uintptr_t kAlign = sizeof(typename V::raw_t);
-      const int64_t head = static_cast<int64_t>((kAlign - reinterpret_cast<uintptr_t>(g) % kAlign) % kAlign / sizeof(float));
-      int64_t c = 0;
-      if (head != 0) {
-        out(0).store(g);
-        c = head;
-      }
-      for (; c + W <= len; c += W) simd::stream_store(out(c), g + c);
-      if (c < len) out(last).store(g + last);
-    } else {
-      const int64_t full = len / W * W;
-      const V tail = out(last);  // before the whole vectors overwrite its lanes (e may be g)
-      for (int64_t c = 0; c < full; c += W) out(c).store(g + c);
-      if (full < len) tail.store(g + last);
-    }
+    const int64_t full = len / W * W;
+    const V tail = out(last);  // before the whole vectors overwrite its lanes (e may be g)
+    for (int64_t c = 0; c < full; c += W) out(c).store(g + c);
+    if (full < len) tail.store(g + last);
   }
 
   template <bool kPark, bool kLinear, bool kProbs, class Row>
@@ -192,16 +190,15 @@ struct WideRows : SimdCommon<W> {
                 : exp_block_w<false, false, false>(weighted, row, z, g, w, t, len, mb, ome, smooth);
   }
 
-  template <bool kStream>
   static void grad_block_q(int q, bool weighted, const float* e, float* g, const float* w, const float* t, int64_t len,
                            float f, float k, float ome, float smooth) {
-    if (q == 0) return grad_block<0, false, kStream>(e, g, w, t, len, f, k, ome, smooth);
+    if (q == 0) return grad_block<0, false>(e, g, w, t, len, f, k, ome, smooth);
     if (q == 1) {
-      return weighted ? grad_block<1, true, kStream>(e, g, w, t, len, f, k, ome, smooth)
-                      : grad_block<1, false, kStream>(e, g, w, t, len, f, k, ome, smooth);
+      return weighted ? grad_block<1, true>(e, g, w, t, len, f, k, ome, smooth)
+                      : grad_block<1, false>(e, g, w, t, len, f, k, ome, smooth);
     }
-    return weighted ? grad_block<2, true, kStream>(e, g, w, t, len, f, k, ome, smooth)
-                    : grad_block<2, false, kStream>(e, g, w, t, len, f, k, ome, smooth);
+    return weighted ? grad_block<2, true>(e, g, w, t, len, f, k, ome, smooth)
+                    : grad_block<2, false>(e, g, w, t, len, f, k, ome, smooth);
   }
 
   // A row of n floats owned by this thread, aligned for vectors, grown on demand and freed when the
@@ -249,18 +246,23 @@ struct WideRows : SimdCommon<W> {
   }
 
   // One row of C > 2W logits (so every block holds at least W), read as Row says (PlainRow, MappedRow).
+  // (With `stream`, the gradient is formed in `scratch`, then streamed: rows().)
   template <class Row>
-  static double wide_row(const Problem& p, const RunContext& ctx, int64_t n) {
+  static double wide_row(const Problem& p, const RunContext& ctx, int64_t n, float* scratch, LineStream* stream) {
     const int64_t C = p.classes;
     const float* z = p.logits + n * C;
-    float* g = p.grad_out ? p.grad_out + n * C : nullptr;
+    float* const g = stream ? scratch : p.grad_out ? p.grad_out + n * C : nullptr;
     const float* tr = p.targets ? p.targets + n * C : nullptr;
     const double eps = p.label_smoothing;
     const float ome = static_cast<float>(1.0 - eps);
     const float smooth = static_cast<float>(eps / static_cast<double>(C));
     const float* w = ctx.class_weight;
 
-    if (ignored(p, n)) return zero_row(p, n, g);
+    if (ignored(p, n)) {
+      const double zero = zero_row(p, n, g);
+      if (stream) stream->put(g, C);
+      return zero;
+    }
     const int32_t y = p.labels ? p.labels[n] : -1;
     const double zy = y >= 0 ? static_cast<double>(mapped_label_logit(ctx, z, y)) : 0.0;  // before g may overwrite z
     const Row reader = row_reader(ctx, y, static_cast<Row*>(nullptr));
@@ -273,12 +275,7 @@ struct WideRows : SimdCommon<W> {
     auto block_len = [&](int64_t b) { return b == blocks - 1 ? C - b * block : block; };
 
     const bool linear = tr != nullptr || eps != 0.0;
-    // A gradient too large for the caches: e is parked in this thread's scratch row instead of the
-    // gradient, which is then written once, with non-temporal stores — no read for ownership of its
-    // lines (bench/RESULTS.md, "Design measurements").
-    float* const scratch = g != nullptr && ctx.stream_gradient && C <= kStreamMaxC ? scratch_row(C) : nullptr;
-    const bool stream = scratch != nullptr;
-    float* const park = stream ? scratch : g;
+    float* const park = g;
     double block_max[kMaxBlocks];
     double block_sum[kMaxBlocks];
     double block_mass[kMaxBlocks];
@@ -332,17 +329,13 @@ struct WideRows : SimdCommon<W> {
       const float f = static_cast<float>(end.kc() * rescale);
       const float* wb = w ? w + c0 : nullptr;
       const float* tb = tr ? tr + c0 : nullptr;
-      if (stream) {
-        grad_block_q<true>(q, w != nullptr, park + c0, g + c0, wb, tb, block_len(b), f, k, ome, smooth);
-      } else {
-        grad_block_q<false>(q, w != nullptr, g + c0, g + c0, wb, tb, block_len(b), f, k, ome, smooth);
-      }
+      grad_block_q(q, w != nullptr, g + c0, g + c0, wb, tb, block_len(b), f, k, ome, smooth);
     }
-    if (stream) store_fence();
     if (y >= 0) {  // (math::label_minus_sum, in double)
       const double smooth_y = eps != 0.0 ? ctx.row_double.smooth * (w ? static_cast<double>(w[y]) : 1.0) : 0.0;
       g[y] = static_cast<float>(end.label(math::label_minus_sum(std::exp(zy - m), S, below), smooth_y));
     }
+    if (stream) stream->put(g, C);
     return end.loss;
   }
 
