@@ -19,6 +19,7 @@ struct RegisterRows : SimdCommon<W> {
   // them, then each row's gradient. Per row that replaced a double log, the scalar loss terms and a
   // call (bench/RESULTS.md, "Design measurements").
   static constexpr int64_t kRegisterRowsMaxC = 8 * W;
+  static constexpr int kRowsAtOnce = 2;  // (pass 1)
   using RowsFn = double (*)(const Problem&, const RunContext&, int64_t, int64_t);
 
   static double rows(const Problem& p, const RunContext& ctx, int64_t begin, int64_t end) {
@@ -98,67 +99,95 @@ struct RegisterRows : SimdCommon<W> {
         V(0.0f).store(lane_mass[r]);
       }
     }
-    for (int r = 0; r < valid; ++r) {
-      const int64_t n = n0 + r;
-      const float* z = p.logits + n * C;
-      const float* t = probs ? p.targets + n * C : nullptr;
-      prefetch_ahead(z, C);
-      if (p.grad_out && !stream) prefetch_ahead_for_write(p.grad_out + n * C, C);
-      V v[NV];
+    // Two rows at a time, their steps interleaved: each row's max, its broadcast, its exponentials and
+    // their sum are one dependent chain, and beyond the caches two rows' loads are in flight at once
+    // (bench/RESULTS.md, issue 29).
+    constexpr int K = kRowsAtOnce;
+    const auto pass1_rows = [&](const int (&rows)[K]) __attribute__((always_inline)) {
+      const float* z[K];
+      const float* t[K];
+      V v[K][NV];
+#pragma GCC unroll 2
+      for (int k = 0; k < K; ++k) {
+        const int64_t n = n0 + rows[k];
+        z[k] = p.logits + n * C;
+        t[k] = probs ? p.targets + n * C : nullptr;
+        prefetch_ahead(z[k], C);
+        if (p.grad_out && !stream) prefetch_ahead_for_write(p.grad_out + n * C, C);
 #pragma GCC unroll 8
-      for (int i = 0; i < NV; ++i) v[i] = V::load(z + at(i));
-      if (ctx.map_bias_only) {  // z + b, what the logit map below gives without margin and scale
+        for (int i = 0; i < NV; ++i) v[k][i] = V::load(z[k] + at(i));
+        if (ctx.map_bias_only) {  // z + b, what the logit map below gives without margin and scale
 #pragma GCC unroll 8
-        for (int i = 0; i < NV; ++i) v[i] = v[i] + V::load(ctx.logit_bias + at(i));
-      } else if (ctx.map_logits) {  // the logit map (core/logit_map.h)
-        // Every column but the label's without a margin, ((z + b) - 0) s, then the label's lane set to
-        // its own z'_y: bit for bit the map of each lane, without a margin vector formed per vector.
-        const float y = label[r];
-        const V label_logit(y >= 0.0f ? mapped_label_logit(ctx, z, static_cast<int64_t>(y)) : 0.0f);
+          for (int i = 0; i < NV; ++i) v[k][i] = v[k][i] + V::load(ctx.logit_bias + at(i));
+        } else if (ctx.map_logits) {  // the logit map (core/logit_map.h)
+          // Every column but the label's without a margin, ((z + b) - 0) s, then the label's lane set to
+          // its own z'_y: bit for bit the map of each lane, without a margin vector formed per vector.
+          const float y = label[rows[k]];
+          const V label_logit(y >= 0.0f ? mapped_label_logit(ctx, z[k], static_cast<int64_t>(y)) : 0.0f);
 #pragma GCC unroll 8
-        for (int i = 0; i < NV; ++i) {
-          const V column = V::load(kIota.v) + V(static_cast<float>(at(i)));
-          v[i] = simd::select(column == V(y), label_logit,
-                              math::mapped_logit(v[i], V::load(ctx.logit_bias + at(i)), V(0.0f), V(ctx.logit_scale)));
+          for (int i = 0; i < NV; ++i) {
+            const V column = V::load(kIota.v) + V(static_cast<float>(at(i)));
+            v[k][i] = simd::select(column == V(y), label_logit,
+                                   math::mapped_logit(v[k][i], V::load(ctx.logit_bias + at(i)), V(0.0f), V(ctx.logit_scale)));
+          }
         }
       }
-      V m = v[0];
+      V m[K], mv[K];
+#pragma GCC unroll 2
+      for (int k = 0; k < K; ++k) m[k] = v[k][0];
 #pragma GCC unroll 8
-      for (int i = 1; i < NV; ++i) m = simd::vmax(m, v[i]);
-      const V mv = simd::max_in_all_lanes(m);
-      const float mr = mv[0];
-      V S(0.0f), lin(0.0f), mass(0.0f), bw(0.0f);
+      for (int i = 1; i < NV; ++i) {
+#pragma GCC unroll 2
+        for (int k = 0; k < K; ++k) m[k] = simd::vmax(m[k], v[k][i]);
+      }
+#pragma GCC unroll 2
+      for (int k = 0; k < K; ++k) mv[k] = simd::max_in_all_lanes(m[k]);
+      V S[K], lin[K], mass[K], bw[K];
+#pragma GCC unroll 2
+      for (int k = 0; k < K; ++k) S[k] = lin[k] = mass[k] = bw[k] = V(0.0f);
 #pragma GCC unroll 8
       for (int i = 0; i < NV; ++i) {
         const V keep = i == NV - 1 ? fresh : V(1.0f);
-        const V d = mv - v[i];
-        const V e = simd::m_exp_neg(d);
-        S += e * keep;
-        e.store(park[r] + i * W);
-        if (kLinear) {
-          V a = w ? V::load(w + at(i)) : V(1.0f);
-          if (probs) a = a * (V(1.0f - eps) * V::load(t + at(i)) + V(smooth));
-          a = a * keep;
-          lin += a * d;
-          mass += a;
+#pragma GCC unroll 2
+        for (int k = 0; k < K; ++k) {
+          const V d = mv[k] - v[k][i];
+          const V e = simd::m_exp_neg(d);
+          S[k] += e * keep;
+          e.store(park[rows[k]] + i * W);
+          if (kLinear) {
+            V a = w ? V::load(w + at(i)) : V(1.0f);
+            if (probs) a = a * (V(1.0f - eps) * V::load(t[k] + at(i)) + V(smooth));
+            a = a * keep;
+            lin[k] += a * d;
+            mass[k] += a;
+          }
+          if (balance && probs) bw[k] += V::load(ctx.balance_weight + at(i)) * V::load(t[k] + at(i)) * keep;
         }
-        if (balance && probs) bw += V::load(ctx.balance_weight + at(i)) * V::load(t + at(i)) * keep;
       }
-      mf[r] = mr;
-      S.store(lane_sum[r]);
-      if (kLinear) {
-        lin.store(lane_linear[r]);
-        mass.store(lane_mass[r]);
+#pragma GCC unroll 2
+      for (int k = 0; k < K; ++k) {
+        const int r = rows[k];
+        mf[r] = mv[k][0];
+        S[k].store(lane_sum[r]);
+        if (kLinear) {
+          lin[k].store(lane_linear[r]);
+          mass[k].store(lane_mass[r]);
+        }
+        const int32_t y = static_cast<int32_t>(label[r]);  // -1: ignored, or no labels
+        if (y >= 0) {
+          zyf[r] = mapped_label_logit(ctx, z[k], y);
+          if (w) wyf[r] = w[y];
+          if (ctx.alpha) ayf[r] = ctx.alpha[y];
+          if (balance) rwf[r] = ctx.balance_weight[y];
+        } else if (balance) {
+          rwf[r] = probs ? static_cast<float>(simd::hsum(bw[k])) : 0.0f;
+        }
       }
-      const int32_t y = static_cast<int32_t>(label[r]);  // -1: ignored, or no labels
-      if (y >= 0) {
-        zyf[r] = mapped_label_logit(ctx, z, y);
-        if (w) wyf[r] = w[y];
-        if (ctx.alpha) ayf[r] = ctx.alpha[y];
-        if (balance) rwf[r] = ctx.balance_weight[y];
-      } else if (balance) {
-        rwf[r] = probs ? static_cast<float>(simd::hsum(bw)) : 0.0f;
-      }
+    };
+    for (int r = 0; r < valid; r += K) {
+      int rows[K];
+      for (int k = 0; k < K; ++k) rows[k] = r + k < valid ? r + k : static_cast<int>(valid) - 1;  // (an odd last row twice, the same values)
+      pass1_rows(rows);
     }
 
     const auto add = [](V a, V b) { return a + b; };
