@@ -14,12 +14,12 @@ struct RegisterRows : SimdCommon<W> {
   // A row of W < C <= 8W logits is held in NV = ceil(C / W) vectors (the last one ends at C and
   // overlaps the one before; its repeated lanes are masked out of the sums): read once, gradient
   // written once. Rows go W at a time: each row's max, exponentials (parked in a stack tile, in L1)
-  // and sums one after another, then the row scalars of all W rows in the lanes of vectors — log S,
-  // the loss terms, the focal factor, the gradient scales — as the one-row-per-lane layout computes
-  // them, then each row's gradient. Per row that replaced a double log, the scalar loss terms and a
-  // call (bench/RESULTS.md, "Design measurements").
+  // and sums, kRowsAtOnce rows side by side, then the row scalars of all W rows in the lanes of
+  // vectors — log S, the loss terms, the focal factor, the gradient scales — as the one-row-per-lane
+  // layout computes them, then each row's gradient. Per row that replaced a double log, the scalar
+  // loss terms and a call (bench/RESULTS.md, "Design measurements").
   static constexpr int64_t kRegisterRowsMaxC = 8 * W;
-  static constexpr int kRowsAtOnce = 2;  // (pass 1)
+  static constexpr int kRowsAtOnce = 2;
   using RowsFn = double (*)(const Problem&, const RunContext&, int64_t, int64_t);
 
   static double rows(const Problem& p, const RunContext& ctx, int64_t begin, int64_t end) {
