@@ -2,8 +2,9 @@
 // threads), the straightforward JavaScript loop, tf.js (cpu and wasm backends, where the loss exists
 // there), PyTorch on the CPU at the same thread counts (when python3 with torch is present), and the
 // memory roofline: a C++ copy of the same bytes (logits read, gradient written) at the same thread
-// count, so "roof 1T" is copy 1T / cbloss 1T and "roof NT" copy NT / cbloss NT (one thread does not
-// reach the machine's bandwidth; comparing it with an all-threads copy would understate it).
+// count, timed in alternation with each loss (pairedMedianMs), so "roof 1T" is copy 1T / cbloss 1T and
+// "roof NT" copy NT / cbloss NT (one thread does not reach the machine's bandwidth; comparing it with
+// an all-threads copy would understate it).
 // The shapes are cases.js's SHAPES and LARGE_SHAPES (2684354×100: 1 GiB of logits, beyond every
 // cache; 3 GiB of memory with its gradient and element targets), where only LARGE_LOSSES are measured,
 // PyTorch for CE alone (a call there takes seconds) and neither the JavaScript loop nor tf.js ('—').
@@ -35,6 +36,30 @@ const TORCH_LARGE_LOSSES = ['ce'];
 
 function medianMs(fn, budgetS = BUDGET_S, minReps = 3, maxReps = 50) {
   return timeMedian(fn, budgetS, minReps, maxReps);
+}
+
+// A call and its roofline, the copy of the same bytes, timed in alternation (a copy, a call, a copy,
+// ...): [the call's median, the copy's median]. Drift in the machine — on a VM, a neighbour's load
+// that comes and goes over seconds — then falls on both alike, and their ratio holds where either
+// time alone moves: a copy timed once per shape, before the losses, moved the ratios by ±20% from run
+// to run (bench/RESULTS.md, issue 29).
+function pairedMedianMs(fn, copy, budgetS = BUDGET_S, minReps = 3, maxReps = 50) {
+  fn();
+  copy();
+  const times = [];
+  const copyTimes = [];
+  const elapsedS = (since) => Number(process.hrtime.bigint() - since) / 1e9;
+  const start = process.hrtime.bigint();
+  while (times.length < maxReps && (times.length < minReps || elapsedS(start) < 2 * budgetS)) {
+    let t0 = process.hrtime.bigint();
+    copy();
+    copyTimes.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    t0 = process.hrtime.bigint();
+    fn();
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  const median = (v) => v.sort((a, b) => a - b)[v.length >> 1];
+  return [median(times), median(copyTimes)];
 }
 
 function jsLoop(name, d, N, C, grad) {
@@ -183,11 +208,6 @@ async function main() {
     // each shape's data made when it is measured, and dropped after: 3 GiB at the large shape
     const d = makeData(cbloss, N, C);
     const grad = new Float32Array(N * C);
-    const copy = {};
-    for (const th of THREADS) {
-      cbloss.setNumThreads(th);
-      copy[th] = medianMs(() => binding.copy(d.x, grad));
-    }
     const tfTimes = {};
     if (tf && !large) {
       for (const backend of ['cpu', 'wasm']) {
@@ -199,10 +219,13 @@ async function main() {
     for (const name of large ? LARGE_LOSSES : LOSSES) {
       const [loss, targetKind, call] = losses[name];
       const target = targetKind === 'y' ? d.y : d.t;
-      const row = { loss: name, shape: key, N, C, cbloss: {}, torch: {}, copy };
+      const row = { loss: name, shape: key, N, C, cbloss: {}, torch: {}, copy: {} };
       for (const th of THREADS) {
         cbloss.setNumThreads(th);
-        row.cbloss[th] = medianMs(() => loss.forwardBackward(d.x, target, { ...call, out: { grad } }));
+        [row.cbloss[th], row.copy[th]] = pairedMedianMs(
+          () => loss.forwardBackward(d.x, target, { ...call, out: { grad } }),
+          () => binding.copy(d.x, grad),
+        );
         if (torch) row.torch[th] = torch.results[`${name}|${key}|${th}`];
       }
       const loop = args.has('--no-js') || large ? null : jsLoop(name, d, N, C, grad);
