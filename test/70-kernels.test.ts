@@ -141,21 +141,23 @@ describe('70 kernel levels, shapes and threads', () => {
     }
   });
 
-  // Rows of a few dozen classes held in registers stream a gradient past the caches through a stack
-  // tile, a tile of rows at a time, carrying each tile's unaligned end into the next (LineStream):
-  // every level against the float64 path, at unaligned offsets, in place, with ignored rows, a partial
-  // last tile and 1 or 3 threads (each thread's span has its own unaligned ends).
-  it('rows held in registers, a gradient past the caches (streamed through a tile): every level, unaligned, threads', function () {
+  // A gradient past the caches is streamed a piece at a time (a tile of register rows, a block of a
+  // wide row), each piece's unaligned end carried into the next (LineStream): every level against the
+  // float64 path at unaligned offsets, in place, with ignored rows and partial last tiles. C = 30 takes
+  // the register rows at every level (with and without the linear terms of label smoothing), C = 100
+  // the register rows at AVX-512 and the wide rows below it; each chunk of rows (a few hundred) is its
+  // own span, with its own unaligned ends, at 1 thread or 3.
+  it('a gradient past the caches, streamed a piece at a time: every level, unaligned, threads', function () {
     this.timeout(240_000);
     const rand = rng(778);
     const buffer = new Float32Array((1 << 23) + 1024);
     const threads = cbloss.backendInfo().cpu.threads;
     try {
-      for (const C of [100, 37]) {
+      for (const [C, labelSmoothing] of [[100, 0], [30, 0], [30, 0.1]]) {
         const N = Math.ceil((1 << 23) / C) + 5; // (32 MiB of gradient and more)
         const input = randomLogits(rand, N * C, 4);
         const labels = Int32Array.from({ length: N }, (_, n) => (n % 97 === 5 ? -100 : Math.floor(rand() * C)));
-        const loss = buildLoss({ loss: 'CrossEntropyLoss', options: { labelSmoothing: C === 37 ? 0.1 : 0 } });
+        const loss = buildLoss({ loss: 'CrossEntropyLoss', options: { labelSmoothing } });
         cbloss.setSimdLevel('scalar');
         const expected = loss.forwardBackward(input, labels);
         for (const level of levels) {
@@ -164,13 +166,20 @@ describe('70 kernel levels, shapes and threads', () => {
             cbloss.setNumThreads(threadCount);
             const grad = buffer.subarray(offset, offset + N * C);
             const got = loss.forwardBackward(input, labels, { out: { grad } });
-            const what = `C=${C} [${level}] offset ${offset}, ${threadCount} threads`;
+            const what = `C=${C} smoothing ${labelSmoothing} [${level}] offset ${offset}, ${threadCount} threads`;
             assertLossClose(got.loss as number, expected.loss as number, what);
             assertGradClose(grad, expected.grad, `${what} grad`);
           }
           const work = input.slice();
           loss.forwardBackward(work, labels, { out: { grad: work } });
-          assertGradClose(work, expected.grad, `C=${C} [${level}] in place`);
+          assertGradClose(work, expected.grad, `C=${C} smoothing ${labelSmoothing} [${level}] in place`);
+          // streamed and ordinary stores write the same values: the first rows' gradient (a sum, so
+          // that it does not depend on N) against a call on those rows alone, below the threshold
+          const sum = buildLoss({ loss: 'CrossEntropyLoss', options: { labelSmoothing, reduction: 'sum' } });
+          const rows = 1000;
+          const streamed = sum.forwardBackward(input, labels).grad.subarray(0, rows * C);
+          const ordinary = sum.forwardBackward(input.subarray(0, rows * C), labels.subarray(0, rows)).grad;
+          assert.deepEqual(streamed, ordinary, `C=${C} smoothing ${labelSmoothing} [${level}] streamed = ordinary`);
         }
       }
     } finally {

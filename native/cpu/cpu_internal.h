@@ -30,13 +30,13 @@ struct RunContext {
   const float* logit_bias = nullptr;
   const float* margin = nullptr;
   float logit_scale = 1.0f;
-  // The gradient is too large for the caches: rows of many classes write it with non-temporal
-  // stores (see wide_row).
+  // The gradient is too large for the caches: the register and wide rows write it with non-temporal
+  // stores (SimdCommon::LineStream).
   bool stream_gradient = false;
   std::vector<float> storage;
 };
 
-// Gradients from this size on are written past the caches by the wide-row kernels.
+// Gradients from this size on are written past the caches by the register-row and wide-row kernels.
 constexpr int64_t kStreamGradientBytes = int64_t{32} << 20;
 
 // Evaluates rows [begin, end) and returns the sum of their (weighted) output elements.

@@ -13,7 +13,7 @@
 //   * few classes (C <= W, and beyond while the transposes are cheap — with AVX-512 up to 28: LaneRows::takes;
 //     simd_lane_rows.h): W rows at a time, one row per lane — the rows are transposed into a small column-major tile,
 //     every row statistic (max, S, log S, focal factor) is one vector operation, and the gradient tile is transposed back;
-//   * from there to C <= 8W (simd_register_rows.h): W rows at a time, each row held in registers in turn (its max, exponentials
+//   * from there to C <= 8W (simd_register_rows.h): W rows at a time, two rows held in registers at once (max, exponentials
 //     and sums), then the row scalars of the W rows as vectors, as above, then each row's gradient:
 //     read once, gradient written once;
 //   * more classes (simd_wide_rows.h): one row at a time in blocks of kBlock logits. Pass 1 takes each block's max,

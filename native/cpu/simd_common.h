@@ -228,32 +228,32 @@ struct SimdCommon {
   // 1.0 in the first n lanes (0 <= n <= W), 0.0 in the others.
   static V live_lanes(int64_t n) { return V::load(kStep.v + 2 * W - n); }
 
-  // A span of the gradient written past the caches, handed over in pieces (a tile of rows at a time,
-  // from a stack tile in L1): each whole aligned vector of the span is written by one non-temporal
-  // store, and the pieces' ends, which are not aligned, are carried over to the next piece rather than
-  // written twice (an ordinary store and then a streamed one over the same line made CE 2684354x100
-  // slower: bench/RESULTS.md). Only the span's own partial first and last vectors take ordinary
-  // stores; a line of them another thread also writes is then written by ordinary stores on both sides.
+  // A span of the gradient written past the caches, handed over in pieces (a tile of rows, or a
+  // block of a row, at a time, from L1): each whole cache line of the span is written by non-temporal
+  // stores, and the pieces' ends, which are not line-aligned, are carried over to the next piece
+  // rather than written twice (an ordinary store and then a streamed one over the same line made CE
+  // 2684354x100 slower: bench/RESULTS.md). Only the span's own partial first and last lines take
+  // ordinary stores — so a line shared with the next thread's span is written by ordinary stores on
+  // both sides, at every vector width.
   class LineStream {
    public:
     explicit LineStream(float* dst) : dst_(dst) {
-      constexpr uintptr_t kAlign = sizeof(typename V::raw_t);
-      head_ = static_cast<int>((kAlign - reinterpret_cast<uintptr_t>(dst) % kAlign) % kAlign / sizeof(float));
+      constexpr uintptr_t kLineBytes = sizeof(float) * kLineFloats;
+      head_ = static_cast<int>((kLineBytes - reinterpret_cast<uintptr_t>(dst) % kLineBytes) % kLineBytes / sizeof(float));
     }
     void put(const float* src, int64_t n) {
       for (; n > 0 && head_ > 0; --n, --head_) *dst_++ = *src++;
       if (carried_ > 0) {
-        const int take = static_cast<int>(min64(W - carried_, n));
+        const int take = static_cast<int>(min64(kLineFloats - carried_, n));
         std::memcpy(carry_ + carried_, src, sizeof(float) * take);
         carried_ += take;
         src += take;
         n -= take;
-        if (carried_ < W) return;
-        simd::stream_store(V::load(carry_), dst_);
-        dst_ += W;
+        if (carried_ < kLineFloats) return;
+        stream_line(carry_);
         carried_ = 0;
       }
-      for (; n >= W; n -= W, src += W, dst_ += W) simd::stream_store(V::load(src), dst_);
+      for (; n >= kLineFloats; n -= kLineFloats, src += kLineFloats) stream_line(src);
       std::memcpy(carry_, src, sizeof(float) * n);
       carried_ = static_cast<int>(n);
     }
@@ -266,9 +266,13 @@ struct SimdCommon {
     }
 
    private:
-    alignas(64) float carry_[W];
+    void stream_line(const float* src) {
+      for (int i = 0; i < kLineFloats; i += W) simd::stream_store(V::load(src + i), dst_ + i);
+      dst_ += kLineFloats;
+    }
+    alignas(64) float carry_[kLineFloats];
     float* dst_;
-    int head_ = 0;     // floats before the first aligned vector, written as they come
+    int head_ = 0;     // floats before the first whole line, written as they come
     int carried_ = 0;  // floats of carry_ not yet written
   };
 };

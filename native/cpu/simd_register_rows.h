@@ -1,5 +1,5 @@
 // The SIMD layout of rows of W < C <= 8W classes that the lane layout does not take (LaneRows::takes):
-// W rows at a time, each held in registers in turn (kernels_simd.h).
+// W rows at a time, held in registers two by two (kernels_simd.h).
 #pragma once
 
 #include "simd_common.h"
@@ -83,8 +83,8 @@ struct RegisterRows : SimdCommon<W> {
     yf.store(label);
     live.store(counted);
 
-    // Pass 1, row by row: max, e = exp(z - m) parked, the values at the label; the sums a vector a
-    // row, reduced for all W rows at once afterwards (a horizontal sum per row was a chain of
+    // Pass 1, two rows at a time: max, e = exp(z - m) parked, the values at the label; the sums a
+    // vector a row, reduced for all W rows at once afterwards (a horizontal sum per row was a chain of
     // dependent shuffles and conversions: bench/RESULTS.md).
     alignas(64) float park[W][NV * W];
     alignas(64) float mf[W], sf[W], bf[W], lf[W], massf[W], zyf[W], wyf[W], ayf[W], rwf[W];

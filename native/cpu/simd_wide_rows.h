@@ -320,22 +320,26 @@ struct WideRows : SimdCommon<W> {
     if (p.loss_out) p.loss_out[n] = static_cast<float>(end.loss);
     if (!g) return end.loss;
 
-    // Pass 2: g = kc e_b exp(m_b - m) - k q_c.
+    // Pass 2: g = kc e_b exp(m_b - m) - k q_c, and the label's own value (math::label_minus_sum, in
+    // double); a streamed row goes out a block at a time, while the block is in L1.
+    float label_value = 0.0f;
+    if (y >= 0) {
+      const double smooth_y = eps != 0.0 ? ctx.row_double.smooth * (w ? static_cast<double>(w[y]) : 1.0) : 0.0;
+      label_value = static_cast<float>(end.label(math::label_minus_sum(std::exp(zy - m), S, below), smooth_y));
+    }
     const float k = static_cast<float>(end.k);
     const int q = tr ? 2 : (eps != 0.0 ? 1 : 0);
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t c0 = b * block;
+      const int64_t len = block_len(b);
       const double rescale = blocks > 1 ? std::exp(block_max[b] - m) : 1.0;
       const float f = static_cast<float>(end.kc() * rescale);
       const float* wb = w ? w + c0 : nullptr;
       const float* tb = tr ? tr + c0 : nullptr;
-      grad_block_q(q, w != nullptr, g + c0, g + c0, wb, tb, block_len(b), f, k, ome, smooth);
+      grad_block_q(q, w != nullptr, g + c0, g + c0, wb, tb, len, f, k, ome, smooth);
+      if (y >= c0 && y < c0 + len) g[y] = label_value;
+      if (stream) stream->put(g + c0, len);
     }
-    if (y >= 0) {  // (math::label_minus_sum, in double)
-      const double smooth_y = eps != 0.0 ? ctx.row_double.smooth * (w ? static_cast<double>(w[y]) : 1.0) : 0.0;
-      g[y] = static_cast<float>(end.label(math::label_minus_sum(std::exp(zy - m), S, below), smooth_y));
-    }
-    if (stream) stream->put(g, C);
     return end.loss;
   }
 
