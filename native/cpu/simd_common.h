@@ -257,7 +257,7 @@ struct SimdCommon {
       std::memcpy(carry_, src, sizeof(float) * n);
       carried_ = static_cast<int>(n);
     }
-    // The last partial vector; then the streamed stores are ordered before the thread's later ones.
+    // The last partial line; then the streamed stores are ordered before the thread's later ones.
     void finish() {
       std::memcpy(dst_, carry_, sizeof(float) * carried_);
       dst_ += carried_;

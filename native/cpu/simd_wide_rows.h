@@ -15,8 +15,9 @@ struct WideRows : SimdCommon<W> {
   static constexpr int64_t kBlock = 4096;
 
   // A gradient too large for the caches: each row's is formed in this thread's scratch row (its
-  // exponentials parked there) and handed to the span's LineStream, which writes every line once, with
-  // non-temporal stores — no read for ownership of its lines (bench/RESULTS.md, "Design measurements").
+  // exponentials parked there) and handed, a block at a time, to the span's LineStream, which writes
+  // every line once, with non-temporal stores — no read for ownership of its lines (bench/RESULTS.md,
+  // "Design measurements").
   static double rows(const Problem& p, const RunContext& ctx, int64_t begin, int64_t end) {
     float* const scratch = p.grad_out && ctx.stream_gradient && p.classes <= kStreamMaxC ? scratch_row(p.classes) : nullptr;
     if (!scratch) return rows_of(p, ctx, begin, end, nullptr, nullptr);
@@ -246,7 +247,7 @@ struct WideRows : SimdCommon<W> {
   }
 
   // One row of C > 2W logits (so every block holds at least W), read as Row says (PlainRow, MappedRow).
-  // (With `stream`, the gradient is formed in `scratch`, then streamed: rows().)
+  // (With `stream`, the gradient is formed in `scratch` and streamed a block at a time: rows().)
   template <class Row>
   static double wide_row(const Problem& p, const RunContext& ctx, int64_t n, float* scratch, LineStream* stream) {
     const int64_t C = p.classes;
