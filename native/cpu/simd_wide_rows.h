@@ -276,7 +276,6 @@ struct WideRows : SimdCommon<W> {
     auto block_len = [&](int64_t b) { return b == blocks - 1 ? C - b * block : block; };
 
     const bool linear = tr != nullptr || eps != 0.0;
-    float* const park = g;
     double block_max[kMaxBlocks];
     double block_sum[kMaxBlocks];
     double block_mass[kMaxBlocks];
@@ -288,8 +287,8 @@ struct WideRows : SimdCommon<W> {
       const int64_t len = block_len(b);
       const Row block_row = reader.from(c0);
       const float mb = span_max(block_row, z + c0, len);  // a NaN reaches the sum through exp(z - mb)
-      const BlockSums bs = exp_block_any(park != nullptr, linear, tr != nullptr, w != nullptr, block_row, z + c0,
-                                         park ? park + c0 : nullptr, w ? w + c0 : nullptr, tr ? tr + c0 : nullptr,
+      const BlockSums bs = exp_block_any(g != nullptr, linear, tr != nullptr, w != nullptr, block_row, z + c0,
+                                         g ? g + c0 : nullptr, w ? w + c0 : nullptr, tr ? tr + c0 : nullptr,
                                          len, mb, ome, smooth);
       block_max[b] = mb;
       block_sum[b] = bs.sum;
@@ -309,7 +308,7 @@ struct WideRows : SimdCommon<W> {
       linear_sum += shift * block_mass[b];  // (m - z) = (m_b - z) + (m - m_b)
     }
     // (math::log_row_sum; below = 0 when S >= 2 takes log S)
-    const double below = S < 2.0 ? wide_row_below(reader, z, park, C, block, blocks, block_max, block_sum, m) : 0.0;
+    const double below = S < 2.0 ? wide_row_below(reader, z, g, C, block, blocks, block_max, block_sum, m) : 0.0;
     const double log_s = math::log_row_sum(S, below);
 
     const double upstream = ctx.per_element ? static_cast<double>(p.grad_output[n]) : ctx.reduced_scale;
