@@ -820,7 +820,7 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       assert.equal(first[2], first[0]);
       assert.equal(
         first[1],
-        'cbloss CUDA: 3000 rows of 2 columns: divisor_terms_kernel, segment_sum_kernel, held_rows_kernel<float, 4, 1, 1, false> (not the one pass: switched off (CBLOSS_CUDA_ONE_PASS=0))',
+        'cbloss CUDA: 3000 rows of 2 columns: divisor_terms_kernel, held_rows_kernel<float, 4, 1, 1, false> (not the one pass: switched off (CBLOSS_CUDA_ONE_PASS=0))',
       );
       const most = Number(m![4]);
       // (the emulator: 6 blocks of 8192 labels a multiprocessor, as its occupancy counts shared memory)
@@ -836,15 +836,74 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       assert.equal(Number(held![2]) * Number(held![3]), Math.ceil(most / 64) * 64, `${at}: the blocks hold every row`);
       assert.equal(
         past,
-        `cbloss CUDA: ${most + 1} rows of 2 columns: divisor_terms_kernel, segment_sum_kernel, held_rows_kernel<float, 4, 1, 1, false> (not the one pass: more rows than its blocks hold; at most ${most} rows)`,
+        `cbloss CUDA: ${most + 1} rows of 2 columns: divisor_terms_kernel, held_rows_kernel<float, 4, 1, 1, false> (not the one pass: more rows than its blocks hold; at most ${most} rows)`,
       );
       if (cuda.emulated) {
-        // what ran: the kernels logged, then the sum of the tiles' losses
+        // what ran: the kernels logged (their last blocks sum the divisor and the tiles' losses)
         for (const [N, line] of [[most, at], [most + 1, past]] as Array<[number, string]>) {
           const ran = readFileSync(traffic(N), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { kernel: string }).kernel.replace(/^void /, '').replace(/^cbloss::cuda::/, '').replace(/\(.*$/, '').replace(/<double>$/, ''));
-          assert.deepEqual(ran, [...line.replace(/^.*? columns: /, '').replace(/ \(.*$/, '').split(/, (?![^<]*>)/), 'segment_sum_kernel'], line);
+          assert.deepEqual(ran, line.replace(/^.*? columns: /, '').replace(/ \(.*$/, '').split(/, (?![^<]*>)/), line);
         }
       }
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    // A call on device arrays is its loss launch and at most one launch before it (the label check, or the
+    // divisor's terms and the check): the divisor's sum and the loss's are taken by the last block of the
+    // launch that wrote their values, where one block's work (up to 8192 values); beyond, two launches of
+    // segment_sum_kernel after it. On the emulator, whose traffic file names the kernels that ran: every
+    // row kernel family, the element kernel, each reduction, and each sum against the CPU's. (The slices
+    // are two kernels of their own.)
+    it('a call on device arrays: its loss launch and at most one before it, each sum by a launch\'s last block', function () {
+      if (!cuda.emulated) this.skip();
+      this.timeout(600000);
+      const dir = mkdtempSync(path.join(tmpdir(), 'cbloss-launches-'));
+      const file = path.join(dir, 'traffic.jsonl');
+      const kernelsOf = (env: Record<string, string>, call: () => void): string[] => {
+        rmSync(file, { force: true });
+        withEnv({ ...env, CBLOSS_EMULATED_TRAFFIC: file }, call);
+        return readFileSync(file, 'utf8').trim().split('\n').map((line) =>
+          (JSON.parse(line) as { kernel: string }).kernel.replace(/^void /, '').replace(/^cbloss::cuda::/, '').replace(/[<(].*$/, ''));
+      };
+      const rowsKernel = /^(held_rows|shared_rows|cluster_rows)_kernel$/;
+      type Case = [string, number, number, Record<string, unknown>, Record<string, string>, string[]];
+      const cases: Case[] = [
+        ['the one pass', 3000, 2, {}, {}, ['held_rows_kernel']],
+        ['groups under a warp', 3000, 2, {}, { CBLOSS_CUDA_ONE_PASS: '0' }, ['divisor_terms_kernel', 'held_rows_kernel']],
+        ['groups under a warp, sum', 3000, 2, { reduction: 'sum' }, { CBLOSS_CUDA_ONE_PASS: '0' }, ['check_labels_kernel', 'held_rows_kernel']],
+        ['a warp or more a row', 300, 300, { weight: null }, {}, ['divisor_terms_kernel', 'held_rows_kernel']],
+        ['a warp a row, more row losses than one block sums', 8193, 17, {}, { CBLOSS_CUDA_SMALL_GROUPS: '0' },
+          ['divisor_terms_kernel', 'held_rows_kernel', 'segment_sum_kernel', 'segment_sum_kernel']],
+        ['rows in shared memory', 3, 10000, {}, {}, ['divisor_terms_kernel', 'shared_rows_kernel']],
+        ['rows in registers in clusters', 3, 10000, {}, { CBLOSS_CUDA_REGISTER_CLUSTERS: '1' }, ['divisor_terms_kernel', 'cluster_rows_kernel']],
+        ['rows in slices', 3, 10000, { reduction: 'sum' }, { CBLOSS_CUDA_CLUSTERS: '0', CBLOSS_CUDA_SHARED_ROWS: '0' },
+          ['check_labels_kernel', 'slice_stats_kernel', 'slice_gradient_kernel']],
+      ];
+      for (const [what, N, C, options, env, expected] of cases) {
+        const rand = rng(N + C);
+        const x = randomLogits(rand, N * C, 3);
+        const y = Int32Array.from({ length: N }, (_, n) => (n % 9 === 4 ? -100 : Math.floor(rand() * C)));
+        const weight = options.weight === null ? Array.from({ length: C }, () => 0.5 + rand()) : undefined;
+        const settings = { ...options, ...(weight ? { weight } : {}) };
+        const cpu = new cbloss.CrossEntropyLoss({ ...settings, device: 'cpu' }).forwardBackward(x, y);
+        let r: { loss: unknown; grad: unknown } | undefined;
+        const ran = kernelsOf(env, () => (r = new cbloss.CrossEntropyLoss(settings).forwardBackward(DeviceTensor.from(x), DeviceTensor.from(y))));
+        const name = `${what} ${N}x${C} ${JSON.stringify(options)} ${JSON.stringify(env)}: ${ran.join(', ')}`;
+        assert.deepEqual(ran, expected, name);
+        assert.ok(ran.filter((k) => !k.startsWith('segment_sum') && !k.startsWith('slice_stats')).length <= 2 && ran.some((k) => rowsKernel.test(k) || k.startsWith('slice_')), name);
+        assertLossClose(r!.loss as number, cpu.loss as number, `${name}: loss`);
+        assertGradClose((r!.grad as DeviceTensor).toHost() as Float32Array, cpu.grad, `${name}: grad`);
+      }
+      // Element losses: one launch (no labels to check, a divisor of the shape), its blocks' sums by the last.
+      const rand = rng(7);
+      const x = randomLogits(rand, 3000 * 10, 3);
+      const t = Float32Array.from({ length: 3000 * 10 }, () => (rand() < 0.2 ? 1 : 0));
+      const cpu = new cbloss.BCEWithLogitsLoss({ device: 'cpu' }).forwardBackward(x, t);
+      let r: { loss: unknown; grad: unknown } | undefined;
+      const ran = kernelsOf({}, () => (r = new cbloss.BCEWithLogitsLoss().forwardBackward(DeviceTensor.from(x), DeviceTensor.from(t))));
+      assert.deepEqual(ran, ['elements_kernel'], ran.join(', '));
+      assertLossClose(r!.loss as number, cpu.loss as number, 'BCE loss');
+      assertGradClose((r!.grad as DeviceTensor).toHost() as Float32Array, cpu.grad, 'BCE grad');
       rmSync(dir, { recursive: true, force: true });
     });
 

@@ -128,6 +128,14 @@
 #define CBLOSS_UNROLL _Pragma("unroll")
 #endif
 
+// CBLOSS_NOINLINE: a device function kept out of line (nvcc's __noinline__; libstdc++ spells its own
+// attribute with that name, so the emulator cannot define it).
+#if defined(CBLOSS_CUDA_EMULATION)
+#define CBLOSS_NOINLINE __attribute__((noinline))
+#else
+#define CBLOSS_NOINLINE __noinline__
+#endif
+
 namespace cbloss {
 namespace cuda {
 

@@ -47,6 +47,13 @@ struct KernelArgs {
   float* row_loss;              // softmax losses: one per row (the 'none' output, or scratch), or null
   float* element_loss;          // element losses with 'none': one per element, else null
   double* partials;             // element losses: one per block; rows in groups under a warp: one per tile
+  // A call on device arrays: its loss launch's last block sums the row losses (loss_sum_rows) or the
+  // partials, loss_sum_count of them, into *loss_sum, counting its blocks in *loss_blocks_done
+  // (reductions.cuh, sum_in_last_block); loss_sum null: a launch after it sums them (launch.cu).
+  double* loss_sum;
+  int64_t loss_sum_count;
+  bool loss_sum_rows;
+  unsigned int* loss_blocks_done;
   // Device-resident labels: the row of the first invalid label (check_labels_kernel, launched
   // before), or all ones. Kernels that read labels or write outputs do nothing when one was found,
   // so a call with a bad label writes nothing and needs no synchronization before its kernels.

@@ -19,6 +19,11 @@ namespace {
 
 constexpr int64_t kMaxElementBlocks = 4096;
 
+// Up to this many values, one block sums them all (a few microseconds of one SM at most): one launch
+// of its own instead of two (launch_sum), or, for a device call's loss, the last block of the launch
+// that wrote them (sum_in_last_block: no launch of its own).
+constexpr int64_t kOneBlockSum = 8192;
+
 // Grid-stride launches: between 1 and kMaxElementBlocks blocks (a function of the shape only, so
 // that the partial sums, and the reduced loss, do not depend on the GPU).
 int64_t stride_blocks(int64_t work, int64_t per_block) {
@@ -81,14 +86,34 @@ cudaError_t raise_shared_limit(Kernel* kernel, size_t bytes, LaunchAnswers& answ
   return err;
 }
 
+// A device call's loss (`call`; null for chunks of host arrays): `count` values its loss launch writes —
+// the row losses, or the partial sums — summed into call->sum by the launch's last block where one
+// block's work (sum_in_last_block: no launch of its own), else by launch_sum after it (summed_after).
+KernelArgs summing_loss(KernelArgs a, const DeviceCall* call, bool row_losses, int64_t count) {
+  a.loss_sum = nullptr;
+  a.loss_sum_rows = row_losses;
+  a.loss_sum_count = count;
+  if (call && count <= kOneBlockSum) {
+    a.loss_sum = call->sum;
+    a.loss_blocks_done = call->blocks_done + kLossLaunch;
+  }
+  return a;
+}
+
+void summed_after(const KernelArgs& a, const DeviceCall* call, cudaStream_t stream) {
+  if (!call || a.loss_sum) return;
+  if (a.loss_sum_rows) launch_sum(a.row_loss, a.loss_sum_count, call->stage, call->sum, stream);
+  else launch_sum(a.partials, a.loss_sum_count, call->stage, call->sum, stream);
+}
+
 // What a device call (`call`; null for chunks of host arrays) checks before its loss kernels, launched:
-// the divisor's terms with the label check, or the label check alone; the loss kernels' arguments
-// with the flag they skip on.
+// the divisor's terms with the label check (their sum by its last block), or the label check alone;
+// the loss kernels' arguments with the flag they skip on.
 KernelArgs checked(KernelArgs a, const DeviceCall* call, cudaStream_t stream) {
   if (!call) return a;
   if (call->data_divisor != Divisor::None) {
-    launch_divisor_terms(a, call->data_divisor, call->divisor_terms, call->first_bad, stream);
-    launch_sum(call->divisor_terms, divisor_blocks(a.rows), call->stage, call->divisor, stream);
+    launch_divisor_terms(a, call->data_divisor, call->divisor_terms, call->first_bad, call->divisor,
+                         call->blocks_done + kDivisorLaunch, stream);
   } else if (call->first_bad) {
     launch_label_check(a.labels, a.rows, a.classes, uses_ignore_index(a.loss), a.ignore_index, call->first_bad, stream);
   }
@@ -129,7 +154,7 @@ std::string rows_of(const KernelArgs& a) {
 // The kernels checked() launches before the loss kernels, for the log.
 std::string checks_named(const DeviceCall* call) {
   if (!call) return "";
-  if (call->data_divisor != Divisor::None) return "divisor_terms_kernel, segment_sum_kernel, ";
+  if (call->data_divisor != Divisor::None) return "divisor_terms_kernel, ";
   return call->first_bad ? "check_labels_kernel, " : "";
 }
 
@@ -170,10 +195,9 @@ void log_held_rows(const KernelArgs& a, const DeviceCall* call, const OnePass& o
 
 // held_rows_kernel with the least R (a power of 2, from R up to kMaxR) that holds `runs` runs per lane,
 // after the device call's checks — or, for groups under a warp with device labels, the one pass, where
-// it runs; returns the tiles whose losses it summed into a.partials (groups under a warp, partials
-// given), or 0.
+// it runs. Groups under a warp sum their tiles' losses into a.partials where it is given.
 template <class T, int G, int V, int R, int kMaxR>
-int64_t launch_held_rows(KernelArgs a, int64_t runs, const DeviceLaunch& d, const DeviceCall* call) {
+void launch_held_rows(KernelArgs a, int64_t runs, const DeviceLaunch& d, const DeviceCall* call) {
   if constexpr (R < kMaxR) {
     if (runs > R) return launch_held_rows<T, G, V, 2 * R, kMaxR>(a, runs, d, call);
   }
@@ -195,7 +219,7 @@ int64_t launch_held_rows(KernelArgs a, int64_t runs, const DeviceLaunch& d, cons
     one.why = "rows held by a warp or more";
   }
   if (launch_log()) log_held_rows<T, G, V, R>(a, call, one);
-  if (one.tiles > 0) return one.tiles;
+  if (one.tiles > 0) return;
   a = checked(a, call, d.stream);
   auto* kernel = held_rows_kernel<T, G, V, R>;
   int64_t blocks = ceil_div(a.rows, kRowsPerBlock);
@@ -205,7 +229,6 @@ int64_t launch_held_rows(KernelArgs a, int64_t runs, const DeviceLaunch& d, cons
     check(raise_shared_limit(kernel, shared, d.answers), "shared memory for the class weights");
   }
   CBLOSS_LAUNCH_SHARED(kernel, dim3(grid_size(blocks)), dim3(kBlock), shared, d.stream, a);
-  return G < 32 && a.partials ? ceil_div(a.rows, kRowsPerBlock) : 0;
 }
 
 // The one pass (held_rows.cuh): a cooperative launch of held_rows_kernel<..., true> with as many blocks
@@ -406,11 +429,11 @@ bool launch_shared_rows(const KernelArgs& a, const DeviceLaunch& d) {
 // The loss (and gradient) kernels for a problem already on the device; `work` has work_bytes().
 // V > 1 (vector loads and stores, launch_compute) when the rows (softmax) or the whole array
 // (element-wise) come in runs of V and every array they touch that way is aligned; V = 1 otherwise.
-// `call`: a device call's checks (launch_device_call), launched before its kernels unless the one pass
-// does them; null for chunks of host arrays. Returns the count of partial sums written (tiles of held
-// rows, element blocks), or 0.
+// `call`: a device call (launch_device_call) — its checks, launched before its kernels unless the one
+// pass does them, and its loss summed into call->sum (summing_loss) — or null for chunks of host
+// arrays (the host sums their partials).
 template <class T, int V>
-int64_t launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d, const DeviceCall* call) {
+void launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d, const DeviceCall* call) {
   if (is_row_loss(a.loss)) {
     constexpr int kMaxRuns = kMaxHeldValues<T, V> / V;
     const int G = row_group(a.classes, kMaxHeldValues<T, V>, d.small_groups);
@@ -418,12 +441,12 @@ int64_t launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d, co
     const bool tile_sums = call && G > 0 && G < 32;  // (groups under a warp sum each tile's losses)
     if (!tile_sums) a.partials = nullptr;
     if (tile_sums && !call->row_losses_out) a.row_loss = nullptr;
+    a = summing_loss(a, call, !tile_sums, tile_sums ? ceil_div(a.rows, kBlock / G) : a.rows);
     // A group is used only when the one of half its size cannot hold the row, which bounds R from below
     // (only R from there up is compiled; a smaller R would still be correct, a larger one too): 8 lanes
     // take C > 16 (R >= 4 in runs of 1); 16 lanes C > 128, more than half of 16 logits a lane (R = 16 / V);
     // more warps more than half of kMaxHeldValues (R = kMaxRuns). A warp takes C > 16 too when the small
     // groups are switched off: every R.
-    int64_t tiles = 0;
     switch (G) {
       case 0: {
         // Rows longer than a block holds: in shared memory (one block, or a cluster of a few), else
@@ -452,16 +475,17 @@ int64_t launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d, co
         CBLOSS_LAUNCH(phase2, grid, dim3(kBlock), d.stream, a, stats);
         break;
       }
-      case 4: tiles = launch_held_rows<T, 4, V, 1, V == 1 ? 4 : 1>(a, runs, d, call); break;  // C <= 16
-      case 8: tiles = launch_held_rows<T, 8, V, V == 1 ? 4 : 1, kSmallGroupValues / V>(a, runs, d, call); break;
-      case 16: tiles = launch_held_rows<T, 16, V, kSmallGroupValues / V, kSmallGroupValues / V>(a, runs, d, call); break;
+      case 4: launch_held_rows<T, 4, V, 1, V == 1 ? 4 : 1>(a, runs, d, call); break;  // C <= 16
+      case 8: launch_held_rows<T, 8, V, V == 1 ? 4 : 1, kSmallGroupValues / V>(a, runs, d, call); break;
+      case 16: launch_held_rows<T, 16, V, kSmallGroupValues / V, kSmallGroupValues / V>(a, runs, d, call); break;
       case 32: launch_held_rows<T, 32, V, 1, kMaxRuns>(a, runs, d, call); break;  // (from C = 17 without small groups)
       case 64: launch_held_rows<T, 64, V, kMaxRuns, kMaxRuns>(a, runs, d, call); break;
       case 128: launch_held_rows<T, 128, V, kMaxRuns, kMaxRuns>(a, runs, d, call); break;
       default: launch_held_rows<T, kBlock, V, kMaxRuns, kMaxRuns>(a, runs, d, call); break;
     }
     check_launch();
-    return tiles;
+    summed_after(a, call, d.stream);
+    return;
   }
   a = checked(a, call, d.stream);
   if (a.balance == Balance::Row && a.targets && !reads_target_pairs(a.loss)) {
@@ -476,13 +500,14 @@ int64_t launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d, co
   }
   auto* kernel = elements_kernel<T, V>;
   const int64_t blocks = element_blocks(a.rows * a.classes);
+  a = summing_loss(a, call, false, blocks);
   CBLOSS_LAUNCH(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kBlock), d.stream, a);
   check_launch();
-  return blocks;
+  summed_after(a, call, d.stream);
 }
 
 template <class T>
-int64_t launch_typed(const KernelArgs& a, char* work, const DeviceLaunch& d, const DeviceCall* call) {
+void launch_typed(const KernelArgs& a, char* work, const DeviceLaunch& d, const DeviceCall* call) {
   const bool rows = is_row_loss(a.loss);
   const int64_t run = rows ? a.classes : a.rows * a.classes;  // what must come in whole runs of V
   const auto fits = [&](int64_t V) {
@@ -501,13 +526,12 @@ int64_t launch_typed(const KernelArgs& a, char* work, const DeviceLaunch& d, con
   return launch_compute_width<T, 1>(a, work, d, call);
 }
 
-int64_t launch_any_type(LogitType type, const KernelArgs& a, char* work, const DeviceLaunch& d, const DeviceCall* call) {
+void launch_any_type(LogitType type, const KernelArgs& a, char* work, const DeviceLaunch& d, const DeviceCall* call) {
   switch (type) {
     case LogitType::Float32: return launch_typed<float>(a, work, d, call);
     case LogitType::Float16: return launch_typed<Float16>(a, work, d, call);
     case LogitType::BFloat16: return launch_typed<BFloat16>(a, work, d, call);
   }
-  return 0;
 }
 
 }  // namespace
@@ -537,9 +561,9 @@ int64_t loss_partial_count(const Problem& p) {
   return p.classes <= int64_t{kSmallGroupValues} * 16 ? ceil_div(p.rows, kBlock / 16) : 0;
 }
 
-int64_t launch_device_call(LogitType type, KernelArgs a, const DeviceCall& call, char* work, const DeviceLaunch& d) {
-  if (a.rows == 0) return 0;
-  return launch_any_type(type, a, work, d, &call);
+void launch_device_call(LogitType type, KernelArgs a, const DeviceCall& call, char* work, const DeviceLaunch& d) {
+  if (a.rows == 0) return launch_sum(a.partials, 0, call.stage, call.sum, d.stream);  // (a sum of none)
+  launch_any_type(type, a, work, d, &call);
 }
 
 // Deterministic sums: fixed segments, then one block (or one block alone, for a few values).
@@ -548,10 +572,6 @@ constexpr int64_t kSumBlocks = 1024;
 size_t sum_scratch_bytes() { return kSumBlocks * sizeof(double); }
 
 namespace {
-
-// Up to this many values, one block sums them all (one launch instead of two; a few microseconds of
-// one SM at most).
-constexpr int64_t kOneBlockSum = 8192;
 
 template <class V>
 void deterministic_sum(const V* values, int64_t count, double* stage, double* out, cudaStream_t stream) {
@@ -591,11 +611,11 @@ void launch_label_check(const int32_t* labels, int64_t rows, int64_t classes, bo
 int64_t divisor_blocks(int64_t rows) { return row_thread_blocks(rows); }
 
 void launch_divisor_terms(const KernelArgs& a, Divisor divisor, double* terms, unsigned long long* first_bad,
-                          cudaStream_t stream) {
+                          double* out, unsigned int* done, cudaStream_t stream) {
   if (a.rows == 0) return;
   if (a.labels && !first_bad) throw std::logic_error("launch_divisor_terms: device labels must be checked");
   CBLOSS_LAUNCH(divisor_terms_kernel, dim3(row_thread_blocks(a.rows)), dim3(kBlock), stream, a, divisor, terms,
-                first_bad);
+                first_bad, out, done);
   check_launch();
 }
 

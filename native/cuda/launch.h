@@ -64,22 +64,29 @@ void launch_compute(LogitType type, const KernelArgs& a, char* work, const Devic
 // A call whose arrays are on the device: what it checks before its loss kernels write anything — its
 // labels, into *first_bad (all ones beforehand; null without device labels), and where the divisor
 // depends on the labels or targets (data_divisor, else Divisor::None) its terms (divisor_term_count()
-// doubles; the sum at *divisor, with `stage` of sum_scratch_bytes()) — then the loss kernels. Rows
-// held by groups under a warp sum their losses per tile into a.partials (loss_partial_count() doubles;
-// then a.row_loss is the 'none' output or null), where labels allow in one pass (held_rows.cuh).
-// Returns the count of partial sums written (element losses: element_blocks()), or 0 when the losses
-// are in a.row_loss. Asynchronous on d.stream.
+// doubles) and their sum at *divisor — then the loss kernels, and the sum of their losses at *sum
+// (`stage`: sum_scratch_bytes()). Rows held by groups under a warp sum their losses per tile into
+// a.partials (loss_partial_count() doubles; then a.row_loss is the 'none' output or null), where labels
+// allow in one pass (held_rows.cuh). The divisor's sum and the loss's are taken by the last block of
+// the launch that wrote their values where they are few (kernels/reductions.cuh, sum_in_last_block),
+// which counts its blocks in blocks_done[kDivisorLaunch] and blocks_done[kLossLaunch] (zeros before the
+// call): then the call is the loss launch and at most one launch before it. Asynchronous on d.stream.
+constexpr int kDivisorLaunch = 0;
+constexpr int kLossLaunch = 1;
+constexpr int kCountedLaunches = 2;
 struct DeviceCall {
   Divisor data_divisor;
   double* divisor_terms;
   double* divisor;
+  double* sum;
   double* stage;
   unsigned long long* first_bad;
+  unsigned int* blocks_done;  // kCountedLaunches counters, zeros
   bool row_losses_out;  // a.row_loss is the 'none' output (else scratch, left unwritten where tiles sum)
 };
 int64_t divisor_term_count(int64_t rows, const DeviceLaunch& d);
 int64_t loss_partial_count(const Problem& p);
-int64_t launch_device_call(LogitType type, KernelArgs a, const DeviceCall& call, char* work, const DeviceLaunch& d);
+void launch_device_call(LogitType type, KernelArgs a, const DeviceCall& call, char* work, const DeviceLaunch& d);
 
 // Deterministic sum of `count` values into *out (double): fixed segments into `stage`
 // (sum_scratch_bytes()), then one block; up to 8192 values, one block alone.
@@ -94,11 +101,12 @@ void launch_label_check(const int32_t* labels, int64_t rows, int64_t classes, bo
                         unsigned long long* first_bad, cudaStream_t stream);
 
 // What the divisor of a data-dependent reduction adds up (labels or targets on the device), summed per
-// block into divisor_blocks(a.rows) terms (summed afterwards by launch_sum), the labels checked in the
-// same pass into *first_bad as launch_label_check does (when first_bad is not null).
+// block into divisor_blocks(a.rows) terms and those by the launch's last block into *out (counting its
+// blocks in *done, zero before), the labels checked in the same pass into *first_bad as
+// launch_label_check does (when first_bad is not null).
 int64_t divisor_blocks(int64_t rows);
 void launch_divisor_terms(const KernelArgs& a, Divisor divisor, double* terms, unsigned long long* first_bad,
-                          cudaStream_t stream);
+                          double* out, unsigned int* done, cudaStream_t stream);
 
 }  // namespace cuda
 }  // namespace cbloss

@@ -204,7 +204,7 @@ DeviceContext& context_for(int device) {
 // The small per-call parameters, packed: the divisor and result doubles, the label check, and the
 // option vectors as floats.
 struct ParamLayout {
-  size_t divisor = 0, sum = 0, first_bad = 0, class_weight = 0, pos_weight = 0, alpha = 0, balance = 0;
+  size_t divisor = 0, sum = 0, first_bad = 0, blocks_done = 0, class_weight = 0, pos_weight = 0, alpha = 0, balance = 0;
   size_t logit_bias = 0, margin = 0;  // the logit map (both, when the call maps its logits)
   size_t bytes = 0;
 };
@@ -217,6 +217,7 @@ ParamLayout param_layout(const Problem& p) {
   l.divisor = pack.add(sizeof(double));
   l.sum = pack.add(sizeof(double));
   l.first_bad = pack.add(sizeof(unsigned long long));
+  l.blocks_done = pack.add(cuda::kCountedLaunches * sizeof(unsigned));
   l.class_weight = pack.add(p.class_weight ? C * sizeof(float) : 0);
   l.pos_weight = pack.add(p.pos_weight ? C * sizeof(float) : 0);
   l.alpha = pack.add(p.alpha ? pair * sizeof(float) : 0);
@@ -267,6 +268,7 @@ KernelArgs upload_params(DeviceContext& ctx, const Problem& p, const ParamLayout
   std::memcpy(host + l.divisor, &divisor, sizeof divisor);
   const unsigned long long none = ~0ull;
   std::memcpy(host + l.first_bad, &none, sizeof none);
+  std::memset(host + l.blocks_done, 0, cuda::kCountedLaunches * sizeof(unsigned));  // (no launch has counted its blocks)
   if (p.class_weight) put_floats(host, l.class_weight, p.class_weight, C);
   if (p.pos_weight) put_floats(host, l.pos_weight, p.pos_weight, C);
   if (p.alpha) put_floats(host, l.alpha, p.alpha, pair);
@@ -395,15 +397,12 @@ double run_on_device(DeviceContext& ctx, const Problem& p) {
   call.data_divisor = data_divisor ? p.divisor : Divisor::None;
   call.divisor_terms = reinterpret_cast<double*>(scratch + terms_at);
   call.divisor = reinterpret_cast<double*>(params + layout.divisor);
+  call.sum = reinterpret_cast<double*>(params + layout.sum);
   call.stage = stage;
   call.first_bad = p.labels ? reinterpret_cast<unsigned long long*>(params + layout.first_bad) : nullptr;
+  call.blocks_done = reinterpret_cast<unsigned*>(params + layout.blocks_done);
   call.row_losses_out = p.loss_out != nullptr;
-  const int64_t partials = cuda::launch_device_call(p.logit_type, a, call, scratch + work_at, launch);
-
-  double* sum = reinterpret_cast<double*>(params + layout.sum);
-  if (partials > 0) cuda::launch_sum(a.partials, partials, stage, sum, stream);
-  else if (rows) cuda::launch_sum(a.row_loss, N, stage, sum, stream);
-  else cuda::launch_sum(a.partials, 0, stage, sum, stream);  // (no rows: a sum of none)
+  cuda::launch_device_call(p.logit_type, a, call, scratch + work_at, launch);
   // The divisor, the sum and the label flag open the parameter block: one copy brings all three back.
   check(cudaMemcpyAsync(host_params, params, layout.first_bad + sizeof(unsigned long long), cudaMemcpyDeviceToHost,
                         stream),

@@ -232,6 +232,8 @@ void forget_buffer_names();
 #define gridDim (::cbloss_emu::grid_dim())
 
 inline void __syncthreads() { cbloss_emu::sync_block(); }
+// A memory fence for the grid: one fiber at a time sees every write at once here.
+inline void __threadfence() {}
 inline void __syncwarp(unsigned /*mask*/ = 0xffffffffu) { cbloss_emu::warp_exchange(0, threadIdx.x & 31u); }
 
 template <class T>
@@ -261,6 +263,11 @@ void __stwb(T* address, T value) {
 }
 
 // Integer atomics (the emulator runs one fiber at a time, so a plain update is atomic).
+inline unsigned atomicAdd(unsigned* address, unsigned value) {
+  const unsigned old = *address;
+  *address = old + value;
+  return old;
+}
 inline unsigned long long atomicMin(unsigned long long* address, unsigned long long value) {
   const unsigned long long old = *address;
   if (value < old) *address = value;

@@ -79,6 +79,7 @@ __global__ void __launch_bounds__(B, B == kBlock ? held_min_blocks(V, R) : 1) cl
     if (a.grad) store_held_gradient<T, V, R, B>(v, a, r, g, n, row.y, row.ignored, begin, stop, lane);
   }
   cluster_sync();  // no block may exit while another still reads its shared memory
+  finish_loss_sum(a);
 #else
   (void)a, (void)slice;
 #endif

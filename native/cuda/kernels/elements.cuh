@@ -73,6 +73,7 @@ __global__ void __launch_bounds__(kBlock, 4) elements_kernel(KernelArgs a) {
   }
   const double total = block_total(mine);
   if (threadIdx.x == 0) write_at(a.partials, blockIdx.x, total);
+  finish_loss_sum(a);
 }
 
 }  // namespace cuda

@@ -177,26 +177,9 @@ constexpr int held_min_blocks(int V, int R) {
 // terms into the divisor itself (in a fixed order for a grid, the same in every block; the grid is the
 // GPU's, so the last bits of a weighted divisor may differ between GPUs, as docs/semantics.md,
 // "Precision", allows); then, unless a label was bad (every block returns, nothing written), the rows
-// as in the plain kernel, labels from shared memory. In both kernels, groups under a warp sum each tile's losses (tile_loss_total) into
+// as in the plain kernel, labels from shared memory. In both kernels, groups under a warp sum each tile's losses (block_sum_to_first) into
 // partials[tile] — a function of the shape, not the grid — instead of writing them a row at a time (8
 // bytes a row written and read back by the sum).
-
-// Sums one double a thread over the block in a fixed order (lanes by shuffles, then the warps); thread
-// 0 gets the total. Every thread of the block calls it (barriers). (block_total sums through shared
-// memory in eight barriers: too many a tile of rows. Where it stands in the one pass's first part,
-// this one made ptxas spill in the kernels of single-column runs at R = 8.)
-__device__ __forceinline__ double tile_loss_total(double v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  CBLOSS_BLOCK_SHARED(double, warp_totals, kBlock / 32);
-  if ((threadIdx.x & 31) == 0) warp_totals[threadIdx.x / 32] = v;
-  __syncthreads();
-  double total = 0.0;
-  if (threadIdx.x == 0) {
-    for (int w = 0; w < kBlock / 32; ++w) total += warp_totals[w];
-  }
-  __syncthreads();  // (warp_totals is written again by the next tile)
-  return total;
-}
 
 // Labels a thread of the one pass's first part loads before it uses the first of them.
 constexpr int kLabelsInFlight = 4;
@@ -331,7 +314,7 @@ __global__ void __launch_bounds__(kBlock, held_min_blocks(V, R)) held_rows_kerne
       g = finish_row(a, r, n, row.y, st, lane == 0 && a.row_loss);
     }
     if (tile_sums) {  // (every thread of the block: the tile's sum has barriers)
-      const double total = tile_loss_total(lane == 0 ? static_cast<double>(g.loss) : 0.0);
+      const double total = block_sum_to_first(lane == 0 ? static_cast<double>(g.loss) : 0.0);
       if (threadIdx.x == 0) write_at(a.partials, tile, total);
     }
     if (!row.active && !kStaged) continue;  // (staged rows: every lane of the warp writes the span)
@@ -343,6 +326,7 @@ __global__ void __launch_bounds__(kBlock, held_min_blocks(V, R)) held_rows_kerne
       store_held_gradient<T, V, R, G>(v, a, r, g, n, row.y, row.ignored, 0, static_cast<int>(C), lane);
     }
   }
+  finish_loss_sum(a);
 }
 
 }  // namespace cuda

@@ -145,5 +145,76 @@ __device__ double block_total(double v) {
   return total;
 }
 
+// Sums one double a thread over a block of any size (whole warps, up to 1024 threads) in a fixed order
+// — the lanes of each warp by shuffles, then the warps in order — into thread 0's result (the others
+// get 0). Every thread of the block calls it (barriers). Two barriers where block_total has nine: the
+// held rows sum each tile's losses with it (block_total there made ptxas spill in the one pass's
+// kernels of single-column runs at R = 8).
+__device__ __forceinline__ double block_sum_to_first(double v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  CBLOSS_BLOCK_SHARED(double, warp_totals, 32);
+  if ((threadIdx.x & 31) == 0) warp_totals[threadIdx.x / 32] = v;
+  __syncthreads();
+  double total = 0.0;
+  if (threadIdx.x == 0) {
+    const int warps = static_cast<int>(blockDim.x) / 32;
+    for (int w = 0; w < warps; ++w) total += warp_totals[w];
+  }
+  __syncthreads();  // (warp_totals is written again by the next sum)
+  return total;
+}
+
+// ---- A launch's values summed by its last block ----
+//
+// A call on device arrays returns a sum of what its loss launch writes (row losses, tile sums, element
+// blocks' sums), divided by a divisor that may itself be a sum of what a kernel before it writes (the
+// divisor terms). Each such sum used to be a launch of its own after the kernel (segment_sum_kernel):
+// one more kernel on the call's path for a few microseconds of one block's work. Instead the block of
+// the launch that finishes last sums them: every block, once its threads have written their values,
+// makes them visible to the grid (a fence by every thread), then counts itself done in *done — zero
+// before the launch (the call's parameter upload): one counter a launch — and the block whose count
+// reaches the grid's is last; it reads the values from L2 (other SMs wrote them, its L1 may hold none
+// of them fresh). The order of the sum depends on the count and the block's size only: the same sum
+// whichever block is last, on any GPU. Every thread of every block calls it, after its last write of
+// the values; a block that returns before (a bad label: nothing is summed then) leaves the sum unwritten.
+// (Not inlined: in the kernels at their register bound, inlined, it made ptxas spill — ptxas-check.sh.)
+constexpr int kLastBlockLoads = 4;  // values a thread loads before it adds the first (L2 latency)
+
+template <class T>
+__device__ CBLOSS_NOINLINE void sum_in_last_block(const T* values, int64_t count, double* out, unsigned int* done) {
+  CBLOSS_BLOCK_SHARED(int, last, 1);
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last[0] = atomicAdd(done, 1u) == gridDim.x * gridDim.y * gridDim.z - 1u;
+  __syncthreads();
+  if (!last[0]) return;
+  __threadfence();  // (the count read before the values: what the other blocks wrote before theirs)
+  const int64_t step = blockDim.x;
+  double part[kLastBlockLoads] = {};
+  for (int64_t i = threadIdx.x; i < count; i += kLastBlockLoads * step) {
+    T v[kLastBlockLoads];
+    CBLOSS_UNROLL
+    for (int k = 0; k < kLastBlockLoads; ++k) v[k] = i + k * step < count ? read_after_grid_sync(values, i + k * step) : T(0);
+    CBLOSS_UNROLL
+    for (int k = 0; k < kLastBlockLoads; ++k) part[k] += static_cast<double>(v[k]);
+  }
+  double mine = 0.0;
+  CBLOSS_UNROLL
+  for (int k = 0; k < kLastBlockLoads; ++k) mine += part[k];
+  const double total = block_sum_to_first(mine);
+  if (threadIdx.x == 0) write_at(out, 0, total);
+}
+
+// The end of a loss kernel of a call on device arrays: the sum of its values by its last block, where
+// the host chose so (KernelArgs::loss_sum); nothing otherwise.
+__device__ __forceinline__ void finish_loss_sum(const KernelArgs& a) {
+  if (!a.loss_sum) return;
+  if (a.loss_sum_rows) {
+    sum_in_last_block(a.row_loss, a.loss_sum_count, a.loss_sum, a.loss_blocks_done);
+  } else {
+    sum_in_last_block(a.partials, a.loss_sum_count, a.loss_sum, a.loss_blocks_done);
+  }
+}
+
 }  // namespace cuda
 }  // namespace cbloss

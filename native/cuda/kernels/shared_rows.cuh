@@ -119,6 +119,7 @@ __global__ void __launch_bounds__(kSharedRowsBlock) shared_rows_kernel(KernelArg
 #if defined(CBLOSS_CLUSTERS)
   if (clustered) cluster_sync();  // no block may exit while another still reads its shared memory
 #endif
+  finish_loss_sum(a);
 }
 
 }  // namespace cuda

@@ -82,6 +82,7 @@ __global__ void slice_gradient_kernel(KernelArgs a, const RowStats* stats) {
       });
     }
   }
+  finish_loss_sum(a);
 }
 
 }  // namespace cuda
