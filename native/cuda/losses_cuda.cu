@@ -269,6 +269,9 @@ KernelArgs upload_params(DeviceContext& ctx, const Problem& p, const ParamLayout
   const unsigned long long none = ~0ull;
   std::memcpy(host + l.first_bad, &none, sizeof none);
   std::memset(host + l.blocks_done, 0, cuda::kCountedLaunches * sizeof(unsigned));  // (no launch has counted its blocks)
+  // (the sum's slot NaN until a kernel writes it: a sum never taken is a NaN loss, not the last call's)
+  const double unsummed = std::numeric_limits<double>::quiet_NaN();
+  std::memcpy(host + l.sum, &unsummed, sizeof unsummed);
   if (p.class_weight) put_floats(host, l.class_weight, p.class_weight, C);
   if (p.pos_weight) put_floats(host, l.pos_weight, p.pos_weight, C);
   if (p.alpha) put_floats(host, l.alpha, p.alpha, pair);
