@@ -70,7 +70,7 @@ void launch_compute(LogitType type, const KernelArgs& a, char* work, const Devic
 // allow in one pass (held_rows.cuh). The divisor's sum and the loss's are taken by the last block of
 // the launch that wrote their values where they are few (kernels/reductions.cuh, sum_in_last_block),
 // which counts its blocks in blocks_done[kDivisorLaunch] and blocks_done[kLossLaunch] (zeros before the
-// call): then the call is the loss launch and at most one launch before it. Asynchronous on d.stream.
+// call): then the call is its loss kernels and at most one launch before them. Asynchronous on d.stream.
 constexpr int kDivisorLaunch = 0;
 constexpr int kLossLaunch = 1;
 constexpr int kCountedLaunches = 2;
