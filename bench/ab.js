@@ -3,9 +3,10 @@
 // process for A then a process for B that times every case (the median of a short budget of
 // forward+backward calls into a reused gradient), alternating so that drift in the machine (frequency,
 // other load) falls on both. (Two builds cannot share a process: their inline functions' statics are
-// unique symbols the loader merges.) Prints the median of each side's rounds and B/A per case, and the
-// geometric mean of B/A. A package is a directory with dist/ and its build (e.g. a worktree of an older
-// commit, built).
+// unique symbols the loader merges.) Prints the median of each side's rounds and B/A per case, the B/A
+// of each side's fastest round (the one outside load disturbed least: on a VM whose clock moves, the
+// medians can move by 10% while the fastest rounds agree), and the geometric mean of B/A. A package is a
+// directory with dist/ and its build (e.g. a worktree of an older commit, built).
 'use strict';
 const os = require('node:os');
 const path = require('node:path');
@@ -66,15 +67,16 @@ if (side !== null) {
   }
   console.log(`A/B — ${os.cpus()[0].model}, ${threads} threads, kernels A ${simd[0]} B ${simd[1]}`);
   console.log(`A: ${dirA}\nB: ${dirB}\n${rounds} alternating rounds (a process a side); forward+backward, median ms`);
-  const lines = [['loss', 'N×C', 'A ms', 'B ms', 'B/A']];
+  const lines = [['loss', 'N×C', 'A ms', 'B ms', 'B/A', 'fastest B/A']];
   let logSum = 0;
   const keys = Object.keys(runs[0][0]);
   for (const key of keys) {
     const a = median(runs[0].map((t) => t[key]));
     const b = median(runs[1].map((t) => t[key]));
+    const fastest = Math.min(...runs[1].map((t) => t[key])) / Math.min(...runs[0].map((t) => t[key]));
     logSum += Math.log(b / a);
     const [name, shape] = key.split('|');
-    lines.push([name, shape, a.toFixed(3), b.toFixed(3), (b / a).toFixed(3)]);
+    lines.push([name, shape, a.toFixed(3), b.toFixed(3), (b / a).toFixed(3), fastest.toFixed(3)]);
   }
   const widths = lines[0].map((_, i) => Math.max(...lines.map((l) => l[i].length)));
   console.log(lines.map((l) => l.map((v, i) => v.padStart(widths[i])).join('  ')).join('\n'));
