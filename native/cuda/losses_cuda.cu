@@ -201,8 +201,8 @@ DeviceContext& context_for(int device) {
   return *contexts[device];
 }
 
-// The small per-call parameters, packed: the divisor and result doubles, the label check, and the
-// option vectors as floats.
+// The small per-call parameters, packed: the divisor and result doubles, the label check, the counters
+// of the blocks done of the launches that sum in their last block, and the option vectors as floats.
 struct ParamLayout {
   size_t divisor = 0, sum = 0, first_bad = 0, blocks_done = 0, class_weight = 0, pos_weight = 0, alpha = 0, balance = 0;
   size_t logit_bias = 0, margin = 0;  // the logit map (both, when the call maps its logits)
