@@ -207,7 +207,10 @@ for (const [N, C] of shapes) attempt(`timing ${N}x${C}`, () => {
     row[`ce_${dtype}`] = time(`CE ${dtype}`, () => median(() => ce.forwardBackward(dx, dy, { out: { grad: dg } })));
     // The other kernels for the same rows: the long-row kernels, or a warp a row where groups of 8 or
     // 16 lanes hold it (CBLOSS_CUDA_SMALL_GROUPS=0: the kernel before them).
-    const others = C > 8192 ? longRowKernels : C > 16 && C <= 256 ? [['a warp a row', { CBLOSS_CUDA_SMALL_GROUPS: '0' }]] : [];
+    // And the sums: each a launch of its own after the kernel that wrote its values (as before the last
+    // blocks summed them), or a last block summing up to 65536 values (the default stops at 8192).
+    const sums = [['sums launched after', { CBLOSS_CUDA_LAST_BLOCK_SUMS: '0' }], ['last block sums up to 65536', { CBLOSS_CUDA_LAST_BLOCK_SUMS: '65536' }]];
+    const others = [...(C > 8192 ? longRowKernels : C > 16 && C <= 256 ? [['a warp a row', { CBLOSS_CUDA_SMALL_GROUPS: '0' }]] : []), ...sums];
     for (const [how, env] of others) {
       row.others.push([dtype, how, time(`CE ${dtype} ${how}`, () => withEnv(env, () => median(() => ce.forwardBackward(dx, dy, { out: { grad: dg } }))))]);
     }

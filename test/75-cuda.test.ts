@@ -850,8 +850,8 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
 
     // A call on device arrays is its loss launch and at most one launch before it (the label check, or the
     // divisor's terms and the check): the divisor's sum and the loss's are taken by the last block of the
-    // launch that wrote their values, where one block's work (up to 8192 values); beyond, two launches of
-    // segment_sum_kernel after it. On the emulator, whose traffic file names the kernels that ran: every
+    // launch that wrote their values, where one block's work (up to 8192 values, CBLOSS_CUDA_LAST_BLOCK_SUMS
+    // if set); beyond, launches of segment_sum_kernel after it. On the emulator, whose traffic file names the kernels that ran: every
     // row kernel family, the element kernel, each reduction, and each sum against the CPU's. (The slices
     // are two kernels of their own.)
     it('a call on device arrays: its loss launch and at most one before it, each sum by a launch\'s last block', function () {
@@ -878,6 +878,11 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
         ['rows in registers in clusters', 3, 10000, {}, { CBLOSS_CUDA_REGISTER_CLUSTERS: '1' }, ['divisor_terms_kernel', 'cluster_rows_kernel']],
         ['rows in slices', 3, 10000, { reduction: 'sum' }, { CBLOSS_CUDA_CLUSTERS: '0', CBLOSS_CUDA_SHARED_ROWS: '0' },
           ['check_labels_kernel', 'slice_stats_kernel', 'slice_gradient_kernel']],
+        // CBLOSS_CUDA_LAST_BLOCK_SUMS: the most values a last block sums (0: the sums launched after, as before)
+        ['groups under a warp, sums launched after', 3000, 2, {}, { CBLOSS_CUDA_ONE_PASS: '0', CBLOSS_CUDA_LAST_BLOCK_SUMS: '0' },
+          ['divisor_terms_kernel', 'segment_sum_kernel', 'held_rows_kernel', 'segment_sum_kernel']],
+        ['a warp a row, a last block summing 8193 row losses', 8193, 17, {}, { CBLOSS_CUDA_SMALL_GROUPS: '0', CBLOSS_CUDA_LAST_BLOCK_SUMS: '8193' },
+          ['divisor_terms_kernel', 'held_rows_kernel']],
       ];
       for (const [what, N, C, options, env, expected] of cases) {
         const rand = rng(N + C);
@@ -900,10 +905,12 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       const t = Float32Array.from({ length: 3000 * 10 }, () => (rand() < 0.2 ? 1 : 0));
       const cpu = new cbloss.BCEWithLogitsLoss({ device: 'cpu' }).forwardBackward(x, t);
       let r: { loss: unknown; grad: unknown } | undefined;
-      const ran = kernelsOf({}, () => (r = new cbloss.BCEWithLogitsLoss().forwardBackward(DeviceTensor.from(x), DeviceTensor.from(t))));
-      assert.deepEqual(ran, ['elements_kernel'], ran.join(', '));
-      assertLossClose(r!.loss as number, cpu.loss as number, 'BCE loss');
-      assertGradClose((r!.grad as DeviceTensor).toHost() as Float32Array, cpu.grad, 'BCE grad');
+      for (const [env, expected] of [[{}, ['elements_kernel']], [{ CBLOSS_CUDA_LAST_BLOCK_SUMS: '0' }, ['elements_kernel', 'segment_sum_kernel']]] as Array<[Record<string, string>, string[]]>) {
+        const ran = kernelsOf(env, () => (r = new cbloss.BCEWithLogitsLoss().forwardBackward(DeviceTensor.from(x), DeviceTensor.from(t))));
+        assert.deepEqual(ran, expected, ran.join(', '));
+        assertLossClose(r!.loss as number, cpu.loss as number, `BCE ${JSON.stringify(env)} loss`);
+        assertGradClose((r!.grad as DeviceTensor).toHost() as Float32Array, cpu.grad, `BCE ${JSON.stringify(env)} grad`);
+      }
       rmSync(dir, { recursive: true, force: true });
     });
 

@@ -19,11 +19,6 @@ namespace {
 
 constexpr int64_t kMaxElementBlocks = 4096;
 
-// Up to this many values, one block sums them all (a few microseconds of one SM at most): one launch
-// of its own instead of two (launch_sum), or, for a device call's loss, the last block of the launch
-// that wrote them (sum_in_last_block: no launch of its own).
-constexpr int64_t kOneBlockSum = 8192;
-
 // Grid-stride launches: between 1 and kMaxElementBlocks blocks (a function of the shape only, so
 // that the partial sums, and the reduced loss, do not depend on the GPU).
 int64_t stride_blocks(int64_t work, int64_t per_block) {
@@ -87,13 +82,14 @@ cudaError_t raise_shared_limit(Kernel* kernel, size_t bytes, LaunchAnswers& answ
 }
 
 // A device call's loss (`call`; null for chunks of host arrays): `count` values its loss launch writes —
-// the row losses, or the partial sums — summed into call->sum by the launch's last block where one
-// block's work (sum_in_last_block: no launch of its own), else by launch_sum after it (summed_after).
-KernelArgs summing_loss(KernelArgs a, const DeviceCall* call, bool row_losses, int64_t count) {
+// the row losses, or the partial sums — summed into call->sum by the launch's last block up to
+// d.last_block_sums values (by default one block's work: sum_in_last_block, no launch of its own),
+// else by launch_sum after it (summed_after).
+KernelArgs summing_loss(KernelArgs a, const DeviceCall* call, bool row_losses, int64_t count, const DeviceLaunch& d) {
   a.loss_sum = nullptr;
   a.loss_sum_rows = row_losses;
   a.loss_sum_count = count;
-  if (call && count <= kOneBlockSum) {
+  if (call && count <= d.last_block_sums) {
     a.loss_sum = call->sum;
     a.loss_blocks_done = call->blocks_done + kLossLaunch;
   }
@@ -107,15 +103,19 @@ void summed_after(const KernelArgs& a, const DeviceCall* call, cudaStream_t stre
 }
 
 // What a device call (`call`; null for chunks of host arrays) checks before its loss kernels, launched:
-// the divisor's terms with the label check (their sum by its last block), or the label check alone;
-// the loss kernels' arguments with the flag they skip on.
-KernelArgs checked(KernelArgs a, const DeviceCall* call, cudaStream_t stream) {
+// the divisor's terms with the label check (their sum by its last block, or a launch after it where
+// d.last_block_sums is less than their count), or the label check alone; the loss kernels' arguments
+// with the flag they skip on.
+KernelArgs checked(KernelArgs a, const DeviceCall* call, const DeviceLaunch& d) {
   if (!call) return a;
   if (call->data_divisor != Divisor::None) {
-    launch_divisor_terms(a, call->data_divisor, call->divisor_terms, call->first_bad, call->divisor,
-                         call->blocks_done + kDivisorLaunch, stream);
+    const int64_t terms = divisor_blocks(a.rows);
+    const bool last_block = terms <= d.last_block_sums;
+    launch_divisor_terms(a, call->data_divisor, call->divisor_terms, call->first_bad, last_block ? call->divisor : nullptr,
+                         call->blocks_done + kDivisorLaunch, d.stream);
+    if (!last_block) launch_sum(call->divisor_terms, terms, call->stage, call->divisor, d.stream);
   } else if (call->first_bad) {
-    launch_label_check(a.labels, a.rows, a.classes, uses_ignore_index(a.loss), a.ignore_index, call->first_bad, stream);
+    launch_label_check(a.labels, a.rows, a.classes, uses_ignore_index(a.loss), a.ignore_index, call->first_bad, d.stream);
   }
   a.invalid_label = call->first_bad;
   return a;
@@ -152,9 +152,11 @@ std::string rows_of(const KernelArgs& a) {
 }
 
 // The kernels checked() launches before the loss kernels, for the log.
-std::string checks_named(const DeviceCall* call) {
+std::string checks_named(const KernelArgs& a, const DeviceCall* call, const DeviceLaunch& d) {
   if (!call) return "";
-  if (call->data_divisor != Divisor::None) return "divisor_terms_kernel, ";
+  if (call->data_divisor != Divisor::None) {
+    return divisor_blocks(a.rows) <= d.last_block_sums ? "divisor_terms_kernel, " : "divisor_terms_kernel, segment_sum_kernel, ";
+  }
   return call->first_bad ? "check_labels_kernel, " : "";
 }
 
@@ -179,14 +181,14 @@ std::string held_rows_name() {
 
 // The log line of a launch of held rows (held_rows_name of either kernel, as the emulator names them).
 template <class T, int G, int V, int R>
-void log_held_rows(const KernelArgs& a, const DeviceCall* call, const OnePass& one) {
+void log_held_rows(const KernelArgs& a, const DeviceCall* call, const OnePass& one, const DeviceLaunch& d) {
   std::string line = rows_of(a);
   const std::string most = one.most_rows > 0 ? "; at most " + std::to_string(one.most_rows) + " rows" : "";
   if (one.tiles > 0) {
     line += held_rows_name<T, G, V, R, true>() + " (the one pass: " + std::to_string(one.grid) + " blocks, up to " +
             std::to_string(one.per_sm) + " an SM, " + std::to_string(one.held) + " labels a block" + most + ")";
   } else {
-    line += checks_named(call) + held_rows_name<T, G, V, R, false>() + " (not the one pass: " + one.why;
+    line += checks_named(a, call, d) + held_rows_name<T, G, V, R, false>() + " (not the one pass: " + one.why;
     if (one.error != cudaSuccess) line += std::string(" (") + cudaGetErrorName(one.error) + ")";
     line += most + ")";
   }
@@ -218,9 +220,9 @@ void launch_held_rows(KernelArgs a, int64_t runs, const DeviceLaunch& d, const D
   } else {
     one.why = "rows held by a warp or more";
   }
-  if (launch_log()) log_held_rows<T, G, V, R>(a, call, one);
+  if (launch_log()) log_held_rows<T, G, V, R>(a, call, one, d);
   if (one.tiles > 0) return;
-  a = checked(a, call, d.stream);
+  a = checked(a, call, d);
   auto* kernel = held_rows_kernel<T, G, V, R>;
   int64_t blocks = ceil_div(a.rows, kRowsPerBlock);
   const size_t shared = staged_weight_bytes(a);
@@ -441,7 +443,7 @@ void launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d, const
     const bool tile_sums = call && G > 0 && G < 32;  // (groups under a warp sum each tile's losses)
     if (!tile_sums) a.partials = nullptr;
     if (tile_sums && !call->row_losses_out) a.row_loss = nullptr;
-    a = summing_loss(a, call, !tile_sums, tile_sums ? ceil_div(a.rows, kBlock / G) : a.rows);
+    a = summing_loss(a, call, !tile_sums, tile_sums ? ceil_div(a.rows, kBlock / G) : a.rows, d);
     // A group is used only when the one of half its size cannot hold the row, which bounds R from below
     // (only R from there up is compiled; a smaller R would still be correct, a larger one too): 8 lanes
     // take C > 16 (R >= 4 in runs of 1); 16 lanes C > 128, more than half of 16 logits a lane (R = 16 / V);
@@ -453,9 +455,9 @@ void launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d, const
         // two kernels over slices; rows in registers by clusters only when switched on (on an H200
         // they took 1.3 to 4 times the others' time: 16 blocks of 123 registers a thread, a quarter
         // of the warps an SM can hold, wait at the cluster's barriers with no loads in flight).
-        a = checked(a, call, d.stream);
+        a = checked(a, call, d);
         const auto log = [&](const char* kernels) {
-          if (launch_log()) log_kernels(rows_of(a) + checks_named(call) + kernels);
+          if (launch_log()) log_kernels(rows_of(a) + checks_named(a, call, d) + kernels);
         };
         if (d.register_clusters && launch_cluster_rows<T, V>(a, d)) {
           log("cluster_rows_kernel");
@@ -487,7 +489,7 @@ void launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d, const
     summed_after(a, call, d.stream);
     return;
   }
-  a = checked(a, call, d.stream);
+  a = checked(a, call, d);
   if (a.balance == Balance::Row && a.targets && !reads_target_pairs(a.loss)) {
     float* weights = reinterpret_cast<float*>(work);
     const int64_t blocks = ceil_div(a.rows, kBlock / 32);
@@ -495,12 +497,12 @@ void launch_compute_width(KernelArgs a, char* work, const DeviceLaunch& d, const
     a.row_weight = weights;
   }
   if (launch_log()) {
-    log_kernels(std::to_string(a.rows * a.classes) + " elements: " + checks_named(call) + (a.row_weight ? "row_weights_kernel, " : "") + "elements_kernel<" +
+    log_kernels(std::to_string(a.rows * a.classes) + " elements: " + checks_named(a, call, d) + (a.row_weight ? "row_weights_kernel, " : "") + "elements_kernel<" +
                 logit_type_name<T>() + ", " + std::to_string(V) + ">");
   }
   auto* kernel = elements_kernel<T, V>;
   const int64_t blocks = element_blocks(a.rows * a.classes);
-  a = summing_loss(a, call, false, blocks);
+  a = summing_loss(a, call, false, blocks, d);
   CBLOSS_LAUNCH(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kBlock), d.stream, a);
   check_launch();
   summed_after(a, call, d.stream);

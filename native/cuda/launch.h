@@ -34,8 +34,11 @@ struct LaunchAnswers {
 // slower than the others on an H200, bench/RESULTS.md), rows held in shared memory (not turned off by
 // CBLOSS_CUDA_SHARED_ROWS=0; in clusters of any size with CBLOSS_CUDA_SHARED_ROWS=1), whether a device call
 // may take the one pass (no_one_pass null; else why not, for CBLOSS_CUDA_LOG: the device does not run
-// cooperative launches, or CBLOSS_CUDA_ONE_PASS=0), its multiprocessors and shared memory, and the
-// answers it keeps (the context's lock is held around every launch).
+// cooperative launches, or CBLOSS_CUDA_ONE_PASS=0), the most values a launch's last block sums for a
+// device call (CBLOSS_CUDA_LAST_BLOCK_SUMS, default kOneBlockSum; 0: every sum a launch of its own
+// after), its multiprocessors and shared memory, and the answers it keeps (the context's lock is held
+// around every launch).
+constexpr int64_t kOneBlockSum = 8192;  // values one block sums (launch_sum's one-block case too)
 struct DeviceLaunch {
   cudaStream_t stream;
   bool small_groups;
@@ -44,6 +47,7 @@ struct DeviceLaunch {
   bool shared_rows;
   bool shared_rows_any_cluster;
   const char* no_one_pass;
+  int64_t last_block_sums;
   int multiprocessors;
   size_t shared_per_block;
   LaunchAnswers& answers;
@@ -102,7 +106,7 @@ void launch_label_check(const int32_t* labels, int64_t rows, int64_t classes, bo
 
 // What the divisor of a data-dependent reduction adds up (labels or targets on the device), summed per
 // block into divisor_blocks(a.rows) terms and those by the launch's last block into *out (counting its
-// blocks in *done, zero before), the labels checked in the same pass into *first_bad as
+// blocks in *done, zero before; out null: not summed), the labels checked in the same pass into *first_bad as
 // launch_label_check does (when first_bad is not null).
 int64_t divisor_blocks(int64_t rows);
 void launch_divisor_terms(const KernelArgs& a, Divisor divisor, double* terms, unsigned long long* first_bad,

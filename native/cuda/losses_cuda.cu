@@ -317,6 +317,17 @@ bool switched(const char* name, const char* value) {
 }
 bool switched_off(const char* name) { return switched(name, "0"); }
 
+// CBLOSS_CUDA_LAST_BLOCK_SUMS=n: the most values a launch's last block sums (0: every sum a launch of its
+// own after the kernel that wrote its values, as before the last-block sums); unset or not a count of
+// values, cuda::kOneBlockSum.
+int64_t last_block_sums() {
+  const char* env = std::getenv("CBLOSS_CUDA_LAST_BLOCK_SUMS");
+  if (!env || !*env) return cuda::kOneBlockSum;
+  char* end = nullptr;
+  const long long n = std::strtoll(env, &end, 10);
+  return *end == '\0' && n >= 0 ? static_cast<int64_t>(n) : cuda::kOneBlockSum;
+}
+
 DeviceLaunch device_launch(DeviceContext& ctx, cudaStream_t stream) {
   const bool clusters = ctx.clusters && !switched_off("CBLOSS_CUDA_CLUSTERS");
   return {stream,
@@ -328,6 +339,7 @@ DeviceLaunch device_launch(DeviceContext& ctx, cudaStream_t stream) {
           !ctx.cooperative                        ? "the device does not run cooperative launches"
           : switched_off("CBLOSS_CUDA_ONE_PASS") ? "switched off (CBLOSS_CUDA_ONE_PASS=0)"
                                                  : nullptr,
+          last_block_sums(),
           ctx.multiprocessors,
           ctx.shared_per_block,
           ctx.answers};

@@ -41,7 +41,7 @@ __device__ __forceinline__ void count_divisor_term_reads(const KernelArgs& a, Di
 // block: block b's total of its rows' terms (a grid-stride loop over a grid that depends on the row
 // count only, each thread's rows in order, then the block in a fixed order — the same sum on any GPU)
 // into block_terms[b], and the blocks' totals by the last block into *divisor_out (sum_in_last_block,
-// counting in *done). Device labels are checked in the same pass (first_bad, as check_labels_kernel;
+// counting in *done) unless divisor_out is null (a launch after it sums them). Device labels are checked in the same pass (first_bad, as check_labels_kernel;
 // a bad label's term is 0, its weight never read; first_bad must be given where labels are): one read
 // of the labels instead of two, and one double a block written instead of one a row.
 __global__ void divisor_terms_kernel(KernelArgs a, Divisor divisor, double* block_terms, unsigned long long* first_bad,
@@ -61,7 +61,7 @@ __global__ void divisor_terms_kernel(KernelArgs a, Divisor divisor, double* bloc
   }
   const double total = block_total(mine);
   if (threadIdx.x == 0) write_at(block_terms, blockIdx.x, total);
-  sum_in_last_block(block_terms, gridDim.x, divisor_out, done);
+  if (divisor_out) sum_in_last_block(block_terms, gridDim.x, divisor_out, done);
 }
 
 // The first row whose label is outside [0, C) and not ignore_index (when allowed): atomicMin of
