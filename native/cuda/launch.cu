@@ -102,6 +102,12 @@ void summed_after(const KernelArgs& a, const DeviceCall* call, cudaStream_t stre
   else launch_sum(a.partials, a.loss_sum_count, call->stage, call->sum, stream);
 }
 
+// Whether the divisor's terms of a device call are summed by their kernel's last block (else by a launch
+// after it): checked() launches by it, and the log names what it launched.
+bool divisor_summed_in_last_block(const KernelArgs& a, const DeviceLaunch& d) {
+  return divisor_blocks(a.rows) <= d.last_block_sums;
+}
+
 // What a device call (`call`; null for chunks of host arrays) checks before its loss kernels, launched:
 // the divisor's terms with the label check (their sum by its last block, or a launch after it where
 // d.last_block_sums is less than their count), or the label check alone; the loss kernels' arguments
@@ -109,11 +115,10 @@ void summed_after(const KernelArgs& a, const DeviceCall* call, cudaStream_t stre
 KernelArgs checked(KernelArgs a, const DeviceCall* call, const DeviceLaunch& d) {
   if (!call) return a;
   if (call->data_divisor != Divisor::None) {
-    const int64_t terms = divisor_blocks(a.rows);
-    const bool last_block = terms <= d.last_block_sums;
+    const bool last_block = divisor_summed_in_last_block(a, d);
     launch_divisor_terms(a, call->data_divisor, call->divisor_terms, call->first_bad, last_block ? call->divisor : nullptr,
                          call->blocks_done + kDivisorLaunch, d.stream);
-    if (!last_block) launch_sum(call->divisor_terms, terms, call->stage, call->divisor, d.stream);
+    if (!last_block) launch_sum(call->divisor_terms, divisor_blocks(a.rows), call->stage, call->divisor, d.stream);
   } else if (call->first_bad) {
     launch_label_check(a.labels, a.rows, a.classes, uses_ignore_index(a.loss), a.ignore_index, call->first_bad, d.stream);
   }
@@ -155,7 +160,7 @@ std::string rows_of(const KernelArgs& a) {
 std::string checks_named(const KernelArgs& a, const DeviceCall* call, const DeviceLaunch& d) {
   if (!call) return "";
   if (call->data_divisor != Divisor::None) {
-    return divisor_blocks(a.rows) <= d.last_block_sums ? "divisor_terms_kernel, " : "divisor_terms_kernel, segment_sum_kernel, ";
+    return divisor_summed_in_last_block(a, d) ? "divisor_terms_kernel, " : "divisor_terms_kernel, segment_sum_kernel, ";
   }
   return call->first_bad ? "check_labels_kernel, " : "";
 }
