@@ -90,18 +90,27 @@ function cblossLosses(cbloss, C, d, N) {
   };
 }
 
-/** The median of fn's times (ms) over a budget of seconds: at least minReps, at most maxReps calls, after one to warm up. */
-function medianMs(fn, budgetS, minReps = 3, maxReps = 50) {
-  fn(); // warm-up
-  const times = [];
+/**
+ * The median of each function's times (ms), timed in alternation (fns[0], fns[1], ..., fns[0], ...) over a
+ * budget of seconds: at least minReps rounds, at most maxReps, after one call of each to warm up.
+ */
+function alternatingMediansMs(fns, budgetS, minReps = 3, maxReps = 50) {
+  for (const fn of fns) fn(); // warm-up
+  const times = fns.map(() => []);
   const start = process.hrtime.bigint();
-  while (times.length < maxReps && (times.length < minReps || Number(process.hrtime.bigint() - start) / 1e9 < budgetS)) {
-    const t0 = process.hrtime.bigint();
-    fn();
-    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  while (times[0].length < maxReps && (times[0].length < minReps || Number(process.hrtime.bigint() - start) / 1e9 < budgetS)) {
+    fns.forEach((fn, i) => {
+      const t0 = process.hrtime.bigint();
+      fn();
+      times[i].push(Number(process.hrtime.bigint() - t0) / 1e6);
+    });
   }
-  times.sort((a, b) => a - b);
-  return times[times.length >> 1];
+  return times.map((t) => t.sort((a, b) => a - b)[t.length >> 1]);
 }
 
-module.exports = { SHAPES, LARGE_SHAPES, LOSSES, LARGE_LOSSES, classStats, makeData, cblossLosses, medianMs };
+/** The median of fn's times (ms) over a budget of seconds: at least minReps calls, at most maxReps, after one to warm up. */
+function medianMs(fn, budgetS, minReps = 3, maxReps = 50) {
+  return alternatingMediansMs([fn], budgetS, minReps, maxReps)[0];
+}
+
+module.exports = { SHAPES, LARGE_SHAPES, LOSSES, LARGE_LOSSES, classStats, makeData, cblossLosses, medianMs, alternatingMediansMs };

@@ -21,7 +21,7 @@ const path = require('node:path');
 const cbloss = require('..');
 const { binding } = require('../dist/native.js');
 const loops = require('./js-loops.js');
-const { SHAPES, LARGE_SHAPES, LOSSES, LARGE_LOSSES, classStats, makeData, cblossLosses, medianMs: timeMedian } = require('./cases.js');
+const { SHAPES, LARGE_SHAPES, LOSSES, LARGE_LOSSES, classStats, makeData, cblossLosses, medianMs: timeMedian, alternatingMediansMs } = require('./cases.js');
 
 const args = new Set(process.argv.slice(2));
 const BUDGET_S = args.has('--long') ? 0.6 : 0.15;
@@ -44,22 +44,8 @@ function medianMs(fn, budgetS = BUDGET_S, minReps = 3, maxReps = 50) {
 // time alone moves: a copy timed once per shape, before the losses, moved the ratios by ±20% from run
 // to run (bench/RESULTS.md, issue 29).
 function pairedMedianMs(fn, copy, budgetS = BUDGET_S, minReps = 3, maxReps = 50) {
-  fn();
-  copy();
-  const times = [];
-  const copyTimes = [];
-  const elapsedS = (since) => Number(process.hrtime.bigint() - since) / 1e9;
-  const start = process.hrtime.bigint();
-  while (times.length < maxReps && (times.length < minReps || elapsedS(start) < 2 * budgetS)) {
-    let t0 = process.hrtime.bigint();
-    copy();
-    copyTimes.push(Number(process.hrtime.bigint() - t0) / 1e6);
-    t0 = process.hrtime.bigint();
-    fn();
-    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
-  }
-  const median = (v) => v.sort((a, b) => a - b)[v.length >> 1];
-  return [median(times), median(copyTimes)];
+  const [copyMs, fnMs] = alternatingMediansMs([copy, fn], 2 * budgetS, minReps, maxReps);
+  return [fnMs, copyMs];
 }
 
 function jsLoop(name, d, N, C, grad) {
