@@ -42,6 +42,13 @@ const longRowKernels: Array<[string, Record<string, string>]> = [
   ['in slices', { CBLOSS_CUDA_CLUSTERS: '0', CBLOSS_CUDA_SHARED_ROWS: '0' }],
 ];
 
+// The kernels a call ran, from the emulator's traffic file (CBLOSS_EMULATED_TRAFFIC), named as declared,
+// template arguments kept: "held_rows_kernel<float, 4, 1, 1, true>".
+function kernelsInTraffic(file: string): string[] {
+  return readFileSync(file, 'utf8').trim().split('\n').map((line) =>
+    (JSON.parse(line) as { kernel: string }).kernel.replace(/^void /, '').replace(/^cbloss::cuda::/, '').replace(/\(.*$/, ''));
+}
+
 // A full collection, then two turns of the event loop: Node runs addon finalizers from the loop.
 async function collectGarbage(): Promise<void> {
   global.gc?.();
@@ -693,7 +700,7 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
         try {
           withEnv({ ...env, CBLOSS_EMULATED_TRAFFIC: file }, call);
         } finally {
-          ran = readFileSync(file, 'utf8').trim().split('\n').map((line) => (JSON.parse(line) as { kernel: string }).kernel);
+          ran = kernelsInTraffic(file);
         }
         return ran;
       };
@@ -841,7 +848,7 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       if (cuda.emulated) {
         // what ran: the kernels logged (their last blocks sum the divisor and the tiles' losses)
         for (const [N, line] of [[most, at], [most + 1, past]] as Array<[number, string]>) {
-          const ran = readFileSync(traffic(N), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { kernel: string }).kernel.replace(/^void /, '').replace(/^cbloss::cuda::/, '').replace(/\(.*$/, '').replace(/<double>$/, ''));
+          const ran = kernelsInTraffic(traffic(N)).map((k) => k.replace(/<double>$/, ''));
           assert.deepEqual(ran, line.replace(/^.*? columns: /, '').replace(/ \(.*$/, '').split(/, (?![^<]*>)/), line);
         }
       }
@@ -862,8 +869,7 @@ describe(`75 CUDA backend (${cuda.available ? where : 'not available'})`, functi
       const kernelsOf = (env: Record<string, string>, call: () => void): string[] => {
         rmSync(file, { force: true });
         withEnv({ ...env, CBLOSS_EMULATED_TRAFFIC: file }, call);
-        return readFileSync(file, 'utf8').trim().split('\n').map((line) =>
-          (JSON.parse(line) as { kernel: string }).kernel.replace(/^void /, '').replace(/^cbloss::cuda::/, '').replace(/[<(].*$/, ''));
+        return kernelsInTraffic(file).map((k) => k.replace(/<.*$/, ''));
       };
       const rowsKernel = /^(held_rows|shared_rows|cluster_rows)_kernel$/;
       type Case = [string, number, number, Record<string, unknown>, Record<string, string>, string[]];
